@@ -1,0 +1,7 @@
+//! `deploy`: infrastructure as code for a Prometheus + Grafana monitoring stack on ECS Fargate.
+//!
+//! The pipeline flows one way: stack YAML → [`spec`] → lookups → [`render`] → desired
+//! resources ([`model`]) → diff against observed AWS state → [`plan`] → apply.
+//! The planner modules (`spec`, `model`, `diff`, `plan`) never import the AWS SDK.
+
+pub mod model;

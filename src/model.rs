@@ -1,0 +1,687 @@
+//! Resource identities and the normalized attribute shapes shared by every pipeline step.
+//!
+//! Desired resources (built from the stack) and observed resources (read from AWS) use the same
+//! attribute types, already normalized, so the diff compares them field by field. References to
+//! other resources of the stack are held as addresses (`security_group.prometheus`); references
+//! to things outside the stack are held as raw AWS ids. Nothing here knows about the AWS SDK.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// Tag naming the stack that owns a resource.
+pub const TAG_STACK: &str = "deploy:stack";
+/// Tag naming the environment that owns a resource.
+pub const TAG_ENV: &str = "deploy:environment";
+/// Tag holding the hash of the attributes last applied (drift is told apart with it).
+pub const TAG_APPLIED: &str = "deploy:applied";
+/// Tag holding the resource's address in its stack (finds renamed or replaced resources).
+pub const TAG_ADDRESS: &str = "deploy:address";
+
+/// True for tag keys this tool manages itself (never part of the user's `tags`).
+pub fn is_managed_tag(key: &str) -> bool {
+    key.starts_with("deploy:")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    LogGroup,
+    IamRole,
+    SecurityGroup,
+    EcsCluster,
+    TaskDefinition,
+    EcsService,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::LogGroup,
+        Kind::IamRole,
+        Kind::SecurityGroup,
+        Kind::EcsCluster,
+        Kind::TaskDefinition,
+        Kind::EcsService,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::LogGroup => "log_group",
+            Kind::IamRole => "iam_role",
+            Kind::SecurityGroup => "security_group",
+            Kind::EcsCluster => "ecs_cluster",
+            Kind::TaskDefinition => "task_definition",
+            Kind::EcsService => "ecs_service",
+        }
+    }
+
+    /// What an import ID names for this kind (shown in `import` errors and the README).
+    pub fn import_id_hint(self) -> &'static str {
+        match self {
+            Kind::LogGroup => "the log group name, e.g. /ecs/prom-task",
+            Kind::IamRole => "the role name",
+            Kind::SecurityGroup => "the security group id, e.g. sg-0123456789abcdef0",
+            Kind::EcsCluster => "the cluster name",
+            Kind::TaskDefinition => "the task definition family, e.g. prom-task",
+            Kind::EcsService => "the service name",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown resource kind `{s}` (known: {})", known.join(", "))
+            })
+    }
+}
+
+/// The stable name of a resource in plans, errors and `import`: `kind.name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Address {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Address {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.kind, self.name)
+    }
+}
+
+impl FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, name) = s
+            .split_once('.')
+            .ok_or_else(|| format!("`{s}` is not an address of the form kind.name"))?;
+        if name.is_empty() {
+            return Err(format!("`{s}` has an empty name"));
+        }
+        Ok(Address::new(kind.parse()?, name))
+    }
+}
+
+impl From<Address> for String {
+    fn from(a: Address) -> String {
+        a.to_string()
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogGroupAttrs {
+    pub name: String,
+    pub retention_days: Option<i32>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamRoleAttrs {
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    /// Canonical JSON (see [`canonical_policy`]).
+    pub assume_role_policy: Value,
+    /// Inline policy name → canonical policy document.
+    pub inline_policies: BTreeMap<String, Value>,
+    pub managed_policy_arns: BTreeSet<String>,
+    pub tags: Tags,
+}
+
+/// Where a security group rule points: a CIDR block or another group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Peer {
+    Cidr(String),
+    /// An address of this stack (`security_group.grafana`) or a raw group id (`sg-…`).
+    Group(String),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Cidr(c) => f.write_str(c),
+            Peer::Group(g) => f.write_str(g),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Rule {
+    /// `tcp`, `udp`, `icmp` or `-1` (all).
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub peer: Peer,
+    pub description: String,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ports = if self.protocol == "-1" {
+            "all".to_string()
+        } else if self.from_port == self.to_port {
+            format!("{}/{}", self.protocol, self.from_port)
+        } else {
+            format!("{}/{}-{}", self.protocol, self.from_port, self.to_port)
+        };
+        write!(f, "{ports} {}", self.peer)?;
+        if !self.description.is_empty() {
+            write!(f, " ({})", self.description)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupAttrs {
+    /// The group name AWS knows (a replacement gets a suffix; see the EC2 adapter).
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub ingress: BTreeSet<Rule>,
+    pub egress: BTreeSet<Rule>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsClusterAttrs {
+    pub name: String,
+    /// `enabled` or `disabled`.
+    pub container_insights: String,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub container_port: i32,
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfig {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub command: Vec<String>,
+    pub interval: i32,
+    pub timeout: i32,
+    pub retries: i32,
+    pub start_period: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    pub essential: bool,
+    pub cpu: i32,
+    pub memory_reservation: Option<i32>,
+    pub user: Option<String>,
+    pub entry_point: Vec<String>,
+    pub command: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+    pub port_mappings: Vec<PortMapping>,
+    pub log: Option<LogConfig>,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDefinitionAttrs {
+    pub family: String,
+    pub cpu: String,
+    pub memory: String,
+    pub network_mode: String,
+    pub requires_compatibilities: BTreeSet<String>,
+    /// Address of the execution role in this stack, or a role ARN.
+    pub execution_role: Option<String>,
+    /// Address of the task role in this stack, or a role ARN.
+    pub task_role: Option<String>,
+    pub ephemeral_storage_gib: Option<i32>,
+    pub cpu_architecture: String,
+    pub containers: Vec<Container>,
+    pub tags: Tags,
+}
+
+impl TaskDefinitionAttrs {
+    /// The identity of a revision's content: equal content, equal fingerprint. A service's
+    /// `task_definition` attribute holds this, so "which revision runs" diffs by content.
+    pub fn fingerprint(&self) -> String {
+        let mut content = self.clone();
+        content.tags.clear();
+        format!("{}@{}", self.family, short_hash(&content))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsServiceAttrs {
+    pub name: String,
+    /// Address of the cluster in this stack, or an existing cluster's name.
+    pub cluster: String,
+    /// Fingerprint of the task definition content it runs (see [`TaskDefinitionAttrs::fingerprint`]),
+    /// or the raw task definition ARN when that revision is not one this stack can read.
+    pub task_definition: String,
+    pub desired_count: i32,
+    pub launch_type: String,
+    pub platform_version: String,
+    pub subnets: BTreeSet<String>,
+    pub security_groups: BTreeSet<String>,
+    pub assign_public_ip: bool,
+    pub circuit_breaker: bool,
+    pub circuit_breaker_rollback: bool,
+    pub minimum_healthy_percent: i32,
+    pub maximum_percent: i32,
+    pub enable_execute_command: bool,
+    pub propagate_tags: String,
+    pub tags: Tags,
+}
+
+/// The attributes of one resource, by kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "attributes", rename_all = "snake_case")]
+pub enum Attrs {
+    LogGroup(LogGroupAttrs),
+    IamRole(IamRoleAttrs),
+    SecurityGroup(SecurityGroupAttrs),
+    EcsCluster(EcsClusterAttrs),
+    TaskDefinition(TaskDefinitionAttrs),
+    EcsService(EcsServiceAttrs),
+}
+
+impl Attrs {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Attrs::LogGroup(_) => Kind::LogGroup,
+            Attrs::IamRole(_) => Kind::IamRole,
+            Attrs::SecurityGroup(_) => Kind::SecurityGroup,
+            Attrs::EcsCluster(_) => Kind::EcsCluster,
+            Attrs::TaskDefinition(_) => Kind::TaskDefinition,
+            Attrs::EcsService(_) => Kind::EcsService,
+        }
+    }
+
+    /// The attributes as a JSON object, one key per attribute (what the diff walks).
+    pub fn to_map(&self) -> serde_json::Map<String, Value> {
+        let value = match self {
+            Attrs::LogGroup(a) => serde_json::to_value(a),
+            Attrs::IamRole(a) => serde_json::to_value(a),
+            Attrs::SecurityGroup(a) => serde_json::to_value(a),
+            Attrs::EcsCluster(a) => serde_json::to_value(a),
+            Attrs::TaskDefinition(a) => serde_json::to_value(a),
+            Attrs::EcsService(a) => serde_json::to_value(a),
+        }
+        .expect("attributes serialize to JSON");
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("attribute structs serialize to objects"),
+        }
+    }
+
+    /// The user tags of the resource (ownership tags excluded).
+    pub fn tags(&self) -> &Tags {
+        match self {
+            Attrs::LogGroup(a) => &a.tags,
+            Attrs::IamRole(a) => &a.tags,
+            Attrs::SecurityGroup(a) => &a.tags,
+            Attrs::EcsCluster(a) => &a.tags,
+            Attrs::TaskDefinition(a) => &a.tags,
+            Attrs::EcsService(a) => &a.tags,
+        }
+    }
+
+    /// The hash recorded in [`TAG_APPLIED`] after an apply, computed over the attributes
+    /// minus those the stack ignores.
+    pub fn applied_hash(&self, ignore: &BTreeSet<String>) -> String {
+        let mut map = self.to_map();
+        for key in ignore {
+            map.remove(key);
+        }
+        short_hash(&map)
+    }
+
+    /// Addresses of this stack that these attributes refer to.
+    pub fn references(&self) -> BTreeSet<Address> {
+        let mut refs = BTreeSet::new();
+        let mut add = |s: &str| {
+            if let Ok(a) = s.parse::<Address>() {
+                refs.insert(a);
+            }
+        };
+        match self {
+            Attrs::SecurityGroup(a) => {
+                for r in a.ingress.iter().chain(a.egress.iter()) {
+                    if let Peer::Group(g) = &r.peer {
+                        add(g);
+                    }
+                }
+            }
+            Attrs::TaskDefinition(a) => {
+                for r in a.execution_role.iter().chain(a.task_role.iter()) {
+                    add(r);
+                }
+                for c in &a.containers {
+                    if let Some(log) = &c.log {
+                        if let Some(g) = log.options.get("awslogs-group") {
+                            add(g);
+                        }
+                    }
+                }
+            }
+            Attrs::EcsService(a) => {
+                add(&a.cluster);
+                for g in &a.security_groups {
+                    add(g);
+                }
+                if let Some((family, _)) = a.task_definition.split_once('@') {
+                    add(&format!("task_definition.{family}"));
+                }
+            }
+            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) => {}
+        }
+        refs
+    }
+
+    /// Rewrites every reference field with `f` (ids → addresses when observing, addresses →
+    /// ids when applying). `f` returns `None` to keep a value as it is.
+    pub fn map_references(&mut self, f: &dyn Fn(&str) -> Option<String>) {
+        let map = |s: &mut String| {
+            if let Some(n) = f(s) {
+                *s = n;
+            }
+        };
+        match self {
+            Attrs::SecurityGroup(a) => {
+                for set in [&mut a.ingress, &mut a.egress] {
+                    *set = std::mem::take(set)
+                        .into_iter()
+                        .map(|mut r| {
+                            if let Peer::Group(g) = &mut r.peer {
+                                map(g);
+                            }
+                            r
+                        })
+                        .collect();
+                }
+            }
+            Attrs::TaskDefinition(a) => {
+                if let Some(r) = a.execution_role.as_mut() {
+                    map(r);
+                }
+                if let Some(r) = a.task_role.as_mut() {
+                    map(r);
+                }
+                for c in &mut a.containers {
+                    if let Some(log) = c.log.as_mut() {
+                        if let Some(g) = log.options.get_mut("awslogs-group") {
+                            map(g);
+                        }
+                    }
+                }
+            }
+            Attrs::EcsService(a) => {
+                map(&mut a.cluster);
+                a.security_groups = std::mem::take(&mut a.security_groups)
+                    .into_iter()
+                    .map(|mut g| {
+                        map(&mut g);
+                        g
+                    })
+                    .collect();
+            }
+            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) => {}
+        }
+    }
+
+    /// The AWS name this resource is found by (log group name, role name, group name, …).
+    pub fn aws_name(&self) -> &str {
+        match self {
+            Attrs::LogGroup(a) => &a.name,
+            Attrs::IamRole(a) => &a.name,
+            Attrs::SecurityGroup(a) => &a.name,
+            Attrs::EcsCluster(a) => &a.name,
+            Attrs::TaskDefinition(a) => &a.family,
+            Attrs::EcsService(a) => &a.name,
+        }
+    }
+}
+
+/// One resource the stack wants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub address: Address,
+    pub attrs: Attrs,
+    /// Attribute names whose live value is left alone (e.g. `desired_count` under autoscaling).
+    pub ignore: BTreeSet<String>,
+    /// Set when a change that restarts this resource's tasks loses data (Prometheus's TSDB).
+    pub restart_loses: Option<String>,
+}
+
+/// Who owns a live resource, judged from its tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "owner", rename_all = "snake_case")]
+pub enum Ownership {
+    /// Carries this stack's and environment's tags.
+    Owned,
+    /// Carries no ownership tag: made by hand or by another tool.
+    Unowned,
+    /// Owned by another stack or environment.
+    Foreign { stack: String, environment: String },
+}
+
+impl Ownership {
+    pub fn judge(tags: &Tags, stack: &str, environment: &str) -> Ownership {
+        match (tags.get(TAG_STACK), tags.get(TAG_ENV)) {
+            (None, _) => Ownership::Unowned,
+            (Some(s), e) if s == stack && e.map(String::as_str).unwrap_or("") == environment => {
+                Ownership::Owned
+            }
+            (Some(s), e) => Ownership::Foreign {
+                stack: s.clone(),
+                environment: e.cloned().unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// One live resource as read from AWS, already normalized.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub address: Address,
+    /// The id AWS knows it by (ARN, group id, log group name).
+    pub id: String,
+    pub attrs: Attrs,
+    /// All tags, ownership tags included.
+    pub all_tags: Tags,
+    /// Ids the adapter needs later (security group rule ids by rule, revision ARNs…).
+    pub handles: BTreeMap<String, String>,
+}
+
+impl Observed {
+    pub fn ownership(&self, stack: &str, environment: &str) -> Ownership {
+        Ownership::judge(&self.all_tags, stack, environment)
+    }
+
+    pub fn applied_hash(&self) -> Option<&str> {
+        self.all_tags.get(TAG_APPLIED).map(String::as_str)
+    }
+}
+
+/// Hex SHA-256 (first 16 bytes) of a value's canonical JSON. Object keys are sorted because
+/// serde_json maps here preserve insertion order only for display; hashing goes through
+/// [`canonical_json`].
+pub fn short_hash<T: Serialize>(value: &T) -> String {
+    let v = serde_json::to_value(value).expect("hashable value serializes");
+    let text = canonical_json(&v);
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// JSON text with object keys sorted at every level: equal data, equal bytes.
+pub fn canonical_json(v: &Value) -> String {
+    serde_json::to_string(&sort_keys(v)).expect("JSON value serializes")
+}
+
+fn sort_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            let mut out = serde_json::Map::new();
+            for (k, v) in sorted {
+                out.insert(k.clone(), v);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sort_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Normalizes an IAM policy document so that equal policies compare equal: keys sorted,
+/// single strings and one-element lists made the same (lists of actions, resources and
+/// principals become sorted, de-duplicated lists), `Version` defaulted, `Sid`-less statements
+/// sorted by content.
+pub fn canonical_policy(doc: &Value) -> Value {
+    let mut doc = doc.clone();
+    if let Value::Object(m) = &mut doc {
+        m.entry("Version")
+            .or_insert_with(|| Value::String("2012-10-17".into()));
+        if let Some(stmts) = m.get_mut("Statement") {
+            let list = match stmts.take() {
+                Value::Array(a) => a,
+                single => vec![single],
+            };
+            let mut list: Vec<Value> = list.iter().map(canonical_statement).collect();
+            list.sort_by_key(canonical_json);
+            *stmts = Value::Array(list);
+        }
+    }
+    sort_keys(&doc)
+}
+
+fn canonical_statement(stmt: &Value) -> Value {
+    let Value::Object(m) = stmt else {
+        return stmt.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        let v = match k.as_str() {
+            "Action" | "NotAction" | "Resource" | "NotResource" => string_set(v),
+            "Principal" | "NotPrincipal" => match v {
+                Value::Object(p) => Value::Object(
+                    p.iter()
+                        .map(|(pk, pv)| (pk.clone(), string_set(pv)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    sort_keys(&Value::Object(out))
+}
+
+fn string_set(v: &Value) -> Value {
+    let items: BTreeSet<String> = match v {
+        Value::String(s) => [s.clone()].into(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .collect(),
+        other => return other.clone(),
+    };
+    if items.len() == 1 {
+        Value::String(items.into_iter().next().unwrap())
+    } else {
+        Value::Array(items.into_iter().map(Value::String).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn address_round_trips() {
+        let a: Address = "ecs_service.prometheus".parse().unwrap();
+        assert_eq!(a.kind, Kind::EcsService);
+        assert_eq!(a.to_string(), "ecs_service.prometheus");
+        assert!("nope.x".parse::<Address>().is_err());
+        assert!("ecs_service".parse::<Address>().is_err());
+    }
+
+    #[test]
+    fn policies_equal_regardless_of_form() {
+        let a = json!({"Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": ["b", "a"]}]});
+        let b = json!({"Version": "2012-10-17", "Statement": {"Resource": ["a", "b"], "Action": ["logs:PutLogEvents"], "Effect": "Allow"}});
+        assert_eq!(canonical_policy(&a), canonical_policy(&b));
+        let c = json!({"Statement": [{"Effect": "Allow", "Action": "logs:CreateLogStream", "Resource": ["a", "b"]}]});
+        assert_ne!(canonical_policy(&a), canonical_policy(&c));
+    }
+
+    #[test]
+    fn ownership_is_judged_by_stack_and_environment() {
+        let mut tags = Tags::new();
+        assert_eq!(Ownership::judge(&tags, "s", "e"), Ownership::Unowned);
+        tags.insert(TAG_STACK.into(), "s".into());
+        tags.insert(TAG_ENV.into(), "e".into());
+        assert_eq!(Ownership::judge(&tags, "s", "e"), Ownership::Owned);
+        assert!(matches!(
+            Ownership::judge(&tags, "s", "other"),
+            Ownership::Foreign { .. }
+        ));
+    }
+
+    #[test]
+    fn hash_ignores_key_order_and_ignored_attributes() {
+        let a = Attrs::LogGroup(LogGroupAttrs {
+            name: "/x".into(),
+            retention_days: Some(7),
+            tags: Tags::new(),
+        });
+        let mut b = a.clone();
+        if let Attrs::LogGroup(l) = &mut b {
+            l.retention_days = Some(14);
+        }
+        assert_ne!(a.applied_hash(&BTreeSet::new()), b.applied_hash(&BTreeSet::new()));
+        let ignore: BTreeSet<String> = ["retention_days".to_string()].into();
+        assert_eq!(a.applied_hash(&ignore), b.applied_hash(&ignore));
+    }
+}
