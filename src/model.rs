@@ -542,6 +542,46 @@ impl Observed {
     }
 }
 
+/// The existing infrastructure the stack finds by lookup (never by hard-coded id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookups {
+    pub account_id: String,
+    pub region: String,
+    pub vpc_id: String,
+    pub subnet_ids: Vec<String>,
+    pub load_balancer: LoadBalancer,
+}
+
+/// The backend's Application Load Balancer, as looked up through ELBv2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub arn: String,
+    pub dns_name: String,
+    pub vpc_id: String,
+    pub security_groups: Vec<String>,
+}
+
+impl Lookups {
+    /// Clearly marked stand-ins used by `validate`, which makes no AWS call.
+    pub fn placeholders(region: &str) -> Lookups {
+        let p = |what: &str| format!("<lookup:{what}>");
+        Lookups {
+            account_id: p("account_id"),
+            region: region.to_string(),
+            vpc_id: p("vpc_id"),
+            subnet_ids: vec![p("subnet_ids")],
+            load_balancer: LoadBalancer {
+                name: p("load_balancer.name"),
+                arn: p("load_balancer.arn"),
+                dns_name: p("load_balancer.dns_name"),
+                vpc_id: p("vpc_id"),
+                security_groups: vec![p("load_balancer.security_groups")],
+            },
+        }
+    }
+}
+
 /// Hex SHA-256 (first 16 bytes) of a value's canonical JSON. Object keys are sorted because
 /// serde_json maps here preserve insertion order only for display; hashing goes through
 /// [`canonical_json`].
