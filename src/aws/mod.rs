@@ -1,0 +1,223 @@
+//! The only place that talks to AWS: one adapter per service, each converting SDK types to the
+//! project's normalized model types and SDK errors to [`AwsError`].
+//!
+//! Adapters take and return raw AWS ids (group ids, ARNs, names). Turning ids into stack
+//! addresses and back is the planner's and the executor's business, not theirs.
+
+pub mod ec2;
+pub mod ecs;
+pub mod elbv2;
+pub mod iam;
+pub mod logs;
+pub mod tagging;
+
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use std::fmt;
+use std::time::Duration;
+
+/// SDK clients for every service the stack touches, built from one configuration.
+#[derive(Clone)]
+pub struct Aws {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+}
+
+/// How many attempts a throttled or 5xx call gets (the SDK's standard retry mode: exponential
+/// backoff with jitter; access denied and other client errors are not retried).
+pub const MAX_ATTEMPTS: u32 = 6;
+
+impl Aws {
+    /// Loads the standard credential chain (environment, profiles, SSO…); `AWS_ENDPOINT_URL`
+    /// is honoured by the SDK itself. Region: the one given, else the chain's.
+    pub async fn connect(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(10)),
+        );
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_string()));
+        }
+        let config = loader.load().await;
+        let region = config
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| AwsError {
+                service: "config",
+                operation: "LoadRegion",
+                address: None,
+                code: Some("NoRegion".into()),
+                message: "no region: pass --region, set `region:` in the stack, or configure one for the AWS profile".into(),
+                request_id: None,
+            })?;
+        Ok(Aws::from_config(&config, region))
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, region: String) -> Aws {
+        Aws {
+            region,
+            ec2: aws_sdk_ec2::Client::new(config),
+            ecs: aws_sdk_ecs::Client::new(config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(config),
+        }
+    }
+
+    /// The account the credentials belong to (shown in the plan header, used in ARNs).
+    pub async fn account_id(&self) -> Result<String, AwsError> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
+        out.account
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
+    }
+}
+
+/// An AWS call that failed, with everything an operator needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    /// The stack address the call was for, when there is one.
+    pub address: Option<String>,
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl AwsError {
+    /// Converts any SDK error, keeping service, operation, code, message and request id.
+    pub fn from_sdk<E, R>(
+        service: &'static str,
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        use aws_smithy_runtime_api::client::result::SdkError;
+        let (code, message, request_id) = match &err {
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                (
+                    e.code().map(str::to_string),
+                    e.message()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e.to_string()),
+                    e.meta().extra("aws_request_id").map(str::to_string),
+                )
+            }
+            other => (None, display_chain(other), None),
+        };
+        AwsError {
+            service,
+            operation,
+            address: None,
+            code,
+            message,
+            request_id,
+        }
+    }
+
+    pub fn other(service: &'static str, operation: &'static str, message: impl Into<String>) -> Self {
+        AwsError {
+            service,
+            operation,
+            address: None,
+            code: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// Attaches the stack address the call was made for.
+    pub fn at(mut self, address: impl ToString) -> Self {
+        self.address = Some(address.to_string());
+        self
+    }
+
+    pub fn code_is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    /// Not-found answers, which observation turns into "absent".
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some(
+                "NoSuchEntity"
+                    | "ResourceNotFoundException"
+                    | "InvalidGroup.NotFound"
+                    | "ClusterNotFoundException"
+                    | "ServiceNotFoundException"
+                    | "LoadBalancerNotFound"
+            )
+        )
+    }
+}
+
+fn display_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.service, self.operation)?;
+        if let Some(a) = &self.address {
+            write!(f, " for {a}")?;
+        }
+        write!(f, " failed")?;
+        if let Some(c) = &self.code {
+            write!(f, " ({c})")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(r) = &self.request_id {
+            write!(f, " [request id {r}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+/// Shorthand used by every adapter: `.map_err(err("ec2", "CreateSecurityGroup"))`.
+pub fn err<E, R>(
+    service: &'static str,
+    operation: &'static str,
+) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    move |e| AwsError::from_sdk(service, operation, e)
+}
+
+/// Turns a tag map into the pairs each service wants, through a constructor closure.
+pub fn tag_list<T>(tags: &crate::model::Tags, make: impl Fn(&str, &str) -> T) -> Vec<T> {
+    tags.iter().map(|(k, v)| make(k, v)).collect()
+}
