@@ -6,3 +6,12 @@
 
 pub mod model;
 pub mod aws;
+pub mod apply;
+pub mod cli;
+pub mod diff;
+pub mod observe;
+pub mod output;
+pub mod plan;
+pub mod render;
+pub mod run;
+pub mod spec;

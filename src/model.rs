@@ -280,12 +280,13 @@ pub struct TaskDefinitionAttrs {
 }
 
 impl TaskDefinitionAttrs {
-    /// The identity of a revision's content: equal content, equal fingerprint. A service's
-    /// `task_definition` attribute holds this, so "which revision runs" diffs by content.
-    pub fn fingerprint(&self) -> String {
+    /// The identity of a revision's content (tags aside): equal content, equal hash. A
+    /// service's `task_definition` attribute holds `ADDRESS@HASH`, so "which revision runs"
+    /// diffs by content, not by revision number.
+    pub fn content_hash(&self) -> String {
         let mut content = self.clone();
         content.tags.clear();
-        format!("{}@{}", self.family, short_hash(&content))
+        short_hash(&content)
     }
 }
 
@@ -294,8 +295,8 @@ pub struct EcsServiceAttrs {
     pub name: String,
     /// Address of the cluster in this stack, or an existing cluster's name.
     pub cluster: String,
-    /// Fingerprint of the task definition content it runs (see [`TaskDefinitionAttrs::fingerprint`]),
-    /// or the raw task definition ARN when that revision is not one this stack can read.
+    /// `task_definition.KEY@CONTENT_HASH` of the revision it runs (see
+    /// [`TaskDefinitionAttrs::content_hash`]); observed raw, it is the revision ARN.
     pub task_definition: String,
     pub desired_count: i32,
     pub launch_type: String,
@@ -408,8 +409,8 @@ impl Attrs {
                 for g in &a.security_groups {
                     add(g);
                 }
-                if let Some((family, _)) = a.task_definition.split_once('@') {
-                    add(&format!("task_definition.{family}"));
+                if let Some((td, _)) = a.task_definition.split_once('@') {
+                    add(td);
                 }
             }
             Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) => {}

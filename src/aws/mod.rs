@@ -6,6 +6,7 @@
 
 pub mod ec2;
 pub mod ecs;
+pub mod provider;
 pub mod elbv2;
 pub mod iam;
 pub mod logs;

@@ -1,0 +1,173 @@
+//! Carries out one plan step against AWS: resolves the stack addresses in the desired
+//! attributes to the ids known so far, then calls the adapter for that kind.
+
+use super::{ec2, ecs, iam, logs, Aws, AwsError};
+use crate::apply::{Provider, Refs};
+use crate::model::{
+    short_hash, Address, Attrs, Observed, Tags, TAG_ADDRESS, TAG_APPLIED,
+};
+use crate::plan::{Change, StepOp};
+
+pub struct AwsProvider {
+    pub aws: Aws,
+    pub stack: String,
+    pub environment: String,
+    /// Ownership tags (stack, environment) put on everything created or adopted.
+    pub ownership: Tags,
+}
+
+impl AwsProvider {
+    /// The managed tags of a resource: ownership, its address and the last-applied hash.
+    fn managed_tags(&self, change: &Change) -> Tags {
+        let mut tags = self.ownership.clone();
+        tags.insert(TAG_ADDRESS.into(), change.address.to_string());
+        if let Some(d) = &change.desired {
+            tags.insert(TAG_APPLIED.into(), d.attrs.applied_hash(&d.ignore));
+        }
+        tags
+    }
+
+    fn all_tags(&self, change: &Change, attrs: &Attrs) -> Tags {
+        let mut tags = attrs.tags().clone();
+        tags.extend(self.managed_tags(change));
+        tags
+    }
+
+    async fn set_managed_tags(&self, o: &Observed, change: &Change) -> Result<(), AwsError> {
+        let tags = self.managed_tags(change);
+        let aws = &self.aws;
+        match &o.attrs {
+            Attrs::LogGroup(a) => logs::set_tags(aws, &a.name, &tags, &[]).await,
+            Attrs::IamRole(a) => iam::set_tags(aws, &a.name, &tags, &[]).await,
+            Attrs::SecurityGroup(_) => ec2::set_tags(aws, &o.id, &tags, &[]).await,
+            Attrs::EcsCluster(_) | Attrs::EcsService(_) | Attrs::TaskDefinition(_) => {
+                ecs::set_tags(aws, &o.id, &tags, &[]).await
+            }
+        }
+    }
+}
+
+/// Desired attributes with every address replaced by the id known for it.
+pub fn resolve(attrs: &Attrs, refs: &Refs) -> Result<Attrs, AwsError> {
+    let mut missing = Vec::new();
+    let mut out = attrs.clone();
+    let lookup = |s: &str| -> Option<String> {
+        let addr: Address = s.parse().ok()?;
+        refs.get(&addr).cloned()
+    };
+    out.map_references(&|s| lookup(s));
+    if let Attrs::EcsService(svc) = &mut out {
+        if let Some((td, _)) = svc.task_definition.split_once('@') {
+            match lookup(td) {
+                Some(arn) => svc.task_definition = arn,
+                None => missing.push(td.to_string()),
+            }
+        }
+    }
+    for a in out.references() {
+        missing.push(a.to_string());
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(AwsError::other(
+            "deploy",
+            "ResolveReferences",
+            format!("no id known for {}", missing.join(", ")),
+        ))
+    }
+}
+
+impl Provider for AwsProvider {
+    async fn run(&self, op: StepOp, change: &Change, refs: &Refs) -> Result<Option<String>, AwsError> {
+        let aws = &self.aws;
+        let addr = change.address.to_string();
+        match op {
+            StepOp::Create | StepOp::CreateReplacement => {
+                let d = change.desired.as_ref().expect("a create has a desired state");
+                let mut attrs = resolve(&d.attrs, refs)?;
+                let tags = self.all_tags(change, &attrs);
+                let id = match &mut attrs {
+                    Attrs::LogGroup(a) => logs::create_log_group(aws, a, &tags).await?,
+                    Attrs::IamRole(a) => iam::create_role(aws, a, &tags).await?,
+                    Attrs::SecurityGroup(a) => {
+                        if op == StepOp::CreateReplacement {
+                            // Group names are unique per VPC: the new group gets a suffix
+                            // while the old one still exists.
+                            a.name = format!("{}-{}", a.name, &short_hash(&tags)[..8]);
+                        }
+                        ec2::create_security_group(aws, a, &tags).await?
+                    }
+                    Attrs::EcsCluster(a) => ecs::create_cluster(aws, a, &tags).await?,
+                    Attrs::TaskDefinition(a) => {
+                        let hash = d.attrs.applied_hash(&d.ignore);
+                        ecs::register_task_definition(aws, a, &tags, &hash, &self.stack, &self.environment)
+                            .await?
+                    }
+                    Attrs::EcsService(a) => {
+                        let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
+                        ecs::create_service(aws, a, &tags, &token).await?
+                    }
+                };
+                Ok(Some(id))
+            }
+            StepOp::Update => {
+                let d = change.desired.as_ref().expect("an update has a desired state");
+                let o = change.observed.as_ref().expect("an update has a live resource");
+                let after = resolve(&d.attrs, refs)?;
+                match (&o.attrs, &after) {
+                    (Attrs::LogGroup(b), Attrs::LogGroup(a)) => {
+                        logs::update_log_group(aws, &b.name, b, a).await?
+                    }
+                    (Attrs::IamRole(b), Attrs::IamRole(a)) => iam::update_role(aws, &b.name, b, a).await?,
+                    (Attrs::SecurityGroup(b), Attrs::SecurityGroup(a)) => {
+                        ec2::update_security_group(aws, &o.id, b, a, &o.handles).await?
+                    }
+                    (Attrs::EcsCluster(b), Attrs::EcsCluster(a)) => {
+                        ecs::update_cluster(aws, &o.id, b, a).await?
+                    }
+                    (Attrs::EcsService(b), Attrs::EcsService(a)) => {
+                        let mut a = a.clone();
+                        for ignored in &d.ignore {
+                            keep_live(&mut a, b, ignored);
+                        }
+                        ecs::update_service(aws, &b.cluster, &b.name, b, &a).await?
+                    }
+                    // Revisions are immutable: content changes are planned as new revisions,
+                    // so an update here only adopts the revision (tags below).
+                    (Attrs::TaskDefinition(_), Attrs::TaskDefinition(_)) => {}
+                    _ => {
+                        return Err(AwsError::other("deploy", "Update", "live and desired kinds differ").at(&addr));
+                    }
+                }
+                self.set_managed_tags(o, change).await?;
+                Ok(Some(o.id.clone()))
+            }
+            StepOp::Delete | StepOp::DeleteReplaced => {
+                let o = change.observed.as_ref().expect("a delete has a live resource");
+                match &o.attrs {
+                    Attrs::LogGroup(a) => logs::delete_log_group(aws, &a.name).await?,
+                    Attrs::IamRole(a) => iam::delete_role(aws, &a.name).await?,
+                    Attrs::SecurityGroup(_) => ec2::delete_security_group(aws, &o.id).await?,
+                    Attrs::EcsCluster(_) => ecs::delete_cluster(aws, &o.id).await?,
+                    Attrs::TaskDefinition(a) => {
+                        ecs::deregister_owned_revisions(aws, &a.family, &self.stack, &self.environment)
+                            .await?;
+                    }
+                    Attrs::EcsService(a) => ecs::delete_service(aws, &a.cluster, &a.name).await?,
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// For an ignored attribute, the update sends the live value (so it is left alone).
+fn keep_live(after: &mut crate::model::EcsServiceAttrs, live: &crate::model::EcsServiceAttrs, attr: &str) {
+    match attr {
+        "desired_count" => after.desired_count = live.desired_count,
+        "task_definition" => after.task_definition = live.task_definition.clone(),
+        "tags" => after.tags = live.tags.clone(),
+        _ => {}
+    }
+}

@@ -1,0 +1,464 @@
+//! Desired × observed → plan. Pure: plain values in, plan data out, no AWS.
+//!
+//! Observed resources arrive with raw ids; the first thing done here is to rewrite ids that
+//! name resources of this stack into addresses, so both sides speak the same language.
+
+use crate::model::{
+    Address, Attrs, Desired, Kind, Observed, Ownership, TaskDefinitionAttrs,
+};
+use crate::plan::{order_steps, Action, AttrChange, Cause, Change, Conflict, Plan};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What observation found.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    /// Live resources found by each desired address's name (or address tag). Several when a
+    /// replacement was interrupted.
+    pub found: BTreeMap<Address, Vec<Observed>>,
+    /// Resources carrying this stack's ownership tags that no desired address found.
+    pub owned_elsewhere: Vec<Observed>,
+    /// Task definition revisions that services run, by ARN (raw ids).
+    pub revisions: BTreeMap<String, TaskDefinitionAttrs>,
+}
+
+pub struct DiffInput<'a> {
+    pub stack: &'a str,
+    pub environment: &'a str,
+    pub account_id: &'a str,
+    pub region: &'a str,
+    pub desired: &'a [Desired],
+    pub world: &'a World,
+    /// Address → the id an `imports` entry adopts.
+    pub imports: &'a BTreeMap<Address, String>,
+    /// Plan the removal of everything owned instead of convergence.
+    pub destroy: bool,
+}
+
+/// Attributes whose change cannot be made in place.
+pub fn forces_replacement(kind: Kind, attr: &str) -> bool {
+    matches!(
+        (kind, attr),
+        (Kind::SecurityGroup, "description" | "vpc_id")
+            | (Kind::IamRole, "path")
+            | (Kind::EcsService, "launch_type")
+    )
+}
+
+/// Attributes that identify the resource (how it is found), never diffed.
+fn is_identity(kind: Kind, attr: &str) -> bool {
+    matches!(
+        (kind, attr),
+        (Kind::SecurityGroup, "name")
+            | (Kind::LogGroup, "name")
+            | (Kind::IamRole, "name")
+            | (Kind::EcsCluster, "name")
+            | (Kind::TaskDefinition, "family")
+            | (Kind::EcsService, "name" | "cluster")
+    )
+}
+
+/// Rewrites raw ids naming resources of this stack into addresses.
+struct IdMap {
+    by_id: BTreeMap<String, Address>,
+    role_names: BTreeMap<String, Address>,
+    cluster_names: BTreeMap<String, Address>,
+    families: BTreeMap<String, Address>,
+}
+
+impl IdMap {
+    fn new(desired: &[Desired], world: &World) -> IdMap {
+        let mut by_id = BTreeMap::new();
+        let mut role_names = BTreeMap::new();
+        let mut cluster_names = BTreeMap::new();
+        let mut families = BTreeMap::new();
+        for d in desired {
+            match &d.attrs {
+                Attrs::LogGroup(a) => {
+                    by_id.insert(a.name.clone(), d.address.clone());
+                }
+                Attrs::IamRole(a) => {
+                    role_names.insert(a.name.clone(), d.address.clone());
+                }
+                Attrs::EcsCluster(a) => {
+                    cluster_names.insert(a.name.clone(), d.address.clone());
+                }
+                Attrs::TaskDefinition(a) => {
+                    families.insert(a.family.clone(), d.address.clone());
+                }
+                _ => {}
+            }
+        }
+        for (addr, list) in &world.found {
+            for o in list {
+                by_id.insert(o.id.clone(), addr.clone());
+            }
+        }
+        for o in &world.owned_elsewhere {
+            by_id.insert(o.id.clone(), o.address.clone());
+            match &o.attrs {
+                Attrs::IamRole(a) => {
+                    role_names.insert(a.name.clone(), o.address.clone());
+                }
+                Attrs::EcsCluster(a) => {
+                    cluster_names.insert(a.name.clone(), o.address.clone());
+                }
+                Attrs::LogGroup(a) => {
+                    by_id.insert(a.name.clone(), o.address.clone());
+                }
+                Attrs::TaskDefinition(a) => {
+                    families
+                        .entry(a.family.clone())
+                        .or_insert_with(|| o.address.clone());
+                }
+                _ => {}
+            }
+        }
+        IdMap {
+            by_id,
+            role_names,
+            cluster_names,
+            families,
+        }
+    }
+
+    fn address_of(&self, raw: &str) -> Option<String> {
+        if let Some(a) = self.by_id.get(raw) {
+            return Some(a.to_string());
+        }
+        if raw.starts_with("arn:aws:iam::") {
+            let name = raw.rsplit('/').next()?;
+            return self.role_names.get(name).map(|a| a.to_string());
+        }
+        let cluster = raw
+            .strip_prefix("arn:")
+            .and_then(|_| raw.split(":cluster/").nth(1))
+            .unwrap_or(raw);
+        self.cluster_names.get(cluster).map(|a| a.to_string())
+    }
+
+    fn to_addresses(&self, o: &Observed, world: &World) -> Observed {
+        let mut o = o.clone();
+        o.attrs.map_references(&|raw| self.address_of(raw));
+        if let Attrs::EcsService(s) = &mut o.attrs {
+            if let Some(rev) = world.revisions.get(&s.task_definition) {
+                let mut rev = Attrs::TaskDefinition(rev.clone());
+                rev.map_references(&|raw| self.address_of(raw));
+                if let Attrs::TaskDefinition(rev) = rev {
+                    let owner = self
+                        .families
+                        .get(&rev.family)
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| rev.family.clone());
+                    s.task_definition = format!("{owner}@{}", rev.content_hash());
+                }
+            }
+        }
+        o
+    }
+}
+
+/// Computes the plan.
+pub fn diff(input: &DiffInput) -> Plan {
+    let ids = IdMap::new(input.desired, input.world);
+    let mut changes = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut warnings = Vec::new();
+
+    for d in input.desired {
+        // Each candidate twice: with ids rewritten to addresses (to compare) and raw (to act).
+        let candidates: Vec<(Observed, &Observed)> = input
+            .world
+            .found
+            .get(&d.address)
+            .map(|l| {
+                l.iter()
+                    .map(|o| (ids.to_addresses(o, input.world), o))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let owned: Vec<&(Observed, &Observed)> = candidates
+            .iter()
+            .filter(|(o, _)| o.ownership(input.stack, input.environment) == Ownership::Owned)
+            .collect();
+        let import_id = input.imports.get(&d.address);
+        let adopted: Option<&(Observed, &Observed)> = import_id.and_then(|id| {
+            candidates
+                .iter()
+                .find(|(o, _)| &o.id == id || o.attrs.aws_name() == id)
+        });
+
+        if input.destroy {
+            for (o, raw) in &owned {
+                changes.push(delete_change(o, raw, Cause::Destroy));
+            }
+            continue;
+        }
+
+        let primary: Option<(&(Observed, &Observed), bool)> = match (owned.first(), adopted) {
+            (Some(o), _) => Some((o, false)),
+            (None, Some(o)) => Some((o, true)),
+            (None, None) => None,
+        };
+        // Extra owned copies (an interrupted replacement) go.
+        for (o, raw) in owned.iter().skip(1) {
+            changes.push(delete_change(o, raw, Cause::Removed));
+        }
+        match primary {
+            None => {
+                if let Some(id) = import_id {
+                    conflicts.push(Conflict {
+                        address: d.address.clone(),
+                        id: id.clone(),
+                        owner: Ownership::Unowned,
+                        message: format!(
+                            "imports names {id} for {}, but no such {} was found",
+                            d.address, d.address.kind
+                        ),
+                    });
+                }
+                // A same-named resource owned by nobody (or by someone else) blocks creation.
+                if let Some((o, _)) = candidates.first() {
+                    conflicts.push(conflict_for(d, o, input));
+                    continue;
+                }
+                let mut c = create_change(d);
+                if d.address.kind == Kind::TaskDefinition {
+                    c.new_revision = true;
+                }
+                changes.push(c);
+            }
+            Some(((o, raw), adopting)) => {
+                changes.push(update_change(d, o, raw, adopting));
+            }
+        }
+    }
+
+    // Owned resources that no desired resource found: removed from the stack, renamed, or
+    // left over from an interrupted replacement.
+    for o in &input.world.owned_elsewhere {
+        {
+            let mapped = ids.to_addresses(o, input.world);
+            changes.push(delete_change(
+                &mapped,
+                o,
+                if input.destroy {
+                    Cause::Destroy
+                } else {
+                    Cause::Removed
+                },
+            ));
+        }
+    }
+
+    add_dependency_updates(&mut changes);
+
+    // Restart warnings: a new revision or a replaced service restarts the tasks.
+    for c in changes.iter_mut() {
+        let restarts = match c.address.kind {
+            Kind::EcsService => {
+                c.action == Action::Replace
+                    || c.action == Action::Delete
+                    || c.attrs.iter().any(|a| a.name == "task_definition")
+            }
+            _ => false,
+        };
+        let loses = c
+            .desired
+            .as_ref()
+            .and_then(|d| d.restart_loses.clone())
+            .or_else(|| {
+                (c.action == Action::Delete).then(|| "the data its tasks keep on ephemeral storage".to_string())
+            });
+        if restarts {
+            if let Some(loses) = loses {
+                c.warnings.push(format!(
+                    "this change restarts the tasks of {}: {loses} is lost",
+                    c.address
+                ));
+            }
+        }
+    }
+    for c in &changes {
+        warnings.extend(c.warnings.iter().cloned());
+    }
+
+    changes.sort_by(|a, b| {
+        crate::plan::rank(a.address.kind)
+            .cmp(&crate::plan::rank(b.address.kind))
+            .then(a.address.cmp(&b.address))
+    });
+    let steps = order_steps(&changes);
+    Plan {
+        stack: input.stack.to_string(),
+        environment: input.environment.to_string(),
+        account_id: input.account_id.to_string(),
+        region: input.region.to_string(),
+        destroy: input.destroy,
+        changes,
+        conflicts,
+        warnings,
+        steps,
+    }
+}
+
+fn conflict_for(d: &Desired, o: &Observed, input: &DiffInput) -> Conflict {
+    let owner = o.ownership(input.stack, input.environment);
+    let whose = match &owner {
+        Ownership::Foreign { stack, environment } => {
+            format!("belongs to stack `{stack}` environment `{environment}`")
+        }
+        _ => "carries no ownership tags (made by hand or by another tool)".to_string(),
+    };
+    Conflict {
+        address: d.address.clone(),
+        id: o.id.clone(),
+        owner: owner.clone(),
+        message: format!(
+            "a {} named `{}` already exists ({}) and {whose}; deploy will not change or delete it. \
+             To adopt it, run: deploy import {} {}",
+            d.address.kind,
+            o.attrs.aws_name(),
+            o.id,
+            d.address,
+            import_id_for(o)
+        ),
+    }
+}
+
+fn import_id_for(o: &Observed) -> String {
+    match o.address.kind {
+        Kind::SecurityGroup => o.id.clone(),
+        _ => o.attrs.aws_name().to_string(),
+    }
+}
+
+fn create_change(d: &Desired) -> Change {
+    let attrs = d
+        .attrs
+        .to_map()
+        .into_iter()
+        .map(|(name, v)| AttrChange {
+            name,
+            before: None,
+            after: Some(v),
+            forces_replacement: false,
+        })
+        .collect();
+    Change {
+        address: d.address.clone(),
+        action: Action::Create,
+        cause: Some(Cause::New),
+        attrs,
+        desired: Some(d.clone()),
+        observed: None,
+        live_references: BTreeSet::new(),
+        new_revision: false,
+        warnings: vec![],
+    }
+}
+
+fn delete_change(mapped: &Observed, raw: &Observed, cause: Cause) -> Change {
+    Change {
+        address: mapped.address.clone(),
+        action: Action::Delete,
+        cause: Some(cause),
+        attrs: vec![],
+        desired: None,
+        observed: Some(raw.clone()),
+        live_references: mapped.attrs.references(),
+        new_revision: false,
+        warnings: vec![],
+    }
+}
+
+fn update_change(d: &Desired, o: &Observed, raw: &Observed, adopting: bool) -> Change {
+    let kind = d.address.kind;
+    let want = d.attrs.to_map();
+    let have = o.attrs.to_map();
+    let mut attrs = Vec::new();
+    for (name, after) in &want {
+        if is_identity(kind, name) || d.ignore.contains(name) {
+            continue;
+        }
+        let before = have.get(name);
+        if before != Some(after) {
+            attrs.push(AttrChange {
+                name: name.clone(),
+                before: before.cloned(),
+                after: Some(after.clone()),
+                forces_replacement: forces_replacement(kind, name),
+            });
+        }
+    }
+    let changed = !attrs.is_empty();
+    let action = if attrs.iter().any(|a| a.forces_replacement) {
+        Action::Replace
+    } else if changed || adopting {
+        Action::Update
+    } else {
+        Action::NoOp
+    };
+    let cause = if adopting {
+        Some(Cause::Import)
+    } else if changed {
+        let recorded = o.applied_hash();
+        let live_hash = o.attrs.applied_hash(&d.ignore);
+        let want_hash = d.attrs.applied_hash(&d.ignore);
+        let drifted = recorded != Some(live_hash.as_str());
+        let edited = recorded != Some(want_hash.as_str());
+        Some(match (drifted, edited) {
+            (true, true) if recorded.is_some() => Cause::DriftAndStackEdit,
+            (true, _) => Cause::Drift,
+            _ => Cause::StackEdit,
+        })
+    } else {
+        None
+    };
+    let new_revision = kind == Kind::TaskDefinition && changed;
+    Change {
+        address: d.address.clone(),
+        // A task definition is immutable: a change registers a new revision.
+        action: if new_revision { Action::Create } else { action },
+        cause,
+        attrs,
+        desired: Some(d.clone()),
+        observed: Some(raw.clone()),
+        live_references: o.attrs.references(),
+        new_revision,
+        warnings: vec![],
+    }
+}
+
+/// When a security group is replaced, resources using it must move to the new group: they
+/// get an update even if nothing else about them changed.
+fn add_dependency_updates(changes: &mut [Change]) {
+    let replaced: BTreeSet<Address> = changes
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+        .map(|c| c.address.clone())
+        .collect();
+    if replaced.is_empty() {
+        return;
+    }
+    for c in changes.iter_mut() {
+        let Some(d) = &c.desired else { continue };
+        let refs = d.attrs.references();
+        let hit: Vec<&Address> = refs.iter().filter(|a| replaced.contains(a)).collect();
+        if hit.is_empty() || c.observed.is_none() {
+            continue;
+        }
+        if c.action == Action::NoOp {
+            c.action = Action::Update;
+            c.cause = Some(Cause::Dependency);
+        }
+        for a in hit {
+            c.attrs.push(AttrChange {
+                name: format!("({a})"),
+                before: Some(Value::String("current id".into())),
+                after: Some(Value::String(format!("id of the new {a}"))),
+                forces_replacement: false,
+            });
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Human-readable plans and apply reports. The printers build strings; the caller decides
+//! where they go (plans to stdout, progress to stderr).
+
+use crate::apply::{Outcome, Report};
+use crate::plan::{Action, Cause, Change, Plan};
+use serde_json::Value;
+use std::fmt::Write;
+
+fn cause_text(c: Option<Cause>) -> &'static str {
+    match c {
+        Some(Cause::New) | None => "",
+        Some(Cause::StackEdit) => "  (changed in the stack)",
+        Some(Cause::Drift) => "  (changed outside deploy)",
+        Some(Cause::DriftAndStackEdit) => "  (changed outside deploy and in the stack)",
+        Some(Cause::Removed) => "  (no longer in the stack)",
+        Some(Cause::Import) => "  (adopted: ownership tags are added)",
+        Some(Cause::Destroy) => "",
+        Some(Cause::Dependency) => "  (follows a replacement it depends on)",
+    }
+}
+
+fn value(v: &Option<Value>) -> String {
+    match v {
+        None => "(none)".into(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn head_line(c: &Change) -> String {
+    let what = if c.new_revision {
+        let family = c
+            .desired
+            .as_ref()
+            .map(|d| d.attrs.aws_name().to_string())
+            .unwrap_or_default();
+        format!("  (new revision of {family}; services using it roll to it)")
+    } else {
+        String::new()
+    };
+    let id = match (&c.observed, c.action) {
+        (Some(o), Action::Delete | Action::Replace) => format!("  [{}]", o.id),
+        _ => String::new(),
+    };
+    format!(
+        "{:>3} {}{}{}{}",
+        c.action.symbol(),
+        c.address,
+        id,
+        what,
+        cause_text(c.cause)
+    )
+}
+
+/// The plan as a reviewer reads it.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Stack {} ({}) in account {}, region {}",
+        plan.stack, plan.environment, plan.account_id, plan.region
+    );
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(out, "\nConflicts (nothing will be changed until they are resolved):");
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "  ! {}: {}", c.address, c.message);
+        }
+    }
+    let changes: Vec<&Change> = plan.changes.iter().filter(|c| !c.is_noop()).collect();
+    if changes.is_empty() {
+        if plan.conflicts.is_empty() {
+            let _ = writeln!(out, "\nNo changes.");
+        }
+        return out;
+    }
+    let drift: Vec<&&Change> = changes
+        .iter()
+        .filter(|c| matches!(c.cause, Some(Cause::Drift | Cause::DriftAndStackEdit)))
+        .collect();
+    if !drift.is_empty() {
+        let _ = writeln!(out, "\nChanged outside deploy (will be repaired):");
+        for c in drift {
+            let names: Vec<&str> = c.attrs.iter().map(|a| a.name.as_str()).collect();
+            let _ = writeln!(out, "  {}: {}", c.address, names.join(", "));
+        }
+    }
+    let _ = writeln!(out);
+    for c in &changes {
+        let _ = writeln!(out, "{}", head_line(c));
+        if c.action == Action::Create && !c.new_revision {
+            for a in &c.attrs {
+                let _ = writeln!(out, "      {}: {}", a.name, value(&a.after));
+            }
+        } else if c.action != Action::Delete {
+            for a in &c.attrs {
+                let _ = writeln!(
+                    out,
+                    "      ~ {}: {} -> {}{}",
+                    a.name,
+                    value(&a.before),
+                    value(&a.after),
+                    if a.forces_replacement {
+                        "   # forces replacement"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        for w in &c.warnings {
+            let _ = writeln!(out, "      ! {w}");
+        }
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings:");
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  ! {w}");
+        }
+    }
+    let s = plan.summary();
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to add, {} to change, {} to replace, {} to destroy.",
+        s.add, s.change, s.replace, s.destroy
+    );
+    out
+}
+
+/// What an apply did, for the end of its output.
+pub fn report_text(report: &Report) -> String {
+    let mut out = String::new();
+    let (mut done, mut failed, mut not_started) = (vec![], vec![], vec![]);
+    for (addr, op, o) in &report.outcomes {
+        let label = format!("{addr} ({})", format!("{op:?}").to_lowercase());
+        match o {
+            Outcome::Done => done.push(label),
+            Outcome::Failed(m) => failed.push(format!("{label}: {m}")),
+            Outcome::NotStarted => not_started.push(label),
+        }
+    }
+    if report.succeeded() {
+        let _ = writeln!(out, "Apply complete: {} steps done.", done.len());
+        return out;
+    }
+    if report.interrupted {
+        let _ = writeln!(out, "Interrupted: no new change was started; changes in flight finished.");
+    }
+    let _ = writeln!(out, "Done ({}):", done.len());
+    for d in &done {
+        let _ = writeln!(out, "  {d}");
+    }
+    let _ = writeln!(out, "Failed ({}):", failed.len());
+    for f in &failed {
+        let _ = writeln!(out, "  {f}");
+    }
+    let _ = writeln!(out, "Not started ({}):", not_started.len());
+    for n in &not_started {
+        let _ = writeln!(out, "  {n}");
+    }
+    let _ = writeln!(out, "Run the same command again to converge.");
+    out
+}

@@ -1,0 +1,274 @@
+//! The plan as data: one change per resource with before/after values and reasons, the
+//! conflicts that block an apply, and the ordered steps the executor carries out without
+//! re-deciding anything.
+
+use crate::model::{Address, Desired, Kind, Observed, Ownership};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// What happens to one resource: a closed set, as in Terraform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// Why a resource changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Not there yet.
+    New,
+    /// The stack file changed since the last apply.
+    StackEdit,
+    /// Someone changed the live resource outside deploy.
+    Drift,
+    /// Both of the above.
+    DriftAndStackEdit,
+    /// Owned by the stack but no longer in it.
+    Removed,
+    /// Adopted by an `imports` entry.
+    Import,
+    /// `deploy destroy`.
+    Destroy,
+    /// Follows another resource's replacement (it must point at the new id).
+    Dependency,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub forces_replacement: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    pub cause: Option<Cause>,
+    /// Changed attributes only.
+    pub attrs: Vec<AttrChange>,
+    pub desired: Option<Desired>,
+    /// The live resource this change acts on, with raw AWS ids.
+    pub observed: Option<Observed>,
+    /// Addresses the live resource refers to now (deletes wait for these to let go).
+    pub live_references: BTreeSet<Address>,
+    /// The change registers a new task definition revision (older ones stay for rollback).
+    pub new_revision: bool,
+    pub warnings: Vec<String>,
+}
+
+impl Change {
+    pub fn is_noop(&self) -> bool {
+        self.action == Action::NoOp
+    }
+}
+
+/// A live resource with the stack's name that the stack may not touch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub address: Address,
+    pub id: String,
+    pub owner: Ownership,
+    pub message: String,
+}
+
+/// One unit of work for the executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Index into `Plan::changes`.
+    pub change: usize,
+    pub op: StepOp,
+    /// Indexes of steps that must finish first.
+    pub after: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOp {
+    Create,
+    Update,
+    Delete,
+    /// First half of a replace: the new resource (created before the old one goes).
+    CreateReplacement,
+    /// Second half of a replace: the old resource, once nothing uses it.
+    DeleteReplaced,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub stack: String,
+    pub environment: String,
+    pub account_id: String,
+    pub region: String,
+    pub destroy: bool,
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+    pub warnings: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| !c.is_noop())
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+}
+
+/// Creation rank of a kind: what must exist before what. Deletion runs the other way.
+pub fn rank(kind: Kind) -> u8 {
+    match kind {
+        Kind::LogGroup | Kind::IamRole | Kind::SecurityGroup | Kind::EcsCluster => 0,
+        Kind::TaskDefinition => 1,
+        Kind::EcsService => 2,
+    }
+}
+
+/// Orders the changes into steps: creates and updates after what they reference, a
+/// replacement's new half before its dependents' updates and its old half after them,
+/// deletes after every create/update and in reverse dependency order.
+pub fn order_steps(changes: &[Change]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    // Forward phase.
+    for (i, c) in changes.iter().enumerate() {
+        let op = match c.action {
+            Action::Create => StepOp::Create,
+            Action::Update => StepOp::Update,
+            Action::Replace => StepOp::CreateReplacement,
+            Action::Delete | Action::NoOp => continue,
+        };
+        steps.push(Step {
+            change: i,
+            op,
+            after: vec![],
+        });
+    }
+    // Forward dependencies: a step waits for the forward steps of what its desired state
+    // references.
+    let forward: Vec<(usize, Address)> = steps
+        .iter()
+        .enumerate()
+        .map(|(si, s)| (si, changes[s.change].address.clone()))
+        .collect();
+    for si in 0..steps.len() {
+        let refs = changes[steps[si].change]
+            .desired
+            .as_ref()
+            .map(|d| d.attrs.references())
+            .unwrap_or_default();
+        steps[si].after = forward
+            .iter()
+            .filter(|(other, a)| *other != si && refs.contains(a))
+            .map(|(other, _)| *other)
+            .collect();
+    }
+    let forward_count = steps.len();
+    // Backward phase: old halves of replacements and deletes.
+    let mut backward: Vec<Step> = Vec::new();
+    for (i, c) in changes.iter().enumerate() {
+        let op = match c.action {
+            Action::Replace => StepOp::DeleteReplaced,
+            Action::Delete => StepOp::Delete,
+            _ => continue,
+        };
+        backward.push(Step {
+            change: i,
+            op,
+            after: vec![],
+        });
+    }
+    let observed_refs = |s: &Step| &changes[s.change].live_references;
+    for bi in 0..backward.len() {
+        let target = changes[backward[bi].change].address.clone();
+        // Every forward step first: dependents have moved to the new resources by then.
+        let mut after: Vec<usize> = (0..forward_count).collect();
+        for (bj, other) in backward.iter().enumerate() {
+            if bj == bi {
+                continue;
+            }
+            let other_addr = &changes[other.change].address;
+            // Whatever still references the target (live) goes first; so does anything of a
+            // later creation rank (services before task definitions before the rest).
+            if observed_refs(other).contains(&target)
+                || rank(other_addr.kind) > rank(target.kind)
+            {
+                after.push(forward_count + bj);
+            }
+        }
+        backward[bi].after = after;
+    }
+    // A non-security-group replace cannot keep both: delete the old first, then create.
+    let mut all: Vec<Step> = steps.into_iter().chain(backward).collect();
+    for si in 0..forward_count {
+        let c = &changes[all[si].change];
+        if all[si].op == StepOp::CreateReplacement && c.address.kind != Kind::SecurityGroup {
+            if let Some(del) = (forward_count..all.len())
+                .find(|&j| all[j].change == all[si].change && all[j].op == StepOp::DeleteReplaced)
+            {
+                all[del].after.retain(|&x| x != si);
+                // The old half must not wait on forward steps that wait on this one.
+                let waits_on_this: Vec<usize> = (0..forward_count)
+                    .filter(|&k| depends_transitively(&all, k, si))
+                    .collect();
+                all[del].after.retain(|x| !waits_on_this.contains(x));
+                all[si].after.push(del);
+            }
+        }
+    }
+    all
+}
+
+fn depends_transitively(steps: &[Step], from: usize, target: usize) -> bool {
+    let mut stack = vec![from];
+    let mut seen = vec![false; steps.len()];
+    while let Some(s) = stack.pop() {
+        if s == target {
+            return true;
+        }
+        if std::mem::replace(&mut seen[s], true) {
+            continue;
+        }
+        stack.extend(steps[s].after.iter().copied());
+    }
+    false
+}

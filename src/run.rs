@@ -1,0 +1,484 @@
+//! Runs one command: loads the stack, looks things up, plans, applies; and is the one place
+//! that maps outcomes to exit codes (0 success, 1 error or refused plan, 130 interrupted).
+
+use crate::apply::{self, Refs, Reporter, StepResult};
+use crate::aws::provider::AwsProvider;
+use crate::aws::{ecs, Aws, AwsError};
+use crate::cli::{AwsArgs, Cli, Command, StackArgs};
+use crate::diff::{self, DiffInput};
+use crate::model::{Address, Attrs, Kind, Lookups};
+use crate::observe;
+use crate::output;
+use crate::plan::{Change, Plan, Step};
+use crate::render::Templates;
+use crate::spec::{self, Built, LoadedStack};
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ECS refuses RegisterTaskDefinition requests over 64 KiB.
+pub const TASK_DEFINITION_LIMIT: usize = 65536;
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    Spec(spec::SpecErrors),
+    Aws(AwsError),
+    /// The plan cannot be applied (ownership conflicts).
+    Refused(String),
+    /// Some steps failed or never started.
+    Incomplete { interrupted: bool },
+    Other(String),
+}
+
+impl From<spec::SpecErrors> for Failure {
+    fn from(e: spec::SpecErrors) -> Self {
+        Failure::Spec(e)
+    }
+}
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        Failure::Aws(e)
+    }
+}
+
+pub fn main(cli: Cli) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(()) => 0,
+        Err(f) => {
+            match &f {
+                Failure::Spec(e) => eprintln!("{e}"),
+                Failure::Aws(e) => eprintln!("error: {e}"),
+                Failure::Refused(m) | Failure::Other(m) => eprintln!("error: {m}"),
+                Failure::Incomplete { .. } => {}
+            }
+            match f {
+                Failure::Incomplete { interrupted: true } => 130,
+                _ => 1,
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Validate { stack } => validate(&stack),
+        Command::Render { stack, aws, out } => render(&stack, &aws, &out).await,
+        Command::Plan {
+            stack,
+            aws,
+            destroy,
+        } => {
+            let ctx = Context::load(&stack, &aws).await?;
+            let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
+            print!("{}", output::plan_text(&planned.plan));
+            refuse_conflicts(&planned.plan)
+        }
+        Command::Apply {
+            stack,
+            aws,
+            auto_approve,
+        } => apply_cmd(&stack, &aws, auto_approve, false).await,
+        Command::Destroy {
+            stack,
+            aws,
+            auto_approve,
+        } => apply_cmd(&stack, &aws, auto_approve, true).await,
+        Command::Import {
+            stack,
+            aws,
+            address,
+            id,
+        } => import(&stack, &aws, &address, &id).await,
+    }
+}
+
+fn refuse_conflicts(plan: &Plan) -> Result<(), Failure> {
+    if plan.conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Refused(format!(
+            "{} ownership conflict(s): the stack names resources it does not own (see above); nothing was changed",
+            plan.conflicts.len()
+        )))
+    }
+}
+
+fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
+    let loaded = spec::load(&args.file)?;
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+/// Sizes of the task definition requests, refusing any over the ECS limit.
+fn check_sizes(loaded: &LoadedStack, built: &Built, lookups: &Lookups) -> Result<Vec<(String, usize)>, Failure> {
+    let refs = deterministic_refs(loaded, lookups);
+    let mut sizes = Vec::new();
+    let mut errors = Vec::new();
+    for d in &built.desired {
+        if let Attrs::TaskDefinition(_) = &d.attrs {
+            let resolved = resolve_loosely(&d.attrs, &refs);
+            let Attrs::TaskDefinition(td) = &resolved else { unreachable!() };
+            let body = ecs::register_request_json(td, &td.tags);
+            let size = serde_json::to_vec(&body).map(|v| v.len()).unwrap_or(0);
+            if size > TASK_DEFINITION_LIMIT {
+                errors.push(loaded.error_at(
+                    &format!("task_definitions.{}", d.address.name),
+                    format!("the RegisterTaskDefinition request is {size} bytes, over ECS's limit of {TASK_DEFINITION_LIMIT}"),
+                ));
+            }
+            sizes.push((td.family.clone(), size));
+        }
+    }
+    if errors.is_empty() {
+        Ok(sizes)
+    } else {
+        Err(Failure::Spec(spec::SpecErrors(errors)))
+    }
+}
+
+/// Ids that follow from names alone (role ARNs, log group names, cluster names), so
+/// `validate` and `render` can show the exact requests before anything exists.
+fn deterministic_refs(loaded: &LoadedStack, lookups: &Lookups) -> Refs {
+    let mut refs = Refs::new();
+    let s = &loaded.stack;
+    for (k, r) in &s.iam_roles {
+        let path = r.path.clone().unwrap_or_else(|| format!("/deploy/{}/", s.stack));
+        refs.insert(
+            Address::new(Kind::IamRole, k),
+            format!(
+                "arn:aws:iam::{}:role{path}{}",
+                lookups.account_id,
+                spec::role_aws_name(r, &lookups.region)
+            ),
+        );
+    }
+    for (k, g) in &s.log_groups {
+        refs.insert(Address::new(Kind::LogGroup, k), g.name.clone());
+    }
+    for (k, c) in &s.clusters {
+        refs.insert(Address::new(Kind::EcsCluster, k), c.name.clone());
+    }
+    refs
+}
+
+fn resolve_loosely(attrs: &Attrs, refs: &Refs) -> Attrs {
+    let mut out = attrs.clone();
+    out.map_references(&|s| s.parse::<Address>().ok().and_then(|a| refs.get(&a).cloned()));
+    out
+}
+
+fn validate(args: &StackArgs) -> Result<(), Failure> {
+    let loaded = load_valid(args)?;
+    let region = loaded.stack.region.clone().unwrap_or_else(|| "<region>".into());
+    let lookups = Lookups::placeholders(&region);
+    let built = spec::build_desired(&loaded, &lookups, &Templates::new(&args.templates))?;
+    let sizes = check_sizes(&loaded, &built, &lookups)?;
+    println!(
+        "{}: valid ({} resources; lookups not performed: values shown as <lookup:…>)",
+        args.file.display(),
+        built.desired.len()
+    );
+    for (family, size) in sizes {
+        println!(
+            "  task definition {family}: {size} bytes of {TASK_DEFINITION_LIMIT} allowed ({:.1}%)",
+            size as f64 * 100.0 / TASK_DEFINITION_LIMIT as f64
+        );
+    }
+    Ok(())
+}
+
+/// Everything a plan is made from.
+struct Context {
+    loaded: LoadedStack,
+    aws: Aws,
+    lookups: Lookups,
+    built: Built,
+}
+
+struct Planned {
+    plan: Plan,
+    refs: Refs,
+}
+
+impl Context {
+    async fn load(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<Context, Failure> {
+        let loaded = load_valid(stack_args)?;
+        // Offline checks first: bad input never reaches AWS.
+        let offline = Lookups::placeholders(loaded.stack.region.as_deref().unwrap_or("<region>"));
+        let templates = Templates::new(&stack_args.templates);
+        let offline_built = spec::build_desired(&loaded, &offline, &templates)?;
+        check_sizes(&loaded, &offline_built, &offline)?;
+
+        let region = aws_args.region.clone().or_else(|| loaded.stack.region.clone());
+        let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+        let lookups = observe::lookups(&aws, &loaded.stack).await?;
+        let built = spec::build_desired(&loaded, &lookups, &templates)?;
+        check_sizes(&loaded, &built, &lookups)?;
+        Ok(Context {
+            loaded,
+            aws,
+            lookups,
+            built,
+        })
+    }
+
+    fn imports(&self) -> Result<BTreeMap<Address, String>, Failure> {
+        self.loaded
+            .stack
+            .imports
+            .iter()
+            .map(|i| {
+                i.address
+                    .parse::<Address>()
+                    .map(|a| (a, i.id.clone()))
+                    .map_err(Failure::Other)
+            })
+            .collect()
+    }
+
+    async fn plan(&self, destroy: bool, extra_imports: &BTreeMap<Address, String>) -> Result<Planned, Failure> {
+        let world = observe::observe(&self.aws, &self.loaded.stack, &self.lookups, &self.built.desired).await?;
+        let mut imports = self.imports()?;
+        imports.extend(extra_imports.clone());
+        let s = &self.loaded.stack;
+        let plan = diff::diff(&DiffInput {
+            stack: &s.stack,
+            environment: &s.environment,
+            account_id: &self.lookups.account_id,
+            region: &self.lookups.region,
+            desired: &self.built.desired,
+            world: &world,
+            imports: &imports,
+            destroy,
+        });
+        // Ids of what exists and will be kept, for the executor to start from.
+        let mut refs = deterministic_refs(&self.loaded, &self.lookups);
+        for c in &plan.changes {
+            if let Some(o) = &c.observed {
+                if c.action != crate::plan::Action::Delete {
+                    let id = match &o.attrs {
+                        Attrs::LogGroup(a) => a.name.clone(),
+                        _ => o.id.clone(),
+                    };
+                    refs.insert(c.address.clone(), id);
+                }
+            }
+        }
+        Ok(Planned { plan, refs })
+    }
+}
+
+async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Result<(), Failure> {
+    let ctx = Context::load(stack_args, aws_args).await?;
+    let refs = deterministic_refs(&ctx.loaded, &ctx.lookups);
+    let write = |path: &Path, bytes: &[u8]| -> Result<(), Failure> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Failure::Other(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        std::fs::write(path, bytes).map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))
+    };
+    let mut written = Vec::new();
+    for f in &ctx.built.files {
+        let path = out
+            .join("files")
+            .join(&f.task)
+            .join(&f.container)
+            .join(f.path.trim_start_matches('/'));
+        write(&path, f.content.as_bytes())?;
+        written.push(path);
+    }
+    for d in &ctx.built.desired {
+        if let Attrs::TaskDefinition(_) = &d.attrs {
+            let Attrs::TaskDefinition(td) = resolve_loosely(&d.attrs, &refs) else { unreachable!() };
+            let mut tags = crate::spec::ownership_tags(&ctx.loaded.stack);
+            tags.extend(td.tags.clone());
+            tags.insert(crate::model::TAG_ADDRESS.into(), d.address.to_string());
+            tags.insert(crate::model::TAG_APPLIED.into(), d.attrs.applied_hash(&d.ignore));
+            let body = ecs::register_request_json(&td, &tags);
+            let text = serde_json::to_string_pretty(&body).expect("JSON serializes");
+            let path = out.join("task-definitions").join(format!("{}.json", td.family));
+            write(&path, format!("{text}\n").as_bytes())?;
+            written.push(path);
+        }
+    }
+    println!(
+        "Rendered for account {}, region {} (load balancer {}):",
+        ctx.lookups.account_id, ctx.lookups.region, ctx.lookups.load_balancer.dns_name
+    );
+    for p in written {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
+
+struct StderrReporter;
+
+impl Reporter for StderrReporter {
+    fn started(&self, step: &Step, change: &Change) {
+        eprintln!("{}: {}…", change.address, verb(step.op, change, false));
+    }
+    fn finished(&self, step: &Step, change: &Change, result: &StepResult, took: Duration) {
+        match result {
+            StepResult::Done(id) => eprintln!(
+                "{}: {} after {:.1}s{}",
+                change.address,
+                verb(step.op, change, true),
+                took.as_secs_f64(),
+                id.as_ref().map(|i| format!(" [{i}]")).unwrap_or_default()
+            ),
+            StepResult::Failed(m) => eprintln!("{}: FAILED after {:.1}s: {m}", change.address, took.as_secs_f64()),
+        }
+    }
+}
+
+fn verb(op: crate::plan::StepOp, change: &Change, done: bool) -> &'static str {
+    use crate::plan::StepOp::*;
+    match (op, change.new_revision, done) {
+        (Create, true, false) => "registering a new revision",
+        (Create, true, true) => "registered",
+        (Create | CreateReplacement, _, false) => "creating",
+        (Create | CreateReplacement, _, true) => "created",
+        (Update, _, false) => "updating",
+        (Update, _, true) => "updated",
+        (Delete | DeleteReplaced, _, false) => "deleting",
+        (Delete | DeleteReplaced, _, true) => "deleted",
+    }
+}
+
+fn confirm(destroy: bool) -> Result<bool, Failure> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        // Answers may still come through a pipe; an empty pipe is a no.
+    }
+    eprint!(
+        "\nDo you want to {}? Only 'yes' will be accepted: ",
+        if destroy { "destroy these resources" } else { "perform these actions" }
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Other(format!("cannot read the answer: {e}")))?;
+    Ok(line.trim() == "yes")
+}
+
+async fn apply_cmd(stack_args: &StackArgs, aws_args: &AwsArgs, auto_approve: bool, destroy: bool) -> Result<(), Failure> {
+    let ctx = Context::load(stack_args, aws_args).await?;
+    let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
+    print!("{}", output::plan_text(&planned.plan));
+    refuse_conflicts(&planned.plan)?;
+    if !planned.plan.has_changes() {
+        return Ok(());
+    }
+    if !auto_approve && !confirm(destroy)? {
+        return Err(Failure::Other("not confirmed; nothing was changed".into()));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupt: finishing the changes in flight, starting no new one…");
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let provider = AwsProvider {
+        aws: ctx.aws.clone(),
+        stack: ctx.loaded.stack.stack.clone(),
+        environment: ctx.loaded.stack.environment.clone(),
+        ownership: spec::ownership_tags(&ctx.loaded.stack),
+    };
+    let report = apply::execute(&planned.plan, &provider, &StderrReporter, planned.refs, stop).await;
+    eprint!("\n{}", output::report_text(&report));
+    if report.succeeded() {
+        Ok(())
+    } else {
+        Err(Failure::Incomplete {
+            interrupted: report.interrupted,
+        })
+    }
+}
+
+async fn import(stack_args: &StackArgs, aws_args: &AwsArgs, address: &str, id: &str) -> Result<(), Failure> {
+    let addr: Address = address.parse().map_err(Failure::Other)?;
+    let ctx = Context::load(stack_args, aws_args).await?;
+    if !ctx.built.desired.iter().any(|d| d.address == addr) {
+        return Err(Failure::Other(format!(
+            "{addr} is not defined in {}: add it to the stack first, then import",
+            stack_args.file.display()
+        )));
+    }
+    if ctx.loaded.stack.imports.iter().any(|i| i.address == address) {
+        return Err(Failure::Other(format!("{} already has an import for {addr}", stack_args.file.display())));
+    }
+    let extra: BTreeMap<Address, String> = [(addr.clone(), id.to_string())].into();
+    let planned = ctx.plan(false, &extra).await?;
+    if let Some(c) = planned.plan.conflicts.iter().find(|c| c.address == addr && c.id == id) {
+        return Err(Failure::Refused(format!("{}; {} expects {}", c.message, addr.kind, addr.kind.import_id_hint())));
+    }
+    if let Some(c) = planned.plan.changes.iter().find(|c| c.address == addr) {
+        if c.cause != Some(crate::plan::Cause::Import) {
+            return Err(Failure::Refused(format!(
+                "{addr} is already managed by this stack (or nothing matches {id}); no import is needed"
+            )));
+        }
+    }
+    append_import(&stack_args.file, address, id)?;
+    println!("Added to {}: import {addr} = {id}", stack_args.file.display());
+    print!("{}", output::plan_text(&planned.plan));
+    println!("\nRun `deploy apply` to adopt it (the apply adds the ownership tags and converges it).");
+    Ok(())
+}
+
+/// Adds an `imports` entry to the stack file as text, keeping the user's formatting and
+/// comments.
+fn append_import(file: &Path, address: &str, id: &str) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| Failure::Other(format!("cannot read {}: {e}", file.display())))?;
+    let entry = format!("  - address: {address}\n    id: {}\n", yaml_quote(id));
+    let lines: Vec<&str> = text.lines().collect();
+    let new_text = match lines.iter().position(|l| l.starts_with("imports:")) {
+        None => {
+            let sep = if text.ends_with('\n') || text.is_empty() { "" } else { "\n" };
+            format!("{text}{sep}\nimports:\n{entry}")
+        }
+        Some(i) if lines[i].trim_end() == "imports:" => {
+            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            out.insert(i + 1, entry.trim_end().to_string());
+            out.join("\n") + "\n"
+        }
+        Some(i) if lines[i].trim_end() == "imports: []" => {
+            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            out[i] = format!("imports:\n{}", entry.trim_end());
+            out.join("\n") + "\n"
+        }
+        Some(_) => {
+            return Err(Failure::Other(format!(
+                "{} writes `imports:` in a form this command cannot extend; add `- address: {address}` / `id: {id}` to it by hand",
+                file.display()
+            )))
+        }
+    };
+    // The result must still load, or the file is left as it was.
+    spec::parse(file, &new_text)?;
+    std::fs::write(file, new_text).map_err(|e| Failure::Other(format!("cannot write {}: {e}", file.display())))
+}
+
+fn yaml_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

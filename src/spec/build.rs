@@ -1,0 +1,418 @@
+//! Turns a validated stack plus its looked-up values into the desired resources: names
+//! resolved, policies canonical, templates rendered and wired into the task definitions.
+
+use super::{LoadedStack, RoleSpec, RuleSpec, SpecError, SpecErrors, Stack};
+use crate::model::{
+    canonical_policy, Address, Attrs, Container, Desired, EcsClusterAttrs, EcsServiceAttrs,
+    HealthCheck, IamRoleAttrs, Kind, LogConfig, LogGroupAttrs, Lookups, Peer, PortMapping, Rule,
+    SecurityGroupAttrs, Tags, TaskDefinitionAttrs, TAG_ENV, TAG_STACK,
+};
+use crate::render::{deliver_files, RenderContext, Templates};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The tags that mark a resource as this stack's.
+pub fn ownership_tags(stack: &Stack) -> Tags {
+    [
+        (TAG_STACK.to_string(), stack.stack.clone()),
+        (TAG_ENV.to_string(), stack.environment.clone()),
+    ]
+    .into()
+}
+
+/// IAM is global while stacks are regional: role names carry the region so the same stack
+/// in two regions never shares (or fights over) a role.
+pub fn role_aws_name(role: &RoleSpec, region: &str) -> String {
+    format!("{}-{region}", role.name)
+}
+
+fn role_path(stack: &Stack, role: &RoleSpec) -> String {
+    role.path
+        .clone()
+        .unwrap_or_else(|| format!("/deploy/{}/", stack.stack))
+}
+
+/// ARN of a resource of this stack, for IAM policy statements.
+fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String> {
+    let (region, account) = (&lookups.region, &lookups.account_id);
+    Some(match a.kind {
+        Kind::LogGroup => format!(
+            "arn:aws:logs:{region}:{account}:log-group:{}:*",
+            stack.log_groups.get(&a.name)?.name
+        ),
+        Kind::IamRole => {
+            let r = stack.iam_roles.get(&a.name)?;
+            format!(
+                "arn:aws:iam::{account}:role{}{}",
+                role_path(stack, r),
+                role_aws_name(r, region)
+            )
+        }
+        Kind::EcsCluster => format!(
+            "arn:aws:ecs:{region}:{account}:cluster/{}",
+            stack.clusters.get(&a.name)?.name
+        ),
+        Kind::TaskDefinition => format!(
+            "arn:aws:ecs:{region}:{account}:task-definition/{}:*",
+            stack.task_definitions.get(&a.name)?.family
+        ),
+        Kind::EcsService => {
+            let s = stack.services.get(&a.name)?;
+            let cluster = &stack.clusters.get(&s.cluster)?.name;
+            format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{}", s.name)
+        }
+        Kind::SecurityGroup => format!("arn:aws:ec2:{region}:{account}:security-group/*"),
+    })
+}
+
+/// A file rendered from a template for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Key of the task definition in the stack.
+    pub task: String,
+    pub container: String,
+    /// Absolute path inside the container.
+    pub path: String,
+    pub template: String,
+    pub content: String,
+}
+
+/// What the stack wants: its resources and the files rendered into them.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub desired: Vec<Desired>,
+    pub files: Vec<RenderedFile>,
+}
+
+/// Every resource the stack wants, in declaration order by kind. Template and delivery
+/// problems come back located at the field that names the template.
+pub fn build_desired(
+    loaded: &LoadedStack,
+    lookups: &Lookups,
+    templates: &Templates,
+) -> Result<Built, SpecErrors> {
+    let s = &loaded.stack;
+    let region = lookups.region.as_str();
+    let tags = s.tags.clone();
+    let mut out = Vec::new();
+    let mut rendered = Vec::new();
+    let mut errors = Vec::new();
+    let plain = |kind, name: &str, attrs| Desired {
+        address: Address::new(kind, name),
+        attrs,
+        ignore: BTreeSet::new(),
+        restart_loses: None,
+    };
+
+    for (key, lg) in &s.log_groups {
+        out.push(plain(
+            Kind::LogGroup,
+            key,
+            Attrs::LogGroup(LogGroupAttrs {
+                name: lg.name.clone(),
+                retention_days: lg.retention_days,
+                tags: tags.clone(),
+            }),
+        ));
+    }
+
+    for (key, role) in &s.iam_roles {
+        let trust = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": role.assumed_by},
+                "Action": "sts:AssumeRole",
+            }],
+        });
+        let mut inline = BTreeMap::new();
+        for (pname, stmts) in &role.policies {
+            let statements: Vec<Value> = stmts
+                .iter()
+                .map(|st| {
+                    let resources: Vec<String> = st
+                        .resources
+                        .iter()
+                        .map(|r| {
+                            r.parse::<Address>()
+                                .ok()
+                                .and_then(|a| resource_arn(s, lookups, &a))
+                                .unwrap_or_else(|| r.clone())
+                        })
+                        .collect();
+                    json!({
+                        "Effect": format!("{:?}", st.effect),
+                        "Action": st.actions,
+                        "Resource": resources,
+                    })
+                })
+                .collect();
+            let doc = json!({"Version": "2012-10-17", "Statement": statements});
+            inline.insert(pname.clone(), canonical_policy(&doc));
+        }
+        out.push(plain(
+            Kind::IamRole,
+            key,
+            Attrs::IamRole(IamRoleAttrs {
+                name: role_aws_name(role, region),
+                path: role_path(s, role),
+                description: role.description.clone(),
+                assume_role_policy: canonical_policy(&trust),
+                inline_policies: inline,
+                managed_policy_arns: role.managed_policies.iter().cloned().collect(),
+                tags: tags.clone(),
+            }),
+        ));
+    }
+
+    for (key, sg) in &s.security_groups {
+        let rules = |list: &[RuleSpec], ingress: bool| -> BTreeSet<Rule> {
+            list.iter()
+                .flat_map(|r| rule_models(r, ingress, lookups))
+                .collect()
+        };
+        out.push(plain(
+            Kind::SecurityGroup,
+            key,
+            Attrs::SecurityGroup(SecurityGroupAttrs {
+                name: sg.name.clone(),
+                description: sg.description.clone(),
+                vpc_id: lookups.vpc_id.clone(),
+                ingress: rules(&sg.ingress, true),
+                egress: rules(&sg.egress, false),
+                tags: tags.clone(),
+            }),
+        ));
+    }
+
+    for (key, c) in s.clusters.iter().filter(|(_, c)| !c.existing) {
+        out.push(plain(
+            Kind::EcsCluster,
+            key,
+            Attrs::EcsCluster(EcsClusterAttrs {
+                name: c.name.clone(),
+                container_insights: if c.container_insights {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+                .into(),
+                tags: tags.clone(),
+            }),
+        ));
+    }
+
+    let ctx = RenderContext {
+        stack: s.stack.clone(),
+        environment: s.environment.clone(),
+        region: region.to_string(),
+        vars: s.vars.clone(),
+        lookups: lookups.clone(),
+    };
+    let mut fingerprints = BTreeMap::new();
+    for (key, td) in &s.task_definitions {
+        let mut containers = Vec::new();
+        for (cname, c) in &td.containers {
+            let cpath = format!("task_definitions.{key}.containers.{cname}");
+            let mut files = BTreeMap::new();
+            for (path, template) in &c.files {
+                match templates.render(template, &ctx) {
+                    Ok(text) => {
+                        rendered.push(RenderedFile {
+                            task: key.clone(),
+                            container: cname.clone(),
+                            path: path.clone(),
+                            template: template.clone(),
+                            content: text.clone(),
+                        });
+                        files.insert(path.clone(), text);
+                    }
+                    Err(e) => errors.push(SpecError {
+                        file: e.template.clone().into(),
+                        line: e.line.unwrap_or(0),
+                        column: 0,
+                        path: format!("{cpath}.files.{path}"),
+                        message: e.message.clone(),
+                    }),
+                }
+            }
+            let (entry_point, command, mut environment) = if c.files.is_empty() {
+                (
+                    c.entry_point.iter().cloned().collect(),
+                    c.args.clone(),
+                    BTreeMap::new(),
+                )
+            } else {
+                let program = c.entry_point.clone().unwrap_or_default();
+                match deliver_files(&files, &program, &c.args) {
+                    Ok(d) => (d.entry_point, d.command, d.environment),
+                    Err(e) => {
+                        errors.push(loaded.error_at(&format!("{cpath}.files"), e.to_string()));
+                        continue;
+                    }
+                }
+            };
+            environment.extend(c.environment.clone());
+            containers.push(Container {
+                name: cname.clone(),
+                image: c.image.clone(),
+                essential: c.essential,
+                cpu: c.cpu.unwrap_or(0) as i32,
+                memory_reservation: c.memory_reservation.map(|m| m as i32),
+                user: c.user.clone(),
+                entry_point,
+                command,
+                environment,
+                port_mappings: c
+                    .ports
+                    .iter()
+                    .map(|p| PortMapping {
+                        container_port: *p as i32,
+                        protocol: "tcp".into(),
+                    })
+                    .collect(),
+                log: c.log_group.as_ref().map(|lg| LogConfig {
+                    driver: "awslogs".into(),
+                    options: [
+                        (
+                            "awslogs-group".to_string(),
+                            Address::new(Kind::LogGroup, lg).to_string(),
+                        ),
+                        ("awslogs-region".to_string(), region.to_string()),
+                        (
+                            "awslogs-stream-prefix".to_string(),
+                            c.stream_prefix.clone().unwrap_or_else(|| cname.clone()),
+                        ),
+                    ]
+                    .into(),
+                }),
+                health_check: c.health_check.as_ref().map(|h| HealthCheck {
+                    command: vec!["CMD-SHELL".into(), h.command.clone()],
+                    interval: h.interval as i32,
+                    timeout: h.timeout as i32,
+                    retries: h.retries as i32,
+                    start_period: h.start_period as i32,
+                }),
+            });
+        }
+        let attrs = TaskDefinitionAttrs {
+            family: td.family.clone(),
+            cpu: td.cpu.to_string(),
+            memory: td.memory.to_string(),
+            network_mode: "awsvpc".into(),
+            requires_compatibilities: ["FARGATE".to_string()].into(),
+            execution_role: Some(Address::new(Kind::IamRole, &td.execution_role).to_string()),
+            task_role: td
+                .task_role
+                .as_ref()
+                .map(|r| Address::new(Kind::IamRole, r).to_string()),
+            ephemeral_storage_gib: td.ephemeral_storage_gib.map(|g| g as i32),
+            cpu_architecture: td.cpu_architecture.clone(),
+            containers,
+            tags: tags.clone(),
+        };
+        fingerprints.insert(
+            key.clone(),
+            format!(
+                "{}@{}",
+                Address::new(Kind::TaskDefinition, key),
+                attrs.content_hash()
+            ),
+        );
+        out.push(Desired {
+            address: Address::new(Kind::TaskDefinition, key),
+            attrs: Attrs::TaskDefinition(attrs),
+            ignore: BTreeSet::new(),
+            restart_loses: td.restart_loses.clone(),
+        });
+    }
+
+    for (key, svc) in &s.services {
+        let cluster = match s.clusters.get(&svc.cluster) {
+            Some(c) if c.existing => c.name.clone(),
+            _ => Address::new(Kind::EcsCluster, &svc.cluster).to_string(),
+        };
+        let restart_loses = s
+            .task_definitions
+            .get(&svc.task_definition)
+            .and_then(|td| td.restart_loses.clone());
+        out.push(Desired {
+            address: Address::new(Kind::EcsService, key),
+            attrs: Attrs::EcsService(EcsServiceAttrs {
+                name: svc.name.clone(),
+                cluster,
+                task_definition: fingerprints
+                    .get(&svc.task_definition)
+                    .cloned()
+                    .unwrap_or_default(),
+                desired_count: svc.desired_count as i32,
+                launch_type: "FARGATE".into(),
+                platform_version: "LATEST".into(),
+                subnets: lookups.subnet_ids.iter().cloned().collect(),
+                security_groups: svc
+                    .security_groups
+                    .iter()
+                    .map(|g| Address::new(Kind::SecurityGroup, g).to_string())
+                    .collect(),
+                assign_public_ip: svc.assign_public_ip,
+                circuit_breaker: true,
+                circuit_breaker_rollback: true,
+                minimum_healthy_percent: svc.deployment.minimum_healthy_percent as i32,
+                maximum_percent: svc.deployment.maximum_percent as i32,
+                enable_execute_command: svc.enable_execute_command,
+                propagate_tags: "SERVICE".into(),
+                tags: tags.clone(),
+            }),
+            ignore: svc.ignore_changes.iter().cloned().collect(),
+            restart_loses,
+        });
+    }
+
+    if errors.is_empty() {
+        Ok(Built {
+            desired: out,
+            files: rendered,
+        })
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+/// One stack rule → the normalized rules it stands for (`load_balancer` may mean several
+/// groups).
+fn rule_models(r: &RuleSpec, ingress: bool, lookups: &Lookups) -> Vec<Rule> {
+    let (protocol, from_port, to_port) = if r.protocol == "all" {
+        ("-1".to_string(), -1, -1)
+    } else {
+        let (a, b) = match (r.port, &r.ports) {
+            (Some(p), _) => (p as i32, p as i32),
+            (None, Some(range)) => super::validate::parse_port_range(range).unwrap_or((0, 0)),
+            (None, None) => (-1, -1),
+        };
+        (r.protocol.clone(), a, b)
+    };
+    let peer_name = if ingress { &r.from } else { &r.to };
+    let peers: Vec<Peer> = match (&r.cidr, peer_name) {
+        (Some(c), _) => vec![Peer::Cidr(c.clone())],
+        (None, Some(g)) if g == "load_balancer" => lookups
+            .load_balancer
+            .security_groups
+            .iter()
+            .map(|id| Peer::Group(id.clone()))
+            .collect(),
+        (None, Some(g)) => vec![Peer::Group(
+            Address::new(Kind::SecurityGroup, g).to_string(),
+        )],
+        (None, None) => vec![],
+    };
+    peers
+        .into_iter()
+        .map(|peer| Rule {
+            protocol: protocol.clone(),
+            from_port,
+            to_port,
+            peer,
+            description: r.description.clone(),
+        })
+        .collect()
+}

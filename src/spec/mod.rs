@@ -1,0 +1,451 @@
+//! The stack file: its strict YAML schema, loading with source locations, and the semantic
+//! checks `validate` runs before anything talks to AWS.
+//!
+//! Every error names the file, line, column and field path, so a bad stack is fixed in one
+//! look. Nothing in here imports the AWS SDK.
+
+mod build;
+mod locate;
+mod validate;
+
+pub use build::{build_desired, ownership_tags, role_aws_name, Built, RenderedFile};
+pub use locate::Locator;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the stack file lives unless `-f` says otherwise.
+pub const DEFAULT_STACK_FILE: &str = "stacks/monitoring.yaml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    /// Names the stack in ownership tags and resource names.
+    pub stack: String,
+    /// Second half of ownership (`production`, `test-alice`…).
+    pub environment: String,
+    pub region: Option<String>,
+    /// Tags put on every taggable resource, besides the ownership tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub lookups: LookupsSpec,
+    /// Values for templates, as `[[ vars.NAME ]]`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub log_groups: BTreeMap<String, LogGroupSpec>,
+    #[serde(default)]
+    pub iam_roles: BTreeMap<String, RoleSpec>,
+    #[serde(default)]
+    pub security_groups: BTreeMap<String, SecurityGroupSpec>,
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterSpec>,
+    #[serde(default)]
+    pub task_definitions: BTreeMap<String, TaskDefinitionSpec>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Existing resources to adopt (what `deploy import` writes).
+    #[serde(default)]
+    pub imports: Vec<ImportSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupsSpec {
+    pub vpc: TagLookup,
+    pub subnets: TagLookup,
+    pub load_balancer: NameLookup,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagLookup {
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameLookup {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: Option<i32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Base name; the region is appended (IAM is global, stacks are regional).
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The service principal allowed to assume the role, e.g. `ecs-tasks.amazonaws.com`.
+    pub assumed_by: String,
+    /// IAM path; defaults to `/deploy/<stack>/`.
+    pub path: Option<String>,
+    /// Inline policies: name → statements.
+    #[serde(default)]
+    pub policies: BTreeMap<String, Vec<StatementSpec>>,
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementSpec {
+    #[serde(default = "allow")]
+    pub effect: Effect,
+    pub actions: Vec<String>,
+    /// ARNs, `*`, or addresses of this stack (`log_group.prometheus`), turned into ARNs.
+    pub resources: Vec<String>,
+}
+
+fn allow() -> Effect {
+    Effect::Allow
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupSpec {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub ingress: Vec<RuleSpec>,
+    #[serde(default)]
+    pub egress: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// `tcp` (default), `udp`, `icmp` or `all`.
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    pub port: Option<i64>,
+    /// A port range `FROM-TO` instead of `port`.
+    pub ports: Option<String>,
+    pub cidr: Option<String>,
+    /// Ingress source: a security group of this stack, or `load_balancer`.
+    pub from: Option<String>,
+    /// Egress destination: a security group of this stack, or `load_balancer`.
+    pub to: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub name: String,
+    #[serde(default)]
+    pub container_insights: bool,
+    /// The cluster exists already and is not the stack's: referenced by name, never changed.
+    #[serde(default)]
+    pub existing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDefinitionSpec {
+    pub family: String,
+    pub cpu: i64,
+    pub memory: i64,
+    pub execution_role: String,
+    pub task_role: Option<String>,
+    pub ephemeral_storage_gib: Option<i64>,
+    /// What a restart of this task loses (shown as a warning on any change that restarts it).
+    pub restart_loses: Option<String>,
+    #[serde(default = "x86_64")]
+    pub cpu_architecture: String,
+    pub containers: BTreeMap<String, ContainerSpec>,
+}
+
+fn x86_64() -> String {
+    "X86_64".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub image: String,
+    #[serde(default = "yes")]
+    pub essential: bool,
+    pub cpu: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub user: Option<String>,
+    /// The image's own program; required with `files` (the delivery script execs it).
+    pub entry_point: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<i64>,
+    /// Key of a log group of this stack; the container logs there through awslogs.
+    pub log_group: Option<String>,
+    pub stream_prefix: Option<String>,
+    /// Container path → template under `templates/`, rendered and delivered at start.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// A shell command (run with CMD-SHELL).
+    pub command: String,
+    #[serde(default = "thirty")]
+    pub interval: i64,
+    #[serde(default = "five")]
+    pub timeout: i64,
+    #[serde(default = "three")]
+    pub retries: i64,
+    #[serde(default)]
+    pub start_period: i64,
+}
+
+fn thirty() -> i64 {
+    30
+}
+fn five() -> i64 {
+    5
+}
+fn three() -> i64 {
+    3
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Key of a cluster of this stack.
+    pub cluster: String,
+    /// Key of a task definition of this stack.
+    pub task_definition: String,
+    #[serde(default = "one")]
+    pub desired_count: i64,
+    /// Keys of security groups of this stack.
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+    #[serde(default)]
+    pub enable_execute_command: bool,
+    #[serde(default)]
+    pub deployment: DeploymentSpec,
+    /// Attributes whose live value is left alone (e.g. `desired_count` under autoscaling).
+    #[serde(default)]
+    pub ignore_changes: Vec<String>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    #[serde(default = "hundred")]
+    pub minimum_healthy_percent: i64,
+    #[serde(default = "two_hundred")]
+    pub maximum_percent: i64,
+}
+
+impl Default for DeploymentSpec {
+    fn default() -> Self {
+        DeploymentSpec {
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+        }
+    }
+}
+
+fn hundred() -> i64 {
+    100
+}
+fn two_hundred() -> i64 {
+    200
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSpec {
+    pub address: String,
+    pub id: String,
+}
+
+/// One problem in the stack file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted field path, e.g. `task_definitions.prometheus.cpu`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            if self.path.is_empty() {
+                "(document)"
+            } else {
+                &self.path
+            },
+            self.message
+        )
+    }
+}
+
+/// Several located problems, reported together.
+#[derive(Debug, Clone)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+/// A parsed stack with what is needed to point at its lines later.
+#[derive(Debug, Clone)]
+pub struct LoadedStack {
+    pub stack: Stack,
+    pub file: PathBuf,
+    pub locator: Locator,
+}
+
+impl LoadedStack {
+    /// An error at `path` (dotted), located in the file.
+    pub fn error_at(&self, path: &str, message: impl Into<String>) -> SpecError {
+        let (line, column) = self.locator.locate(path);
+        SpecError {
+            file: self.file.clone(),
+            line,
+            column,
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Runs every semantic check; all problems are returned, not just the first.
+    pub fn validate(&self) -> Result<(), SpecErrors> {
+        let errors = validate::check(self);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SpecErrors(errors))
+        }
+    }
+}
+
+/// Reads and parses a stack file (strict schema), without semantic checks.
+pub fn load(file: &Path) -> Result<LoadedStack, SpecErrors> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        SpecErrors(vec![SpecError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the stack file: {e}"),
+        }])
+    })?;
+    parse(file, &text)
+}
+
+/// Parses stack text; `file` is only used in messages.
+pub fn parse(file: &Path, text: &str) -> Result<LoadedStack, SpecErrors> {
+    let locator = Locator::new(text).map_err(|e| SpecErrors(vec![saphyr_error(file, &e, "")]))?;
+    let mut failed_path = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, Stack>(de).map_err(|e| {
+            failed_path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    match parsed {
+        Ok(stack) => Ok(LoadedStack {
+            stack,
+            file: file.to_path_buf(),
+            locator,
+        }),
+        Err(e) => {
+            let path = if failed_path == "." {
+                String::new()
+            } else {
+                failed_path
+            };
+            let mut err = saphyr_error(file, &e, &path);
+            if err.line == 0 {
+                let (line, column) = locator.locate(&path);
+                err.line = line;
+                err.column = column;
+            }
+            Err(SpecErrors(vec![err]))
+        }
+    }
+}
+
+fn saphyr_error(file: &Path, e: &serde_saphyr::Error, path: &str) -> SpecError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line() as usize, l.column() as usize))
+        .unwrap_or((0, 0));
+    // saphyr's Display may append a snippet of the source: keep the first line only.
+    let message = e.to_string();
+    let message = message
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
+    SpecError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        path: path.to_string(),
+        message: strip_location_suffix(&message),
+    }
+}
+
+/// saphyr ends some messages with " at line L column C", which our prefix already says.
+fn strip_location_suffix(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}

@@ -1,0 +1,440 @@
+//! End-to-end tests of the deploy engine: the built binary against moto server, with every
+//! AWS call counted by the recording proxy (never by the tool's own report).
+
+mod common;
+
+use aws_sdk_cloudwatchlogs as logs;
+use aws_sdk_ec2 as ec2;
+use aws_sdk_ecs as ecs;
+use aws_sdk_iam as iam;
+use common::{assert_success, stderr, stdout, TestEnv};
+use std::path::PathBuf;
+
+const REGION: &str = "us-west-2";
+const STACK: &str = "stacks/monitoring.yaml";
+const EXEC_ROLE: &str = "monitoring-execution-us-west-2";
+const PROM_ROLE: &str = "monitoring-prometheus-us-west-2";
+
+fn apply(env: &TestEnv, file: &str) {
+    let out = env.deploy(&["apply", "-f", file, "--auto-approve"]);
+    assert_success(&out);
+}
+
+fn plan_says_no_changes(env: &TestEnv, file: &str) {
+    env.proxy.clear();
+    let out = env.deploy(&["plan", "-f", file]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("No changes."),
+        "expected an empty plan, got:\n{}",
+        stdout(&out)
+    );
+    let mutating = env.proxy.mutating_calls();
+    assert!(mutating.is_empty(), "plan made mutating calls: {mutating:?}");
+}
+
+/// A copy of the reference stack in the test's temp dir, edited by `edit`.
+fn stack_copy(env: &TestEnv, name: &str, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(common::repo_root().join(STACK)).unwrap();
+    let path: PathBuf = env.path().join(name);
+    std::fs::write(&path, edit(text)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+async fn clients(env: &TestEnv) -> (ec2::Client, ecs::Client, iam::Client, logs::Client) {
+    let c = env.sdk_config(REGION).await;
+    (
+        ec2::Client::new(&c),
+        ecs::Client::new(&c),
+        iam::Client::new(&c),
+        logs::Client::new(&c),
+    )
+}
+
+async fn prometheus_group(ec2c: &ec2::Client, name: &str) -> Vec<ec2::types::SecurityGroup> {
+    ec2c.describe_security_groups()
+        .filters(ec2::types::Filter::builder().name("group-name").values(name).build())
+        .send()
+        .await
+        .unwrap()
+        .security_groups
+        .unwrap_or_default()
+}
+
+async fn service(ecsc: &ecs::Client) -> Option<ecs::types::Service> {
+    ecsc.describe_services()
+        .cluster("monitoring")
+        .services("prometheus")
+        .send()
+        .await
+        .unwrap()
+        .services
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.status() == Some("ACTIVE"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
+    let env = TestEnv::new();
+    env.seed(false);
+
+    env.proxy.clear();
+    let started = std::time::Instant::now();
+    let out = env.deploy(&["plan", "-f", STACK]);
+    let plan_time = started.elapsed();
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("account 123456789012, region us-west-2"), "{text}");
+    assert!(text.contains("Plan: 7 to add, 0 to change, 0 to replace, 0 to destroy."), "{text}");
+    let calls = env.proxy.calls();
+    assert!(calls.iter().all(|c| !c.is_mutating()), "{calls:?}");
+    eprintln!("MEASURE plan of an empty account: {} AWS calls, {:?}", calls.len(), plan_time);
+
+    env.proxy.clear();
+    apply(&env, STACK);
+    let apply_calls = env.proxy.calls();
+    eprintln!(
+        "MEASURE first apply: {} AWS calls ({} mutating)",
+        apply_calls.len(),
+        apply_calls.iter().filter(|c| c.is_mutating()).count()
+    );
+
+    let (ec2c, ecsc, iamc, logsc) = clients(&env).await;
+    let lg = logsc
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/prom-task")
+        .send()
+        .await
+        .unwrap()
+        .log_groups
+        .unwrap_or_default();
+    assert_eq!(lg.len(), 1);
+    assert_eq!(lg[0].retention_in_days(), Some(30));
+    for role in [EXEC_ROLE, PROM_ROLE] {
+        let r = iamc.get_role().role_name(role).send().await.unwrap();
+        let tags = r.role().unwrap().tags();
+        assert!(tags.iter().any(|t| t.key() == "deploy:stack" && t.value() == "monitoring"), "{role} untagged");
+    }
+    let groups = prometheus_group(&ec2c, "monitoring-prometheus").await;
+    assert_eq!(groups.len(), 1);
+    let g = &groups[0];
+    assert!(g.ip_permissions().is_empty(), "no ingress expected: {:?}", g.ip_permissions());
+    let egress_ports: Vec<i32> = g.ip_permissions_egress().iter().filter_map(|p| p.from_port()).collect();
+    assert!(egress_ports.contains(&3000) && egress_ports.contains(&443), "{egress_ports:?}");
+    assert!(
+        !g.ip_permissions_egress().iter().any(|p| p.ip_protocol() == Some("-1")),
+        "the default allow-all egress must be gone"
+    );
+    let svc = service(&ecsc).await.expect("service exists");
+    assert_eq!(svc.launch_type().map(|l| l.as_str()), Some("FARGATE"));
+    let net = svc.network_configuration().unwrap().awsvpc_configuration().unwrap();
+    assert_eq!(net.assign_public_ip().map(|a| a.as_str()), Some("DISABLED"));
+    assert_eq!(net.subnets().len(), 2);
+    let td = ecsc
+        .describe_task_definition()
+        .task_definition(svc.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!(td.family(), Some("prom-task"));
+    assert_eq!(td.cpu(), Some("256"));
+    assert_eq!(td.memory(), Some("512"));
+    assert_eq!(td.ephemeral_storage().map(|e| e.size_in_gib()), Some(30));
+    let c = &td.container_definitions()[0];
+    assert_eq!(c.image(), Some("prom/prometheus:v2.53.4"));
+    assert!(c.health_check().is_some());
+
+    plan_says_no_changes(&env, STACK);
+    let plan_calls = env.proxy.calls().len();
+    env.proxy.clear();
+    let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("No changes."));
+    let noop = env.proxy.calls();
+    assert!(noop.iter().all(|c| !c.is_mutating()), "no-op apply mutated: {noop:?}");
+    eprintln!(
+        "MEASURE plan of the applied stack: {plan_calls} AWS calls; no-op apply: {} AWS calls, 0 mutating",
+        noop.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_told_apart_and_repaired() {
+    let env = TestEnv::new();
+    env.seed(false);
+    apply(&env, STACK);
+    let (ec2c, ecsc, iamc, logsc) = clients(&env).await;
+
+    // A widened security group rule.
+    let g = prometheus_group(&ec2c, "monitoring-prometheus").await.remove(0);
+    ec2c.authorize_security_group_ingress()
+        .group_id(g.group_id().unwrap())
+        .ip_permissions(
+            ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(9090)
+                .to_port(9090)
+                .ip_ranges(ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A different log retention.
+    logsc.put_retention_policy().log_group_name("/ecs/prom-task").retention_in_days(7).send().await.unwrap();
+    // A changed task role policy.
+    iamc.put_role_policy()
+        .role_name(PROM_ROLE)
+        .policy_name("ecs-exec")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    // A different image, registered by hand and rolled out.
+    let svc = service(&ecsc).await.unwrap();
+    let td = ecsc.describe_task_definition().task_definition(svc.task_definition().unwrap()).send().await.unwrap();
+    let td = td.task_definition().unwrap();
+    let mut containers = td.container_definitions().to_vec();
+    containers[0].image = Some("prom/prometheus:v2.40.0".into());
+    let hand = ecsc
+        .register_task_definition()
+        .family("prom-task")
+        .set_container_definitions(Some(containers))
+        .cpu("256")
+        .memory("512")
+        .network_mode(ecs::types::NetworkMode::Awsvpc)
+        .requires_compatibilities(ecs::types::Compatibility::Fargate)
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .set_task_role_arn(td.task_role_arn().map(str::to_string))
+        .send()
+        .await
+        .unwrap();
+    let hand_arn = hand.task_definition().unwrap().task_definition_arn().unwrap().to_string();
+    ecsc.update_service().cluster("monitoring").service("prometheus").task_definition(&hand_arn).send().await.unwrap();
+
+    env.proxy.clear();
+    let out = env.deploy(&["plan", "-f", STACK]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(env.proxy.mutating_calls().is_empty());
+    assert!(text.contains("Changed outside deploy"), "{text}");
+    for addr in ["security_group.prometheus", "log_group.prometheus", "iam_role.prometheus", "ecs_service.prometheus"] {
+        assert!(
+            text.lines().any(|l| l.contains(addr) && l.contains("(changed outside deploy)")),
+            "{addr} not reported as drift:\n{text}"
+        );
+    }
+    assert!(text.contains("is lost"), "rolling Prometheus back must warn about history loss:\n{text}");
+
+    apply(&env, STACK);
+    plan_says_no_changes(&env, STACK);
+    let g = prometheus_group(&ec2c, "monitoring-prometheus").await.remove(0);
+    assert!(g.ip_permissions().is_empty(), "the widened rule must be revoked");
+    let lg = logsc.describe_log_groups().log_group_name_prefix("/ecs/prom-task").send().await.unwrap();
+    assert_eq!(lg.log_groups()[0].retention_in_days(), Some(30));
+    let p = iamc.get_role_policy().role_name(PROM_ROLE).policy_name("ecs-exec").send().await.unwrap();
+    let doc = urlencoding::decode(p.policy_document()).unwrap().into_owned();
+    assert!(doc.contains("ssmmessages:CreateControlChannel") && !doc.contains("s3:*"), "{doc}");
+    let svc = service(&ecsc).await.unwrap();
+    assert_ne!(svc.task_definition(), Some(hand_arn.as_str()));
+    let td = ecsc.describe_task_definition().task_definition(svc.task_definition().unwrap()).send().await.unwrap();
+    assert_eq!(td.task_definition().unwrap().container_definitions()[0].image(), Some("prom/prometheus:v2.53.4"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let file = stack_copy(&env, "ignore.yaml", |t| {
+        t.replace("    enable_execute_command: true\n", "    enable_execute_command: true\n    ignore_changes: [desired_count]\n")
+    });
+    apply(&env, &file);
+    let (_, ecsc, _, _) = clients(&env).await;
+    ecsc.update_service().cluster("monitoring").service("prometheus").desired_count(3).send().await.unwrap();
+    plan_says_no_changes(&env, &file);
+
+    let edited = stack_copy(&env, "edited.yaml", |t| {
+        t.replace("    enable_execute_command: true\n", "    enable_execute_command: true\n    ignore_changes: [desired_count]\n")
+            .replace("retention_days: 30", "retention_days: 60")
+    });
+    let out = env.deploy(&["plan", "-f", &edited]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.contains("log_group.prometheus") && l.contains("(changed in the stack)")),
+        "{text}"
+    );
+    assert!(text.contains("~ retention_days: 30 -> 60"), "{text}");
+    assert!(!text.contains("Changed outside deploy"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
+    let env = TestEnv::new();
+    let seeded = env.seed(true); // hand-made /ecs/prom-task and prom-task
+    let vpc = seeded["vpc_id"].as_str().unwrap().to_string();
+    let (ec2c, ecsc, iamc, _) = clients(&env).await;
+    // A same-named decoy of every other kind, without ownership tags.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iamc.create_role().role_name(EXEC_ROLE).assume_role_policy_document(trust).send().await.unwrap();
+    let decoy_sg = ec2c
+        .create_security_group()
+        .group_name("monitoring-prometheus")
+        .description("hand made")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    ecsc.create_cluster().cluster_name("monitoring").send().await.unwrap();
+
+    let file = stack_copy(&env, "adopt.yaml", |t| t);
+    env.proxy.clear();
+    let out = env.deploy(&["apply", "-f", &file, "--auto-approve"]);
+    assert!(!out.status.success(), "apply must refuse:\n{}", stdout(&out));
+    assert!(env.proxy.mutating_calls().is_empty(), "apply touched AWS: {:?}", env.proxy.mutating_calls());
+    let text = stdout(&out);
+    for addr in [
+        "log_group.prometheus",
+        "task_definition.prometheus",
+        "iam_role.execution",
+        "security_group.prometheus",
+        "ecs_cluster.monitoring",
+    ] {
+        assert!(text.contains(&format!("! {addr}:")), "no conflict for {addr}:\n{text}");
+    }
+    assert!(stderr(&out).contains("ownership conflict"), "{}", stderr(&out));
+
+    for (addr, id) in [
+        ("log_group.prometheus", "/ecs/prom-task"),
+        ("task_definition.prometheus", "prom-task"),
+        ("iam_role.execution", EXEC_ROLE),
+        ("security_group.prometheus", decoy_sg.as_str()),
+        ("ecs_cluster.monitoring", "monitoring"),
+    ] {
+        let out = env.deploy(&["import", "-f", &file, addr, id]);
+        assert_success(&out);
+        assert!(stdout(&out).contains("(adopted: ownership tags are added)"), "{}", stdout(&out));
+    }
+    assert!(std::fs::read_to_string(&file).unwrap().contains("imports:"));
+    // The adopted resources are shown, then converged by apply.
+    apply(&env, &file);
+    plan_says_no_changes(&env, &file);
+    let g = ec2c.describe_security_groups().group_ids(&decoy_sg).send().await.unwrap();
+    assert!(g.security_groups()[0].tags().iter().any(|t| t.key() == Some("deploy:stack")));
+    let r = iamc.get_role().role_name(EXEC_ROLE).send().await.unwrap();
+    assert!(r.role().unwrap().tags().iter().any(|t| t.key() == "deploy:stack"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let (ec2c, ecsc, iamc, logsc) = clients(&env).await;
+    apply(&env, STACK);
+    // Another stack in the same account and region.
+    let other = stack_copy(&env, "other.yaml", |t| {
+        t.replace("stack: monitoring", "stack: other")
+            .replace("/ecs/prom-task", "/ecs/other-prom")
+            .replace("name: monitoring-", "name: other-")
+            .replace("name: monitoring\n", "name: other\n")
+            .replace("family: prom-task", "family: other-prom")
+            .replace("name: prometheus\n", "name: other-prometheus\n")
+    });
+    apply(&env, &other);
+    // An untagged log group nobody declared.
+    logsc.create_log_group().log_group_name("/hand/made").send().await.unwrap();
+
+    env.proxy.clear();
+    let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("to destroy."), "{}", stdout(&out));
+
+    assert!(prometheus_group(&ec2c, "monitoring-prometheus").await.is_empty());
+    assert!(iamc.get_role().role_name(EXEC_ROLE).send().await.is_err());
+    assert!(service(&ecsc).await.is_none());
+    let names: Vec<String> = logsc
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+        .iter()
+        .filter_map(|g| g.log_group_name().map(str::to_string))
+        .collect();
+    assert!(!names.contains(&"/ecs/prom-task".to_string()), "{names:?}");
+    assert!(names.contains(&"/ecs/other-prom".to_string()), "the other stack's log group must survive");
+    assert!(names.contains(&"/hand/made".to_string()), "an untagged log group must survive");
+    assert_eq!(prometheus_group(&ec2c, "other-prometheus").await.len(), 1);
+    assert!(iamc.get_role().role_name("other-execution-us-west-2").send().await.is_ok());
+    let alb = aws_sdk_elasticloadbalancingv2::Client::new(&env.sdk_config(REGION).await)
+        .describe_load_balancers()
+        .names("application-load-balancer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alb.load_balancers().len(), 1, "the ALB is never touched");
+    let revisions = ecsc
+        .list_task_definitions()
+        .family_prefix("prom-task")
+        .status(ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .unwrap();
+    assert!(revisions.task_definition_arns().is_empty(), "{:?}", revisions.task_definition_arns());
+
+    // A second destroy has nothing to do; destroy → apply → destroy works.
+    env.proxy.clear();
+    let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
+    assert!(env.proxy.mutating_calls().is_empty());
+    apply(&env, STACK);
+    plan_says_no_changes(&env, STACK);
+    let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
+    assert_success(&out);
+    assert!(prometheus_group(&ec2c, "monitoring-prometheus").await.is_empty());
+}
+
+#[test]
+fn bad_input_is_located_and_makes_no_aws_call() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let cases: [(&str, &dyn Fn(String) -> String, &str, &str); 7] = [
+        ("unknown key", &|t| t.replace("    retention_days: 30\n", "    retention_days: 30\n    retension: 5\n"), "log_groups.prometheus", "retension"),
+        ("wrong type", &|t| t.replace("cpu: 256", "cpu: lots"), "task_definitions.prometheus.cpu", "lots"),
+        ("missing field", &|t| t.replace("    family: prom-task\n", ""), "task_definitions.prometheus", "family"),
+        ("fargate pair", &|t| t.replace("memory: 512", "memory: 4096"), "task_definitions.prometheus.memory", "Fargate"),
+        ("undefined reference", &|t| t.replace("task_role: prometheus", "task_role: grafana"), "task_definitions.prometheus.task_role", "iam_roles.grafana"),
+        ("bad cidr", &|t| t.replace("cidr: 0.0.0.0/0", "cidr: 10.0.0.300/8"), "security_groups.prometheus.egress.1.cidr", "CIDR"),
+        ("port out of range", &|t| t.replace("ports: [9090]", "ports: [90900]"), "task_definitions.prometheus.containers.prometheus.ports.0", "out of range"),
+    ];
+    for (name, edit, path, words) in cases {
+        let file = stack_copy(&env, &format!("bad-{}.yaml", name.replace(' ', "-")), edit);
+        for cmd in ["validate", "plan", "apply"] {
+            env.proxy.clear();
+            let mut args = vec![cmd, "-f", file.as_str()];
+            if cmd == "apply" {
+                args.push("--auto-approve");
+            }
+            let out = env.deploy(&args);
+            assert_eq!(out.status.code(), Some(1), "{name}: {cmd} must exit 1:\n{}", stderr(&out));
+            let err = stderr(&out);
+            let located = err.lines().any(|l| {
+                l.contains(&file) && l.contains(path) && {
+                    // file:LINE:COLUMN: path: message
+                    let rest = &l[l.find(&file).unwrap() + file.len()..];
+                    let mut parts = rest.trim_start_matches(':').split(':');
+                    parts.next().is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
+                        && parts.next().is_some_and(|n| n.parse::<usize>().is_ok())
+                }
+            });
+            assert!(located, "{name}: {cmd}: error must name file, line, column and `{path}`:\n{err}");
+            assert!(err.contains(words), "{name}: error must mention `{words}`:\n{err}");
+            assert!(env.proxy.calls().is_empty(), "{name}: {cmd} called AWS: {:?}", env.proxy.calls());
+        }
+    }
+}
