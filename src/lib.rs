@@ -5,3 +5,4 @@
 //! The planner modules (`spec`, `model`, `diff`, `plan`) never import the AWS SDK.
 
 pub mod model;
+pub mod render;
