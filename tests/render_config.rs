@@ -1,0 +1,310 @@
+//! The rendered Prometheus config is valid for Prometheus itself (promtool), and the
+//! delivery script writes every file byte for byte, as it will inside the busybox-based
+//! prom/prometheus image.
+
+use deploy::model::{LoadBalancer, Lookups};
+use deploy::render::{check_yaml, deliver_files, Delivery, RenderContext, Templates};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const DNS_NAME: &str = "application-load-balancer-1.us-west-2.elb.amazonaws.com";
+const CONFIG_PATH: &str = "/etc/prometheus/prometheus.yml";
+
+fn reference_stack() -> Value {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("stacks/monitoring.yaml")).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// The reference stack's vars and container, with plain looked-up values.
+fn context() -> RenderContext {
+    let stack = reference_stack();
+    let vars: BTreeMap<String, Value> = serde_json::from_value(stack["vars"].clone()).unwrap();
+    RenderContext {
+        stack: "monitoring".into(),
+        environment: "production".into(),
+        region: "us-west-2".into(),
+        vars,
+        lookups: Lookups {
+            account_id: "123456789012".into(),
+            region: "us-west-2".into(),
+            vpc_id: "vpc-0123456789abcdef0".into(),
+            subnet_ids: vec!["subnet-0aaa".into(), "subnet-0bbb".into()],
+            load_balancer: LoadBalancer {
+                name: "application-load-balancer".into(),
+                arn: "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/application-load-balancer/50dc6c495c0c9188".into(),
+                dns_name: DNS_NAME.into(),
+                vpc_id: "vpc-0123456789abcdef0".into(),
+                security_groups: vec!["sg-0123456789abcdef0".into()],
+            },
+        },
+    }
+}
+
+fn render_prometheus() -> String {
+    let out = Templates::new(Path::new(ROOT).join("templates"))
+        .render("prometheus.yml", &context())
+        .unwrap_or_else(|e| panic!("{e}"));
+    check_yaml("templates/prometheus.yml", &out).unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+/// The Prometheus container of the reference stack: (entry point, args).
+fn prometheus_container() -> (String, Vec<String>) {
+    let c = &reference_stack()["task_definitions"]["prometheus"]["containers"]["prometheus"];
+    let entry = c["entry_point"].as_str().unwrap().to_string();
+    let args = serde_json::from_value(c["args"].clone()).unwrap();
+    (entry, args)
+}
+
+/// Runs `promtool check config` on a file; promtool missing is a failure, not a skip.
+fn promtool_check_config(file: &Path) {
+    let out = match Command::new("promtool")
+        .arg("check")
+        .arg("config")
+        .arg(file)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "promtool is not installed, so the rendered config cannot be checked: \
+             apt-get install prometheus (Debian/Ubuntu) or put promtool on PATH"
+        ),
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool check config failed:\n{text}"
+    );
+    assert!(text.contains("SUCCESS"), "{text}");
+}
+
+#[test]
+fn rendered_prometheus_config_passes_promtool_and_scrapes_the_alb() {
+    let rendered = render_prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prometheus.yml");
+    std::fs::write(&file, &rendered).unwrap();
+    promtool_check_config(&file);
+
+    assert!(rendered.starts_with("# Rendered by deploy for stack \"monitoring\""));
+    assert!(
+        rendered.ends_with("localhost:9090\n"),
+        "trailing newline kept"
+    );
+    let config: Value = serde_saphyr::from_str(&rendered).unwrap();
+    let global = &config["global"];
+    assert_eq!(global["scrape_interval"], "15s");
+    assert_eq!(global["scrape_timeout"], "10s");
+    assert_eq!(global["evaluation_interval"], "15s");
+    assert_eq!(
+        global["external_labels"],
+        json!({"stack": "monitoring", "environment": "production"})
+    );
+
+    let jobs = config["scrape_configs"].as_array().unwrap();
+    let job = |name: &str| {
+        jobs.iter()
+            .find(|j| j["job_name"] == name)
+            .unwrap_or_else(|| panic!("no job {name} in\n{rendered}"))
+    };
+    let backend = job("backend");
+    assert_eq!(
+        backend["static_configs"],
+        json!([{"targets": [format!("{DNS_NAME}:3000")]}])
+    );
+    assert_eq!(backend["metrics_path"], "/metrics");
+    assert_eq!(backend["scrape_interval"], "15s");
+    assert_eq!(backend["sample_limit"], 50000);
+    assert_eq!(backend["label_limit"], 64);
+    assert_eq!(backend["label_name_length_limit"], 128);
+    assert_eq!(backend["label_value_length_limit"], 2048);
+    assert_eq!(
+        job("prometheus")["static_configs"],
+        json!([{"targets": ["localhost:9090"]}])
+    );
+}
+
+/// The shells to run the delivery under: the container's own `/bin/sh` line, plus dash and
+/// busybox (the prom/prometheus image's shell) when installed here.
+fn shells() -> Vec<Vec<String>> {
+    let mut shells = vec![vec![]]; // empty: exactly the Delivery's entry point
+    if Path::new("/bin/dash").exists() {
+        shells.push(vec!["/bin/dash".into()]);
+    }
+    for busybox in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(busybox).exists() {
+            shells.push(vec![busybox.into(), "sh".into()]);
+            break;
+        }
+    }
+    shells
+}
+
+/// Replaces the single-quoted word `'from'` with `'to'` in the script, insisting it was there.
+fn rewrite(script: &str, from: &str, to: &str) -> String {
+    let needle = format!("'{from}'");
+    assert!(
+        script.contains(&needle),
+        "the script does not mention {needle}:\n{script}"
+    );
+    script.replace(&needle, &format!("'{to}'"))
+}
+
+/// Runs a delivery as the container would (`/bin/sh -c SCRIPT ARGV0 args…`, environment =
+/// the delivery's only), with container paths moved under `root` and the exec target replaced
+/// by a stub that records its arguments. Returns the recorded arguments.
+fn run_delivery(
+    delivery: &Delivery,
+    files: &BTreeMap<String, String>,
+    entry_point: &str,
+    shell: &[String],
+    root: &Path,
+) -> Vec<String> {
+    let record = root.join("recorded-args");
+    let stub = root.join("stub-entry-point");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > '{}'\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let root_s = root.display().to_string();
+    let mut script = delivery.command[0].clone();
+    let dirs: BTreeSet<&str> = files.keys().map(|p| &p[..p.rfind('/').unwrap()]).collect();
+    for dir in dirs.into_iter().filter(|d| !d.is_empty()) {
+        script = rewrite(&script, dir, &format!("{root_s}{dir}"));
+    }
+    for path in files.keys() {
+        script = rewrite(&script, path, &format!("{root_s}{path}"));
+    }
+    script = rewrite(&script, entry_point, &stub.display().to_string());
+    // Every quoted word now points into the temp dir (odd pieces are inside quotes).
+    for word in script.split('\'').skip(1).step_by(2) {
+        assert!(
+            word == "%s" || word.starts_with(&root_s),
+            "unrewritten path {word:?} in:\n{script}"
+        );
+    }
+
+    assert_eq!(delivery.entry_point, ["/bin/sh", "-c"]);
+    let mut argv: Vec<String> = if shell.is_empty() {
+        delivery.entry_point.clone()
+    } else {
+        let mut a = shell.to_vec();
+        a.push("-c".into());
+        a
+    };
+    argv.push(script);
+    argv.extend(delivery.command[1..].iter().cloned());
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(&delivery.environment)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+
+    for (path, content) in files {
+        let written = std::fs::read(format!("{root_s}{path}")).unwrap();
+        assert!(
+            written == content.as_bytes(),
+            "{path} under {shell:?} differs:\n  want {content:?}\n  got  {:?}",
+            String::from_utf8_lossy(&written)
+        );
+    }
+    let recorded = std::fs::read(&record).unwrap();
+    let mut args: Vec<String> = recorded
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8(a.to_vec()).unwrap())
+        .collect();
+    assert_eq!(args.pop().as_deref(), Some(""), "NUL-terminated record");
+    args
+}
+
+#[test]
+fn delivery_writes_tricky_files_byte_for_byte() {
+    let files: BTreeMap<String, String> = [
+        (
+            "/etc/tricky/no-trailing-newline.txt",
+            "a: $HOME $$ ${PATH} $(id) `id` $1 $0 \"$@\" $*\n\
+             summary: '{{ $labels.instance }} is {{ $value | humanize }}%'\n\
+             back\\slash \\n \\\\ \\0 \\t \\c \\e \\x41\n\
+             printf: %s %d %% %b %n\n\
+             quotes: 'single' \"double\" '\"'\"'\n\
+             unicode: héllo ✓ 日本語 🚀\n\
+             crlf\r\n\ttab  trailing space ",
+        ),
+        (
+            "/etc/tricky/with trailing newline $HOME \"q\" \\ %s.yml",
+            "-n -e --\n{{ template \"x\" . }}\n[[ not.rendered ]]\n",
+        ),
+        ("/etc/tricky/-n", "x\n\n\n"),
+        ("/var/lib/empty", ""),
+        ("/top-level", "EOF\n'EOF'\n"),
+    ]
+    .into_iter()
+    .map(|(p, c)| (p.to_string(), c.to_string()))
+    .collect();
+    let args: Vec<String> = [
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "$HOME",
+        "a b",
+        "",
+        "it's",
+        "-n",
+        "{{ $labels }}",
+        "back\\slash",
+        "new\nline",
+        "%s",
+    ]
+    .map(String::from)
+    .to_vec();
+    let delivery = deliver_files(&files, "/bin/prometheus", &args).unwrap();
+    assert_eq!(delivery.environment.len(), files.len());
+    for shell in shells() {
+        let root = tempfile::tempdir().unwrap();
+        let recorded = run_delivery(&delivery, &files, "/bin/prometheus", &shell, root.path());
+        assert_eq!(recorded, args, "under {shell:?}");
+    }
+}
+
+#[test]
+fn delivery_of_the_rendered_config_reaches_prometheus_intact() {
+    let rendered = render_prometheus();
+    let (entry_point, args) = prometheus_container();
+    let files: BTreeMap<String, String> = [(CONFIG_PATH.to_string(), rendered.clone())].into();
+    let delivery = deliver_files(&files, &entry_point, &args).unwrap();
+    assert_eq!(delivery.environment["DEPLOY_FILE_0"], rendered);
+    assert!(
+        delivery.command[0].len() < 200,
+        "the script stays short: {}",
+        delivery.command[0]
+    );
+
+    for shell in shells() {
+        let root = tempfile::tempdir().unwrap();
+        let recorded = run_delivery(&delivery, &files, &entry_point, &shell, root.path());
+        assert_eq!(recorded, args, "under {shell:?}");
+        let written: PathBuf = root.path().join(CONFIG_PATH.trim_start_matches('/'));
+        promtool_check_config(&written);
+    }
+}
