@@ -122,11 +122,7 @@ pub async fn lookup_vpc(aws: &Aws, tags: &Tags) -> Result<String, AwsError> {
 }
 
 /// The ids (sorted) of the subnets of `vpc_id` carrying all of `tags`; none is an error.
-pub async fn lookup_subnets(
-    aws: &Aws,
-    vpc_id: &str,
-    tags: &Tags,
-) -> Result<Vec<String>, AwsError> {
+pub async fn lookup_subnets(aws: &Aws, vpc_id: &str, tags: &Tags) -> Result<Vec<String>, AwsError> {
     const OP: &str = "DescribeSubnets";
     let mut filters = vec![filter("vpc-id", [vpc_id])];
     filters.extend(tag_filters(tags));
@@ -185,8 +181,8 @@ pub fn rule_key(direction: &str, rule: &Rule) -> String {
     )
 }
 
-/// One AWS rule in model form, with its direction and id.
-fn rule_from_aws(r: &SecurityGroupRule) -> Result<(bool, Rule, String), AwsError> {
+/// One AWS rule in model form, with its direction and id; `Err` says why it cannot be read.
+fn rule_from_aws(r: &SecurityGroupRule) -> Result<(bool, Rule, String), String> {
     let id = r.security_group_rule_id().unwrap_or_default().to_string();
     let protocol = normalize_protocol(r.ip_protocol().unwrap_or("-1"));
     let (from_port, to_port) = if protocol == "-1" {
@@ -203,13 +199,9 @@ fn rule_from_aws(r: &SecurityGroupRule) -> Result<(bool, Rule, String), AwsError
     } else if let Some(g) = r.referenced_group_info().and_then(|g| g.group_id()) {
         Peer::Group(g.to_string())
     } else {
-        return Err(AwsError::other(
-            "ec2",
-            "DescribeSecurityGroupRules",
-            format!(
-                "rule {id} of {} has no CIDR, prefix list or group peer",
-                r.group_id().unwrap_or("?")
-            ),
+        return Err(format!(
+            "rule {id} of {} has no CIDR, prefix list or group peer",
+            r.group_id().unwrap_or("?")
         ));
     };
     let rule = Rule {
@@ -240,7 +232,10 @@ async fn rules_of(
         .try_collect()
         .await
         .map_err(err("ec2", "DescribeSecurityGroupRules"))?;
-    for rule in pages.into_iter().flat_map(|p| p.security_group_rules.unwrap_or_default()) {
+    for rule in pages
+        .into_iter()
+        .flat_map(|p| p.security_group_rules.unwrap_or_default())
+    {
         if let Some(g) = rule.group_id() {
             by_group.entry(g.to_string()).or_default().push(rule);
         }
@@ -248,18 +243,53 @@ async fn rules_of(
     Ok(by_group)
 }
 
+/// The description DescribeSecurityGroups shows for a group-peer rule. AWS gives the same one
+/// in DescribeSecurityGroupRules; moto 5.2.5 leaves it out there, so an empty description of a
+/// group-peer rule is filled from here (a no-op on AWS).
+fn group_pair_description(group: &SecurityGroup, is_egress: bool, rule: &Rule) -> Option<String> {
+    let Peer::Group(peer) = &rule.peer else {
+        return None;
+    };
+    let perms = if is_egress {
+        group.ip_permissions_egress()
+    } else {
+        group.ip_permissions()
+    };
+    perms
+        .iter()
+        .filter(|p| {
+            normalize_protocol(p.ip_protocol().unwrap_or("-1")) == rule.protocol
+                && (rule.protocol == "-1"
+                    || (p.from_port() == Some(rule.from_port) && p.to_port() == Some(rule.to_port)))
+        })
+        .flat_map(|p| p.user_id_group_pairs())
+        .find(|pair| pair.group_id() == Some(peer.as_str()))
+        .and_then(|pair| pair.description())
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+}
+
+fn unreadable_rule(message: String) -> AwsError {
+    AwsError::other("ec2", "DescribeSecurityGroupRules", message)
+}
+
 fn observed_group(
     group: &SecurityGroup,
     rules: &[SecurityGroupRule],
     address: &Address,
-) -> Result<Observed, AwsError> {
+) -> Result<Observed, String> {
     let id = group.group_id().unwrap_or_default().to_string();
     let all_tags = ec2_tags(group.tags());
     let mut ingress = BTreeSet::new();
     let mut egress = BTreeSet::new();
     let mut handles = BTreeMap::new();
     for r in rules {
-        let (is_egress, rule, rule_id) = rule_from_aws(r).map_err(|e| e.at(address))?;
+        let (is_egress, mut rule, rule_id) = rule_from_aws(r)?;
+        if rule.description.is_empty() {
+            if let Some(d) = group_pair_description(group, is_egress, &rule) {
+                rule.description = d;
+            }
+        }
         let direction = if is_egress { "egress" } else { "ingress" };
         handles.insert(rule_key(direction, &rule), rule_id);
         if is_egress {
@@ -284,10 +314,7 @@ fn observed_group(
     })
 }
 
-async fn describe_groups(
-    aws: &Aws,
-    filters: Vec<Filter>,
-) -> Result<Vec<SecurityGroup>, AwsError> {
+async fn describe_groups(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<SecurityGroup>, AwsError> {
     let pages = aws
         .ec2
         .describe_security_groups()
@@ -316,17 +343,12 @@ async fn observe_groups(
     }
     let ids: Vec<String> = by_id.keys().cloned().collect();
     let rules = rules_of(aws, &ids).await.map_err(|e| e.at(address))?;
-    by_id
-        .values()
-        .map(|g| {
-            let own = g
-                .group_id()
-                .and_then(|id| rules.get(id))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            observed_group(g, own, address)
-        })
-        .collect()
+    let mut observed = Vec::with_capacity(by_id.len());
+    for (id, g) in &by_id {
+        let own = rules.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        observed.push(observed_group(g, own, address).map_err(|m| unreadable_rule(m).at(address))?);
+    }
+    Ok(observed)
 }
 
 /// The groups of `vpc_id` named `name` or tagged with `deploy:address` = `address` (a
@@ -350,8 +372,7 @@ pub async fn find_security_groups(
             filter(&format!("tag:{TAG_ADDRESS}"), [address.to_string()]),
         ],
     );
-    let (mut groups, tagged) =
-        futures::try_join!(by_name, by_tag).map_err(|e| e.at(address))?;
+    let (mut groups, tagged) = futures::try_join!(by_name, by_tag).map_err(|e| e.at(address))?;
     groups.extend(tagged);
     observe_groups(aws, groups, address).await
 }
@@ -367,7 +388,10 @@ pub async fn observe_security_group(
     let groups = describe_groups(aws, vec![filter("group-id", [id])])
         .await
         .map_err(|e| e.at(address))?;
-    Ok(observe_groups(aws, groups, address).await?.into_iter().next())
+    Ok(observe_groups(aws, groups, address)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// The IpPermission that authorizes exactly `rule`.
@@ -424,7 +448,10 @@ fn rule_request(rule: &Rule) -> SecurityGroupRuleRequest {
 
 /// Same protocol, ports and peer: AWS holds at most one such rule per direction.
 fn same_target(a: &Rule, b: &Rule) -> bool {
-    a.protocol == b.protocol && a.from_port == b.from_port && a.to_port == b.to_port && a.peer == b.peer
+    a.protocol == b.protocol
+        && a.from_port == b.from_port
+        && a.to_port == b.to_port
+        && a.peer == b.peer
 }
 
 async fn authorize(aws: &Aws, id: &str, egress: bool, rules: &[&Rule]) -> Result<(), AwsError> {
@@ -537,7 +564,7 @@ pub async fn create_security_group(
     let mut present_egress: BTreeSet<Rule> = BTreeSet::new();
     let mut unwanted = Vec::new();
     for r in existing.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
-        let (is_egress, rule, rule_id) = rule_from_aws(r)?;
+        let (is_egress, rule, rule_id) = rule_from_aws(r).map_err(unreadable_rule)?;
         if !is_egress {
             continue;
         }
@@ -584,21 +611,24 @@ pub async fn update_security_group(
     .into_iter()
     .enumerate()
     {
-        let handle = |rule: &Rule| -> Result<String, AwsError> {
-            handles.get(&rule_key(direction, rule)).cloned().ok_or_else(|| {
-                AwsError::other(
-                    "ec2",
-                    "RevokeSecurityGroupRules",
-                    format!("no rule id known for {direction} rule `{rule}` of {id}"),
-                )
-            })
+        let handle = |rule: &Rule| handles.get(&rule_key(direction, rule)).cloned();
+        let unknown = |rule: &Rule| {
+            AwsError::other(
+                "ec2",
+                if direction == "ingress" {
+                    "RevokeSecurityGroupIngress"
+                } else {
+                    "RevokeSecurityGroupEgress"
+                },
+                format!("no rule id known for {direction} rule `{rule}` of {id}"),
+            )
         };
         let gone: Vec<&Rule> = b.difference(a).collect();
         for new in a.difference(b) {
             match gone.iter().find(|old| same_target(old, new)) {
                 Some(old) => rewrites.push(
                     SecurityGroupRuleUpdate::builder()
-                        .security_group_rule_id(handle(old)?)
+                        .security_group_rule_id(handle(old).ok_or_else(|| unknown(old))?)
                         .security_group_rule(rule_request(new))
                         .build(),
                 ),
@@ -607,7 +637,7 @@ pub async fn update_security_group(
         }
         for old in gone {
             if !a.iter().any(|new| same_target(old, new)) {
-                to_revoke[i].push(handle(old)?);
+                to_revoke[i].push(handle(old).ok_or_else(|| unknown(old))?);
             }
         }
     }
@@ -685,12 +715,7 @@ pub async fn delete_security_group(aws: &Aws, id: &str) -> Result<(), AwsError> 
 
 /// Sets `tags` and removes the keys in `remove` on any EC2 resource: CreateTags and
 /// DeleteTags, each only when it has something to do.
-pub async fn set_tags(
-    aws: &Aws,
-    id: &str,
-    tags: &Tags,
-    remove: &[String],
-) -> Result<(), AwsError> {
+pub async fn set_tags(aws: &Aws, id: &str, tags: &Tags, remove: &[String]) -> Result<(), AwsError> {
     if !tags.is_empty() {
         aws.ec2
             .create_tags()
@@ -707,7 +732,10 @@ pub async fn set_tags(
             .delete_tags()
             .resources(id)
             .set_tags(Some(
-                remove.iter().map(|k| Tag::builder().key(k).build()).collect(),
+                remove
+                    .iter()
+                    .map(|k| Tag::builder().key(k).build())
+                    .collect(),
             ))
             .send()
             .await

@@ -42,18 +42,25 @@ pub async fn lookup_load_balancer(aws: &Aws, name: &str) -> Result<LoadBalancer,
         .iter()
         .find(|lb| lb.load_balancer_name() == Some(name))
         .ok_or_else(not_found)?;
-    let field = |v: Option<&str>, what: &str| {
-        v.map(str::to_string)
-            .ok_or_else(|| lookup_failed(format!("load balancer `{name}` has no {what} in the answer")))
+    let missing = |what: &str| {
+        lookup_failed(format!(
+            "load balancer `{name}` has no {what} in the answer"
+        ))
     };
     let mut security_groups = lb.security_groups().to_vec();
     security_groups.sort();
     security_groups.dedup();
     Ok(LoadBalancer {
         name: name.to_string(),
-        arn: field(lb.load_balancer_arn(), "ARN")?,
-        dns_name: field(lb.dns_name(), "DNS name")?,
-        vpc_id: field(lb.vpc_id(), "VPC id")?,
+        arn: lb
+            .load_balancer_arn()
+            .ok_or_else(|| missing("ARN"))?
+            .to_string(),
+        dns_name: lb
+            .dns_name()
+            .ok_or_else(|| missing("DNS name"))?
+            .to_string(),
+        vpc_id: lb.vpc_id().ok_or_else(|| missing("VPC id"))?.to_string(),
         security_groups,
     })
 }

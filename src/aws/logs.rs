@@ -58,8 +58,12 @@ pub async fn find_log_group(
         return Ok(None);
     };
     let arn = tagging_arn(&group).ok_or_else(|| {
-        AwsError::other("logs", "DescribeLogGroups", format!("no ARN for log group {name}"))
-            .at(address)
+        AwsError::other(
+            "logs",
+            "DescribeLogGroups",
+            format!("no ARN for log group {name}"),
+        )
+        .at(address)
     })?;
     let tags = aws
         .logs
@@ -177,14 +181,16 @@ pub async fn set_tags(
     let arn = if name_or_arn.starts_with("arn:") {
         name_or_arn.trim_end_matches(":*").to_string()
     } else {
-        let group = describe_exact(aws, name_or_arn).await?.ok_or_else(|| AwsError {
-            service: "logs",
-            operation: "DescribeLogGroups",
-            address: None,
-            code: Some("ResourceNotFoundException".into()),
-            message: format!("log group {name_or_arn} does not exist"),
-            request_id: None,
-        })?;
+        let group = describe_exact(aws, name_or_arn)
+            .await?
+            .ok_or_else(|| AwsError {
+                service: "logs",
+                operation: "DescribeLogGroups",
+                address: None,
+                code: Some("ResourceNotFoundException".into()),
+                message: format!("log group {name_or_arn} does not exist"),
+                request_id: None,
+            })?;
         tagging_arn(&group).ok_or_else(|| {
             AwsError::other(
                 "logs",

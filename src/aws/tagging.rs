@@ -6,17 +6,20 @@ use super::{err, Aws, AwsError};
 use crate::model::{Kind, TAG_ENV, TAG_STACK};
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 
-/// The resource types the stack creates (IAM roles aside).
+/// The resource types the stack creates (IAM roles aside). Log groups are asked for by the
+/// whole `logs` service: AWS names the type `logs:log-group`, moto 5.2.5 `logs:loggroup`, and
+/// the service filter matches both; ARNs of other CloudWatch Logs types are dropped below.
 pub const RESOURCE_TYPES: [&str; 5] = [
     "ecs:cluster",
     "ecs:service",
     "ecs:task-definition",
     "ec2:security-group",
-    "logs:log-group",
+    "logs",
 ];
 
-/// Sorted ARNs of every resource tagged `deploy:stack` = `stack` and `deploy:environment` =
-/// `environment`: GetResources, one call per page. Deregistered (INACTIVE) task definition
+/// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
+/// tagged `deploy:stack` = `stack` and `deploy:environment` = `environment`: GetResources, one
+/// call per page (100 resources a page). Deregistered (INACTIVE) task definition
 /// revisions keep their tags, so they are listed too.
 pub async fn owned_arns(
     aws: &Aws,
@@ -27,8 +30,14 @@ pub async fn owned_arns(
         .tagging
         .get_resources()
         .tag_filters(TagFilter::builder().key(TAG_STACK).values(stack).build())
-        .tag_filters(TagFilter::builder().key(TAG_ENV).values(environment).build())
+        .tag_filters(
+            TagFilter::builder()
+                .key(TAG_ENV)
+                .values(environment)
+                .build(),
+        )
         .set_resource_type_filters(Some(RESOURCE_TYPES.map(String::from).to_vec()))
+        .resources_per_page(100)
         .into_paginator()
         .send()
         .try_collect()
@@ -38,6 +47,7 @@ pub async fn owned_arns(
         .iter()
         .flat_map(|p| p.resource_tag_mapping_list())
         .filter_map(|m| m.resource_arn().map(str::to_string))
+        .filter(|arn| !arn.contains(":logs:") || arn.contains(":log-group:"))
         .collect();
     arns.sort();
     arns.dedup();
@@ -111,7 +121,10 @@ mod tests {
             Some((Kind::SecurityGroup, "sg-1".into()))
         );
         assert_eq!(c("arn:aws:iam::123456789012:role/x"), None);
-        assert_eq!(c("arn:aws:ec2:us-west-2:123456789012:subnet/subnet-1"), None);
+        assert_eq!(
+            c("arn:aws:ec2:us-west-2:123456789012:subnet/subnet-1"),
+            None
+        );
         assert_eq!(c("arn:aws:ecs:us-west-2:123456789012:cluster/"), None);
         assert_eq!(c("not an arn"), None);
     }
