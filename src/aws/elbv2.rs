@@ -1,1 +1,66 @@
-//! (adapter being written)
+//! ELBv2: the backend's existing Application Load Balancer, found by name. The stack never
+//! changes it; Prometheus scrapes through it, so its DNS name and security groups feed the
+//! rendered configuration and the Prometheus group's egress rule.
+
+use super::{err, Aws, AwsError};
+use crate::model::LoadBalancer;
+
+fn lookup_failed(message: String) -> AwsError {
+    AwsError {
+        service: "elbv2",
+        operation: "DescribeLoadBalancers",
+        address: None,
+        code: Some("LookupFailed".into()),
+        message,
+        request_id: None,
+    }
+}
+
+/// The load balancer named `name` (one DescribeLoadBalancers call; read-only). Not found is an
+/// error with code `LookupFailed`.
+pub async fn lookup_load_balancer(aws: &Aws, name: &str) -> Result<LoadBalancer, AwsError> {
+    let not_found = || {
+        lookup_failed(format!(
+            "no load balancer named `{name}` in {} (check `lookups.load_balancer.name` and the region)",
+            aws.region
+        ))
+    };
+    let out = match aws
+        .elbv2
+        .describe_load_balancers()
+        .names(name)
+        .send()
+        .await
+        .map_err(err("elbv2", "DescribeLoadBalancers"))
+    {
+        Ok(out) => out,
+        Err(e) if e.code_is("LoadBalancerNotFound") => return Err(not_found()),
+        Err(e) => return Err(e),
+    };
+    let lb = out
+        .load_balancers()
+        .iter()
+        .find(|lb| lb.load_balancer_name() == Some(name))
+        .ok_or_else(not_found)?;
+    let missing = |what: &str| {
+        lookup_failed(format!(
+            "load balancer `{name}` has no {what} in the answer"
+        ))
+    };
+    let mut security_groups = lb.security_groups().to_vec();
+    security_groups.sort();
+    security_groups.dedup();
+    Ok(LoadBalancer {
+        name: name.to_string(),
+        arn: lb
+            .load_balancer_arn()
+            .ok_or_else(|| missing("ARN"))?
+            .to_string(),
+        dns_name: lb
+            .dns_name()
+            .ok_or_else(|| missing("DNS name"))?
+            .to_string(),
+        vpc_id: lb.vpc_id().ok_or_else(|| missing("VPC id"))?.to_string(),
+        security_groups,
+    })
+}

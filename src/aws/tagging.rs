@@ -1,1 +1,131 @@
-//! (adapter being written)
+//! Resource Groups Tagging API: everything the stack owns, found by its ownership tags, so
+//! that resources removed from the stack file (or orphaned by a crash) are still seen and can
+//! be planned for deletion. IAM roles are not listed here (the IAM adapter finds them).
+
+use super::{err, Aws, AwsError};
+use crate::model::{Kind, TAG_ENV, TAG_STACK};
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+
+/// The resource types the stack creates (IAM roles aside). Log groups are asked for by the
+/// whole `logs` service: AWS names the type `logs:log-group`, moto 5.2.5 `logs:loggroup`, and
+/// the service filter matches both; ARNs of other CloudWatch Logs types are dropped below.
+pub const RESOURCE_TYPES: [&str; 5] = [
+    "ecs:cluster",
+    "ecs:service",
+    "ecs:task-definition",
+    "ec2:security-group",
+    "logs",
+];
+
+/// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
+/// tagged `deploy:stack` = `stack` and `deploy:environment` = `environment`: GetResources, one
+/// call per page (100 resources a page). Deregistered (INACTIVE) task definition
+/// revisions keep their tags, so they are listed too.
+pub async fn owned_arns(
+    aws: &Aws,
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<String>, AwsError> {
+    let pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(TagFilter::builder().key(TAG_STACK).values(stack).build())
+        .tag_filters(
+            TagFilter::builder()
+                .key(TAG_ENV)
+                .values(environment)
+                .build(),
+        )
+        .set_resource_type_filters(Some(RESOURCE_TYPES.map(String::from).to_vec()))
+        .resources_per_page(100)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("tagging", "GetResources"))?;
+    let mut arns: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.resource_tag_mapping_list())
+        .filter_map(|m| m.resource_arn().map(str::to_string))
+        .filter(|arn| !arn.contains(":logs:") || arn.contains(":log-group:"))
+        .collect();
+    arns.sort();
+    arns.dedup();
+    Ok(arns)
+}
+
+/// What an ARN from [`owned_arns`] is, and the id its adapter takes: the group id for a
+/// security group, the name for a log group or cluster, the ARN itself for a service or a task
+/// definition revision. `None` for anything else.
+pub fn classify_arn(arn: &str) -> Option<(Kind, String)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _partition, service, _region, _account, resource] = parts[..] else {
+        return None;
+    };
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    match service {
+        "ec2" => resource
+            .strip_prefix("security-group/")
+            .and_then(non_empty)
+            .map(|id| (Kind::SecurityGroup, id)),
+        "logs" => resource
+            .strip_prefix("log-group:")
+            .map(|n| n.strip_suffix(":*").unwrap_or(n))
+            .and_then(non_empty)
+            .map(|name| (Kind::LogGroup, name)),
+        "ecs" => {
+            let (kind, rest) = resource.split_once('/')?;
+            if rest.is_empty() {
+                return None;
+            }
+            match kind {
+                "cluster" => Some((Kind::EcsCluster, rest.to_string())),
+                "service" => Some((Kind::EcsService, arn.to_string())),
+                "task-definition" => Some((Kind::TaskDefinition, arn.to_string())),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_classify() {
+        let c = |a: &str| classify_arn(a);
+        assert_eq!(
+            c("arn:aws:ec2:us-west-2:123456789012:security-group/sg-0abc"),
+            Some((Kind::SecurityGroup, "sg-0abc".into()))
+        );
+        assert_eq!(
+            c("arn:aws:logs:us-west-2:123456789012:log-group:/ecs/prom-task:*"),
+            Some((Kind::LogGroup, "/ecs/prom-task".into()))
+        );
+        assert_eq!(
+            c("arn:aws:logs:us-west-2:123456789012:log-group:/ecs/prom-task"),
+            Some((Kind::LogGroup, "/ecs/prom-task".into()))
+        );
+        assert_eq!(
+            c("arn:aws:ecs:us-west-2:123456789012:cluster/monitoring"),
+            Some((Kind::EcsCluster, "monitoring".into()))
+        );
+        let svc = "arn:aws:ecs:us-west-2:123456789012:service/monitoring/prometheus";
+        assert_eq!(c(svc), Some((Kind::EcsService, svc.into())));
+        let td = "arn:aws:ecs:us-west-2:123456789012:task-definition/prom-task:3";
+        assert_eq!(c(td), Some((Kind::TaskDefinition, td.into())));
+        assert_eq!(
+            c("arn:aws-cn:ec2:cn-north-1:123456789012:security-group/sg-1"),
+            Some((Kind::SecurityGroup, "sg-1".into()))
+        );
+        assert_eq!(c("arn:aws:iam::123456789012:role/x"), None);
+        assert_eq!(
+            c("arn:aws:ec2:us-west-2:123456789012:subnet/subnet-1"),
+            None
+        );
+        assert_eq!(c("arn:aws:ecs:us-west-2:123456789012:cluster/"), None);
+        assert_eq!(c("not an arn"), None);
+    }
+}
