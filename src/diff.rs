@@ -218,7 +218,12 @@ pub fn diff(input: &DiffInput) -> Plan {
                     });
                 }
                 // A same-named resource owned by nobody (or by someone else) blocks creation.
-                if let Some((o, _)) = candidates.first() {
+                // (Candidates found only by their address tag belong to another stack that
+                // uses the same address: not ours, and not in the way.)
+                if let Some((o, _)) = candidates
+                    .iter()
+                    .find(|(o, _)| o.attrs.aws_name() == d.attrs.aws_name())
+                {
                     conflicts.push(conflict_for(d, o, input));
                     continue;
                 }

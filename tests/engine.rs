@@ -282,7 +282,9 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
     let decoy_sg = ec2c
         .create_security_group()
         .group_name("monitoring-prometheus")
-        .description("hand made")
+        // Same description as the stack's: adoption converges it in place (a different one
+        // would force a replacement, which the plan would show).
+        .description("Prometheus server; port 9090 only from the sources named here")
         .vpc_id(&vpc)
         .send()
         .await

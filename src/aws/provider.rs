@@ -57,6 +57,10 @@ pub fn resolve(attrs: &Attrs, refs: &Refs) -> Result<Attrs, AwsError> {
     };
     out.map_references(&|s| lookup(s));
     if let Attrs::EcsService(svc) = &mut out {
+        // ECS takes a cluster by name or ARN; the live side is normalized to the name.
+        if let Some((_, name)) = svc.cluster.split_once(":cluster/") {
+            svc.cluster = name.to_string();
+        }
         if let Some((td, _)) = svc.task_definition.split_once('@') {
             match lookup(td) {
                 Some(arn) => svc.task_definition = arn,

@@ -404,12 +404,18 @@ pub fn parse(file: &Path, text: &str) -> Result<LoadedStack, SpecErrors> {
             locator,
         }),
         Err(e) => {
+            let found = e
+                .location()
+                .and_then(|l| scalar_at(text, l.line() as usize, l.column() as usize));
             let path = if failed_path == "." {
                 String::new()
             } else {
                 failed_path
             };
             let mut err = saphyr_error(file, &e, &path);
+            if let Some(found) = found {
+                err.message = format!("{} (found `{found}`)", err.message);
+            }
             if err.line == 0 {
                 let (line, column) = locator.locate(&path);
                 err.line = line;
@@ -442,10 +448,26 @@ fn saphyr_error(file: &Path, e: &serde_saphyr::Error, path: &str) -> SpecError {
     }
 }
 
-/// saphyr ends some messages with " at line L column C", which our prefix already says.
+/// saphyr puts the location into its messages ("error: line L column C: …" or "… at line L
+/// column C"), which our own prefix already says.
 fn strip_location_suffix(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
+    let mut m = message.trim_start_matches("error:").trim();
+    if m.starts_with("line ") {
+        if let Some(i) = m.find(": ") {
+            m = &m[i + 2..];
+        }
     }
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+/// The plain scalar that starts at a 1-based line and column, for "found `x`" in messages.
+fn scalar_at(text: &str, line: usize, column: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let rest: String = l.chars().skip(column.checked_sub(1)?).collect();
+    let rest = rest.split(" #").next()?.trim();
+    let is_scalar = !rest.is_empty() && !rest.starts_with(['[', '{', '-', '|', '>']);
+    (is_scalar && !rest.ends_with(':')).then(|| rest.chars().take(60).collect())
 }
