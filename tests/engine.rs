@@ -440,3 +440,176 @@ fn bad_input_is_located_and_makes_no_aws_call() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
+    let env = TestEnv::new();
+    env.seed(false);
+    apply(&env, STACK);
+    let edited = stack_copy(&env, "edited.yaml", |t| {
+        t.replace(
+            "description: Prometheus server; port 9090 only from the sources named here",
+            "description: Prometheus server (port 9090), private",
+        )
+        .replace("prom/prometheus:v2.53.4", "prom/prometheus:v2.53.3")
+    });
+    env.proxy.clear();
+    let out = env.deploy(&["plan", "-f", &edited]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("-/+ security_group.prometheus"), "{text}");
+    assert!(text.contains("# forces replacement"), "{text}");
+    assert!(text.contains("new revision of prom-task"), "{text}");
+    assert!(text.contains("~ task_definition:"), "the service must roll to the new revision:\n{text}");
+    assert!(text.contains("Prometheus history") && text.contains("is lost"), "{text}");
+    assert!(text.contains("Plan: 1 to add, 1 to change, 1 to replace, 0 to destroy."), "{text}");
+
+    env.proxy.clear();
+    apply(&env, &edited);
+    let calls: Vec<String> = env.proxy.mutating_calls().iter().map(|c| c.action.clone()).collect();
+    let at = |a: &str| calls.iter().position(|c| c == a).unwrap_or_else(|| panic!("no {a} in {calls:?}"));
+    assert!(at("CreateSecurityGroup") < at("UpdateService"), "{calls:?}");
+    assert!(at("UpdateService") < at("DeleteSecurityGroup"), "{calls:?}");
+    assert!(at("RegisterTaskDefinition") < at("UpdateService"), "{calls:?}");
+    plan_says_no_changes(&env, &edited);
+
+    let (ec2c, ecsc, _, _) = clients(&env).await;
+    let owned: Vec<_> = ec2c
+        .describe_security_groups()
+        .filters(ec2::types::Filter::builder().name("tag:deploy:stack").values("monitoring").build())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+        .to_vec();
+    assert_eq!(owned.len(), 1, "exactly the new group is left: {owned:?}");
+    let svc = service(&ecsc).await.unwrap();
+    let sgs = svc.network_configuration().unwrap().awsvpc_configuration().unwrap().security_groups().to_vec();
+    assert_eq!(sgs, vec![owned[0].group_id().unwrap().to_string()]);
+    // The previous revision stays registered so the circuit breaker can roll back to it.
+    let revisions = ecsc.list_task_definitions().family_prefix("prom-task").send().await.unwrap();
+    assert_eq!(revisions.task_definition_arns().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_and_5xx_are_retried_and_access_denied_is_not() {
+    let env = TestEnv::new();
+    env.seed(false);
+    env.proxy.clear();
+    env.proxy.inject(serde_json::json!([
+        {"action": "DescribeLogGroups", "status": 400, "code": "ThrottlingException", "message": "Rate exceeded", "times": 2},
+        {"action": "DescribeSecurityGroups", "status": 503, "code": "Unavailable", "message": "try later", "times": 2},
+        {"action": "DescribeClusters", "status": 500, "code": "ServerException", "message": "boom", "times": 1},
+    ]));
+    let out = env.deploy(&["plan", "-f", STACK]);
+    assert_success(&out);
+    let calls = env.proxy.calls();
+    let count = |a: &str, injected: bool| calls.iter().filter(|c| c.action == a && c.injected == injected).count();
+    assert_eq!(count("DescribeLogGroups", true), 2);
+    assert!(count("DescribeLogGroups", false) >= 1);
+    assert_eq!(count("DescribeSecurityGroups", true), 2);
+    assert_eq!(count("DescribeClusters", true), 1);
+    assert!(count("DescribeClusters", false) >= 1);
+
+    env.proxy.clear();
+    env.proxy.inject(serde_json::json!([
+        {"action": "GetRole", "status": 403, "code": "AccessDenied", "message": "not authorized to perform iam:GetRole", "times": 1},
+    ]));
+    let out = env.deploy(&["plan", "-f", STACK]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("iam GetRole"), "the error names service and operation:\n{err}");
+    assert!(err.contains("AccessDenied"), "the error names the AWS code:\n{err}");
+    assert!(err.contains("iam_role."), "the error names the resource address:\n{err}");
+    let get_role: Vec<_> = env.proxy.calls().into_iter().filter(|c| c.action == "GetRole").collect();
+    assert_eq!(get_role.iter().filter(|c| c.injected).count(), 1);
+    // Two roles are read; a retry of the denied call would make a third GetRole.
+    assert!(get_role.len() <= 2, "access denied must not be retried: {get_role:?}");
+}
+
+#[test]
+fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked() {
+    let env = TestEnv::new();
+    let seeded = env.seed(false);
+    let dir = env.path().join("rendered");
+    let out = env.deploy(&["render", "-f", STACK, "--out", dir.to_str().unwrap()]);
+    assert_success(&out);
+    let config_path = dir.join("files/prometheus/prometheus/etc/prometheus/prometheus.yml");
+    let config = std::fs::read(&config_path).expect("rendered prometheus.yml");
+    let text = String::from_utf8(config.clone()).unwrap();
+    let target = format!("{}:3000", seeded["alb_dns_name"].as_str().unwrap());
+    assert!(text.contains(&target), "scrape target {target} missing:\n{text}");
+
+    let promtool = which("promtool");
+    let check = std::process::Command::new(&promtool).args(["check", "config"]).arg(&config_path).output().unwrap();
+    assert!(check.status.success(), "promtool rejected the config:\n{}{}", stdout(&check), stderr(&check));
+
+    // The task definition request as apply sends it.
+    let td: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("task-definitions/prom-task.json")).unwrap()).unwrap();
+    assert_eq!(td["family"], "prom-task");
+    assert!(td["executionRoleArn"].as_str().unwrap().ends_with(EXEC_ROLE));
+    let c = &td["containerDefinitions"][0];
+    let entry: Vec<&str> = c["entryPoint"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(entry, ["/bin/sh", "-c"]);
+    let command: Vec<String> = c["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let environment: Vec<(String, String)> = c["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv["name"].as_str().unwrap().to_string(), kv["value"].as_str().unwrap().to_string()))
+        .collect();
+
+    // Run it as the container would, with the container's absolute paths moved into a temp
+    // dir and the image's program replaced by a recorder.
+    let root = env.path().join("container");
+    std::fs::create_dir_all(&root).unwrap();
+    let recorder = root.join("prometheus-args");
+    let stub = root.join("prometheus-stub");
+    std::fs::write(&stub, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", recorder.display())).unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = &command[0];
+    assert!(script.contains("'/etc/prometheus/prometheus.yml'") && script.contains("exec '/bin/prometheus'"), "{script}");
+    let script = script
+        .replace("'/etc/prometheus", &format!("'{}/etc/prometheus", root.display()))
+        .replace("exec '/bin/prometheus'", &format!("exec '{}'", stub.display()));
+    let run = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .args(&command[1..])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(environment)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let written = std::fs::read(root.join("etc/prometheus/prometheus.yml")).unwrap();
+    assert_eq!(written, config, "the container must write exactly the file promtool checked");
+    let args = std::fs::read_to_string(&recorder).unwrap();
+    assert!(args.lines().any(|l| l == "--config.file=/etc/prometheus/prometheus.yml"), "{args}");
+    assert!(args.lines().any(|l| l == "--storage.tsdb.retention.time=15d"), "{args}");
+}
+
+#[test]
+fn validate_prints_task_definition_sizes_offline() {
+    // No moto at all: validate must not need AWS.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args(["validate", "-f", STACK])
+        .current_dir(common::repo_root())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let text = stdout(&out);
+    let line = text.lines().find(|l| l.contains("task definition prom-task:")).unwrap_or_else(|| panic!("{text}"));
+    let bytes: usize = line.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(bytes > 1000 && bytes < 65536, "{line}");
+}
+
+fn which(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|p| p.exists()))
+        .unwrap_or_else(|| {
+            panic!("{tool} not found: install Debian's `prometheus` package (bash scripts/setup.sh does: apt-get install prometheus prometheus-alertmanager)")
+        })
+}
