@@ -613,3 +613,78 @@ fn which(tool: &str) -> PathBuf {
             panic!("{tool} not found: install Debian's `prometheus` package (bash scripts/setup.sh does: apt-get install prometheus prometheus-alertmanager)")
         })
 }
+
+/// Starts `deploy apply` with every AWS call slowed down, and returns once it has made at
+/// least `mutating` mutating calls (the child is still running).
+fn apply_until(env: &TestEnv, mutating: usize) -> std::process::Child {
+    env.proxy.clear();
+    env.proxy.inject(serde_json::json!([{"action": "*", "delay_ms": 150, "times": 100000}]));
+    let mut cmd = env.deploy_command(&["apply", "-f", STACK, "--auto-approve"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn deploy apply");
+    let started = std::time::Instant::now();
+    while env.proxy.mutating_calls().len() < mutating {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("apply ended ({status}) before {mutating} mutating calls");
+        }
+        assert!(started.elapsed().as_secs() < 120, "apply made too few calls");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+async fn assert_no_duplicates(env: &TestEnv) {
+    let (ec2c, ecsc, _, logsc) = clients(env).await;
+    let groups = ec2c
+        .describe_security_groups()
+        .filters(ec2::types::Filter::builder().name("tag:deploy:stack").values("monitoring").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups().len(), 1, "{:?}", groups.security_groups());
+    let revisions = ecsc.list_task_definitions().family_prefix("prom-task").send().await.unwrap();
+    assert_eq!(revisions.task_definition_arns().len(), 1, "{:?}", revisions.task_definition_arns());
+    let services = ecsc.list_services().cluster("monitoring").send().await.unwrap();
+    assert_eq!(services.service_arns().len(), 1);
+    let lg = logsc.describe_log_groups().log_group_name_prefix("/ecs/prom-task").send().await.unwrap();
+    assert_eq!(lg.log_groups().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_several_points_then_a_rerun_converges() {
+    // 13 mutating calls make the first apply; kill early, in the middle and near the end.
+    for kill_after in [1, 5, 9, 12] {
+        let env = TestEnv::new();
+        env.seed(false);
+        let mut child = apply_until(&env, kill_after);
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        env.proxy.clear_faults();
+        let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
+        assert_success(&out);
+        plan_says_no_changes(&env, STACK);
+        assert_no_duplicates(&env).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_finishes_in_flight_changes_reports_and_exits_non_zero() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let child = apply_until(&env, 3);
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Interrupted"), "{err}");
+    assert!(err.contains("Done (") && err.contains("Not started ("), "{err}");
+    let not_started = err.split("Not started (").nth(1).unwrap();
+    let n: usize = not_started.split(')').next().unwrap().parse().unwrap();
+    assert!(n > 0, "steps after the interrupt must not start:\n{err}");
+    env.proxy.clear_faults();
+    apply(&env, STACK);
+    plan_says_no_changes(&env, STACK);
+    assert_no_duplicates(&env).await;
+}

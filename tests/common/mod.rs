@@ -498,8 +498,23 @@ impl TestEnv {
     /// the temp dir (a developer's ~/.aws cannot leak in), NO_COLOR=1; HOME kept. Killed and
     /// reported after `DEPLOY_TEST_TIMEOUT_SECS` (default 300).
     pub fn deploy_in(&self, cwd: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.deploy_command(args);
+        cmd.current_dir(cwd);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        run_with_timeout(
+            cmd,
+            duration_from_env("DEPLOY_TEST_TIMEOUT_SECS", 300),
+            &format!("deploy {}", args.join(" ")),
+        )
+    }
+
+    /// The `deploy` command as `deploy_in` runs it (cwd = repo root), for tests that spawn it
+    /// and signal or kill it midway.
+    pub fn deploy_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_deploy"));
-        cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+        cmd.args(args).current_dir(repo_root()).stdin(Stdio::null());
         scrub_aws_env(&mut cmd);
         cmd.env("AWS_ENDPOINT_URL", self.proxy_endpoint())
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -511,14 +526,7 @@ impl TestEnv {
                 self.path().join("aws-credentials"),
             )
             .env("NO_COLOR", "1");
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        run_with_timeout(
-            cmd,
-            duration_from_env("DEPLOY_TEST_TIMEOUT_SECS", 300),
-            &format!("deploy {}", args.join(" ")),
-        )
+        cmd
     }
 
     /// SDK config pointed DIRECTLY at moto (test-side setup and drift; not recorded), with
