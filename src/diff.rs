@@ -3,9 +3,7 @@
 //! Observed resources arrive with raw ids; the first thing done here is to rewrite ids that
 //! name resources of this stack into addresses, so both sides speak the same language.
 
-use crate::model::{
-    Address, Attrs, Desired, Kind, Observed, Ownership, TaskDefinitionAttrs,
-};
+use crate::model::{Address, Attrs, Desired, Kind, Observed, Ownership, TaskDefinitionAttrs};
 use crate::plan::{order_steps, Action, AttrChange, Cause, Change, Conflict, Plan};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,7 +271,8 @@ pub fn diff(input: &DiffInput) -> Plan {
             .as_ref()
             .and_then(|d| d.restart_loses.clone())
             .or_else(|| {
-                (c.action == Action::Delete).then(|| "the data its tasks keep on ephemeral storage".to_string())
+                (c.action == Action::Delete)
+                    .then(|| "the data its tasks keep on ephemeral storage".to_string())
             });
         if restarts {
             if let Some(loses) = loses {

@@ -4,11 +4,11 @@
 //! resources ([`model`]) → diff against observed AWS state → [`plan`] → apply.
 //! The planner modules (`spec`, `model`, `diff`, `plan`) never import the AWS SDK.
 
-pub mod model;
-pub mod aws;
 pub mod apply;
+pub mod aws;
 pub mod cli;
 pub mod diff;
+pub mod model;
 pub mod observe;
 pub mod output;
 pub mod plan;

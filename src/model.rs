@@ -601,7 +601,8 @@ pub fn canonical_json(v: &Value) -> String {
 fn sort_keys(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            let sorted: BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, sort_keys(v))).collect();
             let mut out = serde_json::Map::new();
             for (k, v) in sorted {
                 out.insert(k.clone(), v);
@@ -663,7 +664,11 @@ fn string_set(v: &Value) -> Value {
         Value::String(s) => [s.clone()].into(),
         Value::Array(a) => a
             .iter()
-            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
             .collect(),
         other => return other.clone(),
     };
@@ -721,7 +726,10 @@ mod tests {
         if let Attrs::LogGroup(l) = &mut b {
             l.retention_days = Some(14);
         }
-        assert_ne!(a.applied_hash(&BTreeSet::new()), b.applied_hash(&BTreeSet::new()));
+        assert_ne!(
+            a.applied_hash(&BTreeSet::new()),
+            b.applied_hash(&BTreeSet::new())
+        );
         let ignore: BTreeSet<String> = ["retention_days".to_string()].into();
         assert_eq!(a.applied_hash(&ignore), b.applied_hash(&ignore));
     }

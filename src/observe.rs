@@ -4,9 +4,7 @@
 
 use crate::aws::{ec2, ecs, elbv2, iam, logs, tagging, Aws, AwsError};
 use crate::diff::World;
-use crate::model::{
-    Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS,
-};
+use crate::model::{Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS};
 use crate::spec::Stack;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,10 +65,12 @@ async fn find(
         Attrs::IamRole(a) => one(iam::find_role(aws, &a.name, addr).await?),
         Attrs::SecurityGroup(a) => ec2::find_security_groups(aws, vpc_id, &a.name, addr).await?,
         Attrs::EcsCluster(a) => one(ecs::find_cluster(aws, &a.name, addr).await?),
-        Attrs::TaskDefinition(a) => one(
-            ecs::find_task_definition(aws, &a.family, addr, &stack.stack, &stack.environment)
-                .await?,
-        ),
+        Attrs::TaskDefinition(a) => {
+            one(
+                ecs::find_task_definition(aws, &a.family, addr, &stack.stack, &stack.environment)
+                    .await?,
+            )
+        }
         Attrs::EcsService(a) => {
             let cluster = cluster_name(&a.cluster, desired);
             one(ecs::find_service(aws, &cluster, &a.name, addr).await?)
@@ -140,7 +140,11 @@ pub async fn observe(
                 }
             }
             Kind::LogGroup | Kind::EcsCluster => {
-                if !found.values().flatten().any(|o| o.id == id || o.attrs.aws_name() == id) {
+                if !found
+                    .values()
+                    .flatten()
+                    .any(|o| o.id == id || o.attrs.aws_name() == id)
+                {
                     extra.push((kind, id));
                 }
             }
@@ -216,11 +220,19 @@ pub async fn observe(
 /// `arn:aws:ecs:r:a:task-definition/FAMILY:REV` → FAMILY.
 fn task_family(id: &str) -> String {
     let tail = id.rsplit('/').next().unwrap_or(id);
-    tail.rsplit_once(':').map(|(f, _)| f).unwrap_or(tail).to_string()
+    tail.rsplit_once(':')
+        .map(|(f, _)| f)
+        .unwrap_or(tail)
+        .to_string()
 }
 
 /// Reads one resource found by tag, addressed by its `deploy:address` tag.
-async fn observe_by_id(aws: &Aws, stack: &Stack, kind: Kind, id: &str) -> Result<Option<Observed>, AwsError> {
+async fn observe_by_id(
+    aws: &Aws,
+    stack: &Stack,
+    kind: Kind,
+    id: &str,
+) -> Result<Option<Observed>, AwsError> {
     let placeholder = Address::new(kind, id);
     let found = match kind {
         Kind::LogGroup => logs::find_log_group(aws, id, &placeholder).await?,
@@ -228,7 +240,8 @@ async fn observe_by_id(aws: &Aws, stack: &Stack, kind: Kind, id: &str) -> Result
         Kind::SecurityGroup => ec2::observe_security_group(aws, id, &placeholder).await?,
         Kind::EcsCluster => ecs::find_cluster(aws, id, &placeholder).await?,
         Kind::TaskDefinition => {
-            ecs::find_task_definition(aws, id, &placeholder, &stack.stack, &stack.environment).await?
+            ecs::find_task_definition(aws, id, &placeholder, &stack.stack, &stack.environment)
+                .await?
         }
         Kind::EcsService => {
             // arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME

@@ -61,7 +61,10 @@ pub fn plan_text(plan: &Plan) -> String {
         plan.stack, plan.environment, plan.account_id, plan.region
     );
     if !plan.conflicts.is_empty() {
-        let _ = writeln!(out, "\nConflicts (nothing will be changed until they are resolved):");
+        let _ = writeln!(
+            out,
+            "\nConflicts (nothing will be changed until they are resolved):"
+        );
         for c in &plan.conflicts {
             let _ = writeln!(out, "  ! {}: {}", c.address, c.message);
         }
@@ -143,7 +146,10 @@ pub fn report_text(report: &Report) -> String {
         return out;
     }
     if report.interrupted {
-        let _ = writeln!(out, "Interrupted: no new change was started; changes in flight finished.");
+        let _ = writeln!(
+            out,
+            "Interrupted: no new change was started; changes in flight finished."
+        );
     }
     let _ = writeln!(out, "Done ({}):", done.len());
     for d in &done {

@@ -229,9 +229,7 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
             let other_addr = &changes[other.change].address;
             // Whatever still references the target (live) goes first; so does anything of a
             // later creation rank (services before task definitions before the rest).
-            if observed_refs(other).contains(&target)
-                || rank(other_addr.kind) > rank(target.kind)
-            {
+            if observed_refs(other).contains(&target) || rank(other_addr.kind) > rank(target.kind) {
                 after.push(forward_count + bj);
             }
         }

@@ -26,11 +26,13 @@ pub const TASK_DEFINITION_LIMIT: usize = 65536;
 #[derive(Debug)]
 pub enum Failure {
     Spec(spec::SpecErrors),
-    Aws(AwsError),
+    Aws(Box<AwsError>),
     /// The plan cannot be applied (ownership conflicts).
     Refused(String),
     /// Some steps failed or never started.
-    Incomplete { interrupted: bool },
+    Incomplete {
+        interrupted: bool,
+    },
     Other(String),
 }
 
@@ -41,7 +43,7 @@ impl From<spec::SpecErrors> for Failure {
 }
 impl From<AwsError> for Failure {
     fn from(e: AwsError) -> Self {
-        Failure::Aws(e)
+        Failure::Aws(Box::new(e))
     }
 }
 
@@ -125,14 +127,20 @@ fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
 }
 
 /// Sizes of the task definition requests, refusing any over the ECS limit.
-fn check_sizes(loaded: &LoadedStack, built: &Built, lookups: &Lookups) -> Result<Vec<(String, usize)>, Failure> {
+fn check_sizes(
+    loaded: &LoadedStack,
+    built: &Built,
+    lookups: &Lookups,
+) -> Result<Vec<(String, usize)>, Failure> {
     let refs = deterministic_refs(loaded, lookups);
     let mut sizes = Vec::new();
     let mut errors = Vec::new();
     for d in &built.desired {
         if let Attrs::TaskDefinition(_) = &d.attrs {
             let resolved = resolve_loosely(&d.attrs, &refs);
-            let Attrs::TaskDefinition(td) = &resolved else { unreachable!() };
+            let Attrs::TaskDefinition(td) = &resolved else {
+                unreachable!()
+            };
             let body = ecs::register_request_json(td, &td.tags);
             let size = serde_json::to_vec(&body).map(|v| v.len()).unwrap_or(0);
             if size > TASK_DEFINITION_LIMIT {
@@ -157,7 +165,10 @@ fn deterministic_refs(loaded: &LoadedStack, lookups: &Lookups) -> Refs {
     let mut refs = Refs::new();
     let s = &loaded.stack;
     for (k, r) in &s.iam_roles {
-        let path = r.path.clone().unwrap_or_else(|| format!("/deploy/{}/", s.stack));
+        let path = r
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("/deploy/{}/", s.stack));
         refs.insert(
             Address::new(Kind::IamRole, k),
             format!(
@@ -178,13 +189,21 @@ fn deterministic_refs(loaded: &LoadedStack, lookups: &Lookups) -> Refs {
 
 fn resolve_loosely(attrs: &Attrs, refs: &Refs) -> Attrs {
     let mut out = attrs.clone();
-    out.map_references(&|s| s.parse::<Address>().ok().and_then(|a| refs.get(&a).cloned()));
+    out.map_references(&|s| {
+        s.parse::<Address>()
+            .ok()
+            .and_then(|a| refs.get(&a).cloned())
+    });
     out
 }
 
 fn validate(args: &StackArgs) -> Result<(), Failure> {
     let loaded = load_valid(args)?;
-    let region = loaded.stack.region.clone().unwrap_or_else(|| "<region>".into());
+    let region = loaded
+        .stack
+        .region
+        .clone()
+        .unwrap_or_else(|| "<region>".into());
     let lookups = Lookups::placeholders(&region);
     let built = spec::build_desired(&loaded, &lookups, &Templates::new(&args.templates))?;
     let sizes = check_sizes(&loaded, &built, &lookups)?;
@@ -224,7 +243,10 @@ impl Context {
         let offline_built = spec::build_desired(&loaded, &offline, &templates)?;
         check_sizes(&loaded, &offline_built, &offline)?;
 
-        let region = aws_args.region.clone().or_else(|| loaded.stack.region.clone());
+        let region = aws_args
+            .region
+            .clone()
+            .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
         let lookups = observe::lookups(&aws, &loaded.stack).await?;
         let built = spec::build_desired(&loaded, &lookups, &templates)?;
@@ -251,8 +273,18 @@ impl Context {
             .collect()
     }
 
-    async fn plan(&self, destroy: bool, extra_imports: &BTreeMap<Address, String>) -> Result<Planned, Failure> {
-        let world = observe::observe(&self.aws, &self.loaded.stack, &self.lookups, &self.built.desired).await?;
+    async fn plan(
+        &self,
+        destroy: bool,
+        extra_imports: &BTreeMap<Address, String>,
+    ) -> Result<Planned, Failure> {
+        let world = observe::observe(
+            &self.aws,
+            &self.loaded.stack,
+            &self.lookups,
+            &self.built.desired,
+        )
+        .await?;
         let mut imports = self.imports()?;
         imports.extend(extra_imports.clone());
         let s = &self.loaded.stack;
@@ -291,7 +323,8 @@ async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Resul
             std::fs::create_dir_all(parent)
                 .map_err(|e| Failure::Other(format!("cannot create {}: {e}", parent.display())))?;
         }
-        std::fs::write(path, bytes).map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(path, bytes)
+            .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))
     };
     let mut written = Vec::new();
     for f in &ctx.built.files {
@@ -305,14 +338,21 @@ async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Resul
     }
     for d in &ctx.built.desired {
         if let Attrs::TaskDefinition(_) = &d.attrs {
-            let Attrs::TaskDefinition(td) = resolve_loosely(&d.attrs, &refs) else { unreachable!() };
+            let Attrs::TaskDefinition(td) = resolve_loosely(&d.attrs, &refs) else {
+                unreachable!()
+            };
             let mut tags = crate::spec::ownership_tags(&ctx.loaded.stack);
             tags.extend(td.tags.clone());
             tags.insert(crate::model::TAG_ADDRESS.into(), d.address.to_string());
-            tags.insert(crate::model::TAG_APPLIED.into(), d.attrs.applied_hash(&d.ignore));
+            tags.insert(
+                crate::model::TAG_APPLIED.into(),
+                d.attrs.applied_hash(&d.ignore),
+            );
             let body = ecs::register_request_json(&td, &tags);
             let text = serde_json::to_string_pretty(&body).expect("JSON serializes");
-            let path = out.join("task-definitions").join(format!("{}.json", td.family));
+            let path = out
+                .join("task-definitions")
+                .join(format!("{}.json", td.family));
             write(&path, format!("{text}\n").as_bytes())?;
             written.push(path);
         }
@@ -342,7 +382,11 @@ impl Reporter for StderrReporter {
                 took.as_secs_f64(),
                 id.as_ref().map(|i| format!(" [{i}]")).unwrap_or_default()
             ),
-            StepResult::Failed(m) => eprintln!("{}: FAILED after {:.1}s: {m}", change.address, took.as_secs_f64()),
+            StepResult::Failed(m) => eprintln!(
+                "{}: FAILED after {:.1}s: {m}",
+                change.address,
+                took.as_secs_f64()
+            ),
         }
     }
 }
@@ -368,7 +412,11 @@ fn confirm(destroy: bool) -> Result<bool, Failure> {
     }
     eprint!(
         "\nDo you want to {}? Only 'yes' will be accepted: ",
-        if destroy { "destroy these resources" } else { "perform these actions" }
+        if destroy {
+            "destroy these resources"
+        } else {
+            "perform these actions"
+        }
     );
     let _ = std::io::stderr().flush();
     let mut line = String::new();
@@ -379,7 +427,12 @@ fn confirm(destroy: bool) -> Result<bool, Failure> {
     Ok(line.trim() == "yes")
 }
 
-async fn apply_cmd(stack_args: &StackArgs, aws_args: &AwsArgs, auto_approve: bool, destroy: bool) -> Result<(), Failure> {
+async fn apply_cmd(
+    stack_args: &StackArgs,
+    aws_args: &AwsArgs,
+    auto_approve: bool,
+    destroy: bool,
+) -> Result<(), Failure> {
     let ctx = Context::load(stack_args, aws_args).await?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     print!("{}", output::plan_text(&planned.plan));
@@ -404,7 +457,14 @@ async fn apply_cmd(stack_args: &StackArgs, aws_args: &AwsArgs, auto_approve: boo
         environment: ctx.loaded.stack.environment.clone(),
         ownership: spec::ownership_tags(&ctx.loaded.stack),
     };
-    let report = apply::execute(&planned.plan, &provider, &StderrReporter, planned.refs, stop).await;
+    let report = apply::execute(
+        &planned.plan,
+        &provider,
+        &StderrReporter,
+        planned.refs,
+        stop,
+    )
+    .await;
     eprint!("\n{}", output::report_text(&report));
     if report.succeeded() {
         Ok(())
@@ -415,7 +475,12 @@ async fn apply_cmd(stack_args: &StackArgs, aws_args: &AwsArgs, auto_approve: boo
     }
 }
 
-async fn import(stack_args: &StackArgs, aws_args: &AwsArgs, address: &str, id: &str) -> Result<(), Failure> {
+async fn import(
+    stack_args: &StackArgs,
+    aws_args: &AwsArgs,
+    address: &str,
+    id: &str,
+) -> Result<(), Failure> {
     let addr: Address = address.parse().map_err(Failure::Other)?;
     let ctx = Context::load(stack_args, aws_args).await?;
     if !ctx.built.desired.iter().any(|d| d.address == addr) {
@@ -424,13 +489,32 @@ async fn import(stack_args: &StackArgs, aws_args: &AwsArgs, address: &str, id: &
             stack_args.file.display()
         )));
     }
-    if ctx.loaded.stack.imports.iter().any(|i| i.address == address) {
-        return Err(Failure::Other(format!("{} already has an import for {addr}", stack_args.file.display())));
+    if ctx
+        .loaded
+        .stack
+        .imports
+        .iter()
+        .any(|i| i.address == address)
+    {
+        return Err(Failure::Other(format!(
+            "{} already has an import for {addr}",
+            stack_args.file.display()
+        )));
     }
     let extra: BTreeMap<Address, String> = [(addr.clone(), id.to_string())].into();
     let planned = ctx.plan(false, &extra).await?;
-    if let Some(c) = planned.plan.conflicts.iter().find(|c| c.address == addr && c.id == id) {
-        return Err(Failure::Refused(format!("{}; {} expects {}", c.message, addr.kind, addr.kind.import_id_hint())));
+    if let Some(c) = planned
+        .plan
+        .conflicts
+        .iter()
+        .find(|c| c.address == addr && c.id == id)
+    {
+        return Err(Failure::Refused(format!(
+            "{}; {} expects {}",
+            c.message,
+            addr.kind,
+            addr.kind.import_id_hint()
+        )));
     }
     if let Some(c) = planned.plan.changes.iter().find(|c| c.address == addr) {
         if c.cause != Some(crate::plan::Cause::Import) {
@@ -440,16 +524,22 @@ async fn import(stack_args: &StackArgs, aws_args: &AwsArgs, address: &str, id: &
         }
     }
     append_import(&stack_args.file, address, id)?;
-    println!("Added to {}: import {addr} = {id}", stack_args.file.display());
+    println!(
+        "Added to {}: import {addr} = {id}",
+        stack_args.file.display()
+    );
     print!("{}", output::plan_text(&planned.plan));
-    println!("\nRun `deploy apply` to adopt it (the apply adds the ownership tags and converges it).");
+    println!(
+        "\nRun `deploy apply` to adopt it (the apply adds the ownership tags and converges it)."
+    );
     Ok(())
 }
 
 /// Adds an `imports` entry to the stack file as text, keeping the user's formatting and
 /// comments.
 fn append_import(file: &Path, address: &str, id: &str) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| Failure::Other(format!("cannot read {}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Other(format!("cannot read {}: {e}", file.display())))?;
     let entry = format!("  - address: {address}\n    id: {}\n", yaml_quote(id));
     let lines: Vec<&str> = text.lines().collect();
     let new_text = match lines.iter().position(|l| l.starts_with("imports:")) {
@@ -476,7 +566,8 @@ fn append_import(file: &Path, address: &str, id: &str) -> Result<(), Failure> {
     };
     // The result must still load, or the file is left as it was.
     spec::parse(file, &new_text)?;
-    std::fs::write(file, new_text).map_err(|e| Failure::Other(format!("cannot write {}: {e}", file.display())))
+    std::fs::write(file, new_text)
+        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", file.display())))
 }
 
 fn yaml_quote(s: &str) -> String {

@@ -30,7 +30,10 @@ fn plan_says_no_changes(env: &TestEnv, file: &str) {
         stdout(&out)
     );
     let mutating = env.proxy.mutating_calls();
-    assert!(mutating.is_empty(), "plan made mutating calls: {mutating:?}");
+    assert!(
+        mutating.is_empty(),
+        "plan made mutating calls: {mutating:?}"
+    );
 }
 
 /// A copy of the reference stack in the test's temp dir, edited by `edit`.
@@ -53,7 +56,12 @@ async fn clients(env: &TestEnv) -> (ec2::Client, ecs::Client, iam::Client, logs:
 
 async fn prometheus_group(ec2c: &ec2::Client, name: &str) -> Vec<ec2::types::SecurityGroup> {
     ec2c.describe_security_groups()
-        .filters(ec2::types::Filter::builder().name("group-name").values(name).build())
+        .filters(
+            ec2::types::Filter::builder()
+                .name("group-name")
+                .values(name)
+                .build(),
+        )
         .send()
         .await
         .unwrap()
@@ -85,11 +93,21 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
     let plan_time = started.elapsed();
     assert_success(&out);
     let text = stdout(&out);
-    assert!(text.contains("account 123456789012, region us-west-2"), "{text}");
-    assert!(text.contains("Plan: 7 to add, 0 to change, 0 to replace, 0 to destroy."), "{text}");
+    assert!(
+        text.contains("account 123456789012, region us-west-2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 7 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{text}"
+    );
     let calls = env.proxy.calls();
     assert!(calls.iter().all(|c| !c.is_mutating()), "{calls:?}");
-    eprintln!("MEASURE plan of an empty account: {} AWS calls, {:?}", calls.len(), plan_time);
+    eprintln!(
+        "MEASURE plan of an empty account: {} AWS calls, {:?}",
+        calls.len(),
+        plan_time
+    );
 
     env.proxy.clear();
     apply(&env, STACK);
@@ -114,21 +132,42 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
     for role in [EXEC_ROLE, PROM_ROLE] {
         let r = iamc.get_role().role_name(role).send().await.unwrap();
         let tags = r.role().unwrap().tags();
-        assert!(tags.iter().any(|t| t.key() == "deploy:stack" && t.value() == "monitoring"), "{role} untagged");
+        assert!(
+            tags.iter()
+                .any(|t| t.key() == "deploy:stack" && t.value() == "monitoring"),
+            "{role} untagged"
+        );
     }
     let groups = prometheus_group(&ec2c, "monitoring-prometheus").await;
     assert_eq!(groups.len(), 1);
     let g = &groups[0];
-    assert!(g.ip_permissions().is_empty(), "no ingress expected: {:?}", g.ip_permissions());
-    let egress_ports: Vec<i32> = g.ip_permissions_egress().iter().filter_map(|p| p.from_port()).collect();
-    assert!(egress_ports.contains(&3000) && egress_ports.contains(&443), "{egress_ports:?}");
     assert!(
-        !g.ip_permissions_egress().iter().any(|p| p.ip_protocol() == Some("-1")),
+        g.ip_permissions().is_empty(),
+        "no ingress expected: {:?}",
+        g.ip_permissions()
+    );
+    let egress_ports: Vec<i32> = g
+        .ip_permissions_egress()
+        .iter()
+        .filter_map(|p| p.from_port())
+        .collect();
+    assert!(
+        egress_ports.contains(&3000) && egress_ports.contains(&443),
+        "{egress_ports:?}"
+    );
+    assert!(
+        !g.ip_permissions_egress()
+            .iter()
+            .any(|p| p.ip_protocol() == Some("-1")),
         "the default allow-all egress must be gone"
     );
     let svc = service(&ecsc).await.expect("service exists");
     assert_eq!(svc.launch_type().map(|l| l.as_str()), Some("FARGATE"));
-    let net = svc.network_configuration().unwrap().awsvpc_configuration().unwrap();
+    let net = svc
+        .network_configuration()
+        .unwrap()
+        .awsvpc_configuration()
+        .unwrap();
     assert_eq!(net.assign_public_ip().map(|a| a.as_str()), Some("DISABLED"));
     assert_eq!(net.subnets().len(), 2);
     let td = ecsc
@@ -153,7 +192,10 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
     assert_success(&out);
     assert!(stdout(&out).contains("No changes."));
     let noop = env.proxy.calls();
-    assert!(noop.iter().all(|c| !c.is_mutating()), "no-op apply mutated: {noop:?}");
+    assert!(
+        noop.iter().all(|c| !c.is_mutating()),
+        "no-op apply mutated: {noop:?}"
+    );
     eprintln!(
         "MEASURE plan of the applied stack: {plan_calls} AWS calls; no-op apply: {} AWS calls, 0 mutating",
         noop.len()
@@ -168,7 +210,9 @@ async fn drift_is_told_apart_and_repaired() {
     let (ec2c, ecsc, iamc, logsc) = clients(&env).await;
 
     // A widened security group rule.
-    let g = prometheus_group(&ec2c, "monitoring-prometheus").await.remove(0);
+    let g = prometheus_group(&ec2c, "monitoring-prometheus")
+        .await
+        .remove(0);
     ec2c.authorize_security_group_ingress()
         .group_id(g.group_id().unwrap())
         .ip_permissions(
@@ -183,7 +227,13 @@ async fn drift_is_told_apart_and_repaired() {
         .await
         .unwrap();
     // A different log retention.
-    logsc.put_retention_policy().log_group_name("/ecs/prom-task").retention_in_days(7).send().await.unwrap();
+    logsc
+        .put_retention_policy()
+        .log_group_name("/ecs/prom-task")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
     // A changed task role policy.
     iamc.put_role_policy()
         .role_name(PROM_ROLE)
@@ -194,7 +244,12 @@ async fn drift_is_told_apart_and_repaired() {
         .unwrap();
     // A different image, registered by hand and rolled out.
     let svc = service(&ecsc).await.unwrap();
-    let td = ecsc.describe_task_definition().task_definition(svc.task_definition().unwrap()).send().await.unwrap();
+    let td = ecsc
+        .describe_task_definition()
+        .task_definition(svc.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
     let td = td.task_definition().unwrap();
     let mut containers = td.container_definitions().to_vec();
     containers[0].image = Some("prom/prometheus:v2.40.0".into());
@@ -211,8 +266,19 @@ async fn drift_is_told_apart_and_repaired() {
         .send()
         .await
         .unwrap();
-    let hand_arn = hand.task_definition().unwrap().task_definition_arn().unwrap().to_string();
-    ecsc.update_service().cluster("monitoring").service("prometheus").task_definition(&hand_arn).send().await.unwrap();
+    let hand_arn = hand
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    ecsc.update_service()
+        .cluster("monitoring")
+        .service("prometheus")
+        .task_definition(&hand_arn)
+        .send()
+        .await
+        .unwrap();
 
     env.proxy.clear();
     let out = env.deploy(&["plan", "-f", STACK]);
@@ -220,27 +286,65 @@ async fn drift_is_told_apart_and_repaired() {
     let text = stdout(&out);
     assert!(env.proxy.mutating_calls().is_empty());
     assert!(text.contains("Changed outside deploy"), "{text}");
-    for addr in ["security_group.prometheus", "log_group.prometheus", "iam_role.prometheus", "ecs_service.prometheus"] {
+    for addr in [
+        "security_group.prometheus",
+        "log_group.prometheus",
+        "iam_role.prometheus",
+        "ecs_service.prometheus",
+    ] {
         assert!(
-            text.lines().any(|l| l.contains(addr) && l.contains("(changed outside deploy)")),
+            text.lines()
+                .any(|l| l.contains(addr) && l.contains("(changed outside deploy)")),
             "{addr} not reported as drift:\n{text}"
         );
     }
-    assert!(text.contains("is lost"), "rolling Prometheus back must warn about history loss:\n{text}");
+    assert!(
+        text.contains("is lost"),
+        "rolling Prometheus back must warn about history loss:\n{text}"
+    );
 
     apply(&env, STACK);
     plan_says_no_changes(&env, STACK);
-    let g = prometheus_group(&ec2c, "monitoring-prometheus").await.remove(0);
-    assert!(g.ip_permissions().is_empty(), "the widened rule must be revoked");
-    let lg = logsc.describe_log_groups().log_group_name_prefix("/ecs/prom-task").send().await.unwrap();
+    let g = prometheus_group(&ec2c, "monitoring-prometheus")
+        .await
+        .remove(0);
+    assert!(
+        g.ip_permissions().is_empty(),
+        "the widened rule must be revoked"
+    );
+    let lg = logsc
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/prom-task")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(lg.log_groups()[0].retention_in_days(), Some(30));
-    let p = iamc.get_role_policy().role_name(PROM_ROLE).policy_name("ecs-exec").send().await.unwrap();
-    let doc = urlencoding::decode(p.policy_document()).unwrap().into_owned();
-    assert!(doc.contains("ssmmessages:CreateControlChannel") && !doc.contains("s3:*"), "{doc}");
+    let p = iamc
+        .get_role_policy()
+        .role_name(PROM_ROLE)
+        .policy_name("ecs-exec")
+        .send()
+        .await
+        .unwrap();
+    let doc = urlencoding::decode(p.policy_document())
+        .unwrap()
+        .into_owned();
+    assert!(
+        doc.contains("ssmmessages:CreateControlChannel") && !doc.contains("s3:*"),
+        "{doc}"
+    );
     let svc = service(&ecsc).await.unwrap();
     assert_ne!(svc.task_definition(), Some(hand_arn.as_str()));
-    let td = ecsc.describe_task_definition().task_definition(svc.task_definition().unwrap()).send().await.unwrap();
-    assert_eq!(td.task_definition().unwrap().container_definitions()[0].image(), Some("prom/prometheus:v2.53.4"));
+    let td = ecsc
+        .describe_task_definition()
+        .task_definition(svc.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        td.task_definition().unwrap().container_definitions()[0].image(),
+        Some("prom/prometheus:v2.53.4")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,22 +352,35 @@ async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone(
     let env = TestEnv::new();
     env.seed(false);
     let file = stack_copy(&env, "ignore.yaml", |t| {
-        t.replace("    enable_execute_command: true\n", "    enable_execute_command: true\n    ignore_changes: [desired_count]\n")
+        t.replace(
+            "    enable_execute_command: true\n",
+            "    enable_execute_command: true\n    ignore_changes: [desired_count]\n",
+        )
     });
     apply(&env, &file);
     let (_, ecsc, _, _) = clients(&env).await;
-    ecsc.update_service().cluster("monitoring").service("prometheus").desired_count(3).send().await.unwrap();
+    ecsc.update_service()
+        .cluster("monitoring")
+        .service("prometheus")
+        .desired_count(3)
+        .send()
+        .await
+        .unwrap();
     plan_says_no_changes(&env, &file);
 
     let edited = stack_copy(&env, "edited.yaml", |t| {
-        t.replace("    enable_execute_command: true\n", "    enable_execute_command: true\n    ignore_changes: [desired_count]\n")
-            .replace("retention_days: 30", "retention_days: 60")
+        t.replace(
+            "    enable_execute_command: true\n",
+            "    enable_execute_command: true\n    ignore_changes: [desired_count]\n",
+        )
+        .replace("retention_days: 30", "retention_days: 60")
     });
     let out = env.deploy(&["plan", "-f", &edited]);
     assert_success(&out);
     let text = stdout(&out);
     assert!(
-        text.lines().any(|l| l.contains("log_group.prometheus") && l.contains("(changed in the stack)")),
+        text.lines()
+            .any(|l| l.contains("log_group.prometheus") && l.contains("(changed in the stack)")),
         "{text}"
     );
     assert!(text.contains("~ retention_days: 30 -> 60"), "{text}");
@@ -278,7 +395,12 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
     let (ec2c, ecsc, iamc, _) = clients(&env).await;
     // A same-named decoy of every other kind, without ownership tags.
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    iamc.create_role().role_name(EXEC_ROLE).assume_role_policy_document(trust).send().await.unwrap();
+    iamc.create_role()
+        .role_name(EXEC_ROLE)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
     let decoy_sg = ec2c
         .create_security_group()
         .group_name("monitoring-prometheus")
@@ -291,13 +413,25 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         .unwrap()
         .group_id
         .unwrap();
-    ecsc.create_cluster().cluster_name("monitoring").send().await.unwrap();
+    ecsc.create_cluster()
+        .cluster_name("monitoring")
+        .send()
+        .await
+        .unwrap();
 
     let file = stack_copy(&env, "adopt.yaml", |t| t);
     env.proxy.clear();
     let out = env.deploy(&["apply", "-f", &file, "--auto-approve"]);
-    assert!(!out.status.success(), "apply must refuse:\n{}", stdout(&out));
-    assert!(env.proxy.mutating_calls().is_empty(), "apply touched AWS: {:?}", env.proxy.mutating_calls());
+    assert!(
+        !out.status.success(),
+        "apply must refuse:\n{}",
+        stdout(&out)
+    );
+    assert!(
+        env.proxy.mutating_calls().is_empty(),
+        "apply touched AWS: {:?}",
+        env.proxy.mutating_calls()
+    );
     let text = stdout(&out);
     for addr in [
         "log_group.prometheus",
@@ -306,9 +440,16 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         "security_group.prometheus",
         "ecs_cluster.monitoring",
     ] {
-        assert!(text.contains(&format!("! {addr}:")), "no conflict for {addr}:\n{text}");
+        assert!(
+            text.contains(&format!("! {addr}:")),
+            "no conflict for {addr}:\n{text}"
+        );
     }
-    assert!(stderr(&out).contains("ownership conflict"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ownership conflict"),
+        "{}",
+        stderr(&out)
+    );
 
     for (addr, id) in [
         ("log_group.prometheus", "/ecs/prom-task"),
@@ -319,16 +460,33 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
     ] {
         let out = env.deploy(&["import", "-f", &file, addr, id]);
         assert_success(&out);
-        assert!(stdout(&out).contains("(adopted: ownership tags are added)"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("(adopted: ownership tags are added)"),
+            "{}",
+            stdout(&out)
+        );
     }
     assert!(std::fs::read_to_string(&file).unwrap().contains("imports:"));
     // The adopted resources are shown, then converged by apply.
     apply(&env, &file);
     plan_says_no_changes(&env, &file);
-    let g = ec2c.describe_security_groups().group_ids(&decoy_sg).send().await.unwrap();
-    assert!(g.security_groups()[0].tags().iter().any(|t| t.key() == Some("deploy:stack")));
+    let g = ec2c
+        .describe_security_groups()
+        .group_ids(&decoy_sg)
+        .send()
+        .await
+        .unwrap();
+    assert!(g.security_groups()[0]
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("deploy:stack")));
     let r = iamc.get_role().role_name(EXEC_ROLE).send().await.unwrap();
-    assert!(r.role().unwrap().tags().iter().any(|t| t.key() == "deploy:stack"));
+    assert!(r
+        .role()
+        .unwrap()
+        .tags()
+        .iter()
+        .any(|t| t.key() == "deploy:stack"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -348,14 +506,21 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     });
     apply(&env, &other);
     // An untagged log group nobody declared.
-    logsc.create_log_group().log_group_name("/hand/made").send().await.unwrap();
+    logsc
+        .create_log_group()
+        .log_group_name("/hand/made")
+        .send()
+        .await
+        .unwrap();
 
     env.proxy.clear();
     let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
     assert_success(&out);
     assert!(stdout(&out).contains("to destroy."), "{}", stdout(&out));
 
-    assert!(prometheus_group(&ec2c, "monitoring-prometheus").await.is_empty());
+    assert!(prometheus_group(&ec2c, "monitoring-prometheus")
+        .await
+        .is_empty());
     assert!(iamc.get_role().role_name(EXEC_ROLE).send().await.is_err());
     assert!(service(&ecsc).await.is_none());
     let names: Vec<String> = logsc
@@ -368,10 +533,21 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
         .filter_map(|g| g.log_group_name().map(str::to_string))
         .collect();
     assert!(!names.contains(&"/ecs/prom-task".to_string()), "{names:?}");
-    assert!(names.contains(&"/ecs/other-prom".to_string()), "the other stack's log group must survive");
-    assert!(names.contains(&"/hand/made".to_string()), "an untagged log group must survive");
+    assert!(
+        names.contains(&"/ecs/other-prom".to_string()),
+        "the other stack's log group must survive"
+    );
+    assert!(
+        names.contains(&"/hand/made".to_string()),
+        "an untagged log group must survive"
+    );
     assert_eq!(prometheus_group(&ec2c, "other-prometheus").await.len(), 1);
-    assert!(iamc.get_role().role_name("other-execution-us-west-2").send().await.is_ok());
+    assert!(iamc
+        .get_role()
+        .role_name("other-execution-us-west-2")
+        .send()
+        .await
+        .is_ok());
     let alb = aws_sdk_elasticloadbalancingv2::Client::new(&env.sdk_config(REGION).await)
         .describe_load_balancers()
         .names("application-load-balancer")
@@ -386,7 +562,11 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
         .send()
         .await
         .unwrap();
-    assert!(revisions.task_definition_arns().is_empty(), "{:?}", revisions.task_definition_arns());
+    assert!(
+        revisions.task_definition_arns().is_empty(),
+        "{:?}",
+        revisions.task_definition_arns()
+    );
 
     // A second destroy has nothing to do; destroy → apply → destroy works.
     env.proxy.clear();
@@ -398,21 +578,66 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     plan_says_no_changes(&env, STACK);
     let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
     assert_success(&out);
-    assert!(prometheus_group(&ec2c, "monitoring-prometheus").await.is_empty());
+    assert!(prometheus_group(&ec2c, "monitoring-prometheus")
+        .await
+        .is_empty());
 }
+
+/// (name, edit of the reference stack, field path the error names, words it contains)
+type BadCase<'a> = (&'a str, &'a dyn Fn(String) -> String, &'a str, &'a str);
 
 #[test]
 fn bad_input_is_located_and_makes_no_aws_call() {
     let env = TestEnv::new();
     env.seed(false);
-    let cases: [(&str, &dyn Fn(String) -> String, &str, &str); 7] = [
-        ("unknown key", &|t| t.replace("    retention_days: 30\n", "    retention_days: 30\n    retension: 5\n"), "log_groups.prometheus", "retension"),
-        ("wrong type", &|t| t.replace("cpu: 256", "cpu: lots"), "task_definitions.prometheus.cpu", "lots"),
-        ("missing field", &|t| t.replace("    family: prom-task\n", ""), "task_definitions.prometheus", "family"),
-        ("fargate pair", &|t| t.replace("memory: 512", "memory: 4096"), "task_definitions.prometheus.memory", "Fargate"),
-        ("undefined reference", &|t| t.replace("task_role: prometheus", "task_role: grafana"), "task_definitions.prometheus.task_role", "iam_roles.grafana"),
-        ("bad cidr", &|t| t.replace("cidr: 0.0.0.0/0", "cidr: 10.0.0.300/8"), "security_groups.prometheus.egress.1.cidr", "CIDR"),
-        ("port out of range", &|t| t.replace("ports: [9090]", "ports: [90900]"), "task_definitions.prometheus.containers.prometheus.ports.0", "out of range"),
+    let cases: [BadCase; 7] = [
+        (
+            "unknown key",
+            &|t| {
+                t.replace(
+                    "    retention_days: 30\n",
+                    "    retention_days: 30\n    retension: 5\n",
+                )
+            },
+            "log_groups.prometheus",
+            "retension",
+        ),
+        (
+            "wrong type",
+            &|t| t.replace("cpu: 256", "cpu: lots"),
+            "task_definitions.prometheus.cpu",
+            "lots",
+        ),
+        (
+            "missing field",
+            &|t| t.replace("    family: prom-task\n", ""),
+            "task_definitions.prometheus",
+            "family",
+        ),
+        (
+            "fargate pair",
+            &|t| t.replace("memory: 512", "memory: 4096"),
+            "task_definitions.prometheus.memory",
+            "Fargate",
+        ),
+        (
+            "undefined reference",
+            &|t| t.replace("task_role: prometheus", "task_role: grafana"),
+            "task_definitions.prometheus.task_role",
+            "iam_roles.grafana",
+        ),
+        (
+            "bad cidr",
+            &|t| t.replace("cidr: 0.0.0.0/0", "cidr: 10.0.0.300/8"),
+            "security_groups.prometheus.egress.1.cidr",
+            "CIDR",
+        ),
+        (
+            "port out of range",
+            &|t| t.replace("ports: [9090]", "ports: [90900]"),
+            "task_definitions.prometheus.containers.prometheus.ports.0",
+            "out of range",
+        ),
     ];
     for (name, edit, path, words) in cases {
         let file = stack_copy(&env, &format!("bad-{}.yaml", name.replace(' ', "-")), edit);
@@ -423,20 +648,37 @@ fn bad_input_is_located_and_makes_no_aws_call() {
                 args.push("--auto-approve");
             }
             let out = env.deploy(&args);
-            assert_eq!(out.status.code(), Some(1), "{name}: {cmd} must exit 1:\n{}", stderr(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{name}: {cmd} must exit 1:\n{}",
+                stderr(&out)
+            );
             let err = stderr(&out);
             let located = err.lines().any(|l| {
                 l.contains(&file) && l.contains(path) && {
                     // file:LINE:COLUMN: path: message
                     let rest = &l[l.find(&file).unwrap() + file.len()..];
                     let mut parts = rest.trim_start_matches(':').split(':');
-                    parts.next().is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
+                    parts
+                        .next()
+                        .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
                         && parts.next().is_some_and(|n| n.parse::<usize>().is_ok())
                 }
             });
-            assert!(located, "{name}: {cmd}: error must name file, line, column and `{path}`:\n{err}");
-            assert!(err.contains(words), "{name}: error must mention `{words}`:\n{err}");
-            assert!(env.proxy.calls().is_empty(), "{name}: {cmd} called AWS: {:?}", env.proxy.calls());
+            assert!(
+                located,
+                "{name}: {cmd}: error must name file, line, column and `{path}`:\n{err}"
+            );
+            assert!(
+                err.contains(words),
+                "{name}: error must mention `{words}`:\n{err}"
+            );
+            assert!(
+                env.proxy.calls().is_empty(),
+                "{name}: {cmd} called AWS: {:?}",
+                env.proxy.calls()
+            );
         }
     }
 }
@@ -460,23 +702,50 @@ async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
     assert!(text.contains("-/+ security_group.prometheus"), "{text}");
     assert!(text.contains("# forces replacement"), "{text}");
     assert!(text.contains("new revision of prom-task"), "{text}");
-    assert!(text.contains("~ task_definition:"), "the service must roll to the new revision:\n{text}");
-    assert!(text.contains("Prometheus history") && text.contains("is lost"), "{text}");
-    assert!(text.contains("Plan: 1 to add, 1 to change, 1 to replace, 0 to destroy."), "{text}");
+    assert!(
+        text.contains("~ task_definition:"),
+        "the service must roll to the new revision:\n{text}"
+    );
+    assert!(
+        text.contains("Prometheus history") && text.contains("is lost"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 1 to add, 1 to change, 1 to replace, 0 to destroy."),
+        "{text}"
+    );
 
     env.proxy.clear();
     apply(&env, &edited);
-    let calls: Vec<String> = env.proxy.mutating_calls().iter().map(|c| c.action.clone()).collect();
-    let at = |a: &str| calls.iter().position(|c| c == a).unwrap_or_else(|| panic!("no {a} in {calls:?}"));
+    let calls: Vec<String> = env
+        .proxy
+        .mutating_calls()
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    let at = |a: &str| {
+        calls
+            .iter()
+            .position(|c| c == a)
+            .unwrap_or_else(|| panic!("no {a} in {calls:?}"))
+    };
     assert!(at("CreateSecurityGroup") < at("UpdateService"), "{calls:?}");
     assert!(at("UpdateService") < at("DeleteSecurityGroup"), "{calls:?}");
-    assert!(at("RegisterTaskDefinition") < at("UpdateService"), "{calls:?}");
+    assert!(
+        at("RegisterTaskDefinition") < at("UpdateService"),
+        "{calls:?}"
+    );
     plan_says_no_changes(&env, &edited);
 
     let (ec2c, ecsc, _, _) = clients(&env).await;
     let owned: Vec<_> = ec2c
         .describe_security_groups()
-        .filters(ec2::types::Filter::builder().name("tag:deploy:stack").values("monitoring").build())
+        .filters(
+            ec2::types::Filter::builder()
+                .name("tag:deploy:stack")
+                .values("monitoring")
+                .build(),
+        )
         .send()
         .await
         .unwrap()
@@ -484,10 +753,21 @@ async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
         .to_vec();
     assert_eq!(owned.len(), 1, "exactly the new group is left: {owned:?}");
     let svc = service(&ecsc).await.unwrap();
-    let sgs = svc.network_configuration().unwrap().awsvpc_configuration().unwrap().security_groups().to_vec();
+    let sgs = svc
+        .network_configuration()
+        .unwrap()
+        .awsvpc_configuration()
+        .unwrap()
+        .security_groups()
+        .to_vec();
     assert_eq!(sgs, vec![owned[0].group_id().unwrap().to_string()]);
     // The previous revision stays registered so the circuit breaker can roll back to it.
-    let revisions = ecsc.list_task_definitions().family_prefix("prom-task").send().await.unwrap();
+    let revisions = ecsc
+        .list_task_definitions()
+        .family_prefix("prom-task")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revisions.task_definition_arns().len(), 2);
 }
 
@@ -504,7 +784,12 @@ async fn throttling_and_5xx_are_retried_and_access_denied_is_not() {
     let out = env.deploy(&["plan", "-f", STACK]);
     assert_success(&out);
     let calls = env.proxy.calls();
-    let count = |a: &str, injected: bool| calls.iter().filter(|c| c.action == a && c.injected == injected).count();
+    let count = |a: &str, injected: bool| {
+        calls
+            .iter()
+            .filter(|c| c.action == a && c.injected == injected)
+            .count()
+    };
     assert_eq!(count("DescribeLogGroups", true), 2);
     assert!(count("DescribeLogGroups", false) >= 1);
     assert_eq!(count("DescribeSecurityGroups", true), 2);
@@ -518,13 +803,30 @@ async fn throttling_and_5xx_are_retried_and_access_denied_is_not() {
     let out = env.deploy(&["plan", "-f", STACK]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("iam GetRole"), "the error names service and operation:\n{err}");
-    assert!(err.contains("AccessDenied"), "the error names the AWS code:\n{err}");
-    assert!(err.contains("iam_role."), "the error names the resource address:\n{err}");
-    let get_role: Vec<_> = env.proxy.calls().into_iter().filter(|c| c.action == "GetRole").collect();
+    assert!(
+        err.contains("iam GetRole"),
+        "the error names service and operation:\n{err}"
+    );
+    assert!(
+        err.contains("AccessDenied"),
+        "the error names the AWS code:\n{err}"
+    );
+    assert!(
+        err.contains("iam_role."),
+        "the error names the resource address:\n{err}"
+    );
+    let get_role: Vec<_> = env
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == "GetRole")
+        .collect();
     assert_eq!(get_role.iter().filter(|c| c.injected).count(), 1);
     // Two roles are read; a retry of the denied call would make a third GetRole.
-    assert!(get_role.len() <= 2, "access denied must not be retried: {get_role:?}");
+    assert!(
+        get_role.len() <= 2,
+        "access denied must not be retried: {get_role:?}"
+    );
 }
 
 #[test]
@@ -538,26 +840,58 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
     let config = std::fs::read(&config_path).expect("rendered prometheus.yml");
     let text = String::from_utf8(config.clone()).unwrap();
     let target = format!("{}:3000", seeded["alb_dns_name"].as_str().unwrap());
-    assert!(text.contains(&target), "scrape target {target} missing:\n{text}");
+    assert!(
+        text.contains(&target),
+        "scrape target {target} missing:\n{text}"
+    );
 
     let promtool = which("promtool");
-    let check = std::process::Command::new(&promtool).args(["check", "config"]).arg(&config_path).output().unwrap();
-    assert!(check.status.success(), "promtool rejected the config:\n{}{}", stdout(&check), stderr(&check));
+    let check = std::process::Command::new(&promtool)
+        .args(["check", "config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool rejected the config:\n{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
 
     // The task definition request as apply sends it.
-    let td: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("task-definitions/prom-task.json")).unwrap()).unwrap();
+    let td: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("task-definitions/prom-task.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(td["family"], "prom-task");
-    assert!(td["executionRoleArn"].as_str().unwrap().ends_with(EXEC_ROLE));
+    assert!(td["executionRoleArn"]
+        .as_str()
+        .unwrap()
+        .ends_with(EXEC_ROLE));
     let c = &td["containerDefinitions"][0];
-    let entry: Vec<&str> = c["entryPoint"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let entry: Vec<&str> = c["entryPoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(entry, ["/bin/sh", "-c"]);
-    let command: Vec<String> = c["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let command: Vec<String> = c["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     let environment: Vec<(String, String)> = c["environment"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|kv| (kv["name"].as_str().unwrap().to_string(), kv["value"].as_str().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv["name"].as_str().unwrap().to_string(),
+                kv["value"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
 
     // Run it as the container would, with the container's absolute paths moved into a temp
@@ -566,13 +900,30 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
     std::fs::create_dir_all(&root).unwrap();
     let recorder = root.join("prometheus-args");
     let stub = root.join("prometheus-stub");
-    std::fs::write(&stub, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", recorder.display())).unwrap();
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            recorder.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = &command[0];
-    assert!(script.contains("'/etc/prometheus/prometheus.yml'") && script.contains("exec '/bin/prometheus'"), "{script}");
+    assert!(
+        script.contains("'/etc/prometheus/prometheus.yml'")
+            && script.contains("exec '/bin/prometheus'"),
+        "{script}"
+    );
     let script = script
-        .replace("'/etc/prometheus", &format!("'{}/etc/prometheus", root.display()))
-        .replace("exec '/bin/prometheus'", &format!("exec '{}'", stub.display()));
+        .replace(
+            "'/etc/prometheus",
+            &format!("'{}/etc/prometheus", root.display()),
+        )
+        .replace(
+            "exec '/bin/prometheus'",
+            &format!("exec '{}'", stub.display()),
+        );
     let run = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(&script)
@@ -584,10 +935,21 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
         .unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
     let written = std::fs::read(root.join("etc/prometheus/prometheus.yml")).unwrap();
-    assert_eq!(written, config, "the container must write exactly the file promtool checked");
+    assert_eq!(
+        written, config,
+        "the container must write exactly the file promtool checked"
+    );
     let args = std::fs::read_to_string(&recorder).unwrap();
-    assert!(args.lines().any(|l| l == "--config.file=/etc/prometheus/prometheus.yml"), "{args}");
-    assert!(args.lines().any(|l| l == "--storage.tsdb.retention.time=15d"), "{args}");
+    assert!(
+        args.lines()
+            .any(|l| l == "--config.file=/etc/prometheus/prometheus.yml"),
+        "{args}"
+    );
+    assert!(
+        args.lines()
+            .any(|l| l == "--storage.tsdb.retention.time=15d"),
+        "{args}"
+    );
 }
 
 #[test]
@@ -601,8 +963,19 @@ fn validate_prints_task_definition_sizes_offline() {
         .unwrap();
     assert_success(&out);
     let text = stdout(&out);
-    let line = text.lines().find(|l| l.contains("task definition prom-task:")).unwrap_or_else(|| panic!("{text}"));
-    let bytes: usize = line.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("task definition prom-task:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let bytes: usize = line
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(bytes > 1000 && bytes < 65536, "{line}");
 }
 
@@ -618,16 +991,21 @@ fn which(tool: &str) -> PathBuf {
 /// least `mutating` mutating calls (the child is still running).
 fn apply_until(env: &TestEnv, mutating: usize) -> std::process::Child {
     env.proxy.clear();
-    env.proxy.inject(serde_json::json!([{"action": "*", "delay_ms": 150, "times": 100000}]));
+    env.proxy
+        .inject(serde_json::json!([{"action": "*", "delay_ms": 150, "times": 100000}]));
     let mut cmd = env.deploy_command(&["apply", "-f", STACK, "--auto-approve"]);
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn deploy apply");
     let started = std::time::Instant::now();
     while env.proxy.mutating_calls().len() < mutating {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("apply ended ({status}) before {mutating} mutating calls");
         }
-        assert!(started.elapsed().as_secs() < 120, "apply made too few calls");
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "apply made too few calls"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child
@@ -637,16 +1015,46 @@ async fn assert_no_duplicates(env: &TestEnv) {
     let (ec2c, ecsc, _, logsc) = clients(env).await;
     let groups = ec2c
         .describe_security_groups()
-        .filters(ec2::types::Filter::builder().name("tag:deploy:stack").values("monitoring").build())
+        .filters(
+            ec2::types::Filter::builder()
+                .name("tag:deploy:stack")
+                .values("monitoring")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(groups.security_groups().len(), 1, "{:?}", groups.security_groups());
-    let revisions = ecsc.list_task_definitions().family_prefix("prom-task").send().await.unwrap();
-    assert_eq!(revisions.task_definition_arns().len(), 1, "{:?}", revisions.task_definition_arns());
-    let services = ecsc.list_services().cluster("monitoring").send().await.unwrap();
+    assert_eq!(
+        groups.security_groups().len(),
+        1,
+        "{:?}",
+        groups.security_groups()
+    );
+    let revisions = ecsc
+        .list_task_definitions()
+        .family_prefix("prom-task")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        revisions.task_definition_arns().len(),
+        1,
+        "{:?}",
+        revisions.task_definition_arns()
+    );
+    let services = ecsc
+        .list_services()
+        .cluster("monitoring")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(services.service_arns().len(), 1);
-    let lg = logsc.describe_log_groups().log_group_name_prefix("/ecs/prom-task").send().await.unwrap();
+    let lg = logsc
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/prom-task")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(lg.log_groups().len(), 1);
 }
 
@@ -673,13 +1081,19 @@ async fn ctrl_c_finishes_in_flight_changes_reports_and_exits_non_zero() {
     env.seed(false);
     let child = apply_until(&env, 3);
     let pid = child.id().to_string();
-    let sent = std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
     assert!(sent.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("Interrupted"), "{err}");
-    assert!(err.contains("Done (") && err.contains("Not started ("), "{err}");
+    assert!(
+        err.contains("Done (") && err.contains("Not started ("),
+        "{err}"
+    );
     let not_started = err.split("Not started (").nth(1).unwrap();
     let n: usize = not_started.split(')').next().unwrap().parse().unwrap();
     assert!(n > 0, "steps after the interrupt must not start:\n{err}");

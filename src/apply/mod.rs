@@ -163,10 +163,18 @@ mod tests {
     }
 
     impl Provider for Scripted {
-        async fn run(&self, op: StepOp, change: &Change, refs: &Refs) -> Result<Option<String>, AwsError> {
+        async fn run(
+            &self,
+            op: StepOp,
+            change: &Change,
+            refs: &Refs,
+        ) -> Result<Option<String>, AwsError> {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let name = change.address.to_string();
-            self.calls.lock().unwrap().push(format!("{op:?} {name} refs={}", refs.len()));
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{op:?} {name} refs={}", refs.len()));
             if self.fail.as_deref() == Some(name.as_str()) {
                 return Err(AwsError::other("test", "Op", "boom"));
             }
@@ -208,10 +216,26 @@ mod tests {
         // a → b → c, and d independent.
         let changes = vec![change("a"), change("b"), change("c"), change("d")];
         let steps = vec![
-            Step { change: 0, op: StepOp::Create, after: vec![] },
-            Step { change: 1, op: StepOp::Create, after: vec![0] },
-            Step { change: 2, op: StepOp::Create, after: vec![1] },
-            Step { change: 3, op: StepOp::Create, after: vec![] },
+            Step {
+                change: 0,
+                op: StepOp::Create,
+                after: vec![],
+            },
+            Step {
+                change: 1,
+                op: StepOp::Create,
+                after: vec![0],
+            },
+            Step {
+                change: 2,
+                op: StepOp::Create,
+                after: vec![1],
+            },
+            Step {
+                change: 3,
+                op: StepOp::Create,
+                after: vec![],
+            },
         ];
         Plan {
             stack: "s".into(),
@@ -228,23 +252,50 @@ mod tests {
 
     #[tokio::test]
     async fn runs_in_dependency_order_and_passes_ids_on() {
-        let p = Scripted { calls: Mutex::new(vec![]), fail: None };
-        let report = execute(&chain_plan(), &p, &Quiet, Refs::new(), Arc::new(AtomicBool::new(false))).await;
+        let p = Scripted {
+            calls: Mutex::new(vec![]),
+            fail: None,
+        };
+        let report = execute(
+            &chain_plan(),
+            &p,
+            &Quiet,
+            Refs::new(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await;
         assert!(report.succeeded());
         let calls = p.calls.lock().unwrap().clone();
         let pos = |s: &str| calls.iter().position(|c| c.contains(s)).unwrap();
         assert!(pos("log_group.a") < pos("log_group.b"));
         assert!(pos("log_group.b") < pos("log_group.c"));
         // c starts with the ids of a and b (and maybe d) known.
-        assert!(calls[pos("log_group.c")].contains("refs=2") || calls[pos("log_group.c")].contains("refs=3"));
+        assert!(
+            calls[pos("log_group.c")].contains("refs=2")
+                || calls[pos("log_group.c")].contains("refs=3")
+        );
     }
 
     #[tokio::test]
     async fn a_failure_stops_new_steps_and_reports_the_rest_not_started() {
-        let p = Scripted { calls: Mutex::new(vec![]), fail: Some("log_group.a".into()) };
-        let report = execute(&chain_plan(), &p, &Quiet, Refs::new(), Arc::new(AtomicBool::new(false))).await;
+        let p = Scripted {
+            calls: Mutex::new(vec![]),
+            fail: Some("log_group.a".into()),
+        };
+        let report = execute(
+            &chain_plan(),
+            &p,
+            &Quiet,
+            Refs::new(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await;
         assert!(!report.succeeded());
-        let by_name: BTreeMap<String, Outcome> = report.outcomes.iter().map(|(a, _, o)| (a.to_string(), o.clone())).collect();
+        let by_name: BTreeMap<String, Outcome> = report
+            .outcomes
+            .iter()
+            .map(|(a, _, o)| (a.to_string(), o.clone()))
+            .collect();
         assert!(matches!(by_name["log_group.a"], Outcome::Failed(_)));
         assert_eq!(by_name["log_group.b"], Outcome::NotStarted);
         assert_eq!(by_name["log_group.c"], Outcome::NotStarted);
@@ -254,10 +305,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_raised_stop_flag_starts_nothing() {
-        let p = Scripted { calls: Mutex::new(vec![]), fail: None };
-        let report = execute(&chain_plan(), &p, &Quiet, Refs::new(), Arc::new(AtomicBool::new(true))).await;
+        let p = Scripted {
+            calls: Mutex::new(vec![]),
+            fail: None,
+        };
+        let report = execute(
+            &chain_plan(),
+            &p,
+            &Quiet,
+            Refs::new(),
+            Arc::new(AtomicBool::new(true)),
+        )
+        .await;
         assert!(report.interrupted);
-        assert!(report.outcomes.iter().all(|(_, _, o)| *o == Outcome::NotStarted));
+        assert!(report
+            .outcomes
+            .iter()
+            .all(|(_, _, o)| *o == Outcome::NotStarted));
         assert!(p.calls.lock().unwrap().is_empty());
     }
 }

@@ -6,10 +6,10 @@
 
 pub mod ec2;
 pub mod ecs;
-pub mod provider;
 pub mod elbv2;
 pub mod iam;
 pub mod logs;
+pub mod provider;
 pub mod tagging;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -138,7 +138,11 @@ impl AwsError {
         }
     }
 
-    pub fn other(service: &'static str, operation: &'static str, message: impl Into<String>) -> Self {
+    pub fn other(
+        service: &'static str,
+        operation: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         AwsError {
             service,
             operation,

@@ -3,9 +3,7 @@
 
 use super::{ec2, ecs, iam, logs, Aws, AwsError};
 use crate::apply::{Provider, Refs};
-use crate::model::{
-    short_hash, Address, Attrs, Observed, Tags, TAG_ADDRESS, TAG_APPLIED,
-};
+use crate::model::{short_hash, Address, Attrs, Observed, Tags, TAG_ADDRESS, TAG_APPLIED};
 use crate::plan::{Change, StepOp};
 
 pub struct AwsProvider {
@@ -47,8 +45,9 @@ impl AwsProvider {
     }
 }
 
-/// Desired attributes with every address replaced by the id known for it.
-pub fn resolve(attrs: &Attrs, refs: &Refs) -> Result<Attrs, AwsError> {
+/// Desired attributes with every address replaced by the id known for it; the error lists
+/// the addresses that have no id yet.
+pub fn resolve(attrs: &Attrs, refs: &Refs) -> Result<Attrs, String> {
     let mut missing = Vec::new();
     let mut out = attrs.clone();
     let lookup = |s: &str| -> Option<String> {
@@ -74,22 +73,27 @@ pub fn resolve(attrs: &Attrs, refs: &Refs) -> Result<Attrs, AwsError> {
     if missing.is_empty() {
         Ok(out)
     } else {
-        Err(AwsError::other(
-            "deploy",
-            "ResolveReferences",
-            format!("no id known for {}", missing.join(", ")),
-        ))
+        Err(format!("no id known for {}", missing.join(", ")))
     }
 }
 
 impl Provider for AwsProvider {
-    async fn run(&self, op: StepOp, change: &Change, refs: &Refs) -> Result<Option<String>, AwsError> {
+    async fn run(
+        &self,
+        op: StepOp,
+        change: &Change,
+        refs: &Refs,
+    ) -> Result<Option<String>, AwsError> {
         let aws = &self.aws;
         let addr = change.address.to_string();
         match op {
             StepOp::Create | StepOp::CreateReplacement => {
-                let d = change.desired.as_ref().expect("a create has a desired state");
-                let mut attrs = resolve(&d.attrs, refs)?;
+                let d = change
+                    .desired
+                    .as_ref()
+                    .expect("a create has a desired state");
+                let mut attrs = resolve(&d.attrs, refs)
+                    .map_err(|m| AwsError::other("deploy", "ResolveReferences", m))?;
                 let tags = self.all_tags(change, &attrs);
                 let id = match &mut attrs {
                     Attrs::LogGroup(a) => logs::create_log_group(aws, a, &tags).await?,
@@ -105,8 +109,15 @@ impl Provider for AwsProvider {
                     Attrs::EcsCluster(a) => ecs::create_cluster(aws, a, &tags).await?,
                     Attrs::TaskDefinition(a) => {
                         let hash = d.attrs.applied_hash(&d.ignore);
-                        ecs::register_task_definition(aws, a, &tags, &hash, &self.stack, &self.environment)
-                            .await?
+                        ecs::register_task_definition(
+                            aws,
+                            a,
+                            &tags,
+                            &hash,
+                            &self.stack,
+                            &self.environment,
+                        )
+                        .await?
                     }
                     Attrs::EcsService(a) => {
                         let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
@@ -116,14 +127,23 @@ impl Provider for AwsProvider {
                 Ok(Some(id))
             }
             StepOp::Update => {
-                let d = change.desired.as_ref().expect("an update has a desired state");
-                let o = change.observed.as_ref().expect("an update has a live resource");
-                let after = resolve(&d.attrs, refs)?;
+                let d = change
+                    .desired
+                    .as_ref()
+                    .expect("an update has a desired state");
+                let o = change
+                    .observed
+                    .as_ref()
+                    .expect("an update has a live resource");
+                let after = resolve(&d.attrs, refs)
+                    .map_err(|m| AwsError::other("deploy", "ResolveReferences", m))?;
                 match (&o.attrs, &after) {
                     (Attrs::LogGroup(b), Attrs::LogGroup(a)) => {
                         logs::update_log_group(aws, &b.name, b, a).await?
                     }
-                    (Attrs::IamRole(b), Attrs::IamRole(a)) => iam::update_role(aws, &b.name, b, a).await?,
+                    (Attrs::IamRole(b), Attrs::IamRole(a)) => {
+                        iam::update_role(aws, &b.name, b, a).await?
+                    }
                     (Attrs::SecurityGroup(b), Attrs::SecurityGroup(a)) => {
                         ec2::update_security_group(aws, &o.id, b, a, &o.handles).await?
                     }
@@ -141,22 +161,35 @@ impl Provider for AwsProvider {
                     // so an update here only adopts the revision (tags below).
                     (Attrs::TaskDefinition(_), Attrs::TaskDefinition(_)) => {}
                     _ => {
-                        return Err(AwsError::other("deploy", "Update", "live and desired kinds differ").at(&addr));
+                        return Err(AwsError::other(
+                            "deploy",
+                            "Update",
+                            "live and desired kinds differ",
+                        )
+                        .at(&addr));
                     }
                 }
                 self.set_managed_tags(o, change).await?;
                 Ok(Some(o.id.clone()))
             }
             StepOp::Delete | StepOp::DeleteReplaced => {
-                let o = change.observed.as_ref().expect("a delete has a live resource");
+                let o = change
+                    .observed
+                    .as_ref()
+                    .expect("a delete has a live resource");
                 match &o.attrs {
                     Attrs::LogGroup(a) => logs::delete_log_group(aws, &a.name).await?,
                     Attrs::IamRole(a) => iam::delete_role(aws, &a.name).await?,
                     Attrs::SecurityGroup(_) => ec2::delete_security_group(aws, &o.id).await?,
                     Attrs::EcsCluster(_) => ecs::delete_cluster(aws, &o.id).await?,
                     Attrs::TaskDefinition(a) => {
-                        ecs::deregister_owned_revisions(aws, &a.family, &self.stack, &self.environment)
-                            .await?;
+                        ecs::deregister_owned_revisions(
+                            aws,
+                            &a.family,
+                            &self.stack,
+                            &self.environment,
+                        )
+                        .await?;
                     }
                     Attrs::EcsService(a) => ecs::delete_service(aws, &a.cluster, &a.name).await?,
                 }
@@ -167,7 +200,11 @@ impl Provider for AwsProvider {
 }
 
 /// For an ignored attribute, the update sends the live value (so it is left alone).
-fn keep_live(after: &mut crate::model::EcsServiceAttrs, live: &crate::model::EcsServiceAttrs, attr: &str) {
+fn keep_live(
+    after: &mut crate::model::EcsServiceAttrs,
+    live: &crate::model::EcsServiceAttrs,
+    attr: &str,
+) {
     match attr {
         "desired_count" => after.desired_count = live.desired_count,
         "task_definition" => after.task_definition = live.task_definition.clone(),

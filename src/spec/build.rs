@@ -59,7 +59,10 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
         Kind::EcsService => {
             let s = stack.services.get(&a.name)?;
             let cluster = &stack.clusters.get(&s.cluster)?.name;
-            format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{}", s.name)
+            format!(
+                "arn:aws:ecs:{region}:{account}:service/{cluster}/{}",
+                s.name
+            )
         }
         Kind::SecurityGroup => format!("arn:aws:ec2:{region}:{account}:security-group/*"),
     })

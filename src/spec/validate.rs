@@ -26,40 +26,80 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
     let mut err = |path: String, msg: String| errs.push(loaded.error_at(&path, msg));
 
     if !is_slug(&s.stack) {
-        err("stack".into(), "must be 1-32 lowercase letters, digits or '-'".into());
+        err(
+            "stack".into(),
+            "must be 1-32 lowercase letters, digits or '-'".into(),
+        );
     }
     if !is_slug(&s.environment) {
-        err("environment".into(), "must be 1-32 lowercase letters, digits or '-'".into());
+        err(
+            "environment".into(),
+            "must be 1-32 lowercase letters, digits or '-'".into(),
+        );
     }
     if let Some(r) = &s.region {
         if !is_region(r) {
-            err("region".into(), format!("`{r}` is not an AWS region name like us-west-2"));
+            err(
+                "region".into(),
+                format!("`{r}` is not an AWS region name like us-west-2"),
+            );
         }
     }
     for (k, v) in &s.tags {
         if crate::model::is_managed_tag(k) || k.starts_with("aws:") {
-            err(format!("tags.{k}"), "tag keys starting with `deploy:` or `aws:` are reserved".into());
+            err(
+                format!("tags.{k}"),
+                "tag keys starting with `deploy:` or `aws:` are reserved".into(),
+            );
         }
         if k.len() > 128 || v.len() > 256 {
-            err(format!("tags.{k}"), "tag keys are at most 128 characters, values 256".into());
+            err(
+                format!("tags.{k}"),
+                "tag keys are at most 128 characters, values 256".into(),
+            );
         }
     }
     if s.lookups.vpc.tags.is_empty() {
-        err("lookups.vpc.tags".into(), "name at least one tag to find the VPC by".into());
+        err(
+            "lookups.vpc.tags".into(),
+            "name at least one tag to find the VPC by".into(),
+        );
     }
     if s.lookups.subnets.tags.is_empty() {
-        err("lookups.subnets.tags".into(), "name at least one tag to find the subnets by".into());
+        err(
+            "lookups.subnets.tags".into(),
+            "name at least one tag to find the subnets by".into(),
+        );
     }
 
     for (key, lg) in &s.log_groups {
         let p = format!("log_groups.{key}");
-        if lg.name.is_empty() || lg.name.len() > 512 || !lg.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-/.#".contains(c)) {
-            err(format!("{p}.name"), "log group names are 1-512 characters of a-z, A-Z, 0-9, '_', '-', '/', '.', '#'".into());
+        if lg.name.is_empty()
+            || lg.name.len() > 512
+            || !lg
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-/.#".contains(c))
+        {
+            err(
+                format!("{p}.name"),
+                "log group names are 1-512 characters of a-z, A-Z, 0-9, '_', '-', '/', '.', '#'"
+                    .into(),
+            );
         }
         if let Some(d) = lg.retention_days {
-            const ALLOWED: [i32; 22] = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+            const ALLOWED: [i32; 22] = [
+                1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                2557, 2922, 3288, 3653,
+            ];
             if !ALLOWED.contains(&d) {
-                err(format!("{p}.retention_days"), format!("{d} is not a retention CloudWatch Logs accepts ({})", ALLOWED.map(|x| x.to_string()).join(", ")));
+                err(
+                    format!("{p}.retention_days"),
+                    format!(
+                        "{d} is not a retention CloudWatch Logs accepts ({})",
+                        ALLOWED.map(|x| x.to_string()).join(", ")
+                    ),
+                );
             }
         }
     }
@@ -68,20 +108,34 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         let p = format!("iam_roles.{key}");
         // The longest region names have 14 characters; check against the stack's own when set.
         let full = super::role_aws_name(role, s.region.as_deref().unwrap_or("ap-southeast-4"));
-        if full.len() > 64 || !role.name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)) {
+        if full.len() > 64
+            || !role
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        {
             err(format!("{p}.name"), format!("role name `{full}` (region appended) must be at most 64 characters of a-z, A-Z, 0-9 and +=,.@_-"));
         }
         if !role.assumed_by.ends_with(".amazonaws.com") {
-            err(format!("{p}.assumed_by"), "name a service principal, e.g. ecs-tasks.amazonaws.com".into());
+            err(
+                format!("{p}.assumed_by"),
+                "name a service principal, e.g. ecs-tasks.amazonaws.com".into(),
+            );
         }
         if let Some(path) = &role.path {
             if !(path.starts_with('/') && path.ends_with('/')) {
-                err(format!("{p}.path"), "an IAM path starts and ends with '/'".into());
+                err(
+                    format!("{p}.path"),
+                    "an IAM path starts and ends with '/'".into(),
+                );
             }
         }
         for (pname, stmts) in &role.policies {
             if stmts.is_empty() {
-                err(format!("{p}.policies.{pname}"), "a policy needs at least one statement".into());
+                err(
+                    format!("{p}.policies.{pname}"),
+                    "a policy needs at least one statement".into(),
+                );
             }
             for (i, st) in stmts.iter().enumerate() {
                 let sp = format!("{p}.policies.{pname}.{i}");
@@ -90,11 +144,17 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                 }
                 for a in &st.actions {
                     if a != "*" && !a.contains(':') {
-                        err(format!("{sp}.actions"), format!("`{a}` is not an IAM action (service:Action)"));
+                        err(
+                            format!("{sp}.actions"),
+                            format!("`{a}` is not an IAM action (service:Action)"),
+                        );
                     }
                 }
                 if st.resources.is_empty() {
-                    err(format!("{sp}.resources"), "list at least one resource".into());
+                    err(
+                        format!("{sp}.resources"),
+                        "list at least one resource".into(),
+                    );
                 }
                 for r in &st.resources {
                     if r == "*" || r.starts_with("arn:") {
@@ -102,15 +162,24 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                     }
                     match r.parse::<Address>() {
                         Ok(a) if stack_defines(loaded, &a) => {}
-                        Ok(a) => err(format!("{sp}.resources"), format!("`{a}` is not defined in this stack")),
-                        Err(_) => err(format!("{sp}.resources"), format!("`{r}` is neither an ARN, `*`, nor an address of this stack")),
+                        Ok(a) => err(
+                            format!("{sp}.resources"),
+                            format!("`{a}` is not defined in this stack"),
+                        ),
+                        Err(_) => err(
+                            format!("{sp}.resources"),
+                            format!("`{r}` is neither an ARN, `*`, nor an address of this stack"),
+                        ),
                     }
                 }
             }
         }
         for m in &role.managed_policies {
             if !m.starts_with("arn:") {
-                err(format!("{p}.managed_policies"), format!("`{m}` is not a policy ARN"));
+                err(
+                    format!("{p}.managed_policies"),
+                    format!("`{m}` is not a policy ARN"),
+                );
             }
         }
     }
@@ -118,52 +187,97 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
     for (key, sg) in &s.security_groups {
         let p = format!("security_groups.{key}");
         if sg.name.is_empty() || sg.name.len() > 255 || sg.name.starts_with("sg-") {
-            err(format!("{p}.name"), "group names are 1-255 characters and may not start with sg-".into());
+            err(
+                format!("{p}.name"),
+                "group names are 1-255 characters and may not start with sg-".into(),
+            );
         }
         if sg.description.is_empty() || sg.description.len() > 255 {
-            err(format!("{p}.description"), "a description of 1-255 characters is required".into());
+            err(
+                format!("{p}.description"),
+                "a description of 1-255 characters is required".into(),
+            );
         }
-        for (dir, rules, peer_key) in [("ingress", &sg.ingress, "from"), ("egress", &sg.egress, "to")] {
+        for (dir, rules, peer_key) in [
+            ("ingress", &sg.ingress, "from"),
+            ("egress", &sg.egress, "to"),
+        ] {
             for (i, r) in rules.iter().enumerate() {
-                check_rule(loaded, &format!("{p}.{dir}.{i}"), dir, peer_key, r, &mut err);
+                check_rule(
+                    loaded,
+                    &format!("{p}.{dir}.{i}"),
+                    dir,
+                    peer_key,
+                    r,
+                    &mut err,
+                );
             }
         }
     }
 
     for (key, c) in &s.clusters {
         if c.name.is_empty() || c.name.len() > 255 {
-            err(format!("clusters.{key}.name"), "cluster names are 1-255 characters".into());
+            err(
+                format!("clusters.{key}.name"),
+                "cluster names are 1-255 characters".into(),
+            );
         }
     }
 
     for (key, td) in &s.task_definitions {
         let p = format!("task_definitions.{key}");
         match fargate_memory_options(td.cpu) {
-            None => err(format!("{p}.cpu"), format!("{} is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)", td.cpu)),
+            None => err(
+                format!("{p}.cpu"),
+                format!(
+                    "{} is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)",
+                    td.cpu
+                ),
+            ),
             Some(mems) if !mems.contains(&td.memory) => err(
                 format!("{p}.memory"),
-                format!("Fargate does not offer {} MiB with {} CPU units; valid: {}", td.memory, td.cpu, mems.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "Fargate does not offer {} MiB with {} CPU units; valid: {}",
+                    td.memory,
+                    td.cpu,
+                    mems.iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
             Some(_) => {}
         }
         if !s.iam_roles.contains_key(&td.execution_role) {
-            err(format!("{p}.execution_role"), format!("no iam_roles.{} in this stack", td.execution_role));
+            err(
+                format!("{p}.execution_role"),
+                format!("no iam_roles.{} in this stack", td.execution_role),
+            );
         }
         if let Some(r) = &td.task_role {
             if !s.iam_roles.contains_key(r) {
-                err(format!("{p}.task_role"), format!("no iam_roles.{r} in this stack"));
+                err(
+                    format!("{p}.task_role"),
+                    format!("no iam_roles.{r} in this stack"),
+                );
             }
         }
         if let Some(g) = td.ephemeral_storage_gib {
             if !(21..=200).contains(&g) {
-                err(format!("{p}.ephemeral_storage_gib"), "Fargate ephemeral storage is 21-200 GiB".into());
+                err(
+                    format!("{p}.ephemeral_storage_gib"),
+                    "Fargate ephemeral storage is 21-200 GiB".into(),
+                );
             }
         }
         if td.cpu_architecture != "X86_64" && td.cpu_architecture != "ARM64" {
             err(format!("{p}.cpu_architecture"), "X86_64 or ARM64".into());
         }
         if td.containers.is_empty() {
-            err(format!("{p}.containers"), "a task needs at least one container".into());
+            err(
+                format!("{p}.containers"),
+                "a task needs at least one container".into(),
+            );
         }
         let (mut cpu_sum, mut mem_sum) = (0, 0);
         let mut ports = std::collections::BTreeSet::new();
@@ -171,8 +285,16 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             let cp = format!("{p}.containers.{cname}");
             if c.image.trim().is_empty() {
                 err(format!("{cp}.image"), "an image is required".into());
-            } else if !c.image.contains(':') && !c.image.contains('@') || c.image.ends_with(":latest") {
-                err(format!("{cp}.image"), format!("pin `{}` to a version tag or digest (no implicit or explicit :latest)", c.image));
+            } else if !c.image.contains(':') && !c.image.contains('@')
+                || c.image.ends_with(":latest")
+            {
+                err(
+                    format!("{cp}.image"),
+                    format!(
+                        "pin `{}` to a version tag or digest (no implicit or explicit :latest)",
+                        c.image
+                    ),
+                );
             }
             cpu_sum += c.cpu.unwrap_or(0);
             mem_sum += c.memory_reservation.unwrap_or(0);
@@ -183,14 +305,20 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             }
             for (i, port) in c.ports.iter().enumerate() {
                 if !(1..=65535).contains(port) {
-                    err(format!("{cp}.ports.{i}"), format!("port {port} is out of range 1-65535"));
+                    err(
+                        format!("{cp}.ports.{i}"),
+                        format!("port {port} is out of range 1-65535"),
+                    );
                 } else if !ports.insert(*port) {
                     err(format!("{cp}.ports.{i}"), format!("port {port} is used twice in this task (awsvpc shares one network namespace)"));
                 }
             }
             if let Some(lg) = &c.log_group {
                 if !s.log_groups.contains_key(lg) {
-                    err(format!("{cp}.log_group"), format!("no log_groups.{lg} in this stack"));
+                    err(
+                        format!("{cp}.log_group"),
+                        format!("no log_groups.{lg} in this stack"),
+                    );
                 }
             }
             if !c.files.is_empty() && c.entry_point.is_none() {
@@ -198,28 +326,51 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             }
             for path in c.files.keys() {
                 if !path.starts_with('/') || path.contains('\'') || path.contains('\n') {
-                    err(format!("{cp}.files.{path}"), "container paths must be absolute and contain no quote or newline".into());
+                    err(
+                        format!("{cp}.files.{path}"),
+                        "container paths must be absolute and contain no quote or newline".into(),
+                    );
                 }
             }
             for k in c.environment.keys() {
                 if k.starts_with("DEPLOY_FILE_") {
-                    err(format!("{cp}.environment.{k}"), "DEPLOY_FILE_* variables carry delivered files and are reserved".into());
+                    err(
+                        format!("{cp}.environment.{k}"),
+                        "DEPLOY_FILE_* variables carry delivered files and are reserved".into(),
+                    );
                 }
             }
             if let Some(h) = &c.health_check {
                 let hp = format!("{cp}.health_check");
-                for (field, v, lo, hi) in [("interval", h.interval, 5, 300), ("timeout", h.timeout, 2, 60), ("retries", h.retries, 1, 10), ("start_period", h.start_period, 0, 300)] {
+                for (field, v, lo, hi) in [
+                    ("interval", h.interval, 5, 300),
+                    ("timeout", h.timeout, 2, 60),
+                    ("retries", h.retries, 1, 10),
+                    ("start_period", h.start_period, 0, 300),
+                ] {
                     if !(lo..=hi).contains(&v) {
-                        err(format!("{hp}.{field}"), format!("{v} is outside ECS's range {lo}-{hi}"));
+                        err(
+                            format!("{hp}.{field}"),
+                            format!("{v} is outside ECS's range {lo}-{hi}"),
+                        );
                     }
                 }
                 if h.timeout >= h.interval {
-                    err(format!("{hp}.timeout"), "the timeout must be shorter than the interval".into());
+                    err(
+                        format!("{hp}.timeout"),
+                        "the timeout must be shorter than the interval".into(),
+                    );
                 }
             }
         }
         if cpu_sum > td.cpu {
-            err(format!("{p}.containers"), format!("container CPU reservations add up to {cpu_sum}, more than the task's {}", td.cpu));
+            err(
+                format!("{p}.containers"),
+                format!(
+                    "container CPU reservations add up to {cpu_sum}, more than the task's {}",
+                    td.cpu
+                ),
+            );
         }
         if mem_sum > td.memory {
             err(format!("{p}.containers"), format!("container memory reservations add up to {mem_sum} MiB, more than the task's {}", td.memory));
@@ -229,19 +380,30 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
     let ignorable = ["desired_count", "task_definition", "tags"];
     for (key, svc) in &s.services {
         let p = format!("services.{key}");
-        match s.clusters.get(&svc.cluster) {
-            None => err(format!("{p}.cluster"), format!("no clusters.{} in this stack", svc.cluster)),
-            Some(_) => {}
+        if !s.clusters.contains_key(&svc.cluster) {
+            err(
+                format!("{p}.cluster"),
+                format!("no clusters.{} in this stack", svc.cluster),
+            );
         }
         if !s.task_definitions.contains_key(&svc.task_definition) {
-            err(format!("{p}.task_definition"), format!("no task_definitions.{} in this stack", svc.task_definition));
+            err(
+                format!("{p}.task_definition"),
+                format!("no task_definitions.{} in this stack", svc.task_definition),
+            );
         }
         if svc.security_groups.is_empty() {
-            err(format!("{p}.security_groups"), "name at least one security group of this stack".into());
+            err(
+                format!("{p}.security_groups"),
+                "name at least one security group of this stack".into(),
+            );
         }
         for (i, g) in svc.security_groups.iter().enumerate() {
             if !s.security_groups.contains_key(g) {
-                err(format!("{p}.security_groups.{i}"), format!("no security_groups.{g} in this stack"));
+                err(
+                    format!("{p}.security_groups.{i}"),
+                    format!("no security_groups.{g} in this stack"),
+                );
             }
         }
         if !(0..=1000).contains(&svc.desired_count) {
@@ -249,14 +411,20 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         }
         let d = &svc.deployment;
         if !(0..=100).contains(&d.minimum_healthy_percent) {
-            err(format!("{p}.deployment.minimum_healthy_percent"), "0-100".into());
+            err(
+                format!("{p}.deployment.minimum_healthy_percent"),
+                "0-100".into(),
+            );
         }
         if !(100..=200).contains(&d.maximum_percent) {
             err(format!("{p}.deployment.maximum_percent"), "100-200".into());
         }
         for (i, a) in svc.ignore_changes.iter().enumerate() {
             if !ignorable.contains(&a.as_str()) {
-                err(format!("{p}.ignore_changes.{i}"), format!("`{a}` cannot be ignored; one of: {}", ignorable.join(", ")));
+                err(
+                    format!("{p}.ignore_changes.{i}"),
+                    format!("`{a}` cannot be ignored; one of: {}", ignorable.join(", ")),
+                );
             }
         }
     }
@@ -265,7 +433,10 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         let p = format!("imports.{i}");
         match imp.address.parse::<Address>() {
             Ok(a) if stack_defines(loaded, &a) => {}
-            Ok(a) => err(format!("{p}.address"), format!("`{a}` is not defined in this stack")),
+            Ok(a) => err(
+                format!("{p}.address"),
+                format!("`{a}` is not defined in this stack"),
+            ),
             Err(e) => err(format!("{p}.address"), e),
         }
         if imp.id.trim().is_empty() {
@@ -275,41 +446,71 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
     errs
 }
 
-fn check_rule(loaded: &LoadedStack, p: &str, dir: &str, peer_key: &str, r: &RuleSpec, err: &mut impl FnMut(String, String)) {
+fn check_rule(
+    loaded: &LoadedStack,
+    p: &str,
+    dir: &str,
+    peer_key: &str,
+    r: &RuleSpec,
+    err: &mut impl FnMut(String, String),
+) {
     let s = &loaded.stack;
     if !["tcp", "udp", "icmp", "all"].contains(&r.protocol.as_str()) {
         err(format!("{p}.protocol"), "tcp, udp, icmp or all".into());
     }
     match (r.port, &r.ports) {
-        (Some(_), Some(_)) => err(format!("{p}.ports"), "give `port` or `ports`, not both".into()),
-        (Some(port), None) if !(1..=65535).contains(&port) => err(format!("{p}.port"), format!("port {port} is out of range 1-65535")),
-        (None, Some(range)) => {
-            if parse_port_range(range).is_none() {
-                err(format!("{p}.ports"), format!("`{range}` is not a range FROM-TO within 1-65535"));
-            }
-        }
-        (None, None) if r.protocol != "all" => err(p.to_string(), "a rule needs `port` or `ports` (or protocol: all)".into()),
+        (Some(_), Some(_)) => err(
+            format!("{p}.ports"),
+            "give `port` or `ports`, not both".into(),
+        ),
+        (Some(port), None) if !(1..=65535).contains(&port) => err(
+            format!("{p}.port"),
+            format!("port {port} is out of range 1-65535"),
+        ),
+        (None, Some(range)) if parse_port_range(range).is_none() => err(
+            format!("{p}.ports"),
+            format!("`{range}` is not a range FROM-TO within 1-65535"),
+        ),
+        (None, None) if r.protocol != "all" => err(
+            p.to_string(),
+            "a rule needs `port` or `ports` (or protocol: all)".into(),
+        ),
         _ => {}
     }
     let wrong_peer = if dir == "ingress" { &r.to } else { &r.from };
     if wrong_peer.is_some() {
         let bad = if dir == "ingress" { "to" } else { "from" };
-        err(format!("{p}.{bad}"), format!("{dir} rules name their peer with `{peer_key}`"));
+        err(
+            format!("{p}.{bad}"),
+            format!("{dir} rules name their peer with `{peer_key}`"),
+        );
     }
     let peer = if dir == "ingress" { &r.from } else { &r.to };
     match (&r.cidr, peer) {
-        (Some(_), Some(_)) => err(p.to_string(), format!("give `cidr` or `{peer_key}`, not both")),
-        (None, None) => err(p.to_string(), format!("a rule needs `cidr` or `{peer_key}`")),
+        (Some(_), Some(_)) => err(
+            p.to_string(),
+            format!("give `cidr` or `{peer_key}`, not both"),
+        ),
+        (None, None) => err(
+            p.to_string(),
+            format!("a rule needs `cidr` or `{peer_key}`"),
+        ),
         (Some(cidr), None) => {
             if parse_cidr(cidr).is_none() {
-                err(format!("{p}.cidr"), format!("`{cidr}` is not a CIDR block like 10.0.0.0/16"));
+                err(
+                    format!("{p}.cidr"),
+                    format!("`{cidr}` is not a CIDR block like 10.0.0.0/16"),
+                );
             } else if dir == "ingress" && (cidr == "0.0.0.0/0" || cidr == "::/0") {
                 err(format!("{p}.cidr"), "ingress from the whole internet is refused: monitoring endpoints stay private; name the security group that needs access".into());
             }
         }
         (None, Some(g)) => {
             if g != "load_balancer" && !s.security_groups.contains_key(g) {
-                err(format!("{p}.{peer_key}"), format!("`{g}` is neither a security group of this stack nor `load_balancer`"));
+                err(
+                    format!("{p}.{peer_key}"),
+                    format!("`{g}` is neither a security group of this stack nor `load_balancer`"),
+                );
             }
         }
     }
@@ -334,14 +535,21 @@ pub fn parse_cidr(s: &str) -> Option<String> {
 }
 
 fn is_slug(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
         && parts.last().unwrap().chars().all(|c| c.is_ascii_digit())
 }
 
