@@ -10,5 +10,5 @@ bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/deploy/target}"
 echo "test: cargo test (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 status=0
-cargo test "$@" || status=$?
+cargo test --no-fail-fast "$@" || status=$?
 exit "$status"

@@ -9,68 +9,10 @@ use deploy::model::{
     TAG_ENV, TAG_STACK,
 };
 use std::collections::BTreeSet;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-const REGION: &str = "us-west-2";
+mod common;
 
-/// A moto server of its own for one test, killed when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let home = std::env::var("HOME").expect("HOME is set");
-        let bin = PathBuf::from(home).join(".cache/deploy/venv/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} is missing: run bash scripts/setup.sh",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free local port")
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early ({status})");
-            }
-            assert!(Instant::now() < deadline, "moto_server did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    async fn aws(&self) -> Aws {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
-            .region(aws_config::Region::new(REGION))
-            .test_credentials()
-            .load()
-            .await;
-        Aws::from_config(&config, REGION.to_string())
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Moto;
 
 fn tags(pairs: &[(&str, &str)]) -> Tags {
     pairs

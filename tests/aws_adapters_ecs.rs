@@ -5,7 +5,7 @@
 //! Nothing here depends on a moto shortcut: the assertions are what AWS itself would answer.
 
 use aws_sdk_ecs::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_ecs::config::{ConfigBag, Credentials, Intercept, RuntimeComponents};
+use aws_sdk_ecs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use deploy::aws::{ecs, iam, Aws};
 use deploy::model::{
@@ -15,13 +15,11 @@ use deploy::model::{
 };
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-const REGION: &str = "us-west-2";
+mod common;
+
+use common::{Moto, REGION};
 const STACK: &str = "monitoring";
 const ENV: &str = "test";
 
@@ -29,86 +27,17 @@ const ENV: &str = "test";
 // A moto server of our own
 // ---------------------------------------------------------------------------------------------
 
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let home = std::env::var("HOME").expect("HOME is set");
-        let bin = PathBuf::from(home).join(".cache/deploy/venv/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "moto_server not found at {}: run bash scripts/setup.sh",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e}: run bash scripts/setup.sh",
-                    bin.display()
-                )
-            });
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited with {status}: run bash scripts/setup.sh");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on port {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    async fn aws(&self) -> Aws {
-        Aws::from_config(&self.sdk_config().await, REGION.to_string())
-    }
-
-    async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.url)
-            .region(aws_config::Region::new(REGION))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .load()
-            .await
-    }
-
-    /// Clients whose ECS calls are recorded (operation name and request body).
-    async fn recorded_aws(&self) -> (Aws, Recorder) {
-        let config = self.sdk_config().await;
-        let recorder = Recorder::default();
-        let mut aws = Aws::from_config(&config, REGION.to_string());
-        aws.ecs = aws_sdk_ecs::Client::from_conf(
-            aws_sdk_ecs::config::Builder::from(&config)
-                .interceptor(recorder.clone())
-                .build(),
-        );
-        (aws, recorder)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Clients whose ECS calls are recorded (operation name and request body).
+async fn recorded_aws(moto: &Moto) -> (Aws, Recorder) {
+    let config = common::sdk_config_for(&moto.endpoint(), REGION).await;
+    let recorder = Recorder::default();
+    let mut aws = Aws::from_config(&config, REGION.to_string());
+    aws.ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&config)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    (aws, recorder)
 }
 
 /// Records every ECS request as (operation, body) just before it is sent.
@@ -341,7 +270,7 @@ async fn cluster_create_observe_update_delete() {
 #[tokio::test]
 async fn task_definition_register_reuse_find_and_deregister() {
     let moto = Moto::start();
-    let (aws, recorder) = moto.recorded_aws().await;
+    let (aws, recorder) = recorded_aws(&moto).await;
     let execution = iam::create_role(
         &aws,
         &role_attrs("monitoring-execution-us-west-2"),

@@ -250,22 +250,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn runs_in_dependency_order_and_passes_ids_on() {
+    /// Runs the chain plan with a provider that fails on `fail`; returns the report and the
+    /// provider's calls in order.
+    async fn run_chain(fail: Option<&str>, stop: bool) -> (Report, Vec<String>) {
         let p = Scripted {
             calls: Mutex::new(vec![]),
-            fail: None,
+            fail: fail.map(str::to_string),
         };
-        let report = execute(
-            &chain_plan(),
-            &p,
-            &Quiet,
-            Refs::new(),
-            Arc::new(AtomicBool::new(false)),
-        )
-        .await;
-        assert!(report.succeeded());
+        let stop = Arc::new(AtomicBool::new(stop));
+        let report = execute(&chain_plan(), &p, &Quiet, Refs::new(), stop).await;
         let calls = p.calls.lock().unwrap().clone();
+        (report, calls)
+    }
+
+    #[tokio::test]
+    async fn runs_in_dependency_order_and_passes_ids_on() {
+        let (report, calls) = run_chain(None, false).await;
+        assert!(report.succeeded());
         let pos = |s: &str| calls.iter().position(|c| c.contains(s)).unwrap();
         assert!(pos("log_group.a") < pos("log_group.b"));
         assert!(pos("log_group.b") < pos("log_group.c"));
@@ -278,18 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_stops_new_steps_and_reports_the_rest_not_started() {
-        let p = Scripted {
-            calls: Mutex::new(vec![]),
-            fail: Some("log_group.a".into()),
-        };
-        let report = execute(
-            &chain_plan(),
-            &p,
-            &Quiet,
-            Refs::new(),
-            Arc::new(AtomicBool::new(false)),
-        )
-        .await;
+        let (report, _) = run_chain(Some("log_group.a"), false).await;
         assert!(!report.succeeded());
         let by_name: BTreeMap<String, Outcome> = report
             .outcomes
@@ -305,23 +295,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_raised_stop_flag_starts_nothing() {
-        let p = Scripted {
-            calls: Mutex::new(vec![]),
-            fail: None,
-        };
-        let report = execute(
-            &chain_plan(),
-            &p,
-            &Quiet,
-            Refs::new(),
-            Arc::new(AtomicBool::new(true)),
-        )
-        .await;
+        let (report, calls) = run_chain(None, true).await;
         assert!(report.interrupted);
         assert!(report
             .outcomes
             .iter()
             .all(|(_, _, o)| *o == Outcome::NotStarted));
-        assert!(p.calls.lock().unwrap().is_empty());
+        assert!(calls.is_empty());
     }
 }

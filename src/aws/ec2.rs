@@ -656,24 +656,8 @@ pub async fn update_security_group(
     revoke(aws, id, false, ingress_ids).await?;
     revoke(aws, id, true, egress_ids).await?;
 
-    let (set, remove) = tag_changes(&before.tags, &after.tags);
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
     set_tags(aws, id, &set, &remove).await
-}
-
-/// User tags to set and user tag keys to remove to go from `before` to `after` (ownership
-/// tags are never touched here).
-pub(crate) fn tag_changes(before: &Tags, after: &Tags) -> (Tags, Vec<String>) {
-    let set: Tags = after
-        .iter()
-        .filter(|(k, v)| !is_managed_tag(k) && before.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let remove: Vec<String> = before
-        .keys()
-        .filter(|k| !is_managed_tag(k) && !after.contains_key(*k))
-        .cloned()
-        .collect();
-    (set, remove)
 }
 
 /// Deletes the group. While AWS answers `DependencyViolation` (a network interface or another
@@ -782,18 +766,5 @@ mod tests {
         .into();
         assert_eq!(keys.len(), 4);
         assert_eq!(rule_key("ingress", &a), rule_key("ingress", &a.clone()));
-    }
-
-    #[test]
-    fn tag_changes_leave_ownership_tags_alone() {
-        let before: Tags = [("a", "1"), ("b", "2"), ("deploy:stack", "s")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let after: Tags = [("a", "1"), ("c", "3")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let (set, remove) = tag_changes(&before, &after);
-        assert_eq!(set.keys().collect::<Vec<_>>(), ["c"]);
-        assert_eq!(remove, ["b"]);
     }
 }

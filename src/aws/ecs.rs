@@ -71,22 +71,6 @@ fn create_tags(user: &Tags, tags: &Tags) -> Tags {
     all
 }
 
-/// User tag changes from `before` to `after`: (tags to set, keys to remove). Managed tags are
-/// never touched here.
-fn user_tag_changes(before: &Tags, after: &Tags) -> (Tags, Vec<String>) {
-    let set: Tags = after
-        .iter()
-        .filter(|(k, v)| !is_managed_tag(k) && before.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let remove: Vec<String> = before
-        .keys()
-        .filter(|k| !is_managed_tag(k) && !after.contains_key(*k))
-        .cloned()
-        .collect();
-    (set, remove)
-}
-
 /// Adds and removes tags on any ECS resource ARN (cluster, service, task definition revision).
 /// Calls: TagResource when `tags` is not empty, UntagResource when `remove` is not empty.
 pub async fn set_tags(
@@ -220,7 +204,7 @@ pub async fn update_cluster(
             .await
             .map_err(err(SERVICE, "UpdateCluster"))?;
     }
-    let (set, remove) = user_tag_changes(&before.tags, &after.tags);
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
     set_tags(aws, arn, &set, &remove).await
 }
 
@@ -1041,7 +1025,7 @@ pub async fn update_service(
             .and_then(|s| s.service_arn())
             .map(str::to_string);
     }
-    let (set, remove) = user_tag_changes(&before.tags, &after.tags);
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
     if set.is_empty() && remove.is_empty() {
         return Ok(());
     }
@@ -1215,21 +1199,5 @@ mod tests {
             "monitoring"
         );
         assert_eq!(cluster_name_of("monitoring"), "monitoring");
-    }
-
-    #[test]
-    fn tag_changes_leave_managed_tags_alone() {
-        let before = Tags::from([
-            ("a".to_string(), "1".to_string()),
-            ("b".to_string(), "1".to_string()),
-            ("deploy:stack".to_string(), "s".to_string()),
-        ]);
-        let after = Tags::from([
-            ("a".to_string(), "2".to_string()),
-            ("c".to_string(), "3".to_string()),
-        ]);
-        let (set, remove) = user_tag_changes(&before, &after);
-        assert_eq!(set.keys().collect::<Vec<_>>(), ["a", "c"]);
-        assert_eq!(remove, ["b"]);
     }
 }

@@ -299,18 +299,7 @@ pub async fn update_role(
             .await
             .map_err(err(SERVICE, "DetachRolePolicy"))?;
     }
-    let set: Tags = after
-        .tags
-        .iter()
-        .filter(|(k, v)| !is_managed_tag(k) && before.tags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let remove: Vec<String> = before
-        .tags
-        .keys()
-        .filter(|k| !is_managed_tag(k) && !after.tags.contains_key(*k))
-        .cloned()
-        .collect();
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
     set_tags(aws, name, &set, &remove).await
 }
 

@@ -3,7 +3,6 @@
 //! A log group is known by its name; tagging APIs want its ARN, which DescribeLogGroups gives
 //! (`logGroupArn`, or `arn` minus the trailing `:*`).
 
-use super::ec2::tag_changes;
 use super::{err, Aws, AwsError};
 use crate::model::{is_managed_tag, Address, Attrs, LogGroupAttrs, Observed, Tags};
 use aws_sdk_cloudwatchlogs::types::LogGroup;
@@ -147,7 +146,7 @@ pub async fn update_log_group(
             }
         }
     }
-    let (set, remove) = tag_changes(&before.tags, &after.tags);
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
     set_tags(aws, name, &set, &remove).await
 }
 

@@ -226,3 +226,44 @@ where
 pub fn tag_list<T>(tags: &crate::model::Tags, make: impl Fn(&str, &str) -> T) -> Vec<T> {
     tags.iter().map(|(k, v)| make(k, v)).collect()
 }
+
+/// User tags to set and user tag keys to remove to go from `before` to `after`. Managed
+/// (`deploy:`) tags are never touched here: the provider sets those itself.
+pub(crate) fn user_tag_changes(
+    before: &crate::model::Tags,
+    after: &crate::model::Tags,
+) -> (crate::model::Tags, Vec<String>) {
+    use crate::model::is_managed_tag;
+    let set = after
+        .iter()
+        .filter(|(k, v)| !is_managed_tag(k) && before.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = before
+        .keys()
+        .filter(|k| !is_managed_tag(k) && !after.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tags;
+
+    #[test]
+    fn tag_changes_leave_managed_tags_alone() {
+        let tags = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let before = tags(&[("a", "1"), ("b", "1"), ("deploy:stack", "s")]);
+        let after = tags(&[("a", "2"), ("c", "3")]);
+        let (set, remove) = user_tag_changes(&before, &after);
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(remove, ["b"]);
+    }
+}

@@ -219,6 +219,12 @@ impl Moto {
     }
 
     /// Forget all state (`POST /moto-api/reset`).
+    /// The project's own AWS clients, pointed straight at this moto.
+    pub async fn aws(&self) -> deploy::aws::Aws {
+        let config = sdk_config_for(&self.endpoint(), REGION).await;
+        deploy::aws::Aws::from_config(&config, REGION.to_string())
+    }
+
     pub fn reset(&self) {
         let (status, body) =
             http_request(self.port, "POST", "/moto-api/reset", b"").expect("moto reset");
