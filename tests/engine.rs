@@ -73,6 +73,7 @@ async fn service(ecsc: &ecs::Client) -> Option<ecs::types::Service> {
     ecsc.describe_services()
         .cluster("monitoring")
         .services("prometheus")
+        .include(ecs::types::ServiceField::Tags)
         .send()
         .await
         .unwrap()
@@ -418,6 +419,33 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         .send()
         .await
         .unwrap();
+    // A hand-made service running the hand-made task definition in that cluster.
+    let subnets: Vec<String> = seeded["private_subnet_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    ecsc.create_service()
+        .cluster("monitoring")
+        .service_name("prometheus")
+        .task_definition(seeded["task_definition_arn"].as_str().unwrap())
+        .desired_count(1)
+        .launch_type(ecs::types::LaunchType::Fargate)
+        .network_configuration(
+            ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    ecs::types::AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnets))
+                        .security_groups(&decoy_sg)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let file = stack_copy(&env, "adopt.yaml", |t| t);
     env.proxy.clear();
@@ -439,6 +467,7 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         "iam_role.execution",
         "security_group.prometheus",
         "ecs_cluster.monitoring",
+        "ecs_service.prometheus",
     ] {
         assert!(
             text.contains(&format!("! {addr}:")),
@@ -457,6 +486,7 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         ("iam_role.execution", EXEC_ROLE),
         ("security_group.prometheus", decoy_sg.as_str()),
         ("ecs_cluster.monitoring", "monitoring"),
+        ("ecs_service.prometheus", "prometheus"),
     ] {
         let out = env.deploy(&["import", "-f", &file, addr, id]);
         assert_success(&out);
@@ -487,6 +517,13 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         .tags()
         .iter()
         .any(|t| t.key() == "deploy:stack"));
+    // The adopted service now carries the tags and runs the stack's revision.
+    let svc = service(&ecsc).await.unwrap();
+    assert!(svc.tags().iter().any(|t| t.key() == Some("deploy:stack")));
+    assert_ne!(
+        svc.task_definition(),
+        seeded["task_definition_arn"].as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
