@@ -258,14 +258,13 @@ pub fn diff(input: &DiffInput) -> Plan {
 
     // Restart warnings: a new revision or a replaced service restarts the tasks.
     for c in changes.iter_mut() {
-        let restarts = match c.address.kind {
-            Kind::EcsService => {
-                c.action == Action::Replace
-                    || c.action == Action::Delete
-                    || c.attrs.iter().any(|a| a.name == "task_definition")
-            }
-            _ => false,
-        };
+        // Only running tasks have history to lose: a service being created has none.
+        let restarts = c.address.kind == Kind::EcsService
+            && match c.action {
+                Action::Replace | Action::Delete => true,
+                Action::Update => c.attrs.iter().any(|a| a.name == "task_definition"),
+                Action::Create | Action::NoOp => false,
+            };
         let loses = c
             .desired
             .as_ref()
@@ -464,5 +463,223 @@ fn add_dependency_updates(changes: &mut [Change]) {
                 forces_replacement: false,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        EcsServiceAttrs, LogGroupAttrs, Rule, SecurityGroupAttrs, Tags, TAG_APPLIED, TAG_ENV,
+        TAG_STACK,
+    };
+    use crate::plan::StepOp;
+
+    fn log_group(retention: i32) -> Desired {
+        Desired {
+            address: "log_group.prom".parse().unwrap(),
+            attrs: Attrs::LogGroup(LogGroupAttrs {
+                name: "/ecs/prom".into(),
+                retention_days: Some(retention),
+                tags: Tags::new(),
+            }),
+            ignore: BTreeSet::new(),
+            restart_loses: None,
+        }
+    }
+
+    fn group(description: &str) -> Desired {
+        Desired {
+            address: "security_group.prom".parse().unwrap(),
+            attrs: Attrs::SecurityGroup(SecurityGroupAttrs {
+                name: "prom".into(),
+                description: description.into(),
+                vpc_id: "vpc-1".into(),
+                ingress: BTreeSet::new(),
+                egress: [Rule {
+                    protocol: "tcp".into(),
+                    from_port: 443,
+                    to_port: 443,
+                    peer: crate::model::Peer::Cidr("0.0.0.0/0".into()),
+                    description: String::new(),
+                }]
+                .into(),
+                tags: Tags::new(),
+            }),
+            ignore: BTreeSet::new(),
+            restart_loses: None,
+        }
+    }
+
+    fn service() -> Desired {
+        Desired {
+            address: "ecs_service.prom".parse().unwrap(),
+            attrs: Attrs::EcsService(EcsServiceAttrs {
+                name: "prom".into(),
+                cluster: "main".into(),
+                task_definition: "arn:td:1".into(),
+                desired_count: 1,
+                launch_type: "FARGATE".into(),
+                platform_version: "LATEST".into(),
+                subnets: ["subnet-1".to_string()].into(),
+                security_groups: ["security_group.prom".to_string()].into(),
+                assign_public_ip: false,
+                circuit_breaker: true,
+                circuit_breaker_rollback: true,
+                minimum_healthy_percent: 100,
+                maximum_percent: 200,
+                enable_execute_command: false,
+                propagate_tags: "SERVICE".into(),
+                tags: Tags::new(),
+            }),
+            ignore: BTreeSet::new(),
+            restart_loses: Some("history".into()),
+        }
+    }
+
+    /// The live twin of a desired resource, owned (or not), with ids instead of addresses.
+    fn live(d: &Desired, id: &str, owned: bool, applied: Option<&Desired>) -> Observed {
+        let mut tags = Tags::new();
+        if owned {
+            tags.insert(TAG_STACK.into(), "s".into());
+            tags.insert(TAG_ENV.into(), "e".into());
+        }
+        if let Some(a) = applied {
+            tags.insert(TAG_APPLIED.into(), a.attrs.applied_hash(&a.ignore));
+        }
+        let mut attrs = d.attrs.clone();
+        attrs.map_references(&|s| (s == "security_group.prom").then(|| "sg-1".to_string()));
+        Observed {
+            address: d.address.clone(),
+            id: id.into(),
+            attrs,
+            all_tags: tags,
+            handles: Default::default(),
+        }
+    }
+
+    fn plan(
+        desired: &[Desired],
+        observed: Vec<Observed>,
+        imports: &[(&str, &str)],
+        destroy: bool,
+    ) -> Plan {
+        let mut world = World::default();
+        for o in observed {
+            world.found.entry(o.address.clone()).or_default().push(o);
+        }
+        let imports: BTreeMap<Address, String> = imports
+            .iter()
+            .map(|(a, i)| (a.parse().unwrap(), i.to_string()))
+            .collect();
+        diff(&DiffInput {
+            stack: "s",
+            environment: "e",
+            account_id: "1",
+            region: "r",
+            desired,
+            world: &world,
+            imports: &imports,
+            destroy,
+        })
+    }
+
+    #[test]
+    fn absent_is_created_and_equal_is_nothing() {
+        let d = log_group(30);
+        let p = plan(&[d.clone()], vec![], &[], false);
+        assert_eq!(p.changes[0].action, Action::Create);
+        let p = plan(
+            &[d.clone()],
+            vec![live(&d, "/ecs/prom", true, Some(&d))],
+            &[],
+            false,
+        );
+        assert!(!p.has_changes());
+    }
+
+    #[test]
+    fn drift_and_stack_edits_are_told_apart() {
+        let applied = log_group(30);
+        // Someone changed retention to 7 by hand.
+        let p = plan(
+            &[applied.clone()],
+            vec![live(&log_group(7), "/ecs/prom", true, Some(&applied))],
+            &[],
+            false,
+        );
+        assert_eq!(p.changes[0].cause, Some(Cause::Drift));
+        // The stack now says 60; live is still what was applied.
+        let p = plan(
+            &[log_group(60)],
+            vec![live(&applied, "/ecs/prom", true, Some(&applied))],
+            &[],
+            false,
+        );
+        assert_eq!(p.changes[0].cause, Some(Cause::StackEdit));
+        assert_eq!(p.changes[0].attrs[0].name, "retention_days");
+    }
+
+    #[test]
+    fn unowned_same_name_is_a_conflict_until_imported() {
+        let d = log_group(30);
+        let decoy = live(&log_group(7), "/ecs/prom", false, None);
+        let p = plan(&[d.clone()], vec![decoy.clone()], &[], false);
+        assert_eq!(p.conflicts.len(), 1);
+        assert!(p.conflicts[0]
+            .message
+            .contains("deploy import log_group.prom /ecs/prom"));
+        assert!(p.changes.is_empty());
+        let p = plan(&[d], vec![decoy], &[("log_group.prom", "/ecs/prom")], false);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(p.changes[0].action, Action::Update);
+        assert_eq!(p.changes[0].cause, Some(Cause::Import));
+    }
+
+    #[test]
+    fn destroy_deletes_only_what_is_owned() {
+        let d = log_group(30);
+        let owned = plan(
+            &[d.clone()],
+            vec![live(&d, "/ecs/prom", true, None)],
+            &[],
+            true,
+        );
+        assert_eq!(owned.changes[0].action, Action::Delete);
+        let not_ours = plan(
+            &[d.clone()],
+            vec![live(&d, "/ecs/prom", false, None)],
+            &[],
+            true,
+        );
+        assert!(not_ours.changes.is_empty());
+    }
+
+    #[test]
+    fn a_replaced_group_is_created_before_its_user_moves_and_deleted_after() {
+        let (g, s) = (group("old"), service());
+        let observed = vec![
+            live(&g, "sg-1", true, Some(&g)),
+            live(&s, "arn:svc", true, Some(&s)),
+        ];
+        let p = plan(&[group("new"), s], observed, &[], false);
+        let g_change = p
+            .changes
+            .iter()
+            .position(|c| c.address.kind == Kind::SecurityGroup)
+            .unwrap();
+        assert_eq!(p.changes[g_change].action, Action::Replace);
+        assert!(p.changes[g_change]
+            .attrs
+            .iter()
+            .any(|a| a.name == "description" && a.forces_replacement));
+        let step = |op: StepOp| p.steps.iter().position(|s| s.op == op).unwrap();
+        let (create, update, delete) = (
+            step(StepOp::CreateReplacement),
+            step(StepOp::Update),
+            step(StepOp::DeleteReplaced),
+        );
+        assert!(p.steps[update].after.contains(&create), "{:?}", p.steps);
+        assert!(p.steps[delete].after.contains(&update), "{:?}", p.steps);
     }
 }

@@ -19,16 +19,26 @@ fn cause_text(c: Option<Cause>) -> &'static str {
     }
 }
 
+/// A value on one line when short, else pretty JSON indented under its attribute.
 fn value(v: &Option<Value>) -> String {
-    match v {
-        None => "(none)".into(),
+    let text = match v {
+        None => return "(none)".into(),
         Some(Value::String(s)) => format!("{s:?}"),
         Some(v) => v.to_string(),
+    };
+    match v {
+        Some(v @ (Value::Array(_) | Value::Object(_))) if text.len() > 80 => {
+            let pretty = serde_json::to_string_pretty(v).expect("JSON value serializes");
+            pretty.replace('\n', "\n          ")
+        }
+        _ => text,
     }
 }
 
 fn head_line(c: &Change) -> String {
-    let what = if c.new_revision {
+    let what = if c.new_revision && c.observed.is_none() {
+        "  (first revision)".to_string()
+    } else if c.new_revision {
         let family = c
             .desired
             .as_ref()
@@ -90,7 +100,7 @@ pub fn plan_text(plan: &Plan) -> String {
     let _ = writeln!(out);
     for c in &changes {
         let _ = writeln!(out, "{}", head_line(c));
-        if c.action == Action::Create && !c.new_revision {
+        if c.action == Action::Create && c.observed.is_none() {
             for a in &c.attrs {
                 let _ = writeln!(out, "      {}: {}", a.name, value(&a.after));
             }

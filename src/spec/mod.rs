@@ -471,3 +471,59 @@ fn scalar_at(text: &str, line: usize, column: usize) -> Option<String> {
     let is_scalar = !rest.is_empty() && !rest.starts_with(['[', '{', '-', '|', '>']);
     (is_scalar && !rest.ends_with(':')).then(|| rest.chars().take(60).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &str = include_str!("../../stacks/monitoring.yaml");
+
+    fn errors(text: &str) -> Vec<SpecError> {
+        match parse(Path::new("s.yaml"), text) {
+            Err(e) => e.0,
+            Ok(loaded) => loaded.validate().err().map(|e| e.0).unwrap_or_default(),
+        }
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn the_reference_stack_is_valid() {
+        assert_eq!(errors(REFERENCE), vec![]);
+    }
+
+    #[test]
+    fn unknown_keys_are_located() {
+        let text = REFERENCE.replace(
+            "    retention_days: 30\n",
+            "    retention_days: 30\n    retension: 5\n",
+        );
+        let e = &errors(&text)[0];
+        assert_eq!(e.line, line_of(&text, "retension"));
+        assert!(e.path.starts_with("log_groups.prometheus"), "{e}");
+        assert!(e.message.contains("retension"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_field() {
+        let text = REFERENCE.replace("memory: 512", "memory: 4096");
+        let e = &errors(&text)[0];
+        assert_eq!(e.path, "task_definitions.prometheus.memory");
+        assert_eq!(e.line, line_of(&text, "memory: 4096"));
+        assert!(e.column > 0);
+        assert!(e.to_string().starts_with(&format!("s.yaml:{}:", e.line)));
+    }
+
+    #[test]
+    fn world_open_ingress_is_refused() {
+        let text = REFERENCE.replace(
+            "    ingress: []\n",
+            "    ingress:\n      - port: 9090\n        cidr: 0.0.0.0/0\n",
+        );
+        let e = &errors(&text)[0];
+        assert_eq!(e.path, "security_groups.prometheus.ingress.0.cidr");
+        assert!(e.message.contains("refused"), "{e}");
+    }
+}
