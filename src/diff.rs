@@ -587,10 +587,10 @@ mod tests {
     #[test]
     fn absent_is_created_and_equal_is_nothing() {
         let d = log_group(30);
-        let p = plan(&[d.clone()], vec![], &[], false);
+        let p = plan(std::slice::from_ref(&d), vec![], &[], false);
         assert_eq!(p.changes[0].action, Action::Create);
         let p = plan(
-            &[d.clone()],
+            std::slice::from_ref(&d),
             vec![live(&d, "/ecs/prom", true, Some(&d))],
             &[],
             false,
@@ -603,7 +603,7 @@ mod tests {
         let applied = log_group(30);
         // Someone changed retention to 7 by hand.
         let p = plan(
-            &[applied.clone()],
+            std::slice::from_ref(&applied),
             vec![live(&log_group(7), "/ecs/prom", true, Some(&applied))],
             &[],
             false,
@@ -624,7 +624,7 @@ mod tests {
     fn unowned_same_name_is_a_conflict_until_imported() {
         let d = log_group(30);
         let decoy = live(&log_group(7), "/ecs/prom", false, None);
-        let p = plan(&[d.clone()], vec![decoy.clone()], &[], false);
+        let p = plan(std::slice::from_ref(&d), vec![decoy.clone()], &[], false);
         assert_eq!(p.conflicts.len(), 1);
         assert!(p.conflicts[0]
             .message
@@ -640,14 +640,14 @@ mod tests {
     fn destroy_deletes_only_what_is_owned() {
         let d = log_group(30);
         let owned = plan(
-            &[d.clone()],
+            std::slice::from_ref(&d),
             vec![live(&d, "/ecs/prom", true, None)],
             &[],
             true,
         );
         assert_eq!(owned.changes[0].action, Action::Delete);
         let not_ours = plan(
-            &[d.clone()],
+            std::slice::from_ref(&d),
             vec![live(&d, "/ecs/prom", false, None)],
             &[],
             true,
