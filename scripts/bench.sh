@@ -30,7 +30,7 @@ for _ in $(seq 300); do grep -q '^PORT ' "$WORK/proxy.out" 2>/dev/null && break;
 PROXY_PORT=$(awk '/^PORT /{print $2; exit}' "$WORK/proxy.out")
 until curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null; do sleep 0.1; done
 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-  "$VENV/bin/python" tests/fixtures/seed.py --endpoint "http://127.0.0.1:$MOTO_PORT" >/dev/null
+  "$VENV/bin/python" tests/fixtures/seed.py --endpoint "http://127.0.0.1:$MOTO_PORT" >/dev/null 2>&1
 
 unset AWS_PROFILE AWS_REGION AWS_DEFAULT_REGION AWS_SESSION_TOKEN
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT" AWS_ACCESS_KEY_ID=testing \
