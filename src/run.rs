@@ -13,7 +13,7 @@ use crate::plan::{Change, Plan, Step};
 use crate::render::Templates;
 use crate::spec::{self, Built, LoadedStack};
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -406,10 +406,8 @@ fn verb(op: crate::plan::StepOp, change: &Change, done: bool) -> &'static str {
 }
 
 fn confirm(destroy: bool) -> Result<bool, Failure> {
+    // The answer may come from a terminal or a pipe; an empty pipe (EOF) is a no.
     let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        // Answers may still come through a pipe; an empty pipe is a no.
-    }
     eprint!(
         "\nDo you want to {}? Only 'yes' will be accepted: ",
         if destroy {
