@@ -1139,3 +1139,79 @@ async fn ctrl_c_finishes_in_flight_changes_reports_and_exits_non_zero() {
     plan_says_no_changes(&env, STACK);
     assert_no_duplicates(&env).await;
 }
+
+#[test]
+fn a_task_definition_over_the_ecs_limit_is_refused_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::repo_root().join(STACK)).unwrap();
+    let big = "x".repeat(70_000);
+    let text = text.replace(
+        "        log_group: prometheus\n",
+        &format!("        log_group: prometheus\n        environment:\n          PADDING: {big}\n"),
+    );
+    let file = dir.path().join("big.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args(["validate", "-f", file.to_str().unwrap()])
+        .current_dir(common::repo_root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("task_definitions.prometheus") && err.contains("over ECS's limit of 65536"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_cluster_is_used_and_never_changed() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let (_, ecsc, _, _) = clients(&env).await;
+    ecsc.create_cluster()
+        .cluster_name("shared")
+        .send()
+        .await
+        .unwrap();
+    let file = stack_copy(&env, "existing.yaml", |t| {
+        t.replace(
+            "    name: monitoring\n    container_insights: true\n",
+            "    name: shared\n    existing: true\n",
+        )
+    });
+    let out = env.deploy(&["plan", "-f", &file]);
+    assert_success(&out);
+    assert!(!stdout(&out).contains("ecs_cluster."), "{}", stdout(&out));
+    apply(&env, &file);
+    plan_says_no_changes(&env, &file);
+    let services = ecsc.list_services().cluster("shared").send().await.unwrap();
+    assert_eq!(services.service_arns().len(), 1);
+    let out = env.deploy(&["destroy", "-f", &file, "--auto-approve"]);
+    assert_success(&out);
+    let clusters = ecsc
+        .describe_clusters()
+        .clusters("shared")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        clusters.clusters()[0].status(),
+        Some("ACTIVE"),
+        "the existing cluster stays"
+    );
+    let svc = ecsc
+        .describe_services()
+        .cluster("shared")
+        .services("prometheus")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        svc.services()
+            .iter()
+            .all(|s| s.status() == Some("INACTIVE")),
+        "the stack's service is gone: {:?}",
+        svc.services()
+    );
+}
