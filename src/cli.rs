@@ -16,12 +16,20 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct StackArgs {
-    /// The stack file.
-    #[arg(short = 'f', long = "file", default_value = crate::spec::DEFAULT_STACK_FILE)]
-    pub file: PathBuf,
+    /// The stack file [default: stacks/monitoring.yaml].
+    #[arg(short = 'f', long = "file")]
+    pub file_arg: Option<PathBuf>,
     /// Directory of the templates the stack names.
     #[arg(long, default_value = "templates")]
     pub templates: PathBuf,
+}
+
+impl StackArgs {
+    pub fn file(&self) -> PathBuf {
+        self.file_arg
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::spec::DEFAULT_STACK_FILE))
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -59,8 +67,15 @@ pub enum Command {
         /// Plan the removal of everything the stack owns.
         #[arg(long)]
         destroy: bool,
+        /// Also write the plan to FILE, for `deploy show` and `deploy apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error (Terraform's
+        /// convention).
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
-    /// Plan, then carry the plan out.
+    /// Plan, then carry the plan out; or carry out a saved plan exactly.
     Apply {
         #[command(flatten)]
         stack: StackArgs,
@@ -69,6 +84,14 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        /// A plan saved with `deploy plan --out`: applied as reviewed, without re-planning
+        /// and without asking; refused if anything it was made from has changed.
+        plan_file: Option<PathBuf>,
+    },
+    /// Print a saved plan.
+    Show {
+        /// A plan saved with `deploy plan --out`.
+        plan_file: PathBuf,
     },
     /// Remove what this stack owns, and nothing else.
     Destroy {

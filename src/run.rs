@@ -5,12 +5,13 @@ use crate::apply::{self, Refs, Reporter, StepResult};
 use crate::aws::provider::AwsProvider;
 use crate::aws::{ecs, Aws, AwsError};
 use crate::cli::{AwsArgs, Cli, Command, StackArgs};
-use crate::diff::{self, DiffInput};
+use crate::diff::{self, DiffInput, World};
 use crate::model::{Address, Attrs, Kind, Lookups};
 use crate::observe;
 use crate::output;
 use crate::plan::{Change, Plan, Step};
 use crate::render::Templates;
+use crate::saved::{self, SavedPlan};
 use crate::spec::{self, Built, LoadedStack};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -60,7 +61,7 @@ pub fn main(cli: Cli) -> i32 {
         }
     };
     match rt.block_on(dispatch(cli)) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(f) => {
             match &f {
                 Failure::Spec(e) => eprintln!("{e}"),
@@ -76,37 +77,158 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<(), Failure> {
+/// Runs the command; `Ok` carries the exit code of a success (2: `--detailed-exitcode` with
+/// changes).
+async fn dispatch(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
-        Command::Validate { stack } => validate(&stack),
-        Command::Render { stack, aws, out } => render(&stack, &aws, &out).await,
+        Command::Validate { stack } => validate(&stack).map(|()| 0),
+        Command::Render { stack, aws, out } => render(&stack, &aws, &out).await.map(|()| 0),
         Command::Plan {
             stack,
             aws,
             destroy,
+            out,
+            detailed_exitcode,
         } => {
             let ctx = Context::load(&stack, &aws).await?;
             let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
             print!("{}", output::plan_text(&planned.plan));
-            refuse_conflicts(&planned.plan)
+            refuse_conflicts(&planned.plan)?;
+            if let Some(out) = out {
+                save_plan(&ctx, &planned, &out)?;
+                println!(
+                    "\nSaved the plan to {0}: `deploy show {0}` prints it, `deploy apply {0}` carries it out.",
+                    out.display()
+                );
+            }
+            Ok(if detailed_exitcode && planned.plan.has_changes() {
+                2
+            } else {
+                0
+            })
+        }
+        Command::Apply {
+            stack,
+            aws,
+            plan_file: Some(file),
+            ..
+        } => {
+            if stack.file_arg.is_some() || aws.region.is_some() {
+                return Err(Failure::Other(
+                    "a saved plan carries its own stack and region: -f/--file and --region cannot be combined with a plan file".into(),
+                ));
+            }
+            // A saved plan was reviewed already: it never asks.
+            apply_saved(&file, &aws).await.map(|()| 0)
         }
         Command::Apply {
             stack,
             aws,
             auto_approve,
-        } => apply_cmd(&stack, &aws, auto_approve, false).await,
+            plan_file: None,
+        } => apply_cmd(&stack, &aws, auto_approve, false)
+            .await
+            .map(|()| 0),
         Command::Destroy {
             stack,
             aws,
             auto_approve,
-        } => apply_cmd(&stack, &aws, auto_approve, true).await,
+        } => apply_cmd(&stack, &aws, auto_approve, true)
+            .await
+            .map(|()| 0),
+        Command::Show { plan_file } => {
+            let saved = read_plan(&plan_file)?;
+            println!(
+                "Saved plan {} (deploy {}, stack file {})",
+                plan_file.display(),
+                saved.tool_version,
+                saved.stack_file
+            );
+            print!("{}", output::plan_text(&saved.plan));
+            Ok(0)
+        }
         Command::Import {
             stack,
             aws,
             address,
             id,
-        } => import(&stack, &aws, &address, &id).await,
+        } => import(&stack, &aws, &address, &id).await.map(|()| 0),
     }
+}
+
+fn save_plan(ctx: &Context, planned: &Planned, out: &Path) -> Result<(), Failure> {
+    let saved = SavedPlan {
+        format_version: saved::FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        stack_file: ctx.loaded.file.display().to_string(),
+        stack_text: ctx.loaded.text.clone(),
+        lookups: ctx.lookups.clone(),
+        desired: ctx.built.desired.clone(),
+        plan: planned.plan.clone(),
+        refs: planned.refs.clone(),
+        live: saved::live_fingerprints(&planned.plan, &planned.world),
+        owned_elsewhere: saved::owned_elsewhere_ids(&planned.world),
+    };
+    let text = serde_json::to_string_pretty(&saved).expect("plans serialize");
+    std::fs::write(out, text + "\n")
+        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", out.display())))
+}
+
+fn read_plan(file: &Path) -> Result<SavedPlan, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Other(format!("cannot read {}: {e}", file.display())))?;
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+        Failure::Other(format!(
+            "{} is not a plan saved by deploy: {e}",
+            file.display()
+        ))
+    })?;
+    if saved.format_version != saved::FORMAT_VERSION {
+        return Err(Failure::Refused(format!(
+            "{} has plan format {}, this deploy reads format {}",
+            file.display(),
+            saved.format_version,
+            saved::FORMAT_VERSION
+        )));
+    }
+    Ok(saved)
+}
+
+/// Applies a saved plan exactly: re-reads what it was made from and refuses, changing
+/// nothing, if any of it moved.
+async fn apply_saved(file: &Path, aws_args: &AwsArgs) -> Result<(), Failure> {
+    let saved = read_plan(file)?;
+    let version = env!("CARGO_PKG_VERSION");
+    if saved.tool_version != version {
+        return Err(Failure::Refused(format!(
+            "the plan was made by deploy {}, this is deploy {version}: plan again with this version; nothing was changed",
+            saved.tool_version
+        )));
+    }
+    let loaded = spec::parse(Path::new(&saved.stack_file), &saved.stack_text)?;
+    let aws = Aws::connect(aws_args.profile.as_deref(), Some(&saved.plan.region)).await?;
+    let account = aws.account_id().await?;
+    if account != saved.plan.account_id {
+        return Err(Failure::Refused(format!(
+            "the plan was made for account {}, these credentials are for account {account}; nothing was changed",
+            saved.plan.account_id
+        )));
+    }
+    let lookups = observe::lookups(&aws, &loaded.stack).await?;
+    let world = observe::observe(&aws, &loaded.stack, &lookups, &saved.desired).await?;
+    let why = saved::staleness(&saved, &lookups, &world);
+    if !why.is_empty() {
+        return Err(Failure::Refused(format!(
+            "the plan in {} is stale, nothing was changed; plan again. Since it was made:\n  {}",
+            file.display(),
+            why.join("\n  ")
+        )));
+    }
+    print!("{}", output::plan_text(&saved.plan));
+    if !saved.plan.has_changes() {
+        return Ok(());
+    }
+    execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone()).await
 }
 
 fn refuse_conflicts(plan: &Plan) -> Result<(), Failure> {
@@ -121,7 +243,7 @@ fn refuse_conflicts(plan: &Plan) -> Result<(), Failure> {
 }
 
 fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
-    let loaded = spec::load(&args.file)?;
+    let loaded = spec::load(&args.file())?;
     loaded.validate()?;
     Ok(loaded)
 }
@@ -209,7 +331,7 @@ fn validate(args: &StackArgs) -> Result<(), Failure> {
     let sizes = check_sizes(&loaded, &built, &lookups)?;
     println!(
         "{}: valid ({} resources; lookups not performed: values shown as <lookup:…>)",
-        args.file.display(),
+        args.file().display(),
         built.desired.len()
     );
     for (family, size) in sizes {
@@ -232,6 +354,8 @@ struct Context {
 struct Planned {
     plan: Plan,
     refs: Refs,
+    /// What the plan was made from.
+    world: World,
 }
 
 impl Context {
@@ -311,7 +435,7 @@ impl Context {
                 }
             }
         }
-        Ok(Planned { plan, refs })
+        Ok(Planned { plan, refs, world })
     }
 }
 
@@ -441,6 +565,16 @@ async fn apply_cmd(
     if !auto_approve && !confirm(destroy)? {
         return Err(Failure::Other("not confirmed; nothing was changed".into()));
     }
+    execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs).await
+}
+
+/// Carries out a plan with Ctrl-C handling and the final report.
+async fn execute_plan(
+    plan: &Plan,
+    aws: &Aws,
+    loaded: &LoadedStack,
+    refs: Refs,
+) -> Result<(), Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
@@ -450,19 +584,12 @@ async fn apply_cmd(
         }
     });
     let provider = AwsProvider {
-        aws: ctx.aws.clone(),
-        stack: ctx.loaded.stack.stack.clone(),
-        environment: ctx.loaded.stack.environment.clone(),
-        ownership: spec::ownership_tags(&ctx.loaded.stack),
+        aws: aws.clone(),
+        stack: loaded.stack.stack.clone(),
+        environment: loaded.stack.environment.clone(),
+        ownership: spec::ownership_tags(&loaded.stack),
     };
-    let report = apply::execute(
-        &planned.plan,
-        &provider,
-        &StderrReporter,
-        planned.refs,
-        stop,
-    )
-    .await;
+    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop).await;
     eprint!("\n{}", output::report_text(&report));
     if report.succeeded() {
         Ok(())
@@ -484,7 +611,7 @@ async fn import(
     if !ctx.built.desired.iter().any(|d| d.address == addr) {
         return Err(Failure::Other(format!(
             "{addr} is not defined in {}: add it to the stack first, then import",
-            stack_args.file.display()
+            stack_args.file().display()
         )));
     }
     if ctx
@@ -496,7 +623,7 @@ async fn import(
     {
         return Err(Failure::Other(format!(
             "{} already has an import for {addr}",
-            stack_args.file.display()
+            stack_args.file().display()
         )));
     }
     let extra: BTreeMap<Address, String> = [(addr.clone(), id.to_string())].into();
@@ -521,10 +648,10 @@ async fn import(
             )));
         }
     }
-    append_import(&stack_args.file, address, id)?;
+    append_import(&stack_args.file(), address, id)?;
     println!(
         "Added to {}: import {addr} = {id}",
-        stack_args.file.display()
+        stack_args.file().display()
     );
     print!("{}", output::plan_text(&planned.plan));
     println!(

@@ -1215,3 +1215,211 @@ async fn an_existing_cluster_is_used_and_never_changed() {
         svc.services()
     );
 }
+
+#[test]
+fn detailed_exit_codes_follow_terraform() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let code = |args: &[&str]| env.deploy(args).status.code();
+    assert_eq!(code(&["plan", "-f", STACK]), Some(0), "changes, no flag");
+    assert_eq!(
+        code(&["plan", "-f", STACK, "--detailed-exitcode"]),
+        Some(2),
+        "changes"
+    );
+    apply(&env, STACK);
+    assert_eq!(
+        code(&["plan", "-f", STACK, "--detailed-exitcode"]),
+        Some(0),
+        "no changes"
+    );
+    let bad = stack_copy(&env, "bad.yaml", |t| t.replace("cpu: 256", "cpu: 300"));
+    assert_eq!(
+        code(&["plan", "-f", &bad, "--detailed-exitcode"]),
+        Some(1),
+        "bad input"
+    );
+    let other_env = stack_copy(&env, "other-env.yaml", |t| {
+        t.replace("environment: production", "environment: staging")
+    });
+    assert_eq!(
+        code(&["plan", "-f", &other_env, "--detailed-exitcode"]),
+        Some(1),
+        "an ownership conflict is an error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let plan_file = env.path().join("create.plan");
+    let plan_path = plan_file.to_str().unwrap();
+    let out = env.deploy(&["plan", "-f", STACK, "--out", plan_path]);
+    assert_success(&out);
+    let planned = stdout(&out);
+
+    let out = env.deploy(&["show", plan_path]);
+    assert_success(&out);
+    let shown = stdout(&out);
+    let body =
+        |t: &str| t[t.find("Stack monitoring").unwrap()..t.find("Plan:").unwrap()].to_string();
+    assert_eq!(
+        body(&shown),
+        body(&planned),
+        "show prints the plan that was reviewed"
+    );
+
+    // A plan file cannot be combined with -f or --region.
+    env.proxy.clear();
+    let out = env.deploy(&["apply", "-f", STACK, plan_path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot be combined"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.proxy.calls().is_empty());
+
+    // Something changes between plan and apply: refused, nothing changed.
+    let (ec2c, _, _, logsc) = clients(&env).await;
+    logsc
+        .create_log_group()
+        .log_group_name("/ecs/prom-task")
+        .send()
+        .await
+        .unwrap();
+    env.proxy.clear();
+    let out = env.deploy(&["apply", plan_path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("stale") && err.contains("log_group.prometheus now exists"),
+        "{err}"
+    );
+    assert!(
+        env.proxy.mutating_calls().is_empty(),
+        "{:?}",
+        env.proxy.mutating_calls()
+    );
+    logsc
+        .delete_log_group()
+        .log_group_name("/ecs/prom-task")
+        .send()
+        .await
+        .unwrap();
+
+    // Unchanged world: applied without asking, exactly as planned.
+    let out = env.deploy(&["apply", plan_path]);
+    assert_success(&out);
+    plan_says_no_changes(&env, STACK);
+
+    // A changed live resource and a changed lookup make later plans stale too.
+    let update = env.path().join("update.plan");
+    let update_path = update.to_str().unwrap();
+    let edited = stack_copy(&env, "edited.yaml", |t| {
+        t.replace("retention_days: 30", "retention_days: 60")
+    });
+    assert_success(&env.deploy(&["plan", "-f", &edited, "--out", update_path]));
+    logsc
+        .put_retention_policy()
+        .log_group_name("/ecs/prom-task")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let out = env.deploy(&["apply", update_path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("log_group.prometheus (/ecs/prom-task) was changed"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_success(&env.deploy(&["plan", "-f", &edited, "--out", update_path]));
+    let vpc = ec2c
+        .describe_vpcs()
+        .filters(
+            ec2::types::Filter::builder()
+                .name("tag:Name")
+                .values("showcase")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    ec2c.create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.20.99.0/24")
+        .tag_specifications(
+            ec2::types::TagSpecification::builder()
+                .resource_type(ec2::types::ResourceType::Subnet)
+                .tags(
+                    ec2::types::Tag::builder()
+                        .key("tier")
+                        .value("private")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    env.proxy.clear();
+    let out = env.deploy(&["apply", update_path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("subnets"), "{}", stderr(&out));
+    assert!(env.proxy.mutating_calls().is_empty());
+
+    // Another account or another deploy version: refused.
+    let text = std::fs::read_to_string(&update).unwrap();
+    let tampered = env.path().join("tampered.plan");
+    std::fs::write(
+        &tampered,
+        text.replace("\"123456789012\"", "\"999999999999\""),
+    )
+    .unwrap();
+    let out = env.deploy(&["apply", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("account 999999999999"),
+        "{}",
+        stderr(&out)
+    );
+    let version = format!("\"tool_version\": \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&version));
+    std::fs::write(
+        &tampered,
+        text.replace(&version, "\"tool_version\": \"0.0.0-other\""),
+    )
+    .unwrap();
+    let out = env.deploy(&["apply", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("deploy 0.0.0-other"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A destroy plan, saved and applied.
+    let destroy = env.path().join("destroy.plan");
+    let out = env.deploy(&[
+        "plan",
+        "-f",
+        STACK,
+        "--destroy",
+        "--out",
+        destroy.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("7 to destroy."), "{}", stdout(&out));
+    // (The new subnet changed the lookups since the update plan, not since this one.)
+    assert_success(&env.deploy(&["apply", destroy.to_str().unwrap()]));
+    assert!(prometheus_group(&ec2c, "monitoring-prometheus")
+        .await
+        .is_empty());
+}

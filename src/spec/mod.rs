@@ -346,6 +346,8 @@ impl std::error::Error for SpecErrors {}
 pub struct LoadedStack {
     pub stack: Stack,
     pub file: PathBuf,
+    /// The text as read (saved plans embed it).
+    pub text: String,
     pub locator: Locator,
 }
 
@@ -401,6 +403,7 @@ pub fn parse(file: &Path, text: &str) -> Result<LoadedStack, SpecErrors> {
         Ok(stack) => Ok(LoadedStack {
             stack,
             file: file.to_path_buf(),
+            text: text.to_string(),
             locator,
         }),
         Err(e) => {
