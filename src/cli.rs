@@ -74,6 +74,9 @@ pub enum Command {
         /// convention).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Limit the plan to ADDRESS and what it depends on (repeatable).
+        #[arg(long = "target", value_name = "ADDRESS")]
+        targets: Vec<String>,
     },
     /// Plan, then carry the plan out; or carry out a saved plan exactly.
     Apply {
@@ -87,6 +90,9 @@ pub enum Command {
         /// A plan saved with `deploy plan --out`: applied as reviewed, without re-planning
         /// and without asking; refused if anything it was made from has changed.
         plan_file: Option<PathBuf>,
+        /// Limit the apply to ADDRESS and what it depends on (repeatable).
+        #[arg(long = "target", value_name = "ADDRESS")]
+        targets: Vec<String>,
     },
     /// Print a saved plan.
     Show {

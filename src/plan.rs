@@ -270,3 +270,59 @@ fn depends_transitively(steps: &[Step], from: usize, target: usize) -> bool {
     }
     false
 }
+
+/// The targeted addresses and everything they reference, transitively (what `--target`
+/// plans). An address the stack does not define is an error.
+pub fn target_closure(
+    desired: &[crate::model::Desired],
+    targets: &[Address],
+) -> Result<BTreeSet<Address>, String> {
+    let by_address: std::collections::BTreeMap<&Address, &crate::model::Desired> =
+        desired.iter().map(|d| (&d.address, d)).collect();
+    let mut closure = BTreeSet::new();
+    let mut todo: Vec<Address> = targets.to_vec();
+    while let Some(a) = todo.pop() {
+        let d = by_address
+            .get(&a)
+            .ok_or_else(|| format!("--target {a}: the stack defines no such resource"))?;
+        if closure.insert(a.clone()) {
+            todo.extend(d.attrs.references());
+        }
+    }
+    Ok(closure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attrs, Desired, EcsClusterAttrs, LogGroupAttrs, Tags};
+
+    #[test]
+    fn targets_bring_what_they_reference() {
+        let lg = Desired {
+            address: "log_group.a".parse().unwrap(),
+            attrs: Attrs::LogGroup(LogGroupAttrs {
+                name: "/a".into(),
+                retention_days: None,
+                tags: Tags::new(),
+            }),
+            ignore: Default::default(),
+            restart_loses: None,
+        };
+        let cluster = Desired {
+            address: "ecs_cluster.c".parse().unwrap(),
+            attrs: Attrs::EcsCluster(EcsClusterAttrs {
+                name: "c".into(),
+                container_insights: "enabled".into(),
+                tags: Tags::new(),
+            }),
+            ignore: Default::default(),
+            restart_loses: None,
+        };
+        let all = [lg, cluster];
+        let only: Vec<Address> = vec!["log_group.a".parse().unwrap()];
+        let c = target_closure(&all, &only).unwrap();
+        assert_eq!(c.len(), 1);
+        assert!(target_closure(&all, &["log_group.nope".parse().unwrap()]).is_err());
+    }
+}

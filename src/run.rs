@@ -89,8 +89,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             destroy,
             out,
             detailed_exitcode,
+            targets,
         } => {
-            let ctx = Context::load(&stack, &aws).await?;
+            let mut ctx = Context::load(&stack, &aws).await?;
+            ctx.target(&targets)?;
             let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
             print!("{}", output::plan_text(&planned.plan));
             refuse_conflicts(&planned.plan)?;
@@ -111,11 +113,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             stack,
             aws,
             plan_file: Some(file),
+            targets,
             ..
         } => {
-            if stack.file_arg.is_some() || aws.region.is_some() {
+            if stack.file_arg.is_some() || aws.region.is_some() || !targets.is_empty() {
                 return Err(Failure::Other(
-                    "a saved plan carries its own stack and region: -f/--file and --region cannot be combined with a plan file".into(),
+                    "a saved plan carries its own stack, region and targets: -f/--file, --region and --target cannot be combined with a plan file".into(),
                 ));
             }
             // A saved plan was reviewed already: it never asks.
@@ -126,14 +129,15 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             aws,
             auto_approve,
             plan_file: None,
-        } => apply_cmd(&stack, &aws, auto_approve, false)
+            targets,
+        } => apply_cmd(&stack, &aws, auto_approve, false, &targets)
             .await
             .map(|()| 0),
         Command::Destroy {
             stack,
             aws,
             auto_approve,
-        } => apply_cmd(&stack, &aws, auto_approve, true)
+        } => apply_cmd(&stack, &aws, auto_approve, true, &[])
             .await
             .map(|()| 0),
         Command::Show { plan_file } => {
@@ -349,6 +353,8 @@ struct Context {
     aws: Aws,
     lookups: Lookups,
     built: Built,
+    /// With `--target`: the targeted addresses and what they depend on.
+    targeted: Option<std::collections::BTreeSet<Address>>,
 }
 
 struct Planned {
@@ -380,7 +386,24 @@ impl Context {
             aws,
             lookups,
             built,
+            targeted: None,
         })
+    }
+
+    /// Narrows the desired state to the targets and what they depend on.
+    fn target(&mut self, targets: &[String]) -> Result<(), Failure> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let addresses = targets
+            .iter()
+            .map(|t| t.parse::<Address>().map_err(Failure::Other))
+            .collect::<Result<Vec<_>, _>>()?;
+        let closure =
+            crate::plan::target_closure(&self.built.desired, &addresses).map_err(Failure::Other)?;
+        self.built.desired.retain(|d| closure.contains(&d.address));
+        self.targeted = Some(closure);
+        Ok(())
     }
 
     fn imports(&self) -> Result<BTreeMap<Address, String>, Failure> {
@@ -412,7 +435,7 @@ impl Context {
         let mut imports = self.imports()?;
         imports.extend(extra_imports.clone());
         let s = &self.loaded.stack;
-        let plan = diff::diff(&DiffInput {
+        let mut plan = diff::diff(&DiffInput {
             stack: &s.stack,
             environment: &s.environment,
             account_id: &self.lookups.account_id,
@@ -422,6 +445,17 @@ impl Context {
             imports: &imports,
             destroy,
         });
+        if let Some(closure) = &self.targeted {
+            // Only the targets and their dependencies: nothing else is changed or deleted.
+            plan.changes.retain(|c| closure.contains(&c.address));
+            plan.conflicts.retain(|c| closure.contains(&c.address));
+            plan.steps = crate::plan::order_steps(&plan.changes);
+            let names: Vec<String> = closure.iter().map(|a| a.to_string()).collect();
+            plan.warnings.push(format!(
+                "targeting: only {} were checked; the rest of the stack was not, so this plan may be incomplete",
+                names.join(", ")
+            ));
+        }
         // Ids of what exists and will be kept, for the executor to start from.
         let mut refs = deterministic_refs(&self.loaded, &self.lookups);
         for c in &plan.changes {
@@ -554,8 +588,10 @@ async fn apply_cmd(
     aws_args: &AwsArgs,
     auto_approve: bool,
     destroy: bool,
+    targets: &[String],
 ) -> Result<(), Failure> {
-    let ctx = Context::load(stack_args, aws_args).await?;
+    let mut ctx = Context::load(stack_args, aws_args).await?;
+    ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     print!("{}", output::plan_text(&planned.plan));
     refuse_conflicts(&planned.plan)?;

@@ -1423,3 +1423,74 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
         .await
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn targeting_limits_the_work_to_the_target_and_its_dependencies() {
+    let env = TestEnv::new();
+    env.seed(false);
+    // On an empty account, targeting the service brings everything it depends on.
+    let out = env.deploy(&["plan", "-f", STACK, "--target", "ecs_service.prometheus"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("Plan: 7 to add"), "{}", stdout(&out));
+    apply(&env, STACK);
+
+    let edited = stack_copy(&env, "edited.yaml", |t| {
+        t.replace("retention_days: 30", "retention_days: 60")
+            .replace(
+                "description: Prometheus server; port 9090 only from the sources named here",
+                "description: Prometheus, private",
+            )
+    });
+    let out = env.deploy(&["plan", "-f", &edited, "--target", "log_group.prometheus"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("~ retention_days: 30 -> 60"), "{text}");
+    assert!(!text.contains("security_group.prometheus"), "{text}");
+    assert!(
+        text.contains("targeting: only log_group.prometheus were checked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{text}"
+    );
+
+    env.proxy.clear();
+    let out = env.deploy(&[
+        "apply",
+        "-f",
+        &edited,
+        "--auto-approve",
+        "--target",
+        "log_group.prometheus",
+    ]);
+    assert_success(&out);
+    let mutating: Vec<String> = env
+        .proxy
+        .mutating_calls()
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    assert!(
+        mutating
+            .iter()
+            .all(|a| a != "CreateSecurityGroup" && a != "DeleteSecurityGroup"),
+        "{mutating:?}"
+    );
+    let out = env.deploy(&["plan", "-f", &edited]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("-/+ security_group.prometheus"),
+        "the untargeted change is still to do:\n{text}"
+    );
+    assert!(!text.contains("log_group.prometheus"), "{text}");
+
+    let out = env.deploy(&["plan", "-f", STACK, "--target", "log_group.nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no such resource"),
+        "{}",
+        stderr(&out)
+    );
+}
