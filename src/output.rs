@@ -35,7 +35,58 @@ fn value(v: &Option<Value>) -> String {
     }
 }
 
-fn head_line(c: &Change) -> String {
+/// Whether output carries ANSI colours (decided once, from `--color` and `NO_COLOR`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// `always` and `never` decide; `auto` colours a terminal unless `NO_COLOR` is set
+    /// (non-empty), as no-color.org asks.
+    pub fn resolve(
+        choice: crate::cli::ColorChoice,
+        is_terminal: bool,
+        no_color: Option<&str>,
+    ) -> Style {
+        use crate::cli::ColorChoice::*;
+        let color = match choice {
+            Always => true,
+            Never => false,
+            Auto => is_terminal && no_color.is_none_or(str::is_empty),
+        };
+        Style { color }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn action(self, c: &Change, text: &str) -> String {
+        let code = match c.action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Replace => "35",
+            Action::Delete => "31",
+            Action::NoOp => "0",
+        };
+        self.paint(code, text)
+    }
+
+    fn warn(self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
+fn head_line(c: &Change, style: Style) -> String {
     let what = if c.new_revision && c.observed.is_none() {
         "  (first revision)".to_string()
     } else if c.new_revision {
@@ -53,9 +104,9 @@ fn head_line(c: &Change) -> String {
         _ => String::new(),
     };
     format!(
-        "{:>3} {}{}{}{}",
-        c.action.symbol(),
-        c.address,
+        "{} {}{}{}{}",
+        style.action(c, &format!("{:>3}", c.action.symbol())),
+        style.bold(&c.address.to_string()),
         id,
         what,
         cause_text(c.cause)
@@ -63,7 +114,7 @@ fn head_line(c: &Change) -> String {
 }
 
 /// The plan as a reviewer reads it.
-pub fn plan_text(plan: &Plan) -> String {
+pub fn plan_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -76,7 +127,11 @@ pub fn plan_text(plan: &Plan) -> String {
             "\nConflicts (nothing will be changed until they are resolved):"
         );
         for c in &plan.conflicts {
-            let _ = writeln!(out, "  ! {}: {}", c.address, c.message);
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.paint("31", &format!("! {}: {}", c.address, c.message))
+            );
         }
     }
     let changes: Vec<&Change> = plan.changes.iter().filter(|c| !c.is_noop()).collect();
@@ -99,7 +154,7 @@ pub fn plan_text(plan: &Plan) -> String {
     }
     let _ = writeln!(out);
     for c in &changes {
-        let _ = writeln!(out, "{}", head_line(c));
+        let _ = writeln!(out, "{}", head_line(c, style));
         if c.action == Action::Create && c.observed.is_none() {
             for a in &c.attrs {
                 let _ = writeln!(out, "      {}: {}", a.name, value(&a.after));
@@ -113,21 +168,21 @@ pub fn plan_text(plan: &Plan) -> String {
                     value(&a.before),
                     value(&a.after),
                     if a.forces_replacement {
-                        "   # forces replacement"
+                        style.action(c, "   # forces replacement")
                     } else {
-                        ""
+                        String::new()
                     }
                 );
             }
         }
         for w in &c.warnings {
-            let _ = writeln!(out, "      ! {w}");
+            let _ = writeln!(out, "      {}", style.warn(&format!("! {w}")));
         }
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for w in &plan.warnings {
-            let _ = writeln!(out, "  ! {w}");
+            let _ = writeln!(out, "  {}", style.warn(&format!("! {w}")));
         }
     }
     let s = plan.summary();
@@ -175,4 +230,20 @@ pub fn report_text(report: &Report) -> String {
     }
     let _ = writeln!(out, "Run the same command again to converge.");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ColorChoice;
+
+    #[test]
+    fn colour_follows_the_flag_the_terminal_and_no_color() {
+        assert!(Style::resolve(ColorChoice::Always, false, Some("1")).color);
+        assert!(!Style::resolve(ColorChoice::Never, true, None).color);
+        assert!(Style::resolve(ColorChoice::Auto, true, None).color);
+        assert!(Style::resolve(ColorChoice::Auto, true, Some("")).color);
+        assert!(!Style::resolve(ColorChoice::Auto, true, Some("1")).color);
+        assert!(!Style::resolve(ColorChoice::Auto, false, None).color);
+    }
 }

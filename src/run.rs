@@ -48,7 +48,21 @@ impl From<AwsError> for Failure {
     }
 }
 
+/// The output style of this run, decided once in `main`.
+static STYLE: std::sync::OnceLock<output::Style> = std::sync::OnceLock::new();
+
+fn style() -> output::Style {
+    STYLE.get().copied().unwrap_or_default()
+}
+
 pub fn main(cli: Cli) -> i32 {
+    use std::io::IsTerminal;
+    let no_color = std::env::var("NO_COLOR").ok();
+    let _ = STYLE.set(output::Style::resolve(
+        cli.color,
+        std::io::stdout().is_terminal(),
+        no_color.as_deref(),
+    ));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +108,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let mut ctx = Context::load(&stack, &aws).await?;
             ctx.target(&targets)?;
             let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
-            print!("{}", output::plan_text(&planned.plan));
+            print!("{}", output::plan_text(&planned.plan, style()));
             refuse_conflicts(&planned.plan)?;
             if let Some(out) = out {
                 save_plan(&ctx, &planned, &out)?;
@@ -148,7 +162,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 saved.tool_version,
                 saved.stack_file
             );
-            print!("{}", output::plan_text(&saved.plan));
+            print!("{}", output::plan_text(&saved.plan, style()));
             Ok(0)
         }
         Command::Import {
@@ -228,7 +242,7 @@ async fn apply_saved(file: &Path, aws_args: &AwsArgs) -> Result<(), Failure> {
             why.join("\n  ")
         )));
     }
-    print!("{}", output::plan_text(&saved.plan));
+    print!("{}", output::plan_text(&saved.plan, style()));
     if !saved.plan.has_changes() {
         return Ok(());
     }
@@ -593,7 +607,7 @@ async fn apply_cmd(
     let mut ctx = Context::load(stack_args, aws_args).await?;
     ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
-    print!("{}", output::plan_text(&planned.plan));
+    print!("{}", output::plan_text(&planned.plan, style()));
     refuse_conflicts(&planned.plan)?;
     if !planned.plan.has_changes() {
         return Ok(());
@@ -689,7 +703,7 @@ async fn import(
         "Added to {}: import {addr} = {id}",
         stack_args.file().display()
     );
-    print!("{}", output::plan_text(&planned.plan));
+    print!("{}", output::plan_text(&planned.plan, style()));
     println!(
         "\nRun `deploy apply` to adopt it (the apply adds the ownership tags and converges it)."
     );

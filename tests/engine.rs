@@ -1222,6 +1222,15 @@ fn detailed_exit_codes_follow_terraform() {
     env.seed(false);
     let code = |args: &[&str]| env.deploy(args).status.code();
     assert_eq!(code(&["plan", "-f", STACK]), Some(0), "changes, no flag");
+    // Colour: never into a pipe (nor with NO_COLOR), always when asked.
+    let plain = env.deploy(&["plan", "-f", STACK]);
+    assert!(!stdout(&plain).contains('\x1b'), "{}", stdout(&plain));
+    let colored = env.deploy(&["plan", "-f", STACK, "--color", "always"]);
+    assert!(
+        stdout(&colored).contains("\x1b[32m  +\x1b[0m"),
+        "{}",
+        stdout(&colored)
+    );
     assert_eq!(
         code(&["plan", "-f", STACK, "--detailed-exitcode"]),
         Some(2),
