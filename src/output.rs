@@ -4,6 +4,7 @@
 use crate::apply::{Outcome, Report};
 use crate::plan::{Action, Cause, Change, Plan};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn cause_text(c: Option<Cause>) -> &'static str {
@@ -86,6 +87,90 @@ impl Style {
     }
 }
 
+/// Files delivered into containers through `DEPLOY_FILE_n` variables (see `render::delivery`),
+/// by `container:path`, read back from a `containers` attribute value.
+fn delivered_files(containers: Option<&Value>) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for c in containers.and_then(Value::as_array).into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or("?");
+        let script = c["command"][0].as_str().unwrap_or("");
+        for line in script.lines() {
+            let Some(rest) = line.strip_prefix("printf '%s' \"$") else {
+                continue;
+            };
+            let Some((var, path)) = rest.split_once("\" > '") else {
+                continue;
+            };
+            let path = path.trim_end_matches('\'');
+            if let Some(content) = c["environment"][var].as_str() {
+                files.insert(format!("{name}:{path}"), content.to_string());
+            }
+        }
+    }
+    files
+}
+
+/// The `containers` value with delivered file contents replaced by a short note (the files
+/// are shown as diffs of their own).
+fn without_file_contents(containers: &Value) -> Value {
+    let mut v = containers.clone();
+    for c in v.as_array_mut().into_iter().flatten() {
+        if let Some(env) = c.get_mut("environment").and_then(Value::as_object_mut) {
+            for (k, val) in env.iter_mut() {
+                if k.starts_with("DEPLOY_FILE_") {
+                    let len = val.as_str().map(str::len).unwrap_or(0);
+                    *val = Value::String(format!("(delivered file, {len} bytes: see its diff)"));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// A unified diff with a few lines of context, indented under the change.
+fn unified(before: &str, after: &str, from: &str, to: &str) -> String {
+    let diff = similar::TextDiff::from_lines(before, after);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(from, to)
+        .to_string();
+    text.lines().map(|l| format!("        {l}\n")).collect()
+}
+
+/// A changed `containers` attribute: the container definitions as a diff of their JSON, and
+/// each delivered file (prometheus.yml…) as a diff of its text.
+fn containers_diff(before: Option<&Value>, after: Option<&Value>) -> String {
+    let pretty = |v: Option<&Value>| {
+        v.map(|v| serde_json::to_string_pretty(&without_file_contents(v)).expect("JSON") + "\n")
+            .unwrap_or_default()
+    };
+    let mut out = unified(
+        &pretty(before),
+        &pretty(after),
+        "containers (live)",
+        "containers (stack)",
+    );
+    let (old, new) = (delivered_files(before), delivered_files(after));
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for name in names {
+        let (a, b) = (old.get(name), new.get(name));
+        if a != b {
+            let (a, b) = (
+                a.map(String::as_str).unwrap_or(""),
+                b.map(String::as_str).unwrap_or(""),
+            );
+            out.push_str(&unified(
+                a,
+                b,
+                &format!("{name} (live)"),
+                &format!("{name} (stack)"),
+            ));
+        }
+    }
+    out
+}
+
 fn head_line(c: &Change, style: Style) -> String {
     let what = if c.new_revision && c.observed.is_none() {
         "  (first revision)".to_string()
@@ -157,10 +242,20 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{}", head_line(c, style));
         if c.action == Action::Create && c.observed.is_none() {
             for a in &c.attrs {
+                if a.name == "containers" {
+                    let _ = writeln!(out, "      containers:");
+                    out.push_str(&containers_diff(None, a.after.as_ref()));
+                    continue;
+                }
                 let _ = writeln!(out, "      {}: {}", a.name, value(&a.after));
             }
         } else if c.action != Action::Delete {
             for a in &c.attrs {
+                if a.name == "containers" {
+                    let _ = writeln!(out, "      ~ containers:");
+                    out.push_str(&containers_diff(a.before.as_ref(), a.after.as_ref()));
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "      ~ {}: {} -> {}{}",
@@ -245,5 +340,38 @@ mod tests {
         assert!(Style::resolve(ColorChoice::Auto, true, Some("")).color);
         assert!(!Style::resolve(ColorChoice::Auto, true, Some("1")).color);
         assert!(!Style::resolve(ColorChoice::Auto, false, None).color);
+    }
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn container(config: &str) -> Value {
+        json!([{
+            "name": "prometheus",
+            "image": "prom/prometheus:v2.53.4",
+            "command": ["set -eu\nmkdir -p '/etc/prometheus'\nprintf '%s' \"$DEPLOY_FILE_1\" > '/etc/prometheus/prometheus.yml'\nexec '/bin/prometheus' \"$@\"\n", "--config.file=/etc/prometheus/prometheus.yml"],
+            "environment": {"DEPLOY_FILE_1": config},
+        }])
+    }
+
+    #[test]
+    fn delivered_files_are_shown_as_unified_diffs() {
+        let before = container("global:\n  scrape_interval: 15s\nscrape_configs: []\n");
+        let after = container("global:\n  scrape_interval: 30s\nscrape_configs: []\n");
+        let text = containers_diff(Some(&before), Some(&after));
+        assert!(
+            text.contains("--- prometheus:/etc/prometheus/prometheus.yml (live)"),
+            "{text}"
+        );
+        assert!(text.contains("-  scrape_interval: 15s"), "{text}");
+        assert!(text.contains("+  scrape_interval: 30s"), "{text}");
+        assert!(text.contains(" global:"), "context lines: {text}");
+        assert!(
+            !text.contains("scrape_interval: 15s\\n"),
+            "no escaped file in the JSON diff: {text}"
+        );
     }
 }
