@@ -13,8 +13,18 @@ pub struct Cli {
     /// Colour: auto (a terminal, unless NO_COLOR is set), always or never.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+    /// Output format of plan, show, apply and destroy: text, or json (a versioned document
+    /// on stdout, see schemas/deploy-v1.schema.json; human text goes to stderr).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub format: Format,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

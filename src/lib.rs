@@ -13,6 +13,7 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod run;
 pub mod saved;
 pub mod spec;

@@ -11,6 +11,7 @@ use crate::observe;
 use crate::output;
 use crate::plan::{Change, Plan, Step};
 use crate::render::Templates;
+use crate::report;
 use crate::saved::{self, SavedPlan};
 use crate::spec::{self, Built, LoadedStack};
 use std::collections::BTreeMap;
@@ -50,6 +51,35 @@ impl From<AwsError> for Failure {
 
 /// The output style of this run, decided once in `main`.
 static STYLE: std::sync::OnceLock<output::Style> = std::sync::OnceLock::new();
+/// Whether stdout carries the JSON documents of `--format json`, decided once in `main`.
+static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn json_output() -> bool {
+    JSON.get().copied().unwrap_or(false)
+}
+
+fn to_json<T: serde::Serialize>(doc: &T) -> String {
+    serde_json::to_string_pretty(doc).expect("reports serialize")
+}
+
+/// The plan as the command's result: text, or the JSON document.
+fn emit_plan(plan: &Plan) {
+    if json_output() {
+        println!("{}", to_json(&report::plan_report(plan)));
+    } else {
+        print!("{}", output::plan_text(plan, style()));
+    }
+}
+
+/// The plan before an apply carries it out: on stdout as text, or on stderr when stdout
+/// is reserved for the JSON result.
+fn preview_plan(plan: &Plan) {
+    if json_output() {
+        eprint!("{}", output::plan_text(plan, style()));
+    } else {
+        print!("{}", output::plan_text(plan, style()));
+    }
+}
 
 fn style() -> output::Style {
     STYLE.get().copied().unwrap_or_default()
@@ -58,6 +88,7 @@ fn style() -> output::Style {
 pub fn main(cli: Cli) -> i32 {
     use std::io::IsTerminal;
     let no_color = std::env::var("NO_COLOR").ok();
+    let _ = JSON.set(cli.format == crate::cli::Format::Json);
     let _ = STYLE.set(output::Style::resolve(
         cli.color,
         std::io::stdout().is_terminal(),
@@ -108,11 +139,11 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let mut ctx = Context::load(&stack, &aws).await?;
             ctx.target(&targets)?;
             let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
-            print!("{}", output::plan_text(&planned.plan, style()));
+            emit_plan(&planned.plan);
             refuse_conflicts(&planned.plan)?;
             if let Some(out) = out {
                 save_plan(&ctx, &planned, &out)?;
-                println!(
+                eprintln!(
                     "\nSaved the plan to {0}: `deploy show {0}` prints it, `deploy apply {0}` carries it out.",
                     out.display()
                 );
@@ -156,13 +187,13 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             .map(|()| 0),
         Command::Show { plan_file } => {
             let saved = read_plan(&plan_file)?;
-            println!(
+            eprintln!(
                 "Saved plan {} (deploy {}, stack file {})",
                 plan_file.display(),
                 saved.tool_version,
                 saved.stack_file
             );
-            print!("{}", output::plan_text(&saved.plan, style()));
+            emit_plan(&saved.plan);
             Ok(0)
         }
         Command::Import {
@@ -242,10 +273,7 @@ async fn apply_saved(file: &Path, aws_args: &AwsArgs) -> Result<(), Failure> {
             why.join("\n  ")
         )));
     }
-    print!("{}", output::plan_text(&saved.plan, style()));
-    if !saved.plan.has_changes() {
-        return Ok(());
-    }
+    preview_plan(&saved.plan);
     execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone()).await
 }
 
@@ -607,12 +635,9 @@ async fn apply_cmd(
     let mut ctx = Context::load(stack_args, aws_args).await?;
     ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
-    print!("{}", output::plan_text(&planned.plan, style()));
+    preview_plan(&planned.plan);
     refuse_conflicts(&planned.plan)?;
-    if !planned.plan.has_changes() {
-        return Ok(());
-    }
-    if !auto_approve && !confirm(destroy)? {
+    if planned.plan.has_changes() && !auto_approve && !confirm(destroy)? {
         return Err(Failure::Other("not confirmed; nothing was changed".into()));
     }
     execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs).await
@@ -625,6 +650,16 @@ async fn execute_plan(
     loaded: &LoadedStack,
     refs: Refs,
 ) -> Result<(), Failure> {
+    if !plan.has_changes() {
+        if json_output() {
+            let report = apply::Report {
+                outcomes: vec![],
+                interrupted: false,
+            };
+            println!("{}", to_json(&report::apply_report(plan, &report)));
+        }
+        return Ok(());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
@@ -641,6 +676,9 @@ async fn execute_plan(
     };
     let report = apply::execute(plan, &provider, &StderrReporter, refs, stop).await;
     eprint!("\n{}", output::report_text(&report));
+    if json_output() {
+        println!("{}", to_json(&report::apply_report(plan, &report)));
+    }
     if report.succeeded() {
         Ok(())
     } else {

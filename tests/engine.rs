@@ -1503,3 +1503,122 @@ async fn targeting_limits_the_work_to_the_target_and_its_dependencies() {
         stderr(&out)
     );
 }
+
+/// Validates a document against schemas/deploy-v1.schema.json with the Python `jsonschema`
+/// package (installed with moto in the test venv): a real validator, not ours.
+fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
+    use std::io::Write;
+    let schema = common::repo_root().join("schemas/deploy-v1.schema.json");
+    let mut child = std::process::Command::new(common::python_path())
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(schema)\n\
+             errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)))\n\
+             [print(e.message[:300], list(e.absolute_path)) for e in errors]\n\
+             sys.exit(1 if errors else 0)",
+        ])
+        .arg(&schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with jsonschema (bash scripts/setup.sh installs it with moto)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", stdout(&out), stderr(&out)))
+    }
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", stdout(out)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_output_follows_its_versioned_schema() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let out = env.deploy(&["plan", "-f", STACK, "--format", "json"]);
+    assert_success(&out);
+    let plan = json_of(&out);
+    schema_check(&plan).unwrap();
+    assert_eq!(plan["format_version"], "1.0");
+    assert_eq!(plan["kind"], "plan");
+    assert_eq!(plan["summary"]["add"], 7);
+    assert!(plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["action"] == "create"));
+
+    let out = env.deploy(&["apply", "-f", STACK, "--auto-approve", "--format", "json"]);
+    assert_success(&out);
+    let result = json_of(&out);
+    schema_check(&result).unwrap();
+    assert_eq!(result["kind"], "apply_result");
+    assert_eq!(result["succeeded"], true);
+    assert!(result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["outcome"] == "done"));
+    assert!(
+        stderr(&out).contains("Plan: 7 to add"),
+        "human text goes to stderr"
+    );
+
+    let (_, _, _, logsc) = clients(&env).await;
+    logsc
+        .put_retention_policy()
+        .log_group_name("/ecs/prom-task")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let out = env.deploy(&["plan", "-f", STACK, "--format", "json"]);
+    let drift = json_of(&out);
+    schema_check(&drift).unwrap();
+    let change = &drift["changes"][0];
+    assert_eq!(change["address"], "log_group.prometheus");
+    assert_eq!(change["drift"], true);
+    assert_eq!(change["cause"], "drift");
+    assert_eq!(change["changed_attributes"][0]["before"], 7);
+    assert_eq!(change["changed_attributes"][0]["after"], 30);
+
+    let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve", "--format", "json"]);
+    assert_success(&out);
+    let destroyed = json_of(&out);
+    schema_check(&destroyed).unwrap();
+    assert_eq!(destroyed["kind"], "destroy_result");
+    assert_eq!(destroyed["plan"]["summary"]["destroy"], 7);
+
+    // The schema really constrains: malformed documents fail it.
+    let mut extra = plan.clone();
+    extra["surprise"] = serde_json::json!(1);
+    assert!(schema_check(&extra).is_err(), "an unknown key must fail");
+    let mut missing = plan.clone();
+    missing.as_object_mut().unwrap().remove("summary");
+    assert!(schema_check(&missing).is_err(), "a missing key must fail");
+    let mut bad_action = plan.clone();
+    bad_action["changes"][0]["action"] = serde_json::json!("explode");
+    assert!(
+        schema_check(&bad_action).is_err(),
+        "an unknown action must fail"
+    );
+    let mut bad_attrs = plan;
+    bad_attrs["changes"][0]["after"]["retention_dayz"] = serde_json::json!(1);
+    assert!(
+        schema_check(&bad_attrs).is_err(),
+        "an unknown attribute must fail"
+    );
+}

@@ -1,0 +1,181 @@
+//! Machine-readable results: the versioned JSON documents `--format json` prints for plan,
+//! apply and destroy. Their schema is `schemas/deploy-v1.schema.json`; change both together
+//! and bump [`FORMAT_VERSION`] on any incompatible change.
+
+use crate::apply::{Outcome, Report};
+use crate::plan::{Action, Cause, Plan, Summary};
+use serde::Serialize;
+use serde_json::Value;
+
+pub const FORMAT_VERSION: &str = "1.0";
+
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub format_version: &'static str,
+    pub tool_version: &'static str,
+    /// `plan` or `destroy_plan`.
+    pub kind: &'static str,
+    pub stack: String,
+    pub environment: String,
+    pub account_id: String,
+    pub region: String,
+    pub changes: Vec<ChangeReport>,
+    pub conflicts: Vec<ConflictReport>,
+    pub warnings: Vec<String>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeReport {
+    pub address: String,
+    pub kind: String,
+    pub action: Action,
+    pub cause: Option<Cause>,
+    /// The live resource was changed outside deploy.
+    pub drift: bool,
+    /// Live attributes (raw AWS ids), null when the resource does not exist.
+    pub before: Option<Value>,
+    /// Attributes the stack wants (stack addresses for references), null on delete.
+    pub after: Option<Value>,
+    pub changed_attributes: Vec<AttributeReport>,
+    pub replace_forced_by: Vec<String>,
+    pub new_revision: bool,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttributeReport {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub forces_replacement: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConflictReport {
+    pub address: String,
+    pub id: String,
+    /// `unowned` or `foreign`.
+    pub owner: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplyReport {
+    pub format_version: &'static str,
+    pub tool_version: &'static str,
+    /// `apply_result` or `destroy_result`.
+    pub kind: &'static str,
+    pub plan: PlanReport,
+    pub succeeded: bool,
+    pub interrupted: bool,
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub address: String,
+    pub operation: String,
+    /// `done`, `failed` or `not_started`.
+    pub outcome: &'static str,
+    pub error: Option<String>,
+}
+
+fn attrs_value(attrs: &crate::model::Attrs) -> Value {
+    Value::Object(attrs.to_map())
+}
+
+pub fn plan_report(plan: &Plan) -> PlanReport {
+    let changes = plan
+        .changes
+        .iter()
+        .filter(|c| !c.is_noop())
+        .map(|c| ChangeReport {
+            address: c.address.to_string(),
+            kind: c.address.kind.to_string(),
+            action: c.action,
+            cause: c.cause,
+            drift: matches!(c.cause, Some(Cause::Drift | Cause::DriftAndStackEdit)),
+            before: c.observed.as_ref().map(|o| attrs_value(&o.attrs)),
+            after: c.desired.as_ref().map(|d| attrs_value(&d.attrs)),
+            changed_attributes: c
+                .attrs
+                .iter()
+                .map(|a| AttributeReport {
+                    name: a.name.clone(),
+                    before: a.before.clone(),
+                    after: a.after.clone(),
+                    forces_replacement: a.forces_replacement,
+                })
+                .collect(),
+            replace_forced_by: c
+                .attrs
+                .iter()
+                .filter(|a| a.forces_replacement)
+                .map(|a| a.name.clone())
+                .collect(),
+            new_revision: c.new_revision,
+            warnings: c.warnings.clone(),
+        })
+        .collect();
+    PlanReport {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        kind: if plan.destroy { "destroy_plan" } else { "plan" },
+        stack: plan.stack.clone(),
+        environment: plan.environment.clone(),
+        account_id: plan.account_id.clone(),
+        region: plan.region.clone(),
+        changes,
+        conflicts: plan
+            .conflicts
+            .iter()
+            .map(|c| ConflictReport {
+                address: c.address.to_string(),
+                id: c.id.clone(),
+                owner: match c.owner {
+                    crate::model::Ownership::Foreign { .. } => "foreign",
+                    _ => "unowned",
+                },
+                message: c.message.clone(),
+            })
+            .collect(),
+        warnings: plan.warnings.clone(),
+        summary: plan.summary(),
+    }
+}
+
+pub fn apply_report(plan: &Plan, report: &Report) -> ApplyReport {
+    ApplyReport {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        kind: if plan.destroy {
+            "destroy_result"
+        } else {
+            "apply_result"
+        },
+        plan: plan_report(plan),
+        succeeded: report.succeeded(),
+        interrupted: report.interrupted,
+        steps: report
+            .outcomes
+            .iter()
+            .map(|(address, op, outcome)| StepReport {
+                address: address.to_string(),
+                operation: serde_json::to_value(op)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                outcome: match outcome {
+                    Outcome::Done => "done",
+                    Outcome::Failed(_) => "failed",
+                    Outcome::NotStarted => "not_started",
+                },
+                error: match outcome {
+                    Outcome::Failed(m) => Some(m.clone()),
+                    _ => None,
+                },
+            })
+            .collect(),
+    }
+}
