@@ -1,0 +1,101 @@
+//! Snapshot tests of the human plan output, as a reviewer reads it: create, no-op, drift,
+//! stack edit (update), replace, delete (destroy) and adoption. Random moto ids and content
+//! hashes are redacted so the snapshots hold only what the tool decides.
+
+mod common;
+
+use common::{assert_success, stdout, TestEnv};
+
+const STACK: &str = "stacks/monitoring.yaml";
+
+/// Replaces ids that moto makes up (sg-…, subnet-…, vpc-…) and content hashes with stable
+/// placeholders.
+fn redact(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        for prefix in ["sg-", "subnet-", "vpc-"] {
+            if let Some(tail) = rest.strip_prefix(prefix) {
+                let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
+                if n >= 8 {
+                    out.push_str(&format!("{prefix}[id]"));
+                    rest = &tail[n..];
+                    continue 'scan;
+                }
+            }
+        }
+        if let Some(tail) = rest.strip_prefix('@') {
+            let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
+            if n == 32 {
+                out.push_str("@[hash]");
+                rest = &tail[n..];
+                continue;
+            }
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+fn plan(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.deploy(args);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}",
+        common::stderr(&out)
+    );
+    redact(&stdout(&out))
+}
+
+fn stack_copy(env: &TestEnv, name: &str, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(common::repo_root().join(STACK)).unwrap();
+    let path = env.path().join(name);
+    std::fs::write(&path, edit(text)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_output_for_every_action() {
+    let env = TestEnv::new();
+    env.seed(false);
+    insta::assert_snapshot!("create", plan(&env, &["plan", "-f", STACK]));
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    insta::assert_snapshot!("no_op", plan(&env, &["plan", "-f", STACK]));
+
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&env.sdk_config(common::REGION).await);
+    logs.put_retention_policy()
+        .log_group_name("/ecs/prom-task")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    insta::assert_snapshot!("drift", plan(&env, &["plan", "-f", STACK]));
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+
+    let edited = stack_copy(&env, "edited.yaml", |t| {
+        t.replace("retention_days: 30", "retention_days: 60")
+            .replace("scrape_interval: 15s", "scrape_interval: 30s")
+    });
+    insta::assert_snapshot!("update", plan(&env, &["plan", "-f", &edited]));
+    let replaced = stack_copy(&env, "replaced.yaml", |t| {
+        t.replace(
+            "description: Prometheus server; port 9090 only from the sources named here",
+            "description: Prometheus, private",
+        )
+    });
+    insta::assert_snapshot!("replace", plan(&env, &["plan", "-f", &replaced]));
+    insta::assert_snapshot!("delete", plan(&env, &["plan", "-f", STACK, "--destroy"]));
+}
+
+#[test]
+fn plan_output_for_conflicts_and_adoption() {
+    let env = TestEnv::new();
+    env.seed(true);
+    insta::assert_snapshot!("conflict", plan(&env, &["plan", "-f", STACK]));
+    let file = stack_copy(&env, "adopt.yaml", |t| {
+        t + "\nimports:\n  - address: log_group.prometheus\n    id: /ecs/prom-task\n  - address: task_definition.prometheus\n    id: prom-task\n"
+    });
+    insta::assert_snapshot!("adoption", plan(&env, &["plan", "-f", &file]));
+}
