@@ -36,14 +36,6 @@ fn plan_says_no_changes(env: &TestEnv, file: &str) {
     );
 }
 
-/// A copy of the reference stack in the test's temp dir, edited by `edit`.
-fn stack_copy(env: &TestEnv, name: &str, edit: impl Fn(String) -> String) -> String {
-    let text = std::fs::read_to_string(common::repo_root().join(STACK)).unwrap();
-    let path: PathBuf = env.path().join(name);
-    std::fs::write(&path, edit(text)).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
 async fn clients(env: &TestEnv) -> (ec2::Client, ecs::Client, iam::Client, logs::Client) {
     let c = env.sdk_config(REGION).await;
     (
@@ -352,7 +344,7 @@ async fn drift_is_told_apart_and_repaired() {
 async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone() {
     let env = TestEnv::new();
     env.seed(false);
-    let file = stack_copy(&env, "ignore.yaml", |t| {
+    let file = env.stack_copy("ignore.yaml", |t| {
         t.replace(
             "    enable_execute_command: true\n",
             "    enable_execute_command: true\n    ignore_changes: [desired_count]\n",
@@ -369,7 +361,7 @@ async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone(
         .unwrap();
     plan_says_no_changes(&env, &file);
 
-    let edited = stack_copy(&env, "edited.yaml", |t| {
+    let edited = env.stack_copy("edited.yaml", |t| {
         t.replace(
             "    enable_execute_command: true\n",
             "    enable_execute_command: true\n    ignore_changes: [desired_count]\n",
@@ -447,7 +439,7 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         .await
         .unwrap();
 
-    let file = stack_copy(&env, "adopt.yaml", |t| t);
+    let file = env.stack_copy("adopt.yaml", |t| t);
     env.proxy.clear();
     let out = env.deploy(&["apply", "-f", &file, "--auto-approve"]);
     assert!(
@@ -533,7 +525,7 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     let (ec2c, ecsc, iamc, logsc) = clients(&env).await;
     apply(&env, STACK);
     // Another stack in the same account and region.
-    let other = stack_copy(&env, "other.yaml", |t| {
+    let other = env.stack_copy("other.yaml", |t| {
         t.replace("stack: monitoring", "stack: other")
             .replace("/ecs/prom-task", "/ecs/other-prom")
             .replace("name: monitoring-", "name: other-")
@@ -677,7 +669,7 @@ fn bad_input_is_located_and_makes_no_aws_call() {
         ),
     ];
     for (name, edit, path, words) in cases {
-        let file = stack_copy(&env, &format!("bad-{}.yaml", name.replace(' ', "-")), edit);
+        let file = env.stack_copy(&format!("bad-{}.yaml", name.replace(' ', "-")), edit);
         for cmd in ["validate", "plan", "apply"] {
             env.proxy.clear();
             let mut args = vec![cmd, "-f", file.as_str()];
@@ -725,7 +717,7 @@ async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
     let env = TestEnv::new();
     env.seed(false);
     apply(&env, STACK);
-    let edited = stack_copy(&env, "edited.yaml", |t| {
+    let edited = env.stack_copy("edited.yaml", |t| {
         t.replace(
             "description: Prometheus server; port 9090 only from the sources named here",
             "description: Prometheus server (port 9090), private",
@@ -1174,7 +1166,7 @@ async fn an_existing_cluster_is_used_and_never_changed() {
         .send()
         .await
         .unwrap();
-    let file = stack_copy(&env, "existing.yaml", |t| {
+    let file = env.stack_copy("existing.yaml", |t| {
         t.replace(
             "    name: monitoring\n    container_insights: true\n",
             "    name: shared\n    existing: true\n",
@@ -1242,13 +1234,13 @@ fn detailed_exit_codes_follow_terraform() {
         Some(0),
         "no changes"
     );
-    let bad = stack_copy(&env, "bad.yaml", |t| t.replace("cpu: 256", "cpu: 300"));
+    let bad = env.stack_copy("bad.yaml", |t| t.replace("cpu: 256", "cpu: 300"));
     assert_eq!(
         code(&["plan", "-f", &bad, "--detailed-exitcode"]),
         Some(1),
         "bad input"
     );
-    let other_env = stack_copy(&env, "other-env.yaml", |t| {
+    let other_env = env.stack_copy("other-env.yaml", |t| {
         t.replace("environment: production", "environment: staging")
     });
     assert_eq!(
@@ -1326,7 +1318,7 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
     // A changed live resource and a changed lookup make later plans stale too.
     let update = env.path().join("update.plan");
     let update_path = update.to_str().unwrap();
-    let edited = stack_copy(&env, "edited.yaml", |t| {
+    let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")
     });
     assert_success(&env.deploy(&["plan", "-f", &edited, "--out", update_path]));
@@ -1443,7 +1435,7 @@ async fn targeting_limits_the_work_to_the_target_and_its_dependencies() {
     assert!(stdout(&out).contains("Plan: 7 to add"), "{}", stdout(&out));
     apply(&env, STACK);
 
-    let edited = stack_copy(&env, "edited.yaml", |t| {
+    let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")
             .replace(
                 "description: Prometheus server; port 9090 only from the sources named here",

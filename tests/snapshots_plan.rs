@@ -49,13 +49,6 @@ fn plan(env: &TestEnv, args: &[&str]) -> String {
     redact(&stdout(&out))
 }
 
-fn stack_copy(env: &TestEnv, name: &str, edit: impl Fn(String) -> String) -> String {
-    let text = std::fs::read_to_string(common::repo_root().join(STACK)).unwrap();
-    let path = env.path().join(name);
-    std::fs::write(&path, edit(text)).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_output_for_every_action() {
     let env = TestEnv::new();
@@ -74,12 +67,12 @@ async fn plan_output_for_every_action() {
     insta::assert_snapshot!("drift", plan(&env, &["plan", "-f", STACK]));
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
 
-    let edited = stack_copy(&env, "edited.yaml", |t| {
+    let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")
             .replace("scrape_interval: 15s", "scrape_interval: 30s")
     });
     insta::assert_snapshot!("update", plan(&env, &["plan", "-f", &edited]));
-    let replaced = stack_copy(&env, "replaced.yaml", |t| {
+    let replaced = env.stack_copy("replaced.yaml", |t| {
         t.replace(
             "description: Prometheus server; port 9090 only from the sources named here",
             "description: Prometheus, private",
@@ -94,7 +87,7 @@ fn plan_output_for_conflicts_and_adoption() {
     let env = TestEnv::new();
     env.seed(true);
     insta::assert_snapshot!("conflict", plan(&env, &["plan", "-f", STACK]));
-    let file = stack_copy(&env, "adopt.yaml", |t| {
+    let file = env.stack_copy("adopt.yaml", |t| {
         t + "\nimports:\n  - address: log_group.prometheus\n    id: /ecs/prom-task\n  - address: task_definition.prometheus\n    id: prom-task\n"
     });
     insta::assert_snapshot!("adoption", plan(&env, &["plan", "-f", &file]));

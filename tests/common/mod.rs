@@ -445,6 +445,16 @@ impl TestEnv {
         self.dir.path()
     }
 
+    /// A copy of the reference stack (stacks/monitoring.yaml) in the temp dir, edited by
+    /// `edit`; returns its path.
+    pub fn stack_copy(&self, name: &str, edit: impl Fn(String) -> String) -> String {
+        let text = std::fs::read_to_string(repo_root().join("stacks/monitoring.yaml"))
+            .expect("the reference stack");
+        let path = self.path().join(name);
+        std::fs::write(&path, edit(text)).expect("write the stack copy");
+        path.to_string_lossy().into_owned()
+    }
+
     /// moto itself: calls made here are not recorded.
     pub fn endpoint(&self) -> String {
         self.moto.endpoint()
