@@ -26,6 +26,14 @@ pub fn is_managed_tag(key: &str) -> bool {
     key.starts_with("deploy:")
 }
 
+/// The user's tags among all of a resource's tags (managed `deploy:` tags left out).
+pub fn user_tags(all: &Tags) -> Tags {
+    all.iter()
+        .filter(|(k, _)| !is_managed_tag(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -8,7 +8,7 @@
 
 use super::{err, tag_list, Aws, AwsError};
 use crate::model::{
-    is_managed_tag, Address, Attrs, Observed, Peer, Rule, SecurityGroupAttrs, Tags, TAG_ADDRESS,
+    user_tags, Address, Attrs, Observed, Peer, Rule, SecurityGroupAttrs, Tags, TAG_ADDRESS,
 };
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup,
@@ -63,13 +63,6 @@ fn lookup_failed(operation: &'static str, message: String) -> AwsError {
 fn ec2_tags(tags: &[Tag]) -> Tags {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
-
-fn user_tags(all: &Tags) -> Tags {
-    all.iter()
-        .filter(|(k, _)| !is_managed_tag(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 

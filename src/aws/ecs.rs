@@ -11,8 +11,8 @@
 
 use super::{err, tag_list, Aws, AwsError};
 use crate::model::{
-    is_managed_tag, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, HealthCheck,
-    LogConfig, Observed, Ownership, PortMapping, Tags, TaskDefinitionAttrs, TAG_APPLIED,
+    user_tags, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, HealthCheck, LogConfig,
+    Observed, Ownership, PortMapping, Tags, TaskDefinitionAttrs, TAG_APPLIED,
 };
 use aws_sdk_ecs::types as ecs;
 use aws_smithy_types::error::operation::BuildError;
@@ -49,13 +49,6 @@ fn invalid(op: &'static str) -> impl Fn(BuildError) -> AwsError {
 fn tags_from(list: &[ecs::Tag]) -> Tags {
     list.iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
-
-fn user_tags(all: &Tags) -> Tags {
-    all.iter()
-        .filter(|(k, _)| !is_managed_tag(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 

@@ -8,7 +8,7 @@
 
 use super::{err, tag_list, Aws, AwsError};
 use crate::model::{
-    canonical_json, canonical_policy, is_managed_tag, Address, Attrs, IamRoleAttrs, Observed, Tags,
+    canonical_json, canonical_policy, user_tags, Address, Attrs, IamRoleAttrs, Observed, Tags,
 };
 use aws_sdk_iam::types as iam;
 use aws_smithy_types::error::operation::BuildError;
@@ -133,11 +133,7 @@ pub async fn find_role(
         assume_role_policy,
         inline_policies,
         managed_policy_arns,
-        tags: all_tags
-            .iter()
-            .filter(|(k, _)| !is_managed_tag(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        tags: user_tags(&all_tags),
     };
     Ok(Some(Observed {
         address: address.clone(),

@@ -4,7 +4,7 @@
 //! (`logGroupArn`, or `arn` minus the trailing `:*`).
 
 use super::{err, Aws, AwsError};
-use crate::model::{is_managed_tag, Address, Attrs, LogGroupAttrs, Observed, Tags};
+use crate::model::{user_tags, Address, Attrs, LogGroupAttrs, Observed, Tags};
 use aws_sdk_cloudwatchlogs::types::LogGroup;
 use std::collections::BTreeMap;
 
@@ -75,11 +75,7 @@ pub async fn find_log_group(
         .tags()
         .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let user: Tags = all_tags
-        .iter()
-        .filter(|(k, _)| !is_managed_tag(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let user = user_tags(&all_tags);
     Ok(Some(Observed {
         address: address.clone(),
         id: name.to_string(),
