@@ -520,6 +520,21 @@ mod tests {
     }
 
     #[test]
+    fn a_literal_secret_is_refused_without_repeating_it() {
+        let text = REFERENCE.replace(
+            "        log_group: prometheus\n",
+            "        log_group: prometheus\n        environment:\n          ALERT_WEBHOOK: https://hooks.slack.com/services/T1/B2/sekrit-value-42\n",
+        );
+        let e = &errors(&text)[0];
+        assert_eq!(
+            e.path,
+            "task_definitions.prometheus.containers.prometheus.environment.ALERT_WEBHOOK"
+        );
+        assert!(e.message.contains("Secrets Manager"), "{e}");
+        assert!(!e.to_string().contains("sekrit-value-42"), "{e}");
+    }
+
+    #[test]
     fn world_open_ingress_is_refused() {
         let text = REFERENCE.replace(
             "    ingress: []\n",

@@ -332,11 +332,23 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                     );
                 }
             }
-            for k in c.environment.keys() {
+            for (k, v) in &c.environment {
                 if k.starts_with("DEPLOY_FILE_") {
                     err(
                         format!("{cp}.environment.{k}"),
                         "DEPLOY_FILE_* variables carry delivered files and are reserved".into(),
+                    );
+                }
+                if let Some(what) = literal_secret(k, v) {
+                    // The value itself is never repeated in the message.
+                    err(
+                        format!("{cp}.environment.{k}"),
+                        format!(
+                            "this looks like a literal secret ({what}); secrets never go into the stack file, \
+                             the task definition or a plan. Store it in AWS Secrets Manager \
+                             (aws secretsmanager create-secret --name NAME --secret-string …) or as an SSM \
+                             SecureString parameter, and refer to it by name or ARN"
+                        ),
                     );
                 }
             }
@@ -516,6 +528,46 @@ fn check_rule(
     }
 }
 
+/// Why an environment variable looks like a secret written into the stack, if it does: by
+/// its name (password, token, webhook, routing key…) or by the shape of its value (a Slack
+/// webhook URL, a PagerDuty routing key, a private key, credentials in a URL).
+pub fn literal_secret(name: &str, value: &str) -> Option<&'static str> {
+    let upper = name.to_ascii_uppercase();
+    const SECRET_NAMES: [&str; 9] = [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "WEBHOOK",
+        "ROUTING_KEY",
+    ];
+    if !value.is_empty() && SECRET_NAMES.iter().any(|n| upper.contains(n)) {
+        return Some("the variable's name says it holds a secret");
+    }
+    if value.contains("hooks.slack.com/services/") {
+        return Some("a Slack webhook URL");
+    }
+    if value.contains("-----BEGIN") && value.contains("PRIVATE KEY") {
+        return Some("a private key");
+    }
+    if value.len() == 32 && value.chars().all(|c| c.is_ascii_hexdigit()) && upper.contains("KEY") {
+        return Some("a PagerDuty-style routing key");
+    }
+    if let Some((scheme, rest)) = value.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if !scheme.is_empty()
+            && authority.contains('@')
+            && authority.split('@').next().is_some_and(|u| u.contains(':'))
+        {
+            return Some("a URL with a password in it");
+        }
+    }
+    None
+}
+
 pub fn parse_port_range(s: &str) -> Option<(i32, i32)> {
     let (a, b) = s.split_once('-')?;
     let (a, b): (i32, i32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
@@ -585,6 +637,20 @@ mod tests {
         assert!(parse_cidr("10.0.0.0/33").is_none());
         assert!(parse_cidr("nope").is_none());
         assert!(parse_cidr("::/0").is_some());
+    }
+
+    #[test]
+    fn literal_secrets_are_recognised_and_plain_settings_are_not() {
+        assert!(literal_secret("GF_SECURITY_ADMIN_PASSWORD", "hunter2").is_some());
+        assert!(
+            literal_secret("SLACK_URL", "https://hooks.slack.com/services/T0/B0/XXXX").is_some()
+        );
+        assert!(literal_secret("PD_ROUTING_KEY", "0123456789abcdef0123456789abcdef").is_some());
+        assert!(literal_secret("DB_URL", "postgres://app:s3cret@db:5432/app").is_some());
+        assert!(literal_secret("TLS", "-----BEGIN RSA PRIVATE KEY-----\nabc").is_some());
+        assert!(literal_secret("LOG_LEVEL", "info").is_none());
+        assert!(literal_secret("DB_URL", "postgres://db:5432/app").is_none());
+        assert!(literal_secret("TOKEN_TTL", "").is_none());
     }
 
     #[test]
