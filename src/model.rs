@@ -501,6 +501,24 @@ pub struct Desired {
     pub restart_loses: Option<String>,
 }
 
+impl Desired {
+    /// The tags deploy manages on this resource: ownership, its address and the hash of the
+    /// attributes being applied.
+    pub fn managed_tags(&self, ownership: &Tags) -> Tags {
+        let mut tags = ownership.clone();
+        tags.insert(TAG_ADDRESS.into(), self.address.to_string());
+        tags.insert(TAG_APPLIED.into(), self.attrs.applied_hash(&self.ignore));
+        tags
+    }
+
+    /// Every tag a create call sends: the user's tags and the managed ones.
+    pub fn create_tags(&self, ownership: &Tags) -> Tags {
+        let mut tags = self.attrs.tags().clone();
+        tags.extend(self.managed_tags(ownership));
+        tags
+    }
+}
+
 /// Who owns a live resource, judged from its tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "owner", rename_all = "snake_case")]

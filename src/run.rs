@@ -294,31 +294,45 @@ fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
     Ok(loaded)
 }
 
+/// The RegisterTaskDefinition request apply would send for each task definition, tags
+/// included: (address, family, request body).
+fn task_definition_requests(
+    loaded: &LoadedStack,
+    built: &Built,
+    lookups: &Lookups,
+) -> Vec<(Address, String, serde_json::Value)> {
+    let refs = deterministic_refs(loaded, lookups);
+    let ownership = spec::ownership_tags(&loaded.stack);
+    built
+        .desired
+        .iter()
+        .filter_map(|d| match resolve_loosely(&d.attrs, &refs) {
+            Attrs::TaskDefinition(td) => {
+                let body = ecs::register_request_json(&td, &d.create_tags(&ownership));
+                Some((d.address.clone(), td.family, body))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Sizes of the task definition requests, refusing any over the ECS limit.
 fn check_sizes(
     loaded: &LoadedStack,
     built: &Built,
     lookups: &Lookups,
 ) -> Result<Vec<(String, usize)>, Failure> {
-    let refs = deterministic_refs(loaded, lookups);
     let mut sizes = Vec::new();
     let mut errors = Vec::new();
-    for d in &built.desired {
-        if let Attrs::TaskDefinition(_) = &d.attrs {
-            let resolved = resolve_loosely(&d.attrs, &refs);
-            let Attrs::TaskDefinition(td) = &resolved else {
-                unreachable!()
-            };
-            let body = ecs::register_request_json(td, &td.tags);
-            let size = serde_json::to_vec(&body).map(|v| v.len()).unwrap_or(0);
-            if size > TASK_DEFINITION_LIMIT {
-                errors.push(loaded.error_at(
-                    &format!("task_definitions.{}", d.address.name),
-                    format!("the RegisterTaskDefinition request is {size} bytes, over ECS's limit of {TASK_DEFINITION_LIMIT}"),
-                ));
-            }
-            sizes.push((td.family.clone(), size));
+    for (address, family, body) in task_definition_requests(loaded, built, lookups) {
+        let size = serde_json::to_vec(&body).map(|v| v.len()).unwrap_or(0);
+        if size > TASK_DEFINITION_LIMIT {
+            errors.push(loaded.error_at(
+                &format!("task_definitions.{}", address.name),
+                format!("the RegisterTaskDefinition request is {size} bytes, over ECS's limit of {TASK_DEFINITION_LIMIT}"),
+            ));
         }
+        sizes.push((family, size));
     }
     if errors.is_empty() {
         Ok(sizes)
@@ -517,7 +531,6 @@ impl Context {
 
 async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Result<(), Failure> {
     let ctx = Context::load(stack_args, aws_args).await?;
-    let refs = deterministic_refs(&ctx.loaded, &ctx.lookups);
     let write = |path: &Path, bytes: &[u8]| -> Result<(), Failure> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -536,26 +549,11 @@ async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Resul
         write(&path, f.content.as_bytes())?;
         written.push(path);
     }
-    for d in &ctx.built.desired {
-        if let Attrs::TaskDefinition(_) = &d.attrs {
-            let Attrs::TaskDefinition(td) = resolve_loosely(&d.attrs, &refs) else {
-                unreachable!()
-            };
-            let mut tags = crate::spec::ownership_tags(&ctx.loaded.stack);
-            tags.extend(td.tags.clone());
-            tags.insert(crate::model::TAG_ADDRESS.into(), d.address.to_string());
-            tags.insert(
-                crate::model::TAG_APPLIED.into(),
-                d.attrs.applied_hash(&d.ignore),
-            );
-            let body = ecs::register_request_json(&td, &tags);
-            let text = serde_json::to_string_pretty(&body).expect("JSON serializes");
-            let path = out
-                .join("task-definitions")
-                .join(format!("{}.json", td.family));
-            write(&path, format!("{text}\n").as_bytes())?;
-            written.push(path);
-        }
+    for (_, family, body) in task_definition_requests(&ctx.loaded, &ctx.built, &ctx.lookups) {
+        let text = serde_json::to_string_pretty(&body).expect("JSON serializes");
+        let path = out.join("task-definitions").join(format!("{family}.json"));
+        write(&path, format!("{text}\n").as_bytes())?;
+        written.push(path);
     }
     println!(
         "Rendered for account {}, region {} (load balancer {}):",

@@ -3,7 +3,7 @@
 
 use super::{ec2, ecs, iam, logs, Aws, AwsError};
 use crate::apply::{Provider, Refs};
-use crate::model::{short_hash, Address, Attrs, Observed, Tags, TAG_ADDRESS, TAG_APPLIED};
+use crate::model::{short_hash, Address, Attrs, Desired, Observed, Tags};
 use crate::plan::{Change, StepOp};
 
 pub struct AwsProvider {
@@ -15,24 +15,8 @@ pub struct AwsProvider {
 }
 
 impl AwsProvider {
-    /// The managed tags of a resource: ownership, its address and the last-applied hash.
-    fn managed_tags(&self, change: &Change) -> Tags {
-        let mut tags = self.ownership.clone();
-        tags.insert(TAG_ADDRESS.into(), change.address.to_string());
-        if let Some(d) = &change.desired {
-            tags.insert(TAG_APPLIED.into(), d.attrs.applied_hash(&d.ignore));
-        }
-        tags
-    }
-
-    fn all_tags(&self, change: &Change, attrs: &Attrs) -> Tags {
-        let mut tags = attrs.tags().clone();
-        tags.extend(self.managed_tags(change));
-        tags
-    }
-
-    async fn set_managed_tags(&self, o: &Observed, change: &Change) -> Result<(), AwsError> {
-        let tags = self.managed_tags(change);
+    async fn set_managed_tags(&self, o: &Observed, d: &Desired) -> Result<(), AwsError> {
+        let tags = d.managed_tags(&self.ownership);
         let aws = &self.aws;
         match &o.attrs {
             Attrs::LogGroup(a) => logs::set_tags(aws, &a.name, &tags, &[]).await,
@@ -94,7 +78,7 @@ impl Provider for AwsProvider {
                     .expect("a create has a desired state");
                 let mut attrs = resolve(&d.attrs, refs)
                     .map_err(|m| AwsError::other("deploy", "ResolveReferences", m))?;
-                let tags = self.all_tags(change, &attrs);
+                let tags = d.create_tags(&self.ownership);
                 let id = match &mut attrs {
                     Attrs::LogGroup(a) => logs::create_log_group(aws, a, &tags).await?,
                     Attrs::IamRole(a) => iam::create_role(aws, a, &tags).await?,
@@ -169,7 +153,7 @@ impl Provider for AwsProvider {
                         .at(&addr));
                     }
                 }
-                self.set_managed_tags(o, change).await?;
+                self.set_managed_tags(o, d).await?;
                 Ok(Some(o.id.clone()))
             }
             StepOp::Delete | StepOp::DeleteReplaced => {
