@@ -2,46 +2,17 @@
 //! delivery script writes every file byte for byte, as it will inside the busybox-based
 //! prom/prometheus image.
 
-use deploy::model::{LoadBalancer, Lookups};
-use deploy::render::{check_yaml, deliver_files, Delivery, RenderContext, Templates};
+mod common;
+
+use common::render::{context, reference_stack, DNS_NAME};
+use deploy::render::{check_yaml, deliver_files, Delivery, Templates};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const DNS_NAME: &str = "application-load-balancer-1.us-west-2.elb.amazonaws.com";
 const CONFIG_PATH: &str = "/etc/prometheus/prometheus.yml";
-
-fn reference_stack() -> Value {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("stacks/monitoring.yaml")).unwrap();
-    serde_saphyr::from_str(&text).unwrap()
-}
-
-/// The reference stack's vars and container, with plain looked-up values.
-fn context() -> RenderContext {
-    let stack = reference_stack();
-    let vars: BTreeMap<String, Value> = serde_json::from_value(stack["vars"].clone()).unwrap();
-    RenderContext {
-        stack: "monitoring".into(),
-        environment: "production".into(),
-        region: "us-west-2".into(),
-        vars,
-        lookups: Lookups {
-            account_id: "123456789012".into(),
-            region: "us-west-2".into(),
-            vpc_id: "vpc-0123456789abcdef0".into(),
-            subnet_ids: vec!["subnet-0aaa".into(), "subnet-0bbb".into()],
-            load_balancer: LoadBalancer {
-                name: "application-load-balancer".into(),
-                arn: "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/application-load-balancer/50dc6c495c0c9188".into(),
-                dns_name: DNS_NAME.into(),
-                vpc_id: "vpc-0123456789abcdef0".into(),
-                security_groups: vec!["sg-0123456789abcdef0".into()],
-            },
-        },
-    }
-}
 
 fn render_prometheus() -> String {
     let out = Templates::new(Path::new(ROOT).join("templates"))

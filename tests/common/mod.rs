@@ -3,6 +3,8 @@
 // runs the real `deploy` binary against the proxy and checks AWS state with the SDK directly.
 #![allow(dead_code)]
 
+pub mod render;
+
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
