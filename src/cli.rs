@@ -17,6 +17,10 @@ pub struct Cli {
     /// on stdout, see schemas/deploy-v1.schema.json; human text goes to stderr).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub format: Format,
+    /// More detail on stderr: -v what is done, -vv every step and AWS call, -vvv the AWS
+    /// SDK's own tracing. Secret values never appear at any level.
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,6 +91,10 @@ pub enum Command {
         /// Plan the removal of everything the stack owns.
         #[arg(long)]
         destroy: bool,
+        /// Deletions also take resources that hold data (generated secrets); without it they
+        /// are kept and listed. A stack with `disposable: true` always deletes them.
+        #[arg(long)]
+        delete_data: bool,
         /// Also write the plan to FILE, for `deploy show` and `deploy apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -113,6 +121,9 @@ pub enum Command {
         /// Limit the apply to ADDRESS and what it depends on (repeatable).
         #[arg(long = "target", value_name = "ADDRESS")]
         targets: Vec<String>,
+        /// Deletions also take resources that hold data (see `plan --delete-data`).
+        #[arg(long)]
+        delete_data: bool,
     },
     /// Print a saved plan.
     Show {
@@ -127,6 +138,10 @@ pub enum Command {
         aws: AwsArgs,
         #[arg(long)]
         auto_approve: bool,
+        /// Also delete what holds data (generated secrets); without it they are kept and
+        /// listed. A stack with `disposable: true` always deletes them.
+        #[arg(long)]
+        delete_data: bool,
     },
     /// Adopt an existing resource into the stack: adds an `imports` entry to the stack file
     /// and shows the plan (the next apply tags and converges it).

@@ -3,8 +3,11 @@
 //! Observed resources arrive with raw ids; the first thing done here is to rewrite ids that
 //! name resources of this stack into addresses, so both sides speak the same language.
 
-use crate::model::{Address, Attrs, Desired, Kind, Observed, Ownership, TaskDefinitionAttrs};
-use crate::plan::{order_steps, Action, AttrChange, Cause, Change, Conflict, Plan};
+use crate::model::{
+    shown_value as shown, Address, Attrs, Desired, Kind, Observed, Ownership, TaskDefinitionAttrs,
+    VALUE_SET_OUTSIDE,
+};
+use crate::plan::{order_steps, Action, AttrChange, Cause, Change, Conflict, Kept, Plan};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +34,9 @@ pub struct DiffInput<'a> {
     pub imports: &'a BTreeMap<Address, String>,
     /// Plan the removal of everything owned instead of convergence.
     pub destroy: bool,
+    /// Deletions may take data-bearing resources ([`Kind::holds_data`]) too; otherwise they
+    /// are listed as kept.
+    pub delete_data: bool,
 }
 
 /// Attributes whose change cannot be made in place.
@@ -254,6 +260,32 @@ pub fn diff(input: &DiffInput) -> Plan {
         }
     }
 
+    let mut kept = Vec::new();
+    if !input.delete_data {
+        changes.retain(|c| {
+            let holds = c.action == Action::Delete && c.address.kind.holds_data();
+            if holds {
+                let o = c.observed.as_ref().expect("a delete has a live resource");
+                kept.push(Kept {
+                    address: c.address.clone(),
+                    id: o.id.clone(),
+                    data: data_held(c.address.kind).to_string(),
+                });
+            }
+            !holds
+        });
+    }
+
+    for c in changes.iter_mut() {
+        if c.action == Action::Delete && c.address.kind.holds_data() {
+            c.warnings.push(format!(
+                "deleting {} loses {} for good (no recovery window)",
+                c.address,
+                data_held(c.address.kind)
+            ));
+        }
+    }
+
     add_dependency_updates(&mut changes);
 
     // Restart warnings: a new revision or a replaced service restarts the tasks.
@@ -302,6 +334,15 @@ pub fn diff(input: &DiffInput) -> Plan {
         conflicts,
         warnings,
         steps,
+        kept,
+    }
+}
+
+/// What deleting a resource of a data-bearing kind loses.
+fn data_held(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Secret => "the secret's value (services using it could not start again)",
+        _ => "its data",
     }
 }
 
@@ -342,9 +383,9 @@ fn create_change(d: &Desired) -> Change {
         .to_map()
         .into_iter()
         .map(|(name, v)| AttrChange {
+            after: Some(shown(d.address.kind, &name, v)),
             name,
             before: None,
-            after: Some(v),
             forces_replacement: false,
         })
         .collect();
@@ -385,11 +426,14 @@ fn update_change(d: &Desired, o: &Observed, raw: &Observed, adopting: bool) -> C
             continue;
         }
         let before = have.get(name);
+        if kind_keeps_live_value(kind, name, before, after) {
+            continue;
+        }
         if before != Some(after) {
             attrs.push(AttrChange {
                 name: name.clone(),
-                before: before.cloned(),
-                after: Some(after.clone()),
+                before: before.map(|v| shown(kind, name, v.clone())),
+                after: Some(shown(kind, name, after.clone())),
                 forces_replacement: forces_replacement(kind, name),
             });
         }
@@ -431,6 +475,16 @@ fn update_change(d: &Desired, o: &Observed, raw: &Observed, adopting: bool) -> C
         new_revision,
         warnings: vec![],
     }
+}
+
+/// A secret whose value was set outside deploy (adopted by `import`) keeps that value until
+/// the stack bumps its `rotation`: deploy never overwrites a value it did not generate
+/// unless asked to.
+fn kind_keeps_live_value(kind: Kind, name: &str, before: Option<&Value>, after: &Value) -> bool {
+    kind == Kind::Secret
+        && name == "value"
+        && before.and_then(Value::as_str) == Some(VALUE_SET_OUTSIDE)
+        && after.as_str().is_some_and(|a| a.ends_with(" rotation=0"))
 }
 
 /// When a security group is replaced, resources using it must move to the new group: they
@@ -581,6 +635,7 @@ mod tests {
             world: &world,
             imports: &imports,
             destroy,
+            delete_data: false,
         })
     }
 

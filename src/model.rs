@@ -43,10 +43,12 @@ pub enum Kind {
     EcsCluster,
     TaskDefinition,
     EcsService,
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
+        Kind::Secret,
         Kind::LogGroup,
         Kind::IamRole,
         Kind::SecurityGroup,
@@ -63,6 +65,22 @@ impl Kind {
             Kind::EcsCluster => "ecs_cluster",
             Kind::TaskDefinition => "task_definition",
             Kind::EcsService => "ecs_service",
+            Kind::Secret => "secret",
+        }
+    }
+
+    /// Kinds whose deletion loses data no apply can bring back (a generated secret's value):
+    /// `destroy` and removal from the stack keep them unless the operator asks for data to go.
+    pub fn holds_data(self) -> bool {
+        matches!(self, Kind::Secret)
+    }
+
+    /// Attributes whose values are shown as `(sensitive)` in every output; a change to them is
+    /// still shown as a change.
+    pub fn sensitive_attrs(self) -> &'static [&'static str] {
+        match self {
+            Kind::Secret => &["value"],
+            _ => &[],
         }
     }
 
@@ -75,6 +93,7 @@ impl Kind {
             Kind::EcsCluster => "the cluster name",
             Kind::TaskDefinition => "the task definition family, e.g. prom-task",
             Kind::EcsService => "the service name",
+            Kind::Secret => "the Secrets Manager secret name",
         }
     }
 }
@@ -254,6 +273,48 @@ pub struct HealthCheck {
     pub start_period: i32,
 }
 
+/// A container secret's source, as a task definition's `secrets[].valueFrom` names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// A secret of this stack (`secret.grafana_admin`), or the ARN of a Secrets Manager secret
+    /// or an SSM parameter.
+    pub from: String,
+    /// A key of a JSON secret (Secrets Manager only): the variable gets that field.
+    pub json_key: Option<String>,
+}
+
+impl SecretRef {
+    /// The `valueFrom` ECS takes: the ARN, plus `:KEY::` for a JSON key.
+    pub fn value_from(&self, arn: &str) -> String {
+        match &self.json_key {
+            Some(k) => format!("{arn}:{k}::"),
+            None => arn.to_string(),
+        }
+    }
+
+    /// The inverse of [`SecretRef::value_from`] for what DescribeTaskDefinition returns. A
+    /// Secrets Manager ARN has 7 colon-separated parts; more carry the JSON key (and version
+    /// stage and id, which this tool never sets).
+    pub fn parse_value_from(value_from: &str) -> SecretRef {
+        let parts: Vec<&str> = value_from.split(':').collect();
+        if value_from.starts_with("arn:")
+            && parts.get(2) == Some(&"secretsmanager")
+            && parts.len() > 7
+        {
+            let key = parts[7];
+            SecretRef {
+                from: parts[..7].join(":"),
+                json_key: (!key.is_empty()).then(|| key.to_string()),
+            }
+        } else {
+            SecretRef {
+                from: value_from.to_string(),
+                json_key: None,
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
     pub name: String,
@@ -265,6 +326,10 @@ pub struct Container {
     pub entry_point: Vec<String>,
     pub command: Vec<String>,
     pub environment: BTreeMap<String, String>,
+    /// Environment variable → where ECS reads its value at task start (never the value).
+    /// Left out when empty, so task definitions without secrets hash as they always did.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretRef>,
     pub port_mappings: Vec<PortMapping>,
     pub log: Option<LogConfig>,
     pub health_check: Option<HealthCheck>,
@@ -297,6 +362,50 @@ impl TaskDefinitionAttrs {
         short_hash(&content)
     }
 }
+
+/// A Secrets Manager secret whose value the tool generates (the one time it handles a value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretAttrs {
+    pub name: String,
+    pub description: String,
+    /// Not the value: how the current value was generated ([`SecretAttrs::generation`]), so a
+    /// change of length or rotation shows, as `(sensitive)`, as a change of the value.
+    pub value: String,
+    pub tags: Tags,
+}
+
+impl SecretAttrs {
+    /// What [`SecretAttrs::value`] holds for a generated value; also the value of the
+    /// [`TAG_GENERATED`] tag (characters every tagging API accepts).
+    pub fn generation(length: i64, exclude_punctuation: bool, rotation: i64) -> String {
+        format!(
+            "length={length} punctuation={} rotation={rotation}",
+            if exclude_punctuation { "no" } else { "yes" }
+        )
+    }
+
+    /// Parses [`SecretAttrs::generation`]: (length, exclude_punctuation).
+    pub fn generation_params(value: &str) -> Option<(i64, bool)> {
+        let mut length = None;
+        let mut exclude = None;
+        for part in value.split(' ') {
+            match part.split_once('=')? {
+                ("length", l) => length = l.parse().ok(),
+                ("punctuation", p) => exclude = Some(p == "no"),
+                _ => {}
+            }
+        }
+        Some((length?, exclude?))
+    }
+}
+
+/// What an observed secret's `value` holds when its value was not generated by deploy
+/// (adopted with `import`): kept as it is, never overwritten unless the rotation is bumped.
+pub const VALUE_SET_OUTSIDE: &str = "set outside deploy";
+
+/// Tag recording how deploy generated a secret's current value (see
+/// [`SecretAttrs::generation`]).
+pub const TAG_GENERATED: &str = "deploy:generated";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcsServiceAttrs {
@@ -331,6 +440,7 @@ pub enum Attrs {
     EcsCluster(EcsClusterAttrs),
     TaskDefinition(TaskDefinitionAttrs),
     EcsService(EcsServiceAttrs),
+    Secret(SecretAttrs),
 }
 
 impl Attrs {
@@ -342,6 +452,7 @@ impl Attrs {
             Attrs::EcsCluster(_) => Kind::EcsCluster,
             Attrs::TaskDefinition(_) => Kind::TaskDefinition,
             Attrs::EcsService(_) => Kind::EcsService,
+            Attrs::Secret(_) => Kind::Secret,
         }
     }
 
@@ -354,12 +465,26 @@ impl Attrs {
             Attrs::EcsCluster(a) => serde_json::to_value(a),
             Attrs::TaskDefinition(a) => serde_json::to_value(a),
             Attrs::EcsService(a) => serde_json::to_value(a),
+            Attrs::Secret(a) => serde_json::to_value(a),
         }
         .expect("attributes serialize to JSON");
         match value {
             Value::Object(map) => map,
             _ => unreachable!("attribute structs serialize to objects"),
         }
+    }
+
+    /// [`Attrs::to_map`] as every output shows it: sensitive attributes replaced by
+    /// [`SENSITIVE`].
+    pub fn shown_map(&self) -> serde_json::Map<String, Value> {
+        let kind = self.kind();
+        self.to_map()
+            .into_iter()
+            .map(|(k, v)| {
+                let v = shown_value(kind, &k, v);
+                (k, v)
+            })
+            .collect()
     }
 
     /// The user tags of the resource (ownership tags excluded).
@@ -371,6 +496,7 @@ impl Attrs {
             Attrs::EcsCluster(a) => &a.tags,
             Attrs::TaskDefinition(a) => &a.tags,
             Attrs::EcsService(a) => &a.tags,
+            Attrs::Secret(a) => &a.tags,
         }
     }
 
@@ -410,6 +536,9 @@ impl Attrs {
                             add(g);
                         }
                     }
+                    for s in c.secrets.values() {
+                        add(&s.from);
+                    }
                 }
             }
             Attrs::EcsService(a) => {
@@ -421,7 +550,7 @@ impl Attrs {
                     add(td);
                 }
             }
-            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) => {}
+            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) | Attrs::Secret(_) => {}
         }
         refs
     }
@@ -461,6 +590,9 @@ impl Attrs {
                             map(g);
                         }
                     }
+                    for s in c.secrets.values_mut() {
+                        map(&mut s.from);
+                    }
                 }
             }
             Attrs::EcsService(a) => {
@@ -473,7 +605,7 @@ impl Attrs {
                     })
                     .collect();
             }
-            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) => {}
+            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) | Attrs::Secret(_) => {}
         }
     }
 
@@ -486,7 +618,20 @@ impl Attrs {
             Attrs::EcsCluster(a) => &a.name,
             Attrs::TaskDefinition(a) => &a.family,
             Attrs::EcsService(a) => &a.name,
+            Attrs::Secret(a) => &a.name,
         }
+    }
+}
+
+/// What the value of a sensitive attribute is replaced with, everywhere it is shown.
+pub const SENSITIVE: &str = "(sensitive)";
+
+/// `v` as outputs show attribute `name` of `kind`: [`SENSITIVE`] for a sensitive one.
+pub fn shown_value(kind: Kind, name: &str, v: Value) -> Value {
+    if kind.sensitive_attrs().contains(&name) {
+        Value::String(SENSITIVE.into())
+    } else {
+        v
     }
 }
 
@@ -577,6 +722,17 @@ pub struct Lookups {
     pub vpc_id: String,
     pub subnet_ids: Vec<String>,
     pub load_balancer: LoadBalancer,
+    /// Secrets the containers refer to that live outside the stack: the reference as the
+    /// stack writes it ([`external_secret_key`]) → the ARN found (metadata only, never the
+    /// value).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The key of an external secret reference in [`Lookups::secrets`]: `secretsmanager:NAME` or
+/// `ssm:NAME` (NAME as written: a name or an ARN).
+pub fn external_secret_key(store: &str, name: &str) -> String {
+    format!("{store}:{name}")
 }
 
 /// The backend's Application Load Balancer, as looked up through ELBv2.
@@ -605,6 +761,7 @@ impl Lookups {
                 vpc_id: p("vpc_id"),
                 security_groups: vec![p("load_balancer.security_groups")],
             },
+            secrets: BTreeMap::new(),
         }
     }
 }

@@ -2,9 +2,11 @@
 //! the live counterpart of every desired resource, and whatever else carries this stack's
 //! ownership tags (resources removed from the stack file, interrupted replacements).
 
-use crate::aws::{ec2, ecs, elbv2, iam, logs, tagging, Aws, AwsError};
+use crate::aws::{ec2, ecs, elbv2, iam, logs, secrets, tagging, Aws, AwsError};
 use crate::diff::World;
-use crate::model::{Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS};
+use crate::model::{
+    external_secret_key, Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS,
+};
 use crate::spec::Stack;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,13 +34,28 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
             request_id: None,
         });
     }
-    let subnet_ids = ec2::lookup_subnets(aws, &vpc_id, &stack.lookups.subnets.tags).await?;
+    let account = account_id.as_str();
+    let secret_arns = stream::iter(stack.external_secrets())
+        .map(|(store, name)| async move {
+            let arn = match store {
+                "ssm" => secrets::lookup_parameter_arn(aws, account, &name).await?,
+                _ => secrets::lookup_secret_arn(aws, &name).await?,
+            };
+            Ok::<_, AwsError>((external_secret_key(store, &name), arn))
+        })
+        .buffer_unordered(PARALLEL_READS)
+        .try_collect::<BTreeMap<_, _>>();
+    let (subnet_ids, secrets) = tokio::try_join!(
+        ec2::lookup_subnets(aws, &vpc_id, &stack.lookups.subnets.tags),
+        secret_arns
+    )?;
     Ok(Lookups {
         account_id,
         region: aws.region.clone(),
         vpc_id,
         subnet_ids,
         load_balancer,
+        secrets,
     })
 }
 
@@ -75,6 +92,7 @@ async fn find(
             let cluster = cluster_name(&a.cluster, desired);
             one(ecs::find_service(aws, &cluster, &a.name, addr).await?)
         }
+        Attrs::Secret(a) => one(secrets::find_secret(aws, &a.name, addr).await?),
     })
     .map(|mut list: Vec<Observed>| {
         for o in &mut list {
@@ -251,6 +269,7 @@ async fn observe_by_id(
             };
             ecs::find_service(aws, cluster, name, &placeholder).await?
         }
+        Kind::Secret => secrets::find_secret(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

@@ -219,6 +219,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             );
         }
     }
+    if !plan.kept.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nKept, because they hold data (--delete-data, or `disposable: true` in the stack, deletes them):"
+        );
+        for k in &plan.kept {
+            let _ = writeln!(out, "  {} [{}]: {}", k.address, k.id, k.data);
+        }
+    }
     let changes: Vec<&Change> = plan.changes.iter().filter(|c| !c.is_noop()).collect();
     if changes.is_empty() {
         if plan.conflicts.is_empty() {

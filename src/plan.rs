@@ -125,6 +125,19 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
     pub steps: Vec<Step>,
+    /// Owned resources holding data that this plan would otherwise delete, left in place
+    /// because data deletion was not asked for.
+    #[serde(default)]
+    pub kept: Vec<Kept>,
+}
+
+/// A data-bearing resource a destroy or removal leaves alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    pub address: Address,
+    pub id: String,
+    /// What would be lost.
+    pub data: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +171,7 @@ impl Plan {
 /// Creation rank of a kind: what must exist before what. Deletion runs the other way.
 pub fn rank(kind: Kind) -> u8 {
     match kind {
-        Kind::LogGroup | Kind::IamRole | Kind::SecurityGroup | Kind::EcsCluster => 0,
+        Kind::Secret | Kind::LogGroup | Kind::IamRole | Kind::SecurityGroup | Kind::EcsCluster => 0,
         Kind::TaskDefinition => 1,
         Kind::EcsService => 2,
     }

@@ -22,7 +22,17 @@ pub struct PlanReport {
     pub changes: Vec<ChangeReport>,
     pub conflicts: Vec<ConflictReport>,
     pub warnings: Vec<String>,
+    /// Data-bearing resources a deletion leaves in place (no `--delete-data`).
+    pub kept: Vec<KeptReport>,
     pub summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeptReport {
+    pub address: String,
+    pub id: String,
+    /// What deleting it would lose.
+    pub data: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,8 +91,9 @@ pub struct StepReport {
     pub error: Option<String>,
 }
 
+/// Attributes as JSON, sensitive ones shown as `(sensitive)`.
 fn attrs_value(attrs: &crate::model::Attrs) -> Value {
-    Value::Object(attrs.to_map())
+    Value::Object(attrs.shown_map())
 }
 
 pub fn plan_report(plan: &Plan) -> PlanReport {
@@ -141,6 +152,15 @@ pub fn plan_report(plan: &Plan) -> PlanReport {
             })
             .collect(),
         warnings: plan.warnings.clone(),
+        kept: plan
+            .kept
+            .iter()
+            .map(|k| KeptReport {
+                address: k.address.to_string(),
+                id: k.id.clone(),
+                data: k.data.clone(),
+            })
+            .collect(),
         summary: plan.summary(),
     }
 }

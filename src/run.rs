@@ -85,8 +85,29 @@ fn style() -> output::Style {
     STYLE.get().copied().unwrap_or_default()
 }
 
+/// `-v`: what deploy does (info); `-vv`: every step and the SDK's calls (debug); `-vvv`:
+/// everything, the SDK's own tracing included. Logs go to stderr. Secret values are never
+/// logged: deploy holds one only between GetRandomPassword and CreateSecret/PutSecretValue,
+/// and the SDK redacts sensitive fields and bodies (a test searches -vvv output for one).
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let (own, sdk) = match verbose {
+        0 => return,
+        1 => (LevelFilter::INFO, LevelFilter::WARN),
+        2 => (LevelFilter::DEBUG, LevelFilter::DEBUG),
+        _ => (LevelFilter::TRACE, LevelFilter::TRACE),
+    };
+    let filter = Targets::new().with_target("deploy", own).with_default(sdk);
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .try_init();
+}
+
 pub fn main(cli: Cli) -> i32 {
     use std::io::IsTerminal;
+    init_logging(cli.verbose);
     let no_color = std::env::var("NO_COLOR").ok();
     let _ = JSON.set(cli.format == crate::cli::Format::Json);
     let _ = STYLE.set(output::Style::resolve(
@@ -132,11 +153,13 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             stack,
             aws,
             destroy,
+            delete_data,
             out,
             detailed_exitcode,
             targets,
         } => {
             let mut ctx = Context::load(&stack, &aws).await?;
+            ctx.delete_data |= delete_data;
             ctx.target(&targets)?;
             let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
             emit_plan(&planned.plan);
@@ -159,11 +182,16 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             aws,
             plan_file: Some(file),
             targets,
+            delete_data,
             ..
         } => {
-            if stack.file_arg.is_some() || aws.region.is_some() || !targets.is_empty() {
+            if stack.file_arg.is_some()
+                || aws.region.is_some()
+                || !targets.is_empty()
+                || delete_data
+            {
                 return Err(Failure::Other(
-                    "a saved plan carries its own stack, region and targets: -f/--file, --region and --target cannot be combined with a plan file".into(),
+                    "a saved plan carries its own stack, region, targets and deletions: -f/--file, --region, --target and --delete-data cannot be combined with a plan file".into(),
                 ));
             }
             // A saved plan was reviewed already: it never asks.
@@ -175,14 +203,16 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             auto_approve,
             plan_file: None,
             targets,
-        } => apply_cmd(&stack, &aws, auto_approve, false, &targets)
+            delete_data,
+        } => apply_cmd(&stack, &aws, auto_approve, false, delete_data, &targets)
             .await
             .map(|()| 0),
         Command::Destroy {
             stack,
             aws,
             auto_approve,
-        } => apply_cmd(&stack, &aws, auto_approve, true, &[])
+            delete_data,
+        } => apply_cmd(&stack, &aws, auto_approve, true, delete_data, &[])
             .await
             .map(|()| 0),
         Command::Show { plan_file } => {
@@ -411,6 +441,8 @@ struct Context {
     built: Built,
     /// With `--target`: the targeted addresses and what they depend on.
     targeted: Option<std::collections::BTreeSet<Address>>,
+    /// Deletions may take data-bearing resources (`--delete-data` or `disposable: true`).
+    delete_data: bool,
 }
 
 struct Planned {
@@ -435,14 +467,24 @@ impl Context {
             .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
         let lookups = observe::lookups(&aws, &loaded.stack).await?;
+        tracing::info!(
+            account = %lookups.account_id,
+            region = %lookups.region,
+            vpc = %lookups.vpc_id,
+            load_balancer = %lookups.load_balancer.dns_name,
+            external_secrets = lookups.secrets.len(),
+            "lookups done"
+        );
         let built = spec::build_desired(&loaded, &lookups, &templates)?;
         check_sizes(&loaded, &built, &lookups)?;
+        let loaded_disposable = loaded.stack.disposable;
         Ok(Context {
             loaded,
             aws,
             lookups,
             built,
             targeted: None,
+            delete_data: loaded_disposable,
         })
     }
 
@@ -488,6 +530,11 @@ impl Context {
             &self.built.desired,
         )
         .await?;
+        tracing::info!(
+            found = world.found.values().map(Vec::len).sum::<usize>(),
+            owned_elsewhere = world.owned_elsewhere.len(),
+            "live state read"
+        );
         let mut imports = self.imports()?;
         imports.extend(extra_imports.clone());
         let s = &self.loaded.stack;
@@ -500,6 +547,7 @@ impl Context {
             world: &world,
             imports: &imports,
             destroy,
+            delete_data: self.delete_data,
         });
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
@@ -628,9 +676,11 @@ async fn apply_cmd(
     aws_args: &AwsArgs,
     auto_approve: bool,
     destroy: bool,
+    delete_data: bool,
     targets: &[String],
 ) -> Result<(), Failure> {
     let mut ctx = Context::load(stack_args, aws_args).await?;
+    ctx.delete_data |= delete_data;
     ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     preview_plan(&planned.plan);

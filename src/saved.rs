@@ -180,6 +180,7 @@ mod tests {
             conflicts: vec![],
             warnings: vec![],
             steps: vec![],
+            kept: vec![],
         };
         let live = live_fingerprints(&plan, world);
         SavedPlan {

@@ -10,8 +10,8 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use deploy::aws::{ecs, iam, Aws};
 use deploy::model::{
     canonical_policy, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, HealthCheck,
-    IamRoleAttrs, Kind, LogConfig, Ownership, PortMapping, Tags, TaskDefinitionAttrs, TAG_ADDRESS,
-    TAG_APPLIED, TAG_ENV, TAG_STACK,
+    IamRoleAttrs, Kind, LogConfig, Ownership, PortMapping, SecretRef, Tags, TaskDefinitionAttrs,
+    TAG_ADDRESS, TAG_APPLIED, TAG_ENV, TAG_STACK,
 };
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,6 +167,28 @@ fn prometheus_task(execution_role: &str, task_role: &str, image: &str) -> TaskDe
                         .to_string(),
                 ),
                 ("TZ".to_string(), "UTC".to_string()),
+            ]),
+            // References only (never values): a JSON key of a Secrets Manager secret and an
+            // SSM parameter must survive the round trip through valueFrom.
+            secrets: BTreeMap::from([
+                (
+                    "ADMIN_PASSWORD".to_string(),
+                    SecretRef {
+                        from: format!(
+                            "arn:aws:secretsmanager:{REGION}:123456789012:secret:monitoring/admin-AbCdEf"
+                        ),
+                        json_key: Some("password".into()),
+                    },
+                ),
+                (
+                    "PD_KEY".to_string(),
+                    SecretRef {
+                        from: format!(
+                            "arn:aws:ssm:{REGION}:123456789012:parameter/monitoring/pagerduty-key"
+                        ),
+                        json_key: None,
+                    },
+                ),
             ]),
             port_mappings: vec![PortMapping {
                 container_port: 9090,

@@ -247,6 +247,7 @@ mod tests {
             conflicts: vec![],
             warnings: vec![],
             steps,
+            kept: vec![],
         }
     }
 

@@ -12,7 +12,7 @@
 use super::{err, tag_list, Aws, AwsError};
 use crate::model::{
     user_tags, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, HealthCheck, LogConfig,
-    Observed, Ownership, PortMapping, Tags, TaskDefinitionAttrs, TAG_APPLIED,
+    Observed, Ownership, PortMapping, SecretRef, Tags, TaskDefinitionAttrs, TAG_APPLIED,
 };
 use aws_sdk_ecs::types as ecs;
 use aws_smithy_types::error::operation::BuildError;
@@ -323,6 +323,14 @@ fn container_json(c: &Container, network_mode: &str) -> Value {
             .collect();
         m.insert("environment".into(), Value::Array(env));
     }
+    if !c.secrets.is_empty() {
+        let secrets: Vec<Value> = c
+            .secrets
+            .iter()
+            .map(|(k, r)| json!({"name": k, "valueFrom": r.value_from(&r.from)}))
+            .collect();
+        m.insert("secrets".into(), Value::Array(secrets));
+    }
     if let Some(u) = &c.user {
         m.insert("user".into(), json!(u));
     }
@@ -383,6 +391,14 @@ fn sdk_containers(
             for (k, v) in &c.environment {
                 b = b.environment(ecs::KeyValuePair::builder().name(k).value(v).build());
             }
+            for (k, r) in &c.secrets {
+                b = b.secrets(
+                    ecs::Secret::builder()
+                        .name(k)
+                        .value_from(r.value_from(&r.from))
+                        .build()?,
+                );
+            }
             if let Some(log) = &c.log {
                 let mut l = ecs::LogConfiguration::builder()
                     .log_driver(ecs::LogDriver::from(log.driver.as_str()));
@@ -431,6 +447,16 @@ fn task_definition_attrs(td: &ecs::TaskDefinition, all_tags: &Tags) -> TaskDefin
                         kv.name()?.to_string(),
                         kv.value().unwrap_or_default().to_string(),
                     ))
+                })
+                .collect(),
+            secrets: c
+                .secrets()
+                .iter()
+                .map(|s| {
+                    (
+                        s.name().to_string(),
+                        SecretRef::parse_value_from(s.value_from()),
+                    )
                 })
                 .collect(),
             port_mappings: c
@@ -1118,6 +1144,7 @@ mod tests {
             entry_point: vec!["/bin/prometheus".into()],
             command: vec![],
             environment: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             port_mappings: vec![PortMapping {
                 container_port: 9090,
                 protocol: "tcp".into(),

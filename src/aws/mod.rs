@@ -10,6 +10,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod logs;
 pub mod provider;
+pub mod secrets;
 pub mod tagging;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -26,6 +27,8 @@ pub struct Aws {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
 }
@@ -73,6 +76,8 @@ impl Aws {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(config),
         }
@@ -128,6 +133,7 @@ impl AwsError {
             }
             other => (None, display_chain(other), None),
         };
+        tracing::debug!(service, operation, ?code, ?request_id, "AWS call failed");
         AwsError {
             service,
             operation,

@@ -1,7 +1,7 @@
 //! Carries out one plan step against AWS: resolves the stack addresses in the desired
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
-use super::{ec2, ecs, iam, logs, Aws, AwsError};
+use super::{ec2, ecs, iam, logs, secrets, Aws, AwsError};
 use crate::apply::{Provider, Refs};
 use crate::model::{short_hash, Address, Attrs, Desired, Observed, Tags};
 use crate::plan::{Change, StepOp};
@@ -25,6 +25,7 @@ impl AwsProvider {
             Attrs::EcsCluster(_) | Attrs::EcsService(_) | Attrs::TaskDefinition(_) => {
                 ecs::set_tags(aws, &o.id, &tags, &[]).await
             }
+            Attrs::Secret(_) => secrets::set_tags(aws, &o.id, &tags, &[]).await,
         }
     }
 }
@@ -70,6 +71,7 @@ impl Provider for AwsProvider {
     ) -> Result<Option<String>, AwsError> {
         let aws = &self.aws;
         let addr = change.address.to_string();
+        tracing::debug!(address = %addr, op = ?op, action = ?change.action, "running step");
         match op {
             StepOp::Create | StepOp::CreateReplacement => {
                 let d = change
@@ -107,6 +109,7 @@ impl Provider for AwsProvider {
                         let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
                         ecs::create_service(aws, a, &tags, &token).await?
                     }
+                    Attrs::Secret(a) => secrets::create_secret(aws, a, &tags).await?,
                 };
                 Ok(Some(id))
             }
@@ -144,6 +147,13 @@ impl Provider for AwsProvider {
                     // Revisions are immutable: content changes are planned as new revisions,
                     // so an update here only adopts the revision (tags below).
                     (Attrs::TaskDefinition(_), Attrs::TaskDefinition(_)) => {}
+                    (Attrs::Secret(b), Attrs::Secret(a)) => {
+                        let mut a = a.clone();
+                        if d.ignore.contains("value") {
+                            a.value = b.value.clone();
+                        }
+                        secrets::update_secret(aws, &o.id, b, &a).await?
+                    }
                     _ => {
                         return Err(AwsError::other(
                             "deploy",
@@ -176,6 +186,7 @@ impl Provider for AwsProvider {
                         .await?;
                     }
                     Attrs::EcsService(a) => ecs::delete_service(aws, &a.cluster, &a.name).await?,
+                    Attrs::Secret(_) => secrets::delete_secret(aws, &o.id).await?,
                 }
                 Ok(None)
             }

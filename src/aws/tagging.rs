@@ -1,6 +1,7 @@
 //! Resource Groups Tagging API: everything the stack owns, found by its ownership tags, so
 //! that resources removed from the stack file (or orphaned by a crash) are still seen and can
 //! be planned for deletion. IAM roles are not listed here (the IAM adapter finds them).
+//! Generated secrets are listed (their deletion is still held back unless data may go).
 
 use super::{err, Aws, AwsError};
 use crate::model::{Kind, TAG_ENV, TAG_STACK};
@@ -9,12 +10,13 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 /// The resource types the stack creates (IAM roles aside). Log groups are asked for by the
 /// whole `logs` service: AWS names the type `logs:log-group`, moto 5.2.5 `logs:loggroup`, and
 /// the service filter matches both; ARNs of other CloudWatch Logs types are dropped below.
-pub const RESOURCE_TYPES: [&str; 5] = [
+pub const RESOURCE_TYPES: [&str; 6] = [
     "ecs:cluster",
     "ecs:service",
     "ecs:task-definition",
     "ec2:security-group",
     "logs",
+    "secretsmanager:secret",
 ];
 
 /// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
@@ -73,6 +75,10 @@ pub fn classify_arn(arn: &str) -> Option<(Kind, String)> {
             .map(|n| n.strip_suffix(":*").unwrap_or(n))
             .and_then(non_empty)
             .map(|name| (Kind::LogGroup, name)),
+        "secretsmanager" => resource
+            .strip_prefix("secret:")
+            .and_then(non_empty)
+            .map(|_| (Kind::Secret, arn.to_string())),
         "ecs" => {
             let (kind, rest) = resource.split_once('/')?;
             if rest.is_empty() {
@@ -120,6 +126,8 @@ mod tests {
             c("arn:aws-cn:ec2:cn-north-1:123456789012:security-group/sg-1"),
             Some((Kind::SecurityGroup, "sg-1".into()))
         );
+        let secret = "arn:aws:secretsmanager:us-west-2:123456789012:secret:monitoring/x-AbCdEf";
+        assert_eq!(c(secret), Some((Kind::Secret, secret.into())));
         assert_eq!(c("arn:aws:iam::123456789012:role/x"), None);
         assert_eq!(
             c("arn:aws:ec2:us-west-2:123456789012:subnet/subnet-1"),

@@ -1,15 +1,20 @@
 //! Turns a validated stack plus its looked-up values into the desired resources: names
 //! resolved, policies canonical, templates rendered and wired into the task definitions.
 
-use super::{LoadedStack, RoleSpec, RuleSpec, SpecError, SpecErrors, Stack};
+use super::{LoadedStack, RoleSpec, RuleSpec, SecretRefSpec, SpecError, SpecErrors, Stack};
 use crate::model::{
-    canonical_policy, Address, Attrs, Container, Desired, EcsClusterAttrs, EcsServiceAttrs,
-    HealthCheck, IamRoleAttrs, Kind, LogConfig, LogGroupAttrs, Lookups, Peer, PortMapping, Rule,
-    SecurityGroupAttrs, Tags, TaskDefinitionAttrs, TAG_ENV, TAG_STACK,
+    canonical_policy, external_secret_key, Address, Attrs, Container, Desired, EcsClusterAttrs,
+    EcsServiceAttrs, HealthCheck, IamRoleAttrs, Kind, LogConfig, LogGroupAttrs, Lookups, Peer,
+    PortMapping, Rule, SecretAttrs, SecretRef, SecurityGroupAttrs, Tags, TaskDefinitionAttrs,
+    TAG_ENV, TAG_STACK,
 };
 use crate::render::{deliver_files, RenderContext, Templates};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The inline policy deploy writes on an execution role whose task definitions use secrets:
+/// read access to exactly those secrets and parameters, nothing else.
+pub const SECRETS_POLICY: &str = "deploy-secrets";
 
 /// The tags that mark a resource as this stack's.
 pub fn ownership_tags(stack: &Stack) -> Tags {
@@ -65,7 +70,93 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
             )
         }
         Kind::SecurityGroup => format!("arn:aws:ec2:{region}:{account}:security-group/*"),
+        // Secrets Manager appends six random characters to the name: the form AWS documents
+        // for naming one secret in a policy before it exists.
+        Kind::Secret => format!(
+            "arn:aws:secretsmanager:{region}:{account}:secret:{}-??????",
+            stack.secrets.get(&a.name)?.name
+        ),
     })
+}
+
+/// The ARN of an SSM parameter named by name or ARN.
+fn ssm_parameter_arn(lookups: &Lookups, name: &str) -> String {
+    if name.starts_with("arn:") {
+        return name.to_string();
+    }
+    format!(
+        "arn:aws:ssm:{}:{}:parameter/{}",
+        lookups.region,
+        lookups.account_id,
+        name.trim_start_matches('/')
+    )
+}
+
+/// Where a container secret is read from: an address of this stack, or the ARN the lookup
+/// found (a marked placeholder under `validate`, which looks nothing up).
+fn secret_source(r: &SecretRefSpec, lookups: &Lookups) -> SecretRef {
+    let looked_up = |store: &str, name: &str| {
+        let key = external_secret_key(store, name);
+        lookups
+            .secrets
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| format!("<lookup:{key}>"))
+    };
+    let from = match (&r.secret, &r.secrets_manager, &r.ssm) {
+        (Some(key), _, _) => Address::new(Kind::Secret, key).to_string(),
+        (None, Some(name), _) => looked_up("secretsmanager", name),
+        (None, None, Some(name)) => ssm_parameter_arn(lookups, name),
+        (None, None, None) => String::new(),
+    };
+    SecretRef {
+        from,
+        json_key: r.json_key.clone(),
+    }
+}
+
+/// The [`SECRETS_POLICY`] document for execution role `role_key`: GetSecretValue on the
+/// secrets and GetParameters on the parameters its task definitions' containers use. `None`
+/// when they use none.
+fn secrets_policy(stack: &Stack, lookups: &Lookups, role_key: &str) -> Option<Value> {
+    let mut secrets = BTreeSet::new();
+    let mut parameters = BTreeSet::new();
+    let refs = stack
+        .task_definitions
+        .values()
+        .filter(|td| td.execution_role == role_key)
+        .flat_map(|td| td.containers.values())
+        .flat_map(|c| c.secrets.values());
+    for r in refs {
+        if r.ssm.is_some() {
+            parameters.insert(secret_source(r, lookups).from);
+        } else if let Some(key) = &r.secret {
+            secrets.extend(resource_arn(
+                stack,
+                lookups,
+                &Address::new(Kind::Secret, key),
+            ));
+        } else {
+            secrets.insert(secret_source(r, lookups).from);
+        }
+    }
+    let mut statements = Vec::new();
+    if !secrets.is_empty() {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": secrets,
+        }));
+    }
+    if !parameters.is_empty() {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameters"],
+            "Resource": parameters,
+        }));
+    }
+    (!statements.is_empty())
+        .then(|| canonical_policy(&json!({"Version": "2012-10-17", "Statement": statements})))
 }
 
 /// A file rendered from a template for a container.
@@ -106,6 +197,23 @@ pub fn build_desired(
         ignore: BTreeSet::new(),
         restart_loses: None,
     };
+
+    for (key, sec) in &s.secrets {
+        out.push(plain(
+            Kind::Secret,
+            key,
+            Attrs::Secret(SecretAttrs {
+                name: sec.name.clone(),
+                description: sec.description.clone(),
+                value: SecretAttrs::generation(
+                    sec.generate.length,
+                    sec.generate.exclude_punctuation,
+                    sec.rotation,
+                ),
+                tags: tags.clone(),
+            }),
+        ));
+    }
 
     for (key, lg) in &s.log_groups {
         out.push(plain(
@@ -152,6 +260,9 @@ pub fn build_desired(
                 .collect();
             let doc = json!({"Version": "2012-10-17", "Statement": statements});
             inline.insert(pname.clone(), canonical_policy(&doc));
+        }
+        if let Some(doc) = secrets_policy(s, lookups, key) {
+            inline.insert(SECRETS_POLICY.to_string(), doc);
         }
         out.push(plain(
             Kind::IamRole,
@@ -266,6 +377,11 @@ pub fn build_desired(
                 entry_point,
                 command,
                 environment,
+                secrets: c
+                    .secrets
+                    .iter()
+                    .map(|(k, r)| (k.clone(), secret_source(r, lookups)))
+                    .collect(),
                 port_mappings: c
                     .ports
                     .iter()

@@ -8,11 +8,13 @@ mod build;
 mod locate;
 mod validate;
 
-pub use build::{build_desired, ownership_tags, role_aws_name, Built, RenderedFile};
+pub use build::{
+    build_desired, ownership_tags, role_aws_name, Built, RenderedFile, SECRETS_POLICY,
+};
 pub use locate::Locator;
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -46,9 +48,34 @@ pub struct Stack {
     pub task_definitions: BTreeMap<String, TaskDefinitionSpec>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceSpec>,
+    /// Secrets Manager secrets whose values deploy generates (admin passwords and the like).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// A throw-away environment (a test copy): `destroy` and removals also delete what holds
+    /// data (generated secrets), as `--delete-data` does.
+    #[serde(default)]
+    pub disposable: bool,
     /// Existing resources to adopt (what `deploy import` writes).
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+}
+
+impl Stack {
+    /// The Secrets Manager secrets (`secretsmanager`, NAME) and SSM parameters (`ssm`, NAME)
+    /// the containers use that are not the stack's own: `plan` checks they exist (metadata
+    /// only) and finds their ARNs.
+    pub fn external_secrets(&self) -> BTreeSet<(&'static str, String)> {
+        self.task_definitions
+            .values()
+            .flat_map(|td| td.containers.values())
+            .flat_map(|c| c.secrets.values())
+            .filter_map(|r| match (&r.secret, &r.secrets_manager, &r.ssm) {
+                (None, Some(name), _) => Some(("secretsmanager", name.clone())),
+                (None, None, Some(name)) => Some(("ssm", name.clone())),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +96,57 @@ pub struct TagLookup {
 #[serde(deny_unknown_fields)]
 pub struct NameLookup {
     pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// The Secrets Manager name, e.g. `monitoring/grafana-admin`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub generate: GenerateSpec,
+    /// Bump to have the next apply generate a new value.
+    #[serde(default)]
+    pub rotation: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    #[serde(default = "thirty_two")]
+    pub length: i64,
+    /// Letters and digits only (safe in URLs, shells and config files).
+    #[serde(default = "yes")]
+    pub exclude_punctuation: bool,
+}
+
+impl Default for GenerateSpec {
+    fn default() -> Self {
+        GenerateSpec {
+            length: 32,
+            exclude_punctuation: true,
+        }
+    }
+}
+
+fn thirty_two() -> i64 {
+    32
+}
+
+/// Where a container secret comes from: exactly one of `secret`, `secrets_manager`, `ssm`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRefSpec {
+    /// Key of a secret of this stack (under `secrets:`).
+    pub secret: Option<String>,
+    /// Name or ARN of an existing Secrets Manager secret.
+    pub secrets_manager: Option<String>,
+    /// Name or ARN of an existing SSM Parameter Store parameter (SecureString or String).
+    pub ssm: Option<String>,
+    /// A field of a JSON secret (Secrets Manager only).
+    pub json_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +273,9 @@ pub struct ContainerSpec {
     pub args: Vec<String>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Environment variables whose values ECS reads from Secrets Manager or SSM at task start.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRefSpec>,
     #[serde(default)]
     pub ports: Vec<i64>,
     /// Key of a log group of this stack; the container logs there through awslogs.

@@ -72,6 +72,33 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         );
     }
 
+    check_vars(&s.vars, "vars", &mut err);
+
+    for (key, sec) in &s.secrets {
+        let p = format!("secrets.{key}");
+        let valid_name = !sec.name.is_empty()
+            && sec.name.len() <= 512
+            && sec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+        if !valid_name {
+            err(
+                format!("{p}.name"),
+                "a Secrets Manager name is 1-512 letters, digits or /_+=.@-".into(),
+            );
+        }
+        if !(8..=4096).contains(&sec.generate.length) {
+            err(
+                format!("{p}.generate.length"),
+                "a generated value is 8 to 4096 characters long".into(),
+            );
+        }
+        if sec.rotation < 0 {
+            err(format!("{p}.rotation"), "rotation counts up from 0".into());
+        }
+    }
+
     for (key, lg) in &s.log_groups {
         let p = format!("log_groups.{key}");
         if lg.name.is_empty()
@@ -131,6 +158,14 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             }
         }
         for (pname, stmts) in &role.policies {
+            if pname == super::build::SECRETS_POLICY {
+                err(
+                    format!("{p}.policies.{pname}"),
+                    "this policy name is reserved: deploy writes it with read access to exactly \
+                     the secrets the role's task definitions use"
+                        .into(),
+                );
+            }
             if stmts.is_empty() {
                 err(
                     format!("{p}.policies.{pname}"),
@@ -343,13 +378,53 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                     // The value itself is never repeated in the message.
                     err(
                         format!("{cp}.environment.{k}"),
-                        format!(
-                            "this looks like a literal secret ({what}); secrets never go into the stack file, \
-                             the task definition or a plan. Store it in AWS Secrets Manager \
-                             (aws secretsmanager create-secret --name NAME --secret-string …) or as an SSM \
-                             SecureString parameter, and refer to it by name or ARN"
-                        ),
+                        literal_secret_message(what),
                     );
+                }
+            }
+            for (k, r) in &c.secrets {
+                let sp = format!("{cp}.secrets.{k}");
+                if c.environment.contains_key(k) {
+                    err(
+                        sp.clone(),
+                        "also set under environment: a variable comes from one place".into(),
+                    );
+                }
+                let sources = [&r.secret, &r.secrets_manager, &r.ssm]
+                    .iter()
+                    .filter(|x| x.is_some())
+                    .count();
+                if sources != 1 {
+                    err(
+                        sp.clone(),
+                        "name exactly one source: `secret` (a key under secrets:), \
+                         `secrets_manager` (a name or ARN) or `ssm` (a parameter name or ARN)"
+                            .into(),
+                    );
+                }
+                if let Some(key) = &r.secret {
+                    if !s.secrets.contains_key(key) {
+                        err(
+                            format!("{sp}.secret"),
+                            format!("no secret `{key}` under secrets:"),
+                        );
+                    }
+                }
+                if r.ssm.is_some() && r.json_key.is_some() {
+                    err(
+                        format!("{sp}.json_key"),
+                        "json_key applies to Secrets Manager secrets only".into(),
+                    );
+                }
+                for (field, v) in [("secrets_manager", &r.secrets_manager), ("ssm", &r.ssm)] {
+                    if let Some(v) = v {
+                        if v.is_empty() || v.contains(char::is_whitespace) {
+                            err(
+                                format!("{sp}.{field}"),
+                                "a secret name or ARN has no spaces".into(),
+                            );
+                        }
+                    }
                 }
             }
             if let Some(h) = &c.health_check {
@@ -528,6 +603,48 @@ fn check_rule(
     }
 }
 
+/// Template values are rendered into config files that travel in task definitions: a
+/// literal secret there is refused just as in a container's environment.
+fn check_vars(
+    vars: &std::collections::BTreeMap<String, serde_json::Value>,
+    path: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    fn walk(name: &str, v: &serde_json::Value, path: &str, err: &mut impl FnMut(String, String)) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(k, v, &format!("{path}.{k}"), err);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(name, v, &format!("{path}.{i}"), err);
+                }
+            }
+            serde_json::Value::String(value) => {
+                if let Some(what) = literal_secret(name, value) {
+                    err(path.to_string(), literal_secret_message(what));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (k, v) in vars {
+        walk(k, v, &format!("{path}.{k}"), err);
+    }
+}
+
+/// How to store a secret instead of writing it into the stack (the value is never repeated).
+fn literal_secret_message(what: &str) -> String {
+    format!(
+        "this looks like a literal secret ({what}); secrets never go into the stack file, \
+         the task definition or a plan. Store it in AWS Secrets Manager \
+         (aws secretsmanager create-secret --name NAME --secret-string …) or as an SSM \
+         SecureString parameter, and give it to the container under `secrets:` by name or ARN"
+    )
+}
+
 /// Why an environment variable looks like a secret written into the stack, if it does: by
 /// its name (password, token, webhook, routing key…) or by the shape of its value (a Slack
 /// webhook URL, a PagerDuty routing key, a private key, credentials in a URL).
@@ -616,6 +733,7 @@ pub fn stack_defines(loaded: &LoadedStack, a: &Address) -> bool {
         Kind::EcsCluster => s.clusters.get(&a.name).is_some_and(|c| !c.existing),
         Kind::TaskDefinition => s.task_definitions.contains_key(&a.name),
         Kind::EcsService => s.services.contains_key(&a.name),
+        Kind::Secret => s.secrets.contains_key(&a.name),
     }
 }
 

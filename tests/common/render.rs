@@ -32,6 +32,7 @@ pub fn lookups() -> Lookups {
             vpc_id: "vpc-0123456789abcdef0".into(),
             security_groups: vec!["sg-0123456789abcdef0".into()],
         },
+        secrets: Default::default(),
     }
 }
 
