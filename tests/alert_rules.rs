@@ -2,7 +2,8 @@
 //! alert fires just above its threshold and stays quiet just below it and during a breach
 //! shorter than its `for`, every recorded series is checked, the unit tests follow the stack's
 //! thresholds and names (they are rendered from tests/fixtures/rules-tests with the same vars),
-//! and every alert links to a heading of docs/runbook.md.
+//! and every alert links to a heading of docs/runbook.md. A real Prometheus then loads and
+//! evaluates them and shows that the metrics its own health alerts watch exist.
 
 mod common;
 
@@ -10,7 +11,10 @@ use common::render::{context, context_for, promtool, reference_stack, render_wit
 use deploy::render::{RenderContext, Templates};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The rule templates, as named in the stack's `files:` (relative to templates/).
 const RULE_TEMPLATES: [&str; 2] = ["rules/recording.yml", "rules/alerts.yml"];
@@ -588,4 +592,214 @@ fn changed_thresholds_move_the_unit_tests_with_them() {
             "stale cases of {alert} did not fail:\n{text}"
         );
     }
+}
+
+/// A real Prometheus (the Debian package, 2.42) on a free loopback port, killed on drop.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus on `config` with its TSDB under `data` and waits until it is ready.
+    fn start(config: &Path, data: &Path) -> Prometheus {
+        let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "prometheus is not installed, so the rules cannot be loaded by a real \
+                     server: apt-get install prometheus (Debian/Ubuntu)"
+                )
+            });
+        let log = data.with_extension("log");
+        // A free port is only free until someone takes it: retry a clash.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let child = Command::new(&binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut prometheus = Prometheus {
+                child,
+                port,
+                log: log.clone(),
+            };
+            let ready = poll(Duration::from_secs(60), || {
+                if let Ok(Some(_)) = prometheus.child.try_wait() {
+                    return Some(false);
+                }
+                matches!(http_get(port, "/-/ready"), Ok((200, _))).then_some(true)
+            });
+            if ready == Some(true) {
+                return prometheus;
+            }
+            eprintln!(
+                "prometheus on {port} did not start:\n{}",
+                prometheus.log_text()
+            );
+        }
+        panic!("prometheus failed to start three times")
+    }
+
+    fn get(&self, path: &str) -> String {
+        match http_get(self.port, path) {
+            Ok((200, body)) => body,
+            other => panic!("GET {path}: {other:?}\n{}", self.log_text()),
+        }
+    }
+
+    fn api(&self, path: &str) -> Value {
+        let body = self.get(path);
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(v["status"], "success", "{path}: {v}");
+        v["data"].clone()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls `f` every 200 ms until it returns Some or `timeout` passes.
+fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET over HTTP/1.0 (never chunked, so the body is the document): (status, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {raw:?}")))?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    Ok((status, body.unwrap_or_default()))
+}
+
+#[test]
+fn real_prometheus_evaluates_every_rule_and_exposes_the_metrics_its_alerts_watch() {
+    let tree = Tree::new(&context(), &context());
+    let prometheus = Prometheus::start(
+        &tree.path().join("prometheus.yml"),
+        &tree.path().join("data"),
+    );
+    let expected: BTreeSet<String> = tree
+        .rules
+        .values()
+        .flat_map(|text| rules_of(text))
+        .map(|r| {
+            r.get("alert")
+                .unwrap_or(&r["record"])
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+
+    // Every rule loaded and evaluated at least once (evaluation_interval is 15s).
+    let never = "0001-01-01T00:00:00Z";
+    let rules = poll(Duration::from_secs(120), || {
+        let data = prometheus.api("/api/v1/rules");
+        let rules: Vec<Value> = data["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let evaluated =
+            rules.len() == expected.len() && rules.iter().all(|r| r["lastEvaluation"] != never);
+        evaluated.then_some(rules)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the rules were not all loaded and evaluated within 120s:\n{}\n{}",
+            prometheus.get("/api/v1/rules"),
+            prometheus.log_text()
+        )
+    });
+    let loaded: BTreeSet<String> = rules
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(loaded, expected);
+    for rule in &rules {
+        assert_eq!(rule["health"], "ok", "{rule}");
+    }
+
+    // The dead man's switch fires from the first evaluation.
+    let alerts = prometheus.api("/api/v1/alerts");
+    assert!(
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "Watchdog" && a["state"] == "firing"),
+        "Watchdog is not firing: {alerts}"
+    );
+
+    // Every prometheus_* metric an alert watches is one this Prometheus really exposes (the
+    // labelled ones appear once rules and an Alertmanager are configured, as here).
+    let exposition = poll(Duration::from_secs(60), || {
+        let text = prometheus.get("/metrics");
+        text.contains("prometheus_notifications_errors_total{")
+            .then_some(text)
+    })
+    .expect("the notifier's per-Alertmanager counters never appeared");
+    let exposed: BTreeSet<&str> = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let watched: BTreeSet<String> = alert_rules(&tree.rules["rules/alerts.yml"])
+        .iter()
+        .flat_map(|r| {
+            r["expr"]
+                .as_str()
+                .unwrap()
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("prometheus_"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(watched.len() >= 8, "{watched:?}");
+    let missing: Vec<&String> = watched
+        .iter()
+        .filter(|m| !exposed.contains(m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "alerts watch metrics this Prometheus does not expose: {missing:?}"
+    );
 }
