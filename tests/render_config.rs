@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::render::{context, reference_stack, DNS_NAME};
+use common::render::{context, promtool, reference_stack, DNS_NAME};
 use deploy::render::{check_yaml, deliver_files, Delivery, Templates};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,28 +32,8 @@ fn prometheus_container() -> (String, Vec<String>) {
 
 /// Runs `promtool check config` on a file; promtool missing is a failure, not a skip.
 fn promtool_check_config(file: &Path) {
-    let out = match Command::new("promtool")
-        .arg("check")
-        .arg("config")
-        .arg(file)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "promtool is not installed, so the rendered config cannot be checked: \
-             apt-get install prometheus (Debian/Ubuntu) or put promtool on PATH"
-        ),
-        Err(e) => panic!("cannot run promtool: {e}"),
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool check config failed:\n{text}"
-    );
+    let (ok, text) = promtool(&["check", "config"], &[file.to_path_buf()]);
+    assert!(ok, "promtool check config failed:\n{text}");
     assert!(text.contains("SUCCESS"), "{text}");
 }
 

@@ -6,7 +6,8 @@ use deploy::model::{LoadBalancer, Lookups};
 use deploy::render::{RenderContext, Templates};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The ALB DNS name the rendered configs see.
 pub const DNS_NAME: &str = "application-load-balancer-1.us-west-2.elb.amazonaws.com";
@@ -63,4 +64,23 @@ pub fn render_with(name: &str, ctx: &RenderContext) -> String {
 /// Renders templates/`name` for the reference stack.
 pub fn render(name: &str) -> String {
     render_with(name, &context())
+}
+
+/// Runs `promtool ARGS FILES…`; a missing promtool fails the test with how to install it.
+/// Returns (success, stdout + stderr).
+pub fn promtool(args: &[&str], files: &[PathBuf]) -> (bool, String) {
+    let out = match Command::new("promtool").args(args).args(files).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "promtool is not installed, so rendered configs and rules cannot be checked: \
+             apt-get install prometheus (Debian/Ubuntu) or put promtool on PATH"
+        ),
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
