@@ -639,6 +639,91 @@ mod tests {
         })
     }
 
+    fn secret(value: &str) -> Desired {
+        Desired {
+            address: "secret.admin".parse().unwrap(),
+            attrs: Attrs::Secret(crate::model::SecretAttrs {
+                name: "monitoring/admin".into(),
+                description: String::new(),
+                value: value.into(),
+                tags: Tags::new(),
+            }),
+            ignore: BTreeSet::new(),
+            restart_loses: None,
+        }
+    }
+
+    #[test]
+    fn a_sensitive_change_is_a_change_but_never_shows_its_values() {
+        let applied = secret("length=32 punctuation=no rotation=0");
+        let rotated = secret("length=32 punctuation=no rotation=1");
+        let p = plan(
+            std::slice::from_ref(&rotated),
+            vec![live(&applied, "arn:secret", true, Some(&applied))],
+            &[],
+            false,
+        );
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.attrs.len(), 1);
+        assert_eq!(c.attrs[0].name, "value");
+        assert_eq!(c.attrs[0].before, Some(Value::String("(sensitive)".into())));
+        assert_eq!(c.attrs[0].after, Some(Value::String("(sensitive)".into())));
+        let created = plan(std::slice::from_ref(&rotated), vec![], &[], false);
+        let value = created.changes[0].attrs.iter().find(|a| a.name == "value");
+        assert_eq!(
+            value.unwrap().after,
+            Some(Value::String("(sensitive)".into()))
+        );
+    }
+
+    #[test]
+    fn an_adopted_secret_keeps_its_value_until_rotated() {
+        let outside = secret(VALUE_SET_OUTSIDE);
+        let p = plan(
+            &[secret("length=32 punctuation=no rotation=0")],
+            vec![live(&outside, "arn:secret", true, None)],
+            &[],
+            false,
+        );
+        assert!(!p.has_changes(), "{:?}", p.changes);
+        let p = plan(
+            &[secret("length=32 punctuation=no rotation=1")],
+            vec![live(&outside, "arn:secret", true, None)],
+            &[],
+            false,
+        );
+        assert_eq!(p.changes[0].attrs[0].name, "value");
+    }
+
+    #[test]
+    fn data_bearing_deletions_are_kept_unless_data_may_go() {
+        let d = secret("length=32 punctuation=no rotation=0");
+        let world = || vec![live(&d, "arn:secret", true, None)];
+        let p = plan(std::slice::from_ref(&d), world(), &[], true);
+        assert!(!p.has_changes());
+        assert_eq!(p.kept.len(), 1);
+        assert_eq!(p.kept[0].address.to_string(), "secret.admin");
+        let mut w = World::default();
+        for o in world() {
+            w.found.entry(o.address.clone()).or_default().push(o);
+        }
+        let p = diff(&DiffInput {
+            stack: "s",
+            environment: "e",
+            account_id: "1",
+            region: "r",
+            desired: std::slice::from_ref(&d),
+            world: &w,
+            imports: &BTreeMap::new(),
+            destroy: true,
+            delete_data: true,
+        });
+        assert!(p.kept.is_empty());
+        assert_eq!(p.changes[0].action, Action::Delete);
+        assert!(p.changes[0].warnings[0].contains("for good"));
+    }
+
     #[test]
     fn absent_is_created_and_equal_is_nothing() {
         let d = log_group(30);

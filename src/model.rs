@@ -877,6 +877,28 @@ mod tests {
     }
 
     #[test]
+    fn secret_references_round_trip_through_value_from() {
+        let sm = "arn:aws:secretsmanager:us-west-2:123456789012:secret:monitoring/admin-AbCdEf";
+        let keyed = SecretRef {
+            from: sm.into(),
+            json_key: Some("password".into()),
+        };
+        assert_eq!(keyed.value_from(sm), format!("{sm}:password::"));
+        assert_eq!(SecretRef::parse_value_from(&keyed.value_from(sm)), keyed);
+        let plain = SecretRef {
+            from: sm.into(),
+            json_key: None,
+        };
+        assert_eq!(SecretRef::parse_value_from(sm), plain);
+        let ssm = "arn:aws:ssm:us-west-2:123456789012:parameter/monitoring/pd-key";
+        assert_eq!(SecretRef::parse_value_from(ssm).from, ssm);
+        assert_eq!(
+            SecretAttrs::generation_params(&SecretAttrs::generation(40, false, 3)),
+            Some((40, false))
+        );
+    }
+
+    #[test]
     fn policies_equal_regardless_of_form() {
         let a = json!({"Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": ["b", "a"]}]});
         let b = json!({"Version": "2012-10-17", "Statement": {"Resource": ["a", "b"], "Action": ["logs:PutLogEvents"], "Effect": "Allow"}});

@@ -497,8 +497,18 @@ pub fn parse(file: &Path, text: &str) -> Result<LoadedStack, SpecErrors> {
                 failed_path
             };
             let mut err = saphyr_error(file, &e, &path);
-            if let Some(found) = found {
-                err.message = format!("{} (found `{found}`)", err.message);
+            match found {
+                Some(found) if may_echo(&path, &found) => {
+                    err.message = format!("{} (found `{found}`)", err.message);
+                }
+                Some(_) => {
+                    err.message = format!(
+                        "{} (the value is not repeated: it may be a secret; secrets go under \
+                         `secrets:` as {{ secrets_manager: NAME }}, {{ ssm: NAME }} or {{ secret: KEY }})",
+                        err.message
+                    );
+                }
+                None => {}
             }
             if err.line == 0 {
                 let (line, column) = locator.locate(&path);
@@ -545,6 +555,19 @@ fn strip_location_suffix(message: &str) -> String {
         Some(i) => m[..i].to_string(),
         None => m.to_string(),
     }
+}
+
+/// Whether a misplaced value may be quoted back in an error: not under `secrets`,
+/// `environment` or `vars` (where secrets get written by mistake), and not when it looks like
+/// a secret wherever it is.
+fn may_echo(path: &str, value: &str) -> bool {
+    let sensitive_place = path
+        .split('.')
+        .any(|p| matches!(p, "secrets" | "environment" | "vars"));
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    !sensitive_place
+        && validate::literal_secret(leaf, value).is_none()
+        && validate::literal_secret("VALUE", value).is_none()
 }
 
 /// The plain scalar that starts at a 1-based line and column, for "found `x`" in messages.
@@ -613,6 +636,28 @@ mod tests {
         );
         assert!(e.message.contains("Secrets Manager"), "{e}");
         assert!(!e.to_string().contains("sekrit-value-42"), "{e}");
+    }
+
+    #[test]
+    fn a_misplaced_secret_is_not_quoted_back() {
+        for (find, replace) in [
+            (
+                "    cpu: 256",
+                "    cpu: https://hooks.slack.com/services/T0/B0/zzSECRETzz",
+            ),
+            (
+                "        ports: [9090]\n",
+                "        ports: [9090]\n        secrets:\n          SLACK_URL: zzSECRETzz\n",
+            ),
+        ] {
+            let text = REFERENCE.replace(find, replace);
+            let e = &errors(&text)[0];
+            assert!(!e.to_string().contains("zzSECRETzz"), "{e}");
+            assert!(e.message.contains("not repeated"), "{e}");
+        }
+        // Harmless values are still quoted, which helps.
+        let e = &errors(&REFERENCE.replace("    cpu: 256", "    cpu: lots"))[0];
+        assert!(e.message.contains("found `lots`"), "{e}");
     }
 
     #[test]

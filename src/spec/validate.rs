@@ -623,6 +623,16 @@ fn check_vars(
                 }
             }
             serde_json::Value::String(value) => {
+                // Names of variables (`PROMETHEUS_PASSWORD`) and file paths that say where a
+                // secret will be found are not secrets.
+                let pointer = value.starts_with('/')
+                    || (value.starts_with(|c: char| c.is_ascii_uppercase())
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+                if pointer {
+                    return;
+                }
                 if let Some(what) = literal_secret(name, value) {
                     err(path.to_string(), literal_secret_message(what));
                 }
