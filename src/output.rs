@@ -94,17 +94,17 @@ fn delivered_files(containers: Option<&Value>) -> BTreeMap<String, String> {
     for c in containers.and_then(Value::as_array).into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or("?");
         let script = c["command"][0].as_str().unwrap_or("");
-        for line in script.lines() {
-            let Some(rest) = line.strip_prefix("printf '%s' \"$") else {
-                continue;
+        let environment: BTreeMap<String, String> =
+            serde_json::from_value(c["environment"].clone()).unwrap_or_default();
+        for (path, content) in crate::render::delivered_files(script, &environment) {
+            // Dashboards travel compact; a reviewer reads them pretty.
+            let content = match serde_json::from_str::<Value>(&content) {
+                Ok(v) if path.ends_with(".json") => {
+                    serde_json::to_string_pretty(&v).expect("JSON") + "\n"
+                }
+                _ => content,
             };
-            let Some((var, path)) = rest.split_once("\" > '") else {
-                continue;
-            };
-            let path = path.trim_end_matches('\'');
-            if let Some(content) = c["environment"][var].as_str() {
-                files.insert(format!("{name}:{path}"), content.to_string());
-            }
+            files.insert(format!("{name}:{path}"), content);
         }
     }
     files

@@ -594,7 +594,7 @@ async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Resul
             .join(&f.task)
             .join(&f.container)
             .join(f.path.trim_start_matches('/'));
-        write(&path, f.content.as_bytes())?;
+        write(&path, crate::render::shown_content(&f.content).as_bytes())?;
         written.push(path);
     }
     for (_, family, body) in task_definition_requests(&ctx.loaded, &ctx.built, &ctx.lookups) {

@@ -207,7 +207,11 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         .unwrap()
         .task_definition
         .unwrap();
-    let container = &td.container_definitions()[0];
+    let container = td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("prometheus"))
+        .unwrap();
     let mut value_from: Vec<(String, String)> = container
         .secrets()
         .iter()
@@ -254,21 +258,33 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         }
     }
     granted.sort();
+    // The reference stack's own Alertmanager credentials, plus this test's three.
+    let mut alertmanager = Vec::new();
+    for name in [
+        "monitoring/alertmanager/pagerduty-routing-key",
+        "monitoring/alertmanager/slack-webhook-url",
+        "monitoring/alertmanager/smtp-password",
+    ] {
+        alertmanager.push((
+            "secretsmanager:GetSecretValue".to_string(),
+            secret_arn(&env, name).await.unwrap(),
+        ));
+    }
+    let mut expected = vec![
+        (
+            "secretsmanager:GetSecretValue".to_string(),
+            format!("arn:aws:secretsmanager:{REGION}:123456789012:secret:monitoring/admin-??????"),
+        ),
+        (
+            "secretsmanager:GetSecretValue".to_string(),
+            slack_arn.clone(),
+        ),
+        ("ssm:GetParameters".to_string(), pd_arn.clone()),
+    ];
+    expected.extend(alertmanager);
+    expected.sort();
     assert_eq!(
-        granted,
-        vec![
-            (
-                "secretsmanager:GetSecretValue".to_string(),
-                format!(
-                    "arn:aws:secretsmanager:{REGION}:123456789012:secret:monitoring/admin-??????"
-                )
-            ),
-            (
-                "secretsmanager:GetSecretValue".to_string(),
-                slack_arn.clone()
-            ),
-            ("ssm:GetParameters".to_string(), pd_arn.clone()),
-        ],
+        granted, expected,
         "the execution role may read exactly the referenced secrets"
     );
 

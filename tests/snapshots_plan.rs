@@ -24,6 +24,23 @@ fn redact(text: &str) -> String {
                 }
             }
         }
+        // Secrets Manager appends six random characters to a secret's name in its ARN.
+        if let Some(tail) = rest.strip_prefix(":secret:") {
+            let n = tail
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c))
+                .count();
+            let token = &tail[..n];
+            out.push_str(":secret:");
+            match token.len().checked_sub(7).map(|i| token.split_at(i)) {
+                Some((name, suffix)) if suffix.starts_with('-') => {
+                    out.push_str(&format!("{name}-[random]"));
+                }
+                _ => out.push_str(token),
+            }
+            rest = &tail[n..];
+            continue;
+        }
         if let Some(tail) = rest.strip_prefix('@') {
             let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
             if n == 32 {

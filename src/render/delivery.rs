@@ -7,9 +7,71 @@
 //! `$`, backslashes, `%` and `{{ }}` arrive byte for byte. The price: the files count against
 //! the 64 KiB RegisterTaskDefinition limit, and changing one means a new revision and a task
 //! restart.
+//!
+//! A file may contain secrets: a template's `[[ secret("NAME") ]]` (or a container's
+//! `secret_files`) leaves a marker that is never filled in here. The script writes such a file
+//! as `printf '%s' "$DEPLOY_FILE_3_0" "$NAME" "$DEPLOY_FILE_3_1"`, so the value comes from the
+//! variable ECS injects from Secrets Manager at task start and is written with `umask 077`;
+//! the task definition, the plan and every output hold only the variable's name.
 
 use super::RenderError;
 use std::collections::BTreeMap;
+
+/// Delimits a secret reference inside rendered content (a control character no config file
+/// contains; templates cannot produce it except through `secret()`).
+const SECRET_MARK: char = '\u{1}';
+
+/// The marker `secret("NAME")` renders to: the container's secret variable NAME, filled in at
+/// container start.
+pub fn secret_marker(name: &str) -> String {
+    format!("{SECRET_MARK}{name}{SECRET_MARK}")
+}
+
+/// Rendered content as people see it: each secret marker shown as `<secret:NAME>`.
+pub fn shown_content(content: &str) -> String {
+    split_secrets(content)
+        .into_iter()
+        .map(|p| match p {
+            Part::Text(t) => t.to_string(),
+            Part::Secret(n) => format!("<secret:{n}>"),
+        })
+        .collect()
+}
+
+/// The secret variables a rendered content refers to.
+pub fn secrets_in(content: &str) -> Vec<String> {
+    split_secrets(content)
+        .into_iter()
+        .filter_map(|p| match p {
+            Part::Secret(n) => Some(n.to_string()),
+            Part::Text(_) => None,
+        })
+        .collect()
+}
+
+enum Part<'a> {
+    Text(&'a str),
+    Secret(&'a str),
+}
+
+fn split_secrets(content: &str) -> Vec<Part<'_>> {
+    content
+        .split(SECRET_MARK)
+        .enumerate()
+        .map(|(i, p)| {
+            if i % 2 == 0 {
+                Part::Text(p)
+            } else {
+                Part::Secret(p)
+            }
+        })
+        .collect()
+}
+
+fn is_env_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// `$0` of the delivery script: what `sh` names itself in its own error messages.
 pub const ARGV0: &str = "deploy-files";
@@ -53,6 +115,15 @@ pub fn deliver_files(
     let mut dirs: Vec<&str> = Vec::new();
     for (path, content) in files {
         check_path(path).map_err(|m| refuse(path, m))?;
+        if content.matches(SECRET_MARK).count() % 2 != 0 {
+            return Err(refuse(path, "an unterminated secret reference".into()));
+        }
+        if let Some(bad) = secrets_in(content).iter().find(|n| !is_env_name(n)) {
+            return Err(refuse(
+                path,
+                format!("secret `{bad}` is not an environment variable name"),
+            ));
+        }
         if content.contains('\0') {
             return Err(refuse(
                 path,
@@ -82,11 +153,31 @@ pub fn deliver_files(
         }
         script.push('\n');
     }
+    if files.values().any(|c| c.contains(SECRET_MARK)) {
+        // Files that hold secrets are readable by the container's user only.
+        script.push_str("umask 077\n");
+    }
     let mut environment = BTreeMap::new();
     for (n, (path, content)) in files.iter().enumerate() {
         let var = format!("DEPLOY_FILE_{n}");
-        script.push_str(&format!("printf '%s' \"${var}\" > '{path}'\n"));
-        environment.insert(var, content.clone());
+        if !content.contains(SECRET_MARK) {
+            script.push_str(&format!("printf '%s' \"${var}\" > '{path}'\n"));
+            environment.insert(var, content.clone());
+            continue;
+        }
+        let mut args = Vec::new();
+        for (k, part) in split_secrets(content).into_iter().enumerate() {
+            match part {
+                Part::Text("") => {}
+                Part::Text(t) => {
+                    let chunk = format!("{var}_{k}");
+                    args.push(format!("\"${chunk}\""));
+                    environment.insert(chunk, t.to_string());
+                }
+                Part::Secret(name) => args.push(format!("\"${name}\"")),
+            }
+        }
+        script.push_str(&format!("printf '%s' {} > '{path}'\n", args.join(" ")));
     }
     script.push_str(&format!("exec '{entry_point}' \"$@\"\n"));
 
@@ -109,6 +200,36 @@ pub fn deliver_files(
         ));
     }
     Ok(delivery)
+}
+
+/// The files a delivery script writes, read back from a container's `command` and
+/// `environment` (as a plan shows them): container path → content, secrets shown as
+/// `<secret:NAME>`. The inverse of [`deliver_files`], for output.
+pub fn delivered_files(
+    script: &str,
+    environment: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for line in script.lines() {
+        let Some(rest) = line.strip_prefix("printf '%s' ") else {
+            continue;
+        };
+        let Some((args, path)) = rest.rsplit_once(" > '") else {
+            continue;
+        };
+        let path = path.trim_end_matches('\'');
+        let mut content = String::new();
+        for arg in args.split(' ') {
+            let var = arg.trim_matches('"').trim_start_matches('$');
+            if var.starts_with("DEPLOY_FILE_") {
+                content.push_str(environment.get(var).map(String::as_str).unwrap_or(""));
+            } else {
+                content.push_str(&format!("<secret:{var}>"));
+            }
+        }
+        files.insert(path.to_string(), content);
+    }
+    files
 }
 
 impl Delivery {
@@ -199,6 +320,43 @@ mod tests {
         );
         assert_eq!(d.environment["DEPLOY_FILE_0"], "");
         assert_eq!(d.environment["DEPLOY_FILE_1"], "a: $x\n");
+    }
+
+    #[test]
+    fn secrets_are_filled_in_by_the_container_and_never_carried() {
+        let content = format!(
+            "user: grafana\npassword: {}\n",
+            secret_marker("ADMIN_PASSWORD")
+        );
+        let d = deliver_files(
+            &files(&[("/etc/x/web.yml", &content), ("/etc/x/plain.yml", "a: 1\n")]),
+            "/bin/p",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            d.command[0],
+            "set -eu\n\
+             mkdir -p '/etc/x'\n\
+             umask 077\n\
+             printf '%s' \"$DEPLOY_FILE_0\" > '/etc/x/plain.yml'\n\
+             printf '%s' \"$DEPLOY_FILE_1_0\" \"$ADMIN_PASSWORD\" \"$DEPLOY_FILE_1_2\" > '/etc/x/web.yml'\n\
+             exec '/bin/p' \"$@\"\n"
+        );
+        assert_eq!(
+            d.environment["DEPLOY_FILE_1_0"],
+            "user: grafana\npassword: "
+        );
+        assert_eq!(d.environment["DEPLOY_FILE_1_2"], "\n");
+        let shown = delivered_files(&d.command[0], &d.environment);
+        assert_eq!(
+            shown["/etc/x/web.yml"],
+            "user: grafana\npassword: <secret:ADMIN_PASSWORD>\n"
+        );
+        assert_eq!(shown["/etc/x/plain.yml"], "a: 1\n");
+        assert_eq!(shown_content(&content), shown["/etc/x/web.yml"]);
+        let bad = secret_marker("NOT A NAME");
+        assert!(deliver_files(&files(&[("/x", &bad)]), "/bin/p", &[]).is_err());
     }
 
     #[test]

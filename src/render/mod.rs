@@ -8,7 +8,10 @@
 
 mod delivery;
 
-pub use delivery::{deliver_files, Delivery, ARGV0, ECS_REQUEST_LIMIT};
+pub use delivery::{
+    deliver_files, delivered_files, secret_marker, secrets_in, shown_content, Delivery, ARGV0,
+    ECS_REQUEST_LIMIT,
+};
 
 use crate::model::Lookups;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
@@ -78,6 +81,9 @@ impl Templates {
         // Config files are not HTML: never escape, whatever the file extension.
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_loader(minijinja::path_loader(&dir));
+        // `[[ secret("NAME") ]]`: the container's secret variable NAME, filled in when the
+        // container starts (see `delivery`); the rendered text holds only a marker.
+        env.add_function("secret", |name: String| secret_marker(&name));
         Templates { dir, env }
     }
 

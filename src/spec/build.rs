@@ -159,6 +159,19 @@ fn secrets_policy(stack: &Stack, lookups: &Lookups, role_key: &str) -> Option<Va
         .then(|| canonical_policy(&json!({"Version": "2012-10-17", "Statement": statements})))
 }
 
+/// A rendered `.json` file (a dashboard) travels compact: whitespace is most of its bytes,
+/// and the task definition has 64 KiB for everything. Key order is kept; the plan shows it
+/// pretty again. Anything that does not parse is left as rendered.
+fn compact_json(path: &str, text: String) -> String {
+    if !path.ends_with(".json") {
+        return text;
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) => serde_json::to_string(&v).expect("JSON value serializes"),
+        Err(_) => text,
+    }
+}
+
 /// A file rendered from a template for a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
@@ -332,6 +345,17 @@ pub fn build_desired(
             for (path, template) in &c.files {
                 match templates.render(template, &ctx) {
                     Ok(text) => {
+                        let text = compact_json(path, text);
+                        for name in crate::render::secrets_in(&text) {
+                            if !c.secrets.contains_key(&name) {
+                                errors.push(loaded.error_at(
+                                    &format!("{cpath}.files.{path}"),
+                                    format!(
+                                        "{template} uses secret(\"{name}\"), which is not under this container's secrets"
+                                    ),
+                                ));
+                            }
+                        }
                         rendered.push(RenderedFile {
                             task: key.clone(),
                             container: cname.clone(),
@@ -350,7 +374,16 @@ pub fn build_desired(
                     }),
                 }
             }
-            let (entry_point, command, mut environment) = if c.files.is_empty() {
+            for (path, var) in &c.secret_files {
+                if !c.secrets.contains_key(var) {
+                    errors.push(loaded.error_at(
+                        &format!("{cpath}.secret_files.{path}"),
+                        format!("`{var}` is not under this container's secrets"),
+                    ));
+                }
+                files.insert(path.clone(), crate::render::secret_marker(var));
+            }
+            let (entry_point, command, mut environment) = if files.is_empty() {
                 (
                     c.entry_point.iter().cloned().collect(),
                     c.args.clone(),

@@ -284,6 +284,10 @@ pub struct ContainerSpec {
     /// Container path → template under `templates/`, rendered and delivered at start.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Container path → a variable of `secrets`: its value is written to that file when the
+    /// container starts (for programs that read credentials from files).
+    #[serde(default)]
+    pub secret_files: BTreeMap<String, String>,
     pub health_check: Option<HealthCheckSpec>,
 }
 

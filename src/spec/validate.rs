@@ -356,7 +356,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                     );
                 }
             }
-            if !c.files.is_empty() && c.entry_point.is_none() {
+            if (!c.files.is_empty() || !c.secret_files.is_empty()) && c.entry_point.is_none() {
                 err(format!("{cp}.entry_point"), "`files` are delivered by a start script that then runs the image's program: name it here (e.g. /bin/prometheus)".into());
             }
             for path in c.files.keys() {

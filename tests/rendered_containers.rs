@@ -1,0 +1,250 @@
+//! Every container of every rendered task definition, started as ECS would start it (its
+//! entry point, command and environment, plus stand-in values for the secrets ECS injects)
+//! under a POSIX shell: it must write exactly the files `deploy render` wrote, and those must
+//! pass the real checkers (promtool for Prometheus's config and rules, amtool for
+//! Alertmanager's). What is checked is what the containers run.
+
+mod common;
+
+use common::{assert_success, stderr, stdout, TestEnv};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const STACK: &str = "stacks/monitoring.yaml";
+
+/// A tool on PATH, or a failure saying how to install it.
+fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: apt-get install {package} (or run scripts/setup.sh)")
+        })
+}
+
+fn check(tool: &Path, args: &[&str], file: &Path) {
+    let out = Command::new(tool).args(args).arg(file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {} {} failed:\n{}{}",
+        tool.display(),
+        args.join(" "),
+        file.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Every file under `dir`, by path relative to it.
+fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+struct Started {
+    /// The arguments the image's program was exec'd with.
+    args: Vec<String>,
+    /// The stand-in value given for each secret variable.
+    secrets: BTreeMap<String, String>,
+}
+
+/// Runs a container's delivery script with its paths moved under `root` and the image's
+/// program replaced by a recorder of its arguments.
+fn start(container: &Value, root: &Path) -> Started {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(strings(&container["entryPoint"]), ["/bin/sh", "-c"]);
+    let command = strings(&container["command"]);
+    let mut env: BTreeMap<String, String> = container["environment"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| {
+            (
+                kv["name"].as_str().unwrap().to_string(),
+                kv["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let secrets: BTreeMap<String, String> = container["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let name = s["name"].as_str().unwrap().to_string();
+            // A value with the characters that break naive quoting.
+            let value = format!("stand-in $'\"\\ {name} %s\n");
+            (name, value)
+        })
+        .collect();
+    env.extend(secrets.clone());
+
+    std::fs::create_dir_all(root).unwrap();
+    let recorder = root.join("program-args");
+    let stub = root.join("program-stub");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            recorder.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = root.display().to_string();
+    let script: String = command[0]
+        .lines()
+        .map(|line| {
+            if line.starts_with("exec '") {
+                format!("exec '{}' \"$@\"\n", stub.display())
+            } else if line.starts_with("mkdir -p ") || line.starts_with("printf '%s' ") {
+                // Every absolute path is single-quoted: move it under the root.
+                format!("{}\n", line.replace(" '/", &format!(" '{r}/")))
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let run = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .args(&command[1..])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}\n{script}", stderr(&run));
+    let args = std::fs::read_to_string(&recorder)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    std::fs::remove_file(&recorder).unwrap();
+    std::fs::remove_file(&stub).unwrap();
+    Started { args, secrets }
+}
+
+#[test]
+fn every_container_writes_exactly_the_checked_files() {
+    let promtool = tool("promtool", "prometheus");
+    let amtool = tool("amtool", "prometheus-alertmanager");
+    let env = TestEnv::new();
+    env.seed(false);
+    let dir = env.path().join("rendered");
+    let out = env.deploy(&["render", "-f", STACK, "--out", dir.to_str().unwrap()]);
+    assert_success(&out);
+
+    let mut checked = Vec::new();
+    for td_file in std::fs::read_dir(dir.join("task-definitions")).unwrap() {
+        let td: Value =
+            serde_json::from_slice(&std::fs::read(td_file.unwrap().path()).unwrap()).unwrap();
+        let family = td["family"].as_str().unwrap().to_string();
+        let task_key = std::fs::read_dir(dir.join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|k| {
+                td["containerDefinitions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| {
+                        dir.join("files")
+                            .join(k)
+                            .join(c["name"].as_str().unwrap())
+                            .is_dir()
+                    })
+            })
+            .unwrap_or_else(|| panic!("no rendered files for {family}"));
+        for c in td["containerDefinitions"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            let rendered_dir = dir.join("files").join(&task_key).join(name);
+            if c["entryPoint"][0] != "/bin/sh" {
+                assert!(!rendered_dir.exists(), "{name} has files but no delivery");
+                continue;
+            }
+            let root = env.path().join("containers").join(&family).join(name);
+            let started = start(c, &root);
+            let written = files_under(&root);
+            let rendered = files_under(&rendered_dir);
+            // Every rendered file, byte for byte.
+            for (path, bytes) in &rendered {
+                assert_eq!(
+                    written.get(path),
+                    Some(bytes),
+                    "{family}/{name} wrote a different /{path} than deploy render"
+                );
+            }
+            // Anything else it wrote is a secret file holding exactly its secret's value,
+            // readable by the container's user only.
+            for (path, bytes) in &written {
+                if rendered.contains_key(path) {
+                    continue;
+                }
+                let value = String::from_utf8(bytes.clone()).unwrap();
+                assert!(
+                    started.secrets.values().any(|v| *v == value),
+                    "{family}/{name} wrote /{path}, which is neither rendered nor a secret"
+                );
+                let mode = std::os::unix::fs::PermissionsExt::mode(
+                    &std::fs::metadata(root.join(path)).unwrap().permissions(),
+                );
+                assert_eq!(mode & 0o077, 0, "/{path} is readable by others");
+            }
+            // The checkers, on the files as the container wrote them.
+            for path in written.keys() {
+                let file = root.join(path);
+                if path.ends_with("prometheus.yml") {
+                    check(&promtool, &["check", "config"], &file);
+                } else if path.contains("/rules/") {
+                    check(&promtool, &["check", "rules"], &file);
+                } else if path.ends_with("alertmanager.yml") {
+                    // Its secret files live under /etc/alertmanager: point the copy there.
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    let moved = text.replace(
+                        "/etc/alertmanager/",
+                        &format!("{}/etc/alertmanager/", root.display()),
+                    );
+                    let copy = root.join("alertmanager-check.yml");
+                    std::fs::write(&copy, moved).unwrap();
+                    check(&amtool, &["check-config"], &copy);
+                } else {
+                    continue;
+                }
+                checked.push(format!("{family}/{name}:/{path}"));
+            }
+            assert!(
+                !started.args.is_empty(),
+                "{family}/{name}: the image's program was not started"
+            );
+        }
+    }
+    eprintln!("checked as the containers wrote them: {checked:#?}");
+    for must in [
+        "prom-task/prometheus:/etc/prometheus/prometheus.yml",
+        "prom-task/prometheus:/etc/prometheus/rules/alerts.yml",
+        "prom-task/alertmanager:/etc/alertmanager/alertmanager.yml",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == must),
+            "{must} was not checked: {checked:?}"
+        );
+    }
+}
