@@ -46,6 +46,15 @@ pub fn forces_replacement(kind: Kind, attr: &str) -> bool {
         (Kind::SecurityGroup, "description" | "vpc_id")
             | (Kind::IamRole, "path")
             | (Kind::EcsService, "launch_type")
+            | (
+                Kind::TargetGroup,
+                "protocol" | "port" | "target_type" | "vpc_id"
+            )
+            | (Kind::ListenerRule, "listener")
+            | (
+                Kind::ServiceDiscoveryService,
+                "namespace" | "record_type" | "routing_policy" | "failure_threshold"
+            )
     )
 }
 
@@ -59,6 +68,10 @@ fn is_identity(kind: Kind, attr: &str) -> bool {
             | (Kind::EcsCluster, "name")
             | (Kind::TaskDefinition, "family")
             | (Kind::EcsService, "name" | "cluster")
+            | (Kind::TargetGroup, "name")
+            | (Kind::ListenerRule, "name")
+            | (Kind::ServiceDiscoveryNamespace, "name" | "vpc_id")
+            | (Kind::ServiceDiscoveryService, "name")
     )
 }
 
@@ -372,7 +385,7 @@ fn conflict_for(d: &Desired, o: &Observed, input: &DiffInput) -> Conflict {
 
 fn import_id_for(o: &Observed) -> String {
     match o.address.kind {
-        Kind::SecurityGroup => o.id.clone(),
+        Kind::SecurityGroup | Kind::ListenerRule => o.id.clone(),
         _ => o.attrs.aws_name().to_string(),
     }
 }
@@ -585,6 +598,9 @@ mod tests {
                 enable_execute_command: false,
                 propagate_tags: "SERVICE".into(),
                 tags: Tags::new(),
+                load_balancers: BTreeSet::new(),
+                health_check_grace_period_seconds: 0,
+                service_registries: BTreeSet::new(),
             }),
             ignore: BTreeSet::new(),
             restart_loses: Some("history".into()),

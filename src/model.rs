@@ -12,6 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
+mod lb_discovery;
+pub use lb_discovery::{
+    DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, ListenerRuleAttrs, RuleConditions,
+    ServiceLoadBalancer, TargetGroupAttrs, TargetHealthCheck,
+};
+
 /// Tag naming the stack that owns a resource.
 pub const TAG_STACK: &str = "deploy:stack";
 /// Tag naming the environment that owns a resource.
@@ -44,10 +50,14 @@ pub enum Kind {
     TaskDefinition,
     EcsService,
     Secret,
+    TargetGroup,
+    ListenerRule,
+    ServiceDiscoveryNamespace,
+    ServiceDiscoveryService,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Secret,
         Kind::LogGroup,
         Kind::IamRole,
@@ -55,6 +65,10 @@ impl Kind {
         Kind::EcsCluster,
         Kind::TaskDefinition,
         Kind::EcsService,
+        Kind::TargetGroup,
+        Kind::ListenerRule,
+        Kind::ServiceDiscoveryNamespace,
+        Kind::ServiceDiscoveryService,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +80,10 @@ impl Kind {
             Kind::TaskDefinition => "task_definition",
             Kind::EcsService => "ecs_service",
             Kind::Secret => "secret",
+            Kind::TargetGroup => "target_group",
+            Kind::ListenerRule => "listener_rule",
+            Kind::ServiceDiscoveryNamespace => "service_discovery_namespace",
+            Kind::ServiceDiscoveryService => "service_discovery_service",
         }
     }
 
@@ -94,6 +112,10 @@ impl Kind {
             Kind::TaskDefinition => "the task definition family, e.g. prom-task",
             Kind::EcsService => "the service name",
             Kind::Secret => "the Secrets Manager secret name",
+            Kind::TargetGroup => "the target group name",
+            Kind::ListenerRule => "the listener rule ARN",
+            Kind::ServiceDiscoveryNamespace => "the namespace name, e.g. monitoring.internal",
+            Kind::ServiceDiscoveryService => "the Cloud Map service name",
         }
     }
 }
@@ -428,6 +450,20 @@ pub struct EcsServiceAttrs {
     pub enable_execute_command: bool,
     pub propagate_tags: String,
     pub tags: Tags,
+    /// Target groups the tasks register in. Left out when empty (as are the two below), so
+    /// services without them hash as they always did.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub load_balancers: BTreeSet<ServiceLoadBalancer>,
+    /// Seconds ECS ignores failing load balancer health checks after a task starts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub health_check_grace_period_seconds: i32,
+    /// Cloud Map services the tasks register in: addresses of this stack or registry ARNs.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub service_registries: BTreeSet<String>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// The attributes of one resource, by kind.
@@ -441,6 +477,10 @@ pub enum Attrs {
     TaskDefinition(TaskDefinitionAttrs),
     EcsService(EcsServiceAttrs),
     Secret(SecretAttrs),
+    TargetGroup(TargetGroupAttrs),
+    ListenerRule(ListenerRuleAttrs),
+    ServiceDiscoveryNamespace(DiscoveryNamespaceAttrs),
+    ServiceDiscoveryService(DiscoveryServiceAttrs),
 }
 
 impl Attrs {
@@ -453,6 +493,10 @@ impl Attrs {
             Attrs::TaskDefinition(_) => Kind::TaskDefinition,
             Attrs::EcsService(_) => Kind::EcsService,
             Attrs::Secret(_) => Kind::Secret,
+            Attrs::TargetGroup(_) => Kind::TargetGroup,
+            Attrs::ListenerRule(_) => Kind::ListenerRule,
+            Attrs::ServiceDiscoveryNamespace(_) => Kind::ServiceDiscoveryNamespace,
+            Attrs::ServiceDiscoveryService(_) => Kind::ServiceDiscoveryService,
         }
     }
 
@@ -466,6 +510,10 @@ impl Attrs {
             Attrs::TaskDefinition(a) => serde_json::to_value(a),
             Attrs::EcsService(a) => serde_json::to_value(a),
             Attrs::Secret(a) => serde_json::to_value(a),
+            Attrs::TargetGroup(a) => serde_json::to_value(a),
+            Attrs::ListenerRule(a) => serde_json::to_value(a),
+            Attrs::ServiceDiscoveryNamespace(a) => serde_json::to_value(a),
+            Attrs::ServiceDiscoveryService(a) => serde_json::to_value(a),
         }
         .expect("attributes serialize to JSON");
         match value {
@@ -497,6 +545,10 @@ impl Attrs {
             Attrs::TaskDefinition(a) => &a.tags,
             Attrs::EcsService(a) => &a.tags,
             Attrs::Secret(a) => &a.tags,
+            Attrs::TargetGroup(a) => &a.tags,
+            Attrs::ListenerRule(a) => &a.tags,
+            Attrs::ServiceDiscoveryNamespace(a) => &a.tags,
+            Attrs::ServiceDiscoveryService(a) => &a.tags,
         }
     }
 
@@ -549,8 +601,21 @@ impl Attrs {
                 if let Some((td, _)) = a.task_definition.split_once('@') {
                     add(td);
                 }
+                for lb in &a.load_balancers {
+                    add(&lb.target_group);
+                }
+                for r in &a.service_registries {
+                    add(r);
+                }
             }
-            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) | Attrs::Secret(_) => {}
+            Attrs::ListenerRule(a) => add(&a.target_group),
+            Attrs::ServiceDiscoveryService(a) => add(&a.namespace),
+            Attrs::LogGroup(_)
+            | Attrs::IamRole(_)
+            | Attrs::EcsCluster(_)
+            | Attrs::Secret(_)
+            | Attrs::TargetGroup(_)
+            | Attrs::ServiceDiscoveryNamespace(_) => {}
         }
         refs
     }
@@ -604,8 +669,29 @@ impl Attrs {
                         g
                     })
                     .collect();
+                a.load_balancers = std::mem::take(&mut a.load_balancers)
+                    .into_iter()
+                    .map(|mut lb| {
+                        map(&mut lb.target_group);
+                        lb
+                    })
+                    .collect();
+                a.service_registries = std::mem::take(&mut a.service_registries)
+                    .into_iter()
+                    .map(|mut r| {
+                        map(&mut r);
+                        r
+                    })
+                    .collect();
             }
-            Attrs::LogGroup(_) | Attrs::IamRole(_) | Attrs::EcsCluster(_) | Attrs::Secret(_) => {}
+            Attrs::ListenerRule(a) => map(&mut a.target_group),
+            Attrs::ServiceDiscoveryService(a) => map(&mut a.namespace),
+            Attrs::LogGroup(_)
+            | Attrs::IamRole(_)
+            | Attrs::EcsCluster(_)
+            | Attrs::Secret(_)
+            | Attrs::TargetGroup(_)
+            | Attrs::ServiceDiscoveryNamespace(_) => {}
         }
     }
 
@@ -619,6 +705,11 @@ impl Attrs {
             Attrs::TaskDefinition(a) => &a.family,
             Attrs::EcsService(a) => &a.name,
             Attrs::Secret(a) => &a.name,
+            Attrs::TargetGroup(a) => &a.name,
+            // Rules have no names: the priority is what a rule is known by on its listener.
+            Attrs::ListenerRule(a) => &a.name,
+            Attrs::ServiceDiscoveryNamespace(a) => &a.name,
+            Attrs::ServiceDiscoveryService(a) => &a.name,
         }
     }
 }
@@ -743,6 +834,10 @@ pub struct LoadBalancer {
     pub dns_name: String,
     pub vpc_id: String,
     pub security_groups: Vec<String>,
+    /// Its listener on port 443, looked up only when the stack has listener rules (they are
+    /// added to it; the listener itself is never changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_listener_arn: Option<String>,
 }
 
 impl Lookups {
@@ -760,6 +855,7 @@ impl Lookups {
                 dns_name: p("load_balancer.dns_name"),
                 vpc_id: p("vpc_id"),
                 security_groups: vec![p("load_balancer.security_groups")],
+                https_listener_arn: Some(p("load_balancer.https_listener_arn")),
             },
             secrets: BTreeMap::new(),
         }

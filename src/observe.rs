@@ -2,7 +2,9 @@
 //! the live counterpart of every desired resource, and whatever else carries this stack's
 //! ownership tags (resources removed from the stack file, interrupted replacements).
 
-use crate::aws::{ec2, ecs, elbv2, iam, logs, secrets, tagging, Aws, AwsError};
+use crate::aws::{
+    cloudmap, ec2, ecs, elbv2, elbv2_targets, iam, logs, secrets, tagging, Aws, AwsError,
+};
 use crate::diff::World;
 use crate::model::{
     external_secret_key, Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS,
@@ -16,7 +18,7 @@ pub const PARALLEL_READS: usize = 8;
 
 /// Finds the VPC, the private subnets and the backend ALB, and the account.
 pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
-    let (account_id, vpc_id, load_balancer) = tokio::try_join!(
+    let (account_id, vpc_id, mut load_balancer) = tokio::try_join!(
         aws.account_id(),
         ec2::lookup_vpc(aws, &stack.lookups.vpc.tags),
         elbv2::lookup_load_balancer(aws, &stack.lookups.load_balancer.name),
@@ -33,6 +35,11 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
             ),
             request_id: None,
         });
+    }
+    // Only stacks with listener rules need the HTTPS listener (one more read).
+    if !stack.listener_rules.is_empty() {
+        load_balancer.https_listener_arn =
+            Some(elbv2_targets::lookup_https_listener(aws, &load_balancer.arn).await?);
     }
     let account = account_id.as_str();
     let secret_arns = stream::iter(stack.external_secrets())
@@ -93,6 +100,19 @@ async fn find(
             one(ecs::find_service(aws, &cluster, &a.name, addr).await?)
         }
         Attrs::Secret(a) => one(secrets::find_secret(aws, &a.name, addr).await?),
+        Attrs::TargetGroup(a) => one(elbv2_targets::find_target_group(aws, &a.name, addr).await?),
+        Attrs::ListenerRule(a) => {
+            elbv2_targets::find_listener_rules(aws, &a.listener, a.priority, addr).await?
+        }
+        Attrs::ServiceDiscoveryNamespace(a) => {
+            cloudmap::find_namespaces(aws, &a.name, vpc_id, addr).await?
+        }
+        Attrs::ServiceDiscoveryService(a) => {
+            // The namespace by its DNS name (the service's `namespace` is its address; the
+            // lookup that gives a cluster's name from its address gives this too).
+            let namespace = cluster_name(&a.namespace, desired);
+            cloudmap::find_services(aws, &namespace, &a.name, addr).await?
+        }
     })
     .map(|mut list: Vec<Observed>| {
         for o in &mut list {
@@ -179,7 +199,9 @@ pub async fn observe(
         }
     }
     let owned_elsewhere: Vec<Observed> = stream::iter(extra)
-        .map(|(kind, id)| async move { observe_by_id(aws, stack, kind, &id).await })
+        .map(
+            |(kind, id)| async move { observe_by_id(aws, stack, &lookups.vpc_id, kind, &id).await },
+        )
         .buffer_unordered(PARALLEL_READS)
         .try_collect::<Vec<_>>()
         .await?
@@ -248,6 +270,7 @@ fn task_family(id: &str) -> String {
 async fn observe_by_id(
     aws: &Aws,
     stack: &Stack,
+    vpc_id: &str,
     kind: Kind,
     id: &str,
 ) -> Result<Option<Observed>, AwsError> {
@@ -270,6 +293,14 @@ async fn observe_by_id(
             ecs::find_service(aws, cluster, name, &placeholder).await?
         }
         Kind::Secret => secrets::find_secret(aws, id, &placeholder).await?,
+        Kind::TargetGroup => elbv2_targets::find_target_group(aws, id, &placeholder).await?,
+        Kind::ListenerRule => elbv2_targets::observe_listener_rule(aws, id, &placeholder).await?,
+        Kind::ServiceDiscoveryNamespace => {
+            cloudmap::observe_namespace(aws, id, vpc_id, &placeholder).await?
+        }
+        Kind::ServiceDiscoveryService => {
+            cloudmap::observe_service(aws, cloudmap::service_id_of(id), &placeholder).await?
+        }
     };
     Ok(found.map(|mut o| {
         o.address = o

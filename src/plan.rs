@@ -171,9 +171,15 @@ impl Plan {
 /// Creation rank of a kind: what must exist before what. Deletion runs the other way.
 pub fn rank(kind: Kind) -> u8 {
     match kind {
-        Kind::Secret | Kind::LogGroup | Kind::IamRole | Kind::SecurityGroup | Kind::EcsCluster => 0,
-        Kind::TaskDefinition => 1,
-        Kind::EcsService => 2,
+        Kind::Secret
+        | Kind::LogGroup
+        | Kind::IamRole
+        | Kind::SecurityGroup
+        | Kind::EcsCluster
+        | Kind::ServiceDiscoveryNamespace => 0,
+        Kind::TaskDefinition | Kind::ServiceDiscoveryService | Kind::TargetGroup => 1,
+        Kind::ListenerRule => 2,
+        Kind::EcsService => 3,
     }
 }
 
@@ -209,9 +215,26 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
             .as_ref()
             .map(|d| d.attrs.references())
             .unwrap_or_default();
+        // ECS attaches a service only to a target group the load balancer already forwards
+        // to: a service also waits for the listener rules forwarding to its target groups.
+        let rules: Vec<&Address> = forward
+            .iter()
+            .filter(|(_, a)| a.kind == Kind::ListenerRule)
+            .map(|(_, a)| a)
+            .filter(|a| {
+                changes
+                    .iter()
+                    .filter_map(|c| c.desired.as_ref())
+                    .filter(|d| &&d.address == a)
+                    .any(|d| d.attrs.references().iter().any(|t| refs.contains(t)))
+            })
+            .collect();
+        let waits_for_rules = changes[steps[si].change].address.kind == Kind::EcsService;
         steps[si].after = forward
             .iter()
-            .filter(|(other, a)| *other != si && refs.contains(a))
+            .filter(|(other, a)| {
+                *other != si && (refs.contains(a) || (waits_for_rules && rules.contains(&a)))
+            })
             .map(|(other, _)| *other)
             .collect();
     }

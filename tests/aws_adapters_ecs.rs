@@ -558,6 +558,9 @@ async fn service_create_observe_update_delete() {
         enable_execute_command: true,
         propagate_tags: "SERVICE".into(),
         tags: user_tags(&[("team", "platform")]),
+        load_balancers: BTreeSet::new(),
+        health_check_grace_period_seconds: 0,
+        service_registries: BTreeSet::new(),
     };
     let arn = ecs::create_service(
         &aws,

@@ -798,7 +798,42 @@ fn service_attrs(s: &ecs::Service, cluster: &str, all_tags: &Tags) -> EcsService
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "NONE".into()),
         tags: user_tags(all_tags),
+        load_balancers: s
+            .load_balancers()
+            .iter()
+            .map(|lb| crate::model::ServiceLoadBalancer {
+                target_group: lb.target_group_arn().unwrap_or_default().to_string(),
+                container_name: lb.container_name().unwrap_or_default().to_string(),
+                container_port: lb.container_port().unwrap_or_default(),
+            })
+            .collect(),
+        health_check_grace_period_seconds: s.health_check_grace_period_seconds().unwrap_or(0),
+        service_registries: s
+            .service_registries()
+            .iter()
+            .filter_map(|r| r.registry_arn().map(str::to_string))
+            .collect(),
     }
+}
+
+fn sdk_load_balancers(a: &EcsServiceAttrs) -> Vec<ecs::LoadBalancer> {
+    a.load_balancers
+        .iter()
+        .map(|lb| {
+            ecs::LoadBalancer::builder()
+                .target_group_arn(&lb.target_group)
+                .container_name(&lb.container_name)
+                .container_port(lb.container_port)
+                .build()
+        })
+        .collect()
+}
+
+fn sdk_registries(a: &EcsServiceAttrs) -> Vec<ecs::ServiceRegistry> {
+    a.service_registries
+        .iter()
+        .map(|arn| ecs::ServiceRegistry::builder().registry_arn(arn).build())
+        .collect()
 }
 
 /// DescribeServices for one service: `None` when it (or its cluster) is missing or INACTIVE.
@@ -919,9 +954,9 @@ fn network_differs(a: &EcsServiceAttrs, b: &EcsServiceAttrs) -> bool {
 /// name, task definition ARN, security group ids (always named: ECS would otherwise pick the
 /// VPC's default group). `client_token` makes a retried create idempotent.
 ///
-/// The answer is checked: if the service came back without the deployment settings or ECS
-/// Exec flag asked for, one UpdateService sets them (never happens on AWS, which applies them
-/// at create; some emulators only honour them on update).
+/// The answer is checked: if the service came back without the deployment settings, ECS
+/// Exec flag or health check grace period asked for, one UpdateService sets them (never
+/// happens on AWS, which applies them at create; some emulators only honour them on update).
 /// Calls: CreateService (+ UpdateService only in that case).
 pub async fn create_service(
     aws: &Aws,
@@ -949,6 +984,15 @@ pub async fn create_service(
     if !attrs.platform_version.is_empty() {
         req = req.platform_version(&attrs.platform_version);
     }
+    if !attrs.load_balancers.is_empty() {
+        req = req.set_load_balancers(Some(sdk_load_balancers(attrs)));
+    }
+    if attrs.health_check_grace_period_seconds != 0 {
+        req = req.health_check_grace_period_seconds(attrs.health_check_grace_period_seconds);
+    }
+    if !attrs.service_registries.is_empty() {
+        req = req.set_service_registries(Some(sdk_registries(attrs)));
+    }
     let out = req.send().await.map_err(err(SERVICE, op))?;
     let service = out
         .service()
@@ -958,18 +1002,24 @@ pub async fn create_service(
         .ok_or_else(|| AwsError::other(SERVICE, op, "no service ARN in the answer"))?
         .to_string();
     let got = service_attrs(service, &attrs.cluster, &Tags::new());
-    if deployment_differs(&got, attrs) || got.enable_execute_command != attrs.enable_execute_command
+    let grace_lost =
+        got.health_check_grace_period_seconds != attrs.health_check_grace_period_seconds;
+    if deployment_differs(&got, attrs)
+        || got.enable_execute_command != attrs.enable_execute_command
+        || grace_lost
     {
-        aws.ecs
+        let mut fix = aws
+            .ecs
             .update_service()
             .cluster(&attrs.cluster)
             .service(&attrs.name)
             .deployment_configuration(deployment_configuration(attrs))
             .enable_execute_command(attrs.enable_execute_command)
-            .force_new_deployment(false)
-            .send()
-            .await
-            .map_err(err(SERVICE, "UpdateService"))?;
+            .force_new_deployment(false);
+        if grace_lost {
+            fix = fix.health_check_grace_period_seconds(attrs.health_check_grace_period_seconds);
+        }
+        fix.send().await.map_err(err(SERVICE, "UpdateService"))?;
     }
     Ok(arn)
 }
@@ -1034,6 +1084,19 @@ pub async fn update_service(
     }
     if before.platform_version != after.platform_version {
         req = req.platform_version(&after.platform_version);
+        changed = true;
+    }
+    // UpdateService takes the full lists: an empty list detaches them all.
+    if before.load_balancers != after.load_balancers {
+        req = req.set_load_balancers(Some(sdk_load_balancers(after)));
+        changed = true;
+    }
+    if before.health_check_grace_period_seconds != after.health_check_grace_period_seconds {
+        req = req.health_check_grace_period_seconds(after.health_check_grace_period_seconds);
+        changed = true;
+    }
+    if before.service_registries != after.service_registries {
+        req = req.set_service_registries(Some(sdk_registries(after)));
         changed = true;
     }
     let mut arn = None;

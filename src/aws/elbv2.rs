@@ -62,5 +62,6 @@ pub async fn lookup_load_balancer(aws: &Aws, name: &str) -> Result<LoadBalancer,
             .to_string(),
         vpc_id: lb.vpc_id().ok_or_else(|| missing("VPC id"))?.to_string(),
         security_groups,
+        https_listener_arn: None,
     })
 }

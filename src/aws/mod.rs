@@ -4,9 +4,11 @@
 //! Adapters take and return raw AWS ids (group ids, ARNs, names). Turning ids into stack
 //! addresses and back is the planner's and the executor's business, not theirs.
 
+pub mod cloudmap;
 pub mod ec2;
 pub mod ecs;
 pub mod elbv2;
+pub mod elbv2_targets;
 pub mod iam;
 pub mod logs;
 pub mod provider;
@@ -31,6 +33,7 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub servicediscovery: aws_sdk_servicediscovery::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (the SDK's standard retry mode: exponential
@@ -80,6 +83,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(config),
+            servicediscovery: aws_sdk_servicediscovery::Client::new(config),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Carries out one plan step against AWS: resolves the stack addresses in the desired
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
-use super::{ec2, ecs, iam, logs, secrets, Aws, AwsError};
+use super::{cloudmap, ec2, ecs, elbv2_targets, iam, logs, secrets, Aws, AwsError};
 use crate::apply::{Provider, Refs};
 use crate::model::{short_hash, Address, Attrs, Desired, Observed, Tags};
 use crate::plan::{Change, StepOp};
@@ -26,6 +26,14 @@ impl AwsProvider {
                 ecs::set_tags(aws, &o.id, &tags, &[]).await
             }
             Attrs::Secret(_) => secrets::set_tags(aws, &o.id, &tags, &[]).await,
+            Attrs::TargetGroup(_) | Attrs::ListenerRule(_) => {
+                elbv2_targets::set_tags(aws, &o.id, &tags, &[]).await
+            }
+            Attrs::ServiceDiscoveryNamespace(_) => {
+                let arn = o.handles.get("arn").cloned().unwrap_or_default();
+                cloudmap::set_tags(aws, &arn, &tags, &[]).await
+            }
+            Attrs::ServiceDiscoveryService(_) => cloudmap::set_tags(aws, &o.id, &tags, &[]).await,
         }
     }
 }
@@ -110,6 +118,20 @@ impl Provider for AwsProvider {
                         ecs::create_service(aws, a, &tags, &token).await?
                     }
                     Attrs::Secret(a) => secrets::create_secret(aws, a, &tags).await?,
+                    Attrs::TargetGroup(a) => {
+                        elbv2_targets::create_target_group(aws, a, &tags).await?
+                    }
+                    Attrs::ListenerRule(a) => {
+                        elbv2_targets::create_listener_rule(aws, a, &tags).await?
+                    }
+                    Attrs::ServiceDiscoveryNamespace(a) => {
+                        let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
+                        cloudmap::create_namespace(aws, a, &tags, &token).await?
+                    }
+                    Attrs::ServiceDiscoveryService(a) => {
+                        let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
+                        cloudmap::create_service(aws, a, &tags, &token).await?
+                    }
                 };
                 Ok(Some(id))
             }
@@ -154,6 +176,19 @@ impl Provider for AwsProvider {
                         }
                         secrets::update_secret(aws, &o.id, b, &a).await?
                     }
+                    (Attrs::TargetGroup(b), Attrs::TargetGroup(a)) => {
+                        elbv2_targets::update_target_group(aws, &o.id, b, a).await?
+                    }
+                    (Attrs::ListenerRule(b), Attrs::ListenerRule(a)) => {
+                        elbv2_targets::update_listener_rule(aws, &o.id, b, a).await?
+                    }
+                    (Attrs::ServiceDiscoveryNamespace(b), Attrs::ServiceDiscoveryNamespace(a)) => {
+                        let arn = o.handles.get("arn").cloned().unwrap_or_default();
+                        cloudmap::update_namespace(aws, &o.id, &arn, b, a).await?
+                    }
+                    (Attrs::ServiceDiscoveryService(b), Attrs::ServiceDiscoveryService(a)) => {
+                        cloudmap::update_service(aws, &o.id, b, a).await?
+                    }
                     _ => {
                         return Err(AwsError::other(
                             "deploy",
@@ -187,6 +222,16 @@ impl Provider for AwsProvider {
                     }
                     Attrs::EcsService(a) => ecs::delete_service(aws, &a.cluster, &a.name).await?,
                     Attrs::Secret(_) => secrets::delete_secret(aws, &o.id).await?,
+                    Attrs::TargetGroup(_) => elbv2_targets::delete_target_group(aws, &o.id).await?,
+                    Attrs::ListenerRule(_) => {
+                        elbv2_targets::delete_listener_rule(aws, &o.id).await?
+                    }
+                    Attrs::ServiceDiscoveryNamespace(_) => {
+                        cloudmap::delete_namespace(aws, &o.id).await?
+                    }
+                    Attrs::ServiceDiscoveryService(_) => {
+                        cloudmap::delete_service(aws, &o.id).await?
+                    }
                 }
                 Ok(None)
             }

@@ -10,13 +10,21 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 /// The resource types the stack creates (IAM roles aside). Log groups are asked for by the
 /// whole `logs` service: AWS names the type `logs:log-group`, moto 5.2.5 `logs:loggroup`, and
 /// the service filter matches both; ARNs of other CloudWatch Logs types are dropped below.
-pub const RESOURCE_TYPES: [&str; 6] = [
+///
+/// moto 5.2.5 lists target groups here but neither listener rules nor Cloud Map resources; AWS
+/// lists all four, so removed ones are found there (on moto only through the stack's own
+/// addresses).
+pub const RESOURCE_TYPES: [&str; 10] = [
     "ecs:cluster",
     "ecs:service",
     "ecs:task-definition",
     "ec2:security-group",
     "logs",
     "secretsmanager:secret",
+    "elasticloadbalancing:targetgroup",
+    "elasticloadbalancing:listener-rule",
+    "servicediscovery:namespace",
+    "servicediscovery:service",
 ];
 
 /// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
@@ -79,6 +87,28 @@ pub fn classify_arn(arn: &str) -> Option<(Kind, String)> {
             .strip_prefix("secret:")
             .and_then(non_empty)
             .map(|_| (Kind::Secret, arn.to_string())),
+        "elasticloadbalancing" => {
+            let (kind, rest) = resource.split_once('/')?;
+            if rest.is_empty() {
+                return None;
+            }
+            match kind {
+                "targetgroup" => Some((Kind::TargetGroup, arn.to_string())),
+                "listener-rule" => Some((Kind::ListenerRule, arn.to_string())),
+                _ => None,
+            }
+        }
+        "servicediscovery" => {
+            let (kind, rest) = resource.split_once('/')?;
+            if rest.is_empty() {
+                return None;
+            }
+            match kind {
+                "namespace" => Some((Kind::ServiceDiscoveryNamespace, rest.to_string())),
+                "service" => Some((Kind::ServiceDiscoveryService, arn.to_string())),
+                _ => None,
+            }
+        }
         "ecs" => {
             let (kind, rest) = resource.split_once('/')?;
             if rest.is_empty() {
@@ -135,5 +165,17 @@ mod tests {
         );
         assert_eq!(c("arn:aws:ecs:us-west-2:123456789012:cluster/"), None);
         assert_eq!(c("not an arn"), None);
+        let tg = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/monitoring-grafana/0123456789abcdef";
+        assert_eq!(c(tg), Some((Kind::TargetGroup, tg.into())));
+        let rule = "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener-rule/app/alb/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+        assert_eq!(c(rule), Some((Kind::ListenerRule, rule.into())));
+        let lb = "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/alb/50dc6c495c0c9188";
+        assert_eq!(c(lb), None);
+        assert_eq!(
+            c("arn:aws:servicediscovery:us-west-2:123456789012:namespace/ns-abc"),
+            Some((Kind::ServiceDiscoveryNamespace, "ns-abc".into()))
+        );
+        let srv = "arn:aws:servicediscovery:us-west-2:123456789012:service/srv-abc";
+        assert_eq!(c(srv), Some((Kind::ServiceDiscoveryService, srv.into())));
     }
 }

@@ -76,6 +76,11 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
             "arn:aws:secretsmanager:{region}:{account}:secret:{}-??????",
             stack.secrets.get(&a.name)?.name
         ),
+        // Their ARNs carry ids AWS picks: not known before they exist.
+        Kind::TargetGroup
+        | Kind::ListenerRule
+        | Kind::ServiceDiscoveryNamespace
+        | Kind::ServiceDiscoveryService => return None,
     })
 }
 
@@ -514,11 +519,18 @@ pub fn build_desired(
                 enable_execute_command: svc.enable_execute_command,
                 propagate_tags: "SERVICE".into(),
                 tags: tags.clone(),
+                load_balancers: super::lb_discovery::service_links(svc).0,
+                health_check_grace_period_seconds: svc
+                    .health_check_grace_period_seconds
+                    .unwrap_or(0) as i32,
+                service_registries: super::lb_discovery::service_links(svc).1,
             }),
             ignore: svc.ignore_changes.iter().cloned().collect(),
             restart_loses,
         });
     }
+
+    out.extend(super::lb_discovery::build(s, lookups, &tags));
 
     if errors.is_empty() {
         Ok(Built {

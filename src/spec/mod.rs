@@ -5,11 +5,16 @@
 //! look. Nothing in here imports the AWS SDK.
 
 mod build;
+mod lb_discovery;
 mod locate;
 mod validate;
 
 pub use build::{
     build_desired, ownership_tags, role_aws_name, Built, RenderedFile, SECRETS_POLICY,
+};
+pub use lb_discovery::{
+    DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec, ListenerRuleSpec,
+    ServiceLoadBalancerSpec, TargetGroupSpec,
 };
 pub use locate::Locator;
 
@@ -58,6 +63,18 @@ pub struct Stack {
     /// Existing resources to adopt (what `deploy import` writes).
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+    /// ELBv2 target groups (IP targets) that services register their tasks in.
+    #[serde(default)]
+    pub target_groups: BTreeMap<String, TargetGroupSpec>,
+    /// Rules added to the backend ALB's HTTPS listener, forwarding to target groups.
+    #[serde(default)]
+    pub listener_rules: BTreeMap<String, ListenerRuleSpec>,
+    /// Cloud Map private DNS namespaces in the looked-up VPC.
+    #[serde(default)]
+    pub service_discovery_namespaces: BTreeMap<String, DiscoveryNamespaceSpec>,
+    /// Cloud Map services (DNS names) that ECS services register their tasks under.
+    #[serde(default)]
+    pub service_discovery_services: BTreeMap<String, DiscoveryServiceSpec>,
 }
 
 impl Stack {
@@ -341,6 +358,14 @@ pub struct ServiceSpec {
     /// Attributes whose live value is left alone (e.g. `desired_count` under autoscaling).
     #[serde(default)]
     pub ignore_changes: Vec<String>,
+    /// Target groups of this stack the tasks register in (container and port).
+    #[serde(default)]
+    pub load_balancers: Vec<ServiceLoadBalancerSpec>,
+    /// Seconds failing load balancer health checks are ignored after a task starts.
+    pub health_check_grace_period_seconds: Option<i64>,
+    /// Keys of `service_discovery_services` the tasks register under.
+    #[serde(default)]
+    pub service_registries: Vec<String>,
 }
 
 fn one() -> i64 {

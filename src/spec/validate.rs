@@ -516,6 +516,8 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         }
     }
 
+    super::lb_discovery::check(loaded, &mut err);
+
     for (i, imp) in s.imports.iter().enumerate() {
         let p = format!("imports.{i}");
         match imp.address.parse::<Address>() {
@@ -744,6 +746,7 @@ pub fn stack_defines(loaded: &LoadedStack, a: &Address) -> bool {
         Kind::TaskDefinition => s.task_definitions.contains_key(&a.name),
         Kind::EcsService => s.services.contains_key(&a.name),
         Kind::Secret => s.secrets.contains_key(&a.name),
+        _ => super::lb_discovery::defines(s, a).unwrap_or(false),
     }
 }
 

@@ -476,6 +476,16 @@ impl TestEnv {
     }
 
     pub fn seed_region(&self, region: &str, handmade: bool) -> Value {
+        self.seed_args(region, if handmade { &["--handmade"] } else { &[] })
+    }
+
+    /// `seed(false)` plus the ALB's HTTPS listener on 443 (`seed.py --https`); the JSON also
+    /// has https_listener_arn and certificate_arn.
+    pub fn seed_https(&self) -> Value {
+        self.seed_args(REGION, &["--https"])
+    }
+
+    fn seed_args(&self, region: &str, extra: &[&str]) -> Value {
         let mut cmd = Command::new(python_path());
         cmd.arg(fixtures_dir().join("seed.py")).args([
             "--endpoint",
@@ -483,9 +493,7 @@ impl TestEnv {
             "--region",
             region,
         ]);
-        if handmade {
-            cmd.arg("--handmade");
-        }
+        cmd.args(extra);
         scrub_aws_env(&mut cmd);
         cmd.env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing");

@@ -32,6 +32,7 @@ pub fn lookups() -> Lookups {
             dns_name: DNS_NAME.into(),
             vpc_id: "vpc-0123456789abcdef0".into(),
             security_groups: vec!["sg-0123456789abcdef0".into()],
+            https_listener_arn: None,
         },
         secrets: Default::default(),
     }

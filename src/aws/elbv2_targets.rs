@@ -1,0 +1,638 @@
+//! ELBv2 resources the stack owns on the backend's existing ALB: target groups (Grafana's tasks
+//! register in one) and rules on the ALB's HTTPS listener that forward to them. The ALB and its
+//! listeners are looked up, never changed: only rules carrying this stack's tags are modified
+//! or deleted, and a priority held by any other rule is a conflict for the planner.
+//!
+//! A target group is found by name; `Observed.id` is its ARN. A rule is found on its listener by
+//! its priority or its `deploy:address` tag; `Observed.id` is its ARN.
+
+use super::{err, Aws, AwsError};
+use crate::model::{
+    user_tags, Address, Attrs, ListenerRuleAttrs, Observed, RuleConditions, Tags, TargetGroupAttrs,
+    TargetHealthCheck, TAG_ADDRESS,
+};
+use aws_sdk_elasticloadbalancingv2::types as elb;
+use std::collections::BTreeMap;
+
+const SERVICE: &str = "elbv2";
+/// The target group attribute holding the drain time.
+const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+/// DescribeTags takes at most this many ARNs per call.
+const TAGS_PER_CALL: usize = 20;
+
+fn elb_tags(tags: &Tags) -> Vec<elb::Tag> {
+    super::tag_list(tags, |k, v| elb::Tag::builder().key(k).value(v).build())
+}
+
+/// ARN → tags, DescribeTags in batches of [`TAGS_PER_CALL`].
+async fn tags_of(aws: &Aws, arns: &[String]) -> Result<BTreeMap<String, Tags>, AwsError> {
+    let mut out = BTreeMap::new();
+    for chunk in arns.chunks(TAGS_PER_CALL) {
+        let res = aws
+            .elbv2
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(err(SERVICE, "DescribeTags"))?;
+        for d in res.tag_descriptions() {
+            if let Some(arn) = d.resource_arn() {
+                let tags: Tags = d
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                    .collect();
+                out.insert(arn.to_string(), tags);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The HTTPS listener (port 443) of the load balancer `lb_arn`: DescribeListeners. None is an
+/// error with code `LookupFailed`: listener rules need it, and deploy never creates it.
+pub async fn lookup_https_listener(aws: &Aws, lb_arn: &str) -> Result<String, AwsError> {
+    let op = "DescribeListeners";
+    let pages: Vec<_> = aws
+        .elbv2
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err(SERVICE, op))?;
+    pages
+        .iter()
+        .flat_map(|p| p.listeners())
+        .find(|l| l.port() == Some(443))
+        .and_then(|l| l.listener_arn().map(str::to_string))
+        .ok_or_else(|| AwsError {
+            service: SERVICE,
+            operation: op,
+            address: None,
+            code: Some("LookupFailed".into()),
+            message: format!(
+                "load balancer {lb_arn} has no listener on port 443, which the stack's listener rules are added to"
+            ),
+            request_id: None,
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target groups
+// ---------------------------------------------------------------------------------------------
+
+fn target_group_attrs(tg: &elb::TargetGroup, delay: i32, all_tags: &Tags) -> TargetGroupAttrs {
+    TargetGroupAttrs {
+        name: tg.target_group_name().unwrap_or_default().to_string(),
+        protocol: tg
+            .protocol()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        port: tg.port().unwrap_or_default(),
+        target_type: tg
+            .target_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        vpc_id: tg.vpc_id().unwrap_or_default().to_string(),
+        health_check: TargetHealthCheck {
+            protocol: tg
+                .health_check_protocol()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            path: tg.health_check_path().unwrap_or("/").to_string(),
+            matcher: tg
+                .matcher()
+                .and_then(|m| m.http_code())
+                .unwrap_or("200")
+                .to_string(),
+            interval_seconds: tg.health_check_interval_seconds().unwrap_or(30),
+            timeout_seconds: tg.health_check_timeout_seconds().unwrap_or(5),
+            healthy_threshold: tg.healthy_threshold_count().unwrap_or(5),
+            unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or(2),
+        },
+        deregistration_delay_seconds: delay,
+        tags: user_tags(all_tags),
+    }
+}
+
+async fn observe_target_group(
+    aws: &Aws,
+    tg: &elb::TargetGroup,
+    address: &Address,
+) -> Result<Observed, AwsError> {
+    let arn = tg.target_group_arn().unwrap_or_default().to_string();
+    let attrs = aws
+        .elbv2
+        .describe_target_group_attributes()
+        .target_group_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| err(SERVICE, "DescribeTargetGroupAttributes")(e).at(address))?;
+    let delay = attrs
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some(DEREGISTRATION_DELAY))
+        .and_then(|a| a.value()?.parse().ok())
+        // ELBv2's default when the attribute is not reported.
+        .unwrap_or(300);
+    let all_tags = tags_of(aws, std::slice::from_ref(&arn))
+        .await
+        .map_err(|e| e.at(address))?
+        .remove(&arn)
+        .unwrap_or_default();
+    Ok(Observed {
+        address: address.clone(),
+        id: arn,
+        attrs: Attrs::TargetGroup(target_group_attrs(tg, delay, &all_tags)),
+        all_tags,
+        handles: BTreeMap::new(),
+    })
+}
+
+/// The target group named or with ARN `name_or_arn`, or `None`. Calls: DescribeTargetGroups,
+/// DescribeTargetGroupAttributes, DescribeTags.
+pub async fn find_target_group(
+    aws: &Aws,
+    name_or_arn: &str,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
+    let req = aws.elbv2.describe_target_groups();
+    let req = if name_or_arn.starts_with("arn:") {
+        req.target_group_arns(name_or_arn)
+    } else {
+        req.names(name_or_arn)
+    };
+    let out = match req.send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let e = err(SERVICE, "DescribeTargetGroups")(e).at(address);
+            return if e.code_is("TargetGroupNotFound") {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    match out.target_groups().first() {
+        Some(tg) => Ok(Some(observe_target_group(aws, tg, address).await?)),
+        None => Ok(None),
+    }
+}
+
+fn health_check_matcher(h: &TargetHealthCheck) -> elb::Matcher {
+    elb::Matcher::builder().http_code(&h.matcher).build()
+}
+
+async fn set_deregistration_delay(aws: &Aws, arn: &str, seconds: i32) -> Result<(), AwsError> {
+    aws.elbv2
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .attributes(
+            elb::TargetGroupAttribute::builder()
+                .key(DEREGISTRATION_DELAY)
+                .value(seconds.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(err(SERVICE, "ModifyTargetGroupAttributes"))?;
+    Ok(())
+}
+
+/// CreateTargetGroup with every health check setting and all tags, then
+/// ModifyTargetGroupAttributes for the deregistration delay. Returns the ARN.
+pub async fn create_target_group(
+    aws: &Aws,
+    a: &TargetGroupAttrs,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let op = "CreateTargetGroup";
+    let h = &a.health_check;
+    let out = aws
+        .elbv2
+        .create_target_group()
+        .name(&a.name)
+        .protocol(elb::ProtocolEnum::from(a.protocol.as_str()))
+        .port(a.port)
+        .vpc_id(&a.vpc_id)
+        .target_type(elb::TargetTypeEnum::from(a.target_type.as_str()))
+        .health_check_enabled(true)
+        .health_check_protocol(elb::ProtocolEnum::from(h.protocol.as_str()))
+        .health_check_port("traffic-port")
+        .health_check_path(&h.path)
+        .health_check_interval_seconds(h.interval_seconds)
+        .health_check_timeout_seconds(h.timeout_seconds)
+        .healthy_threshold_count(h.healthy_threshold)
+        .unhealthy_threshold_count(h.unhealthy_threshold)
+        .matcher(health_check_matcher(h))
+        .set_tags(Some(elb_tags(tags)))
+        .send()
+        .await
+        .map_err(err(SERVICE, op))?;
+    let arn = out
+        .target_groups()
+        .first()
+        .and_then(|t| t.target_group_arn())
+        .ok_or_else(|| AwsError::other(SERVICE, op, "no target group ARN in the answer"))?
+        .to_string();
+    set_deregistration_delay(aws, &arn, a.deregistration_delay_seconds).await?;
+    Ok(arn)
+}
+
+/// Health check (ModifyTargetGroup), deregistration delay (ModifyTargetGroupAttributes) and
+/// user tags, each only when changed. Protocol, port, target type and VPC cannot change in
+/// place: that is an error (the planner replaces instead).
+pub async fn update_target_group(
+    aws: &Aws,
+    arn: &str,
+    before: &TargetGroupAttrs,
+    after: &TargetGroupAttrs,
+) -> Result<(), AwsError> {
+    let fixed = |t: &TargetGroupAttrs| {
+        (
+            t.protocol.clone(),
+            t.port,
+            t.target_type.clone(),
+            t.vpc_id.clone(),
+        )
+    };
+    if fixed(before) != fixed(after) {
+        return Err(AwsError::other(
+            SERVICE,
+            "ModifyTargetGroup",
+            format!("protocol, port, target type and VPC of target group {} cannot change in place; it must be replaced", before.name),
+        ));
+    }
+    if before.health_check != after.health_check {
+        let h = &after.health_check;
+        aws.elbv2
+            .modify_target_group()
+            .target_group_arn(arn)
+            .health_check_enabled(true)
+            .health_check_protocol(elb::ProtocolEnum::from(h.protocol.as_str()))
+            .health_check_port("traffic-port")
+            .health_check_path(&h.path)
+            .health_check_interval_seconds(h.interval_seconds)
+            .health_check_timeout_seconds(h.timeout_seconds)
+            .healthy_threshold_count(h.healthy_threshold)
+            .unhealthy_threshold_count(h.unhealthy_threshold)
+            .matcher(health_check_matcher(h))
+            .send()
+            .await
+            .map_err(err(SERVICE, "ModifyTargetGroup"))?;
+    }
+    if before.deregistration_delay_seconds != after.deregistration_delay_seconds {
+        set_deregistration_delay(aws, arn, after.deregistration_delay_seconds).await?;
+    }
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
+    set_tags(aws, arn, &set, &remove).await
+}
+
+/// DeleteTargetGroup; already gone is success.
+pub async fn delete_target_group(aws: &Aws, arn: &str) -> Result<(), AwsError> {
+    match aws
+        .elbv2
+        .delete_target_group()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(err(SERVICE, "DeleteTargetGroup"))
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code_is("TargetGroupNotFound") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listener rules
+// ---------------------------------------------------------------------------------------------
+
+/// Normalizes a described rule: conditions from the typed configs (or the legacy `Values`),
+/// the forward target from `TargetGroupArn` or a single-group `ForwardConfig`.
+fn rule_attrs(listener: &str, r: &elb::Rule, all_tags: &Tags) -> ListenerRuleAttrs {
+    let mut conditions = RuleConditions::default();
+    for c in r.conditions() {
+        match c.field() {
+            Some("host-header") => {
+                let typed = c
+                    .host_header_config()
+                    .map(|h| h.values())
+                    .unwrap_or_default();
+                let values = if typed.is_empty() { c.values() } else { typed };
+                conditions.host_headers.extend(values.iter().cloned());
+            }
+            Some("path-pattern") => {
+                let typed = c
+                    .path_pattern_config()
+                    .map(|p| p.values())
+                    .unwrap_or_default();
+                let values = if typed.is_empty() { c.values() } else { typed };
+                conditions.path_patterns.extend(values.iter().cloned());
+            }
+            _ => {}
+        }
+    }
+    let target_group = r
+        .actions()
+        .iter()
+        .find(|a| a.r#type() == Some(&elb::ActionTypeEnum::Forward))
+        .and_then(|a| {
+            a.target_group_arn().map(str::to_string).or_else(|| {
+                match a.forward_config().map(|f| f.target_groups()) {
+                    Some([one]) => one.target_group_arn().map(str::to_string),
+                    _ => None,
+                }
+            })
+        })
+        .unwrap_or_default();
+    let priority: i32 = r.priority().and_then(|p| p.parse().ok()).unwrap_or(0);
+    ListenerRuleAttrs {
+        name: ListenerRuleAttrs::name_for(priority),
+        listener: listener.to_string(),
+        priority,
+        conditions,
+        target_group,
+        tags: user_tags(all_tags),
+    }
+}
+
+/// Every non-default rule of `listener` with its tags. Calls: DescribeRules (pages),
+/// DescribeTags (20 rules a call).
+async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tags)>, AwsError> {
+    let mut rules = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = aws
+            .elbv2
+            .describe_rules()
+            .listener_arn(listener)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(err(SERVICE, "DescribeRules"))?;
+        rules.extend(
+            out.rules()
+                .iter()
+                .filter(|r| r.is_default() != Some(true) && r.priority() != Some("default"))
+                .cloned(),
+        );
+        match out.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    let arns: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.rule_arn().map(str::to_string))
+        .collect();
+    let mut tags = tags_of(aws, &arns).await?;
+    Ok(rules
+        .into_iter()
+        .map(|r| {
+            let t = r
+                .rule_arn()
+                .and_then(|a| tags.remove(a))
+                .unwrap_or_default();
+            (r, t)
+        })
+        .collect())
+}
+
+fn observed_rule(listener: &str, r: &elb::Rule, all_tags: Tags, address: &Address) -> Observed {
+    Observed {
+        address: address.clone(),
+        id: r.rule_arn().unwrap_or_default().to_string(),
+        attrs: Attrs::ListenerRule(rule_attrs(listener, r, &all_tags)),
+        all_tags,
+        handles: BTreeMap::new(),
+    }
+}
+
+/// The rules of `listener` that matter to the rule at `address`: the one holding `priority`
+/// (ours or not: someone else's is a conflict) and any carrying `address` as its
+/// `deploy:address` tag (ours after a priority change, or another stack's). A listener that
+/// is gone has no rules.
+pub async fn find_listener_rules(
+    aws: &Aws,
+    listener: &str,
+    priority: i32,
+    address: &Address,
+) -> Result<Vec<Observed>, AwsError> {
+    let rules = match listener_rules(aws, listener).await {
+        Ok(r) => r,
+        Err(e) if e.code_is("ListenerNotFound") => return Ok(vec![]),
+        Err(e) => return Err(e.at(address)),
+    };
+    let wanted = priority.to_string();
+    let me = address.to_string();
+    Ok(rules
+        .into_iter()
+        .filter(|(r, tags)| {
+            r.priority() == Some(wanted.as_str())
+                || tags.get(TAG_ADDRESS).map(String::as_str) == Some(me.as_str())
+        })
+        .map(|(r, tags)| observed_rule(listener, &r, tags, address))
+        .collect())
+}
+
+/// The listener ARN a rule ARN belongs to:
+/// `…:listener-rule/app/LB/LBID/LISTENERID/RULEID` → `…:listener/app/LB/LBID/LISTENERID`.
+pub fn listener_of_rule(rule_arn: &str) -> Option<String> {
+    let (head, _rule_id) = rule_arn.rsplit_once('/')?;
+    Some(head.replacen(":listener-rule/", ":listener/", 1))
+}
+
+/// The rule with ARN `arn`, or `None`. Calls: DescribeRules, DescribeTags.
+pub async fn observe_listener_rule(
+    aws: &Aws,
+    arn: &str,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
+    let out = match aws.elbv2.describe_rules().rule_arns(arn).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let e = err(SERVICE, "DescribeRules")(e).at(address);
+            return if e.code_is("RuleNotFound") {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    let Some(rule) = out.rules().first() else {
+        return Ok(None);
+    };
+    let listener = listener_of_rule(arn).unwrap_or_default();
+    let tags = tags_of(aws, &[arn.to_string()])
+        .await
+        .map_err(|e| e.at(address))?
+        .remove(arn)
+        .unwrap_or_default();
+    Ok(Some(observed_rule(&listener, rule, tags, address)))
+}
+
+fn rule_conditions(c: &RuleConditions) -> Vec<elb::RuleCondition> {
+    let mut out = Vec::new();
+    if !c.host_headers.is_empty() {
+        out.push(
+            elb::RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    elb::HostHeaderConditionConfig::builder()
+                        .set_values(Some(c.host_headers.iter().cloned().collect()))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if !c.path_patterns.is_empty() {
+        out.push(
+            elb::RuleCondition::builder()
+                .field("path-pattern")
+                .path_pattern_config(
+                    elb::PathPatternConditionConfig::builder()
+                        .set_values(Some(c.path_patterns.iter().cloned().collect()))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    out
+}
+
+fn forward(target_group_arn: &str) -> elb::Action {
+    elb::Action::builder()
+        .r#type(elb::ActionTypeEnum::Forward)
+        .target_group_arn(target_group_arn)
+        .build()
+}
+
+/// CreateRule on the listener with its conditions, a forward to the target group (raw ARN)
+/// and all tags. A priority taken meanwhile fails with `PriorityInUse` (never overwritten).
+/// Returns the rule ARN.
+pub async fn create_listener_rule(
+    aws: &Aws,
+    a: &ListenerRuleAttrs,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let op = "CreateRule";
+    let out = aws
+        .elbv2
+        .create_rule()
+        .listener_arn(&a.listener)
+        .priority(a.priority)
+        .set_conditions(Some(rule_conditions(&a.conditions)))
+        .actions(forward(&a.target_group))
+        .set_tags(Some(elb_tags(tags)))
+        .send()
+        .await
+        .map_err(err(SERVICE, op))?;
+    out.rules()
+        .first()
+        .and_then(|r| r.rule_arn())
+        .map(str::to_string)
+        .ok_or_else(|| AwsError::other(SERVICE, op, "no rule ARN in the answer"))
+}
+
+/// Priority (SetRulePriorities), conditions and target (ModifyRule) and user tags, each only
+/// when changed. The listener cannot change in place (the planner replaces instead).
+pub async fn update_listener_rule(
+    aws: &Aws,
+    arn: &str,
+    before: &ListenerRuleAttrs,
+    after: &ListenerRuleAttrs,
+) -> Result<(), AwsError> {
+    if before.listener != after.listener {
+        return Err(AwsError::other(
+            SERVICE,
+            "ModifyRule",
+            "a rule cannot move to another listener in place; it must be replaced",
+        ));
+    }
+    if before.priority != after.priority {
+        aws.elbv2
+            .set_rule_priorities()
+            .rule_priorities(
+                elb::RulePriorityPair::builder()
+                    .rule_arn(arn)
+                    .priority(after.priority)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err(SERVICE, "SetRulePriorities"))?;
+    }
+    if (&before.conditions, &before.target_group) != (&after.conditions, &after.target_group) {
+        aws.elbv2
+            .modify_rule()
+            .rule_arn(arn)
+            .set_conditions(Some(rule_conditions(&after.conditions)))
+            .actions(forward(&after.target_group))
+            .send()
+            .await
+            .map_err(err(SERVICE, "ModifyRule"))?;
+    }
+    let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
+    set_tags(aws, arn, &set, &remove).await
+}
+
+/// DeleteRule (this rule only; the listener and its other rules stay); already gone is
+/// success.
+pub async fn delete_listener_rule(aws: &Aws, arn: &str) -> Result<(), AwsError> {
+    match aws
+        .elbv2
+        .delete_rule()
+        .rule_arn(arn)
+        .send()
+        .await
+        .map_err(err(SERVICE, "DeleteRule"))
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code_is("RuleNotFound") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// AddTags / RemoveTags on a target group or rule ARN, each only when needed.
+pub async fn set_tags(
+    aws: &Aws,
+    arn: &str,
+    tags: &Tags,
+    remove: &[String],
+) -> Result<(), AwsError> {
+    if !tags.is_empty() {
+        aws.elbv2
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(elb_tags(tags)))
+            .send()
+            .await
+            .map_err(err(SERVICE, "AddTags"))?;
+    }
+    if !remove.is_empty() {
+        aws.elbv2
+            .remove_tags()
+            .resource_arns(arn)
+            .set_tag_keys(Some(remove.to_vec()))
+            .send()
+            .await
+            .map_err(err(SERVICE, "RemoveTags"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_arn_names_its_listener() {
+        assert_eq!(
+            listener_of_rule("arn:aws:elasticloadbalancing:us-west-2:123456789012:listener-rule/app/alb/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee").as_deref(),
+            Some("arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/alb/50dc6c495c0c9188/f2f7dc8efc522ab2")
+        );
+    }
+}
