@@ -654,9 +654,10 @@ mod tests {
 
     #[test]
     fn a_literal_secret_is_refused_without_repeating_it() {
-        let text = REFERENCE.replace(
+        let text = REFERENCE.replacen(
             "        log_group: prometheus\n",
             "        log_group: prometheus\n        environment:\n          ALERT_WEBHOOK: https://hooks.slack.com/services/T1/B2/sekrit-value-42\n",
+            1,
         );
         let e = &errors(&text)[0];
         assert_eq!(
