@@ -300,6 +300,7 @@ pub fn diff(input: &DiffInput) -> Plan {
     }
 
     add_dependency_updates(&mut changes);
+    add_secret_restarts(&mut changes, input.desired);
 
     // Restart warnings: a new revision or a replaced service restarts the tasks.
     for c in changes.iter_mut() {
@@ -307,7 +308,10 @@ pub fn diff(input: &DiffInput) -> Plan {
         let restarts = c.address.kind == Kind::EcsService
             && match c.action {
                 Action::Replace | Action::Delete => true,
-                Action::Update => c.attrs.iter().any(|a| a.name == "task_definition"),
+                Action::Update => c
+                    .attrs
+                    .iter()
+                    .any(|a| a.name == "task_definition" || a.name == crate::plan::RESTART_ATTR),
                 Action::Create | Action::NoOp => false,
             };
         let loses = c
@@ -498,6 +502,74 @@ fn kind_keeps_live_value(kind: Kind, name: &str, before: Option<&Value>, after: 
         && name == "value"
         && before.and_then(Value::as_str) == Some(VALUE_SET_OUTSIDE)
         && after.as_str().is_some_and(|a| a.ends_with(" rotation=0"))
+}
+
+/// ECS reads a container's secrets when a task starts: after a stack secret's value changes,
+/// every service whose tasks use it is restarted (force new deployment), or the running tasks
+/// would keep the old value while the plan said it changed.
+fn add_secret_restarts(changes: &mut [Change], desired: &[Desired]) {
+    let rotated: BTreeSet<Address> = changes
+        .iter()
+        .filter(|c| {
+            c.address.kind == Kind::Secret
+                && c.observed.is_some()
+                && c.attrs.iter().any(|a| a.name == "value")
+        })
+        .map(|c| c.address.clone())
+        .collect();
+    if rotated.is_empty() {
+        return;
+    }
+    // Task definitions using a rotated secret, and which secrets.
+    let mut uses: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
+    for d in desired
+        .iter()
+        .filter(|d| d.address.kind == Kind::TaskDefinition)
+    {
+        let hit: Vec<Address> = d
+            .attrs
+            .references()
+            .into_iter()
+            .filter(|a| rotated.contains(a))
+            .collect();
+        if !hit.is_empty() {
+            uses.insert(d.address.clone(), hit);
+        }
+    }
+    for c in changes.iter_mut() {
+        if c.address.kind != Kind::EcsService || c.observed.is_none() {
+            continue;
+        }
+        let Some(d) = &c.desired else { continue };
+        // A service rolling to a new revision restarts anyway.
+        if c.attrs.iter().any(|a| a.name == "task_definition") {
+            continue;
+        }
+        let secrets: Vec<String> = d
+            .attrs
+            .references()
+            .iter()
+            .filter_map(|td| uses.get(td))
+            .flatten()
+            .map(|a| a.to_string())
+            .collect();
+        if secrets.is_empty() {
+            continue;
+        }
+        if c.action == Action::NoOp {
+            c.action = Action::Update;
+            c.cause = Some(Cause::Dependency);
+        }
+        c.attrs.push(AttrChange {
+            name: crate::plan::RESTART_ATTR.into(),
+            before: Some(Value::String("running tasks hold the old value".into())),
+            after: Some(Value::String(format!(
+                "new tasks read the new value of {}",
+                secrets.join(", ")
+            ))),
+            forces_replacement: false,
+        });
+    }
 }
 
 /// When a security group is replaced, resources using it must move to the new group: they

@@ -83,6 +83,11 @@ impl Change {
     }
 }
 
+/// The pseudo-attribute of a service update that restarts its tasks without a new revision
+/// (ECS's force-new-deployment), so they read a rotated secret: ECS injects secrets only when a
+/// task starts.
+pub const RESTART_ATTR: &str = "(restart)";
+
 /// A live resource with the stack's name that the stack may not touch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conflict {

@@ -601,7 +601,7 @@ async fn service_create_observe_update_delete() {
         tags: user_tags(&[("owner", "sre")]),
         ..attrs.clone()
     };
-    ecs::update_service(&aws, "monitoring", "prometheus", &attrs, &after)
+    ecs::update_service(&aws, "monitoring", "prometheus", &attrs, &after, false)
         .await
         .unwrap();
     let seen = ecs::find_service(&aws, "monitoring", "prometheus", &address)
@@ -617,7 +617,7 @@ async fn service_create_observe_update_delete() {
         tags: user_tags(&[("owner", "sre"), ("tier", "monitoring")]),
         ..after.clone()
     };
-    ecs::update_service(&aws, "monitoring", "prometheus", &after, &tags_only)
+    ecs::update_service(&aws, "monitoring", "prometheus", &after, &tags_only, false)
         .await
         .unwrap();
     let seen = ecs::find_service(&aws, "monitoring", "prometheus", &address)

@@ -502,7 +502,7 @@ async fn an_ecs_service_registers_in_a_target_group_and_a_registry() {
     after.load_balancers.clear();
     after.health_check_grace_period_seconds = 0;
     after.service_registries.clear();
-    ecs::update_service(&aws, "monitoring", "grafana", &want, &after)
+    ecs::update_service(&aws, "monitoring", "grafana", &want, &after, false)
         .await
         .unwrap();
     let seen = ecs::find_service(&aws, "monitoring", "grafana", &address)

@@ -316,6 +316,18 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         serde_json::json!([{"name": "value", "before": "(sensitive)", "after": "(sensitive)", "forces_replacement": false}])
     );
     assert_eq!(change["after"]["value"], "(sensitive)");
+    // ECS reads secrets only at task start: the service using it restarts, and says so.
+    let service = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "ecs_service.prometheus")
+        .expect("the service using the rotated secret restarts");
+    assert_eq!(service["changed_attributes"][0]["name"], "(restart)");
+    assert!(service["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("restarts the tasks"));
     let rotation_plan = dir.join("rotation.plan");
     let out = seen.saved_plan(&env, &rotated, &rotation_plan);
     assert_success(&out);
@@ -348,11 +360,9 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         ],
     );
     assert_success(&out);
-    assert!(env
-        .proxy
-        .calls()
-        .iter()
-        .any(|c| c.action == "PutSecretValue"));
+    let actions: Vec<String> = env.proxy.calls().iter().map(|c| c.action.clone()).collect();
+    assert!(actions.iter().any(|a| a == "PutSecretValue"), "{actions:?}");
+    assert!(actions.iter().any(|a| a == "UpdateService"), "{actions:?}");
     let rotated_value = secret_value(&env, "monitoring/admin").await;
     assert_ne!(
         rotated_value, generated,

@@ -1036,6 +1036,7 @@ pub async fn update_service(
     name: &str,
     before: &EcsServiceAttrs,
     after: &EcsServiceAttrs,
+    restart: bool,
 ) -> Result<(), AwsError> {
     let op = "UpdateService";
     for (what, b, a) in [
@@ -1056,8 +1057,9 @@ pub async fn update_service(
         .update_service()
         .cluster(cluster)
         .service(name)
-        .force_new_deployment(false);
-    let mut changed = false;
+        .force_new_deployment(restart);
+    // A restart alone (new tasks read a rotated secret) is a change too.
+    let mut changed = restart;
     if before.task_definition != after.task_definition {
         req = req.task_definition(&after.task_definition);
         changed = true;

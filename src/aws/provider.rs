@@ -4,7 +4,7 @@
 use super::{cloudmap, ec2, ecs, elbv2_targets, iam, logs, secrets, Aws, AwsError};
 use crate::apply::{Provider, Refs};
 use crate::model::{short_hash, Address, Attrs, Desired, Observed, Tags};
-use crate::plan::{Change, StepOp};
+use crate::plan::{Change, StepOp, RESTART_ATTR};
 
 pub struct AwsProvider {
     pub aws: Aws,
@@ -164,7 +164,8 @@ impl Provider for AwsProvider {
                         for ignored in &d.ignore {
                             keep_live(&mut a, b, ignored);
                         }
-                        ecs::update_service(aws, &b.cluster, &b.name, b, &a).await?
+                        let restart = change.attrs.iter().any(|c| c.name == RESTART_ATTR);
+                        ecs::update_service(aws, &b.cluster, &b.name, b, &a, restart).await?
                     }
                     // Revisions are immutable: content changes are planned as new revisions,
                     // so an update here only adopts the revision (tags below).
