@@ -46,6 +46,17 @@ pub fn forces_replacement(kind: Kind, attr: &str) -> bool {
         (Kind::SecurityGroup, "description" | "vpc_id")
             | (Kind::IamRole, "path")
             | (Kind::EcsService, "launch_type")
+            // Access points are immutable: everything but their tags.
+            | (
+                Kind::EfsAccessPoint,
+                "file_system"
+                    | "uid"
+                    | "gid"
+                    | "root_directory"
+                    | "owner_uid"
+                    | "owner_gid"
+                    | "permissions"
+            )
     )
 }
 
@@ -59,6 +70,9 @@ fn is_identity(kind: Kind, attr: &str) -> bool {
             | (Kind::EcsCluster, "name")
             | (Kind::TaskDefinition, "family")
             | (Kind::EcsService, "name" | "cluster")
+            | (Kind::EfsFileSystem, "creation_token")
+            | (Kind::EfsMountTargets, "file_system")
+            | (Kind::EfsAccessPoint, "name")
     )
 }
 
@@ -342,6 +356,7 @@ pub fn diff(input: &DiffInput) -> Plan {
 fn data_held(kind: Kind) -> &'static str {
     match kind {
         Kind::Secret => "the secret's value (services using it could not start again)",
+        Kind::EfsFileSystem => "every file on the file system (Grafana's database and plugins)",
         _ => "its data",
     }
 }
@@ -372,7 +387,7 @@ fn conflict_for(d: &Desired, o: &Observed, input: &DiffInput) -> Conflict {
 
 fn import_id_for(o: &Observed) -> String {
     match o.address.kind {
-        Kind::SecurityGroup => o.id.clone(),
+        Kind::SecurityGroup | Kind::EfsFileSystem | Kind::EfsAccessPoint => o.id.clone(),
         _ => o.attrs.aws_name().to_string(),
     }
 }

@@ -2,7 +2,7 @@
 //! the live counterpart of every desired resource, and whatever else carries this stack's
 //! ownership tags (resources removed from the stack file, interrupted replacements).
 
-use crate::aws::{ec2, ecs, elbv2, iam, logs, secrets, tagging, Aws, AwsError};
+use crate::aws::{ec2, ecs, efs, elbv2, iam, logs, secrets, tagging, Aws, AwsError};
 use crate::diff::World;
 use crate::model::{
     external_secret_key, Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS,
@@ -93,6 +93,17 @@ async fn find(
             one(ecs::find_service(aws, &cluster, &a.name, addr).await?)
         }
         Attrs::Secret(a) => one(secrets::find_secret(aws, &a.name, addr).await?),
+        Attrs::EfsFileSystem(a) => one(efs::find_file_system(aws, &a.creation_token, addr).await?),
+        Attrs::EfsMountTargets(a) => {
+            // Found through their file system: its creation token, or the id as written.
+            let fs = desired
+                .iter()
+                .find(|d| d.address.to_string() == a.file_system)
+                .map(|d| d.attrs.aws_name().to_string())
+                .unwrap_or_else(|| a.file_system.clone());
+            one(efs::find_mount_targets(aws, &fs, addr).await?)
+        }
+        Attrs::EfsAccessPoint(a) => efs::find_access_points(aws, &a.name, addr).await?,
     })
     .map(|mut list: Vec<Observed>| {
         for o in &mut list {
@@ -270,6 +281,9 @@ async fn observe_by_id(
             ecs::find_service(aws, cluster, name, &placeholder).await?
         }
         Kind::Secret => secrets::find_secret(aws, id, &placeholder).await?,
+        Kind::EfsFileSystem => efs::observe_file_system_by_id(aws, id, &placeholder).await?,
+        Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
+        Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

@@ -174,6 +174,11 @@ pub fn rank(kind: Kind) -> u8 {
         Kind::Secret | Kind::LogGroup | Kind::IamRole | Kind::SecurityGroup | Kind::EcsCluster => 0,
         Kind::TaskDefinition => 1,
         Kind::EcsService => 2,
+        // A file system before its mount targets and access points (which also wait for the
+        // security groups); task definitions that mount them wait on their references.
+        // Deletion runs the other way: mount targets before their groups and file system.
+        Kind::EfsFileSystem => 0,
+        Kind::EfsMountTargets | Kind::EfsAccessPoint => 1,
     }
 }
 

@@ -10,13 +10,15 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 /// The resource types the stack creates (IAM roles aside). Log groups are asked for by the
 /// whole `logs` service: AWS names the type `logs:log-group`, moto 5.2.5 `logs:loggroup`, and
 /// the service filter matches both; ARNs of other CloudWatch Logs types are dropped below.
-pub const RESOURCE_TYPES: [&str; 6] = [
+pub const RESOURCE_TYPES: [&str; 8] = [
     "ecs:cluster",
     "ecs:service",
     "ecs:task-definition",
     "ec2:security-group",
     "logs",
     "secretsmanager:secret",
+    "elasticfilesystem:file-system",
+    "elasticfilesystem:access-point",
 ];
 
 /// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
@@ -79,6 +81,15 @@ pub fn classify_arn(arn: &str) -> Option<(Kind, String)> {
             .strip_prefix("secret:")
             .and_then(non_empty)
             .map(|_| (Kind::Secret, arn.to_string())),
+        "elasticfilesystem" => {
+            let (kind, id) = resource.split_once('/')?;
+            let kind = match kind {
+                "file-system" => Kind::EfsFileSystem,
+                "access-point" => Kind::EfsAccessPoint,
+                _ => return None,
+            };
+            non_empty(id).map(|id| (kind, id))
+        }
         "ecs" => {
             let (kind, rest) = resource.split_once('/')?;
             if rest.is_empty() {
@@ -128,6 +139,14 @@ mod tests {
         );
         let secret = "arn:aws:secretsmanager:us-west-2:123456789012:secret:monitoring/x-AbCdEf";
         assert_eq!(c(secret), Some((Kind::Secret, secret.into())));
+        assert_eq!(
+            c("arn:aws:elasticfilesystem:us-west-2:123456789012:file-system/fs-0abc"),
+            Some((Kind::EfsFileSystem, "fs-0abc".into()))
+        );
+        assert_eq!(
+            c("arn:aws:elasticfilesystem:us-west-2:123456789012:access-point/fsap-0abc"),
+            Some((Kind::EfsAccessPoint, "fsap-0abc".into()))
+        );
         assert_eq!(c("arn:aws:iam::123456789012:role/x"), None);
         assert_eq!(
             c("arn:aws:ec2:us-west-2:123456789012:subnet/subnet-1"),

@@ -76,6 +76,9 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
             "arn:aws:secretsmanager:{region}:{account}:secret:{}-??????",
             stack.secrets.get(&a.name)?.name
         ),
+        Kind::EfsFileSystem | Kind::EfsMountTargets | Kind::EfsAccessPoint => {
+            return super::efs::resource_arn(stack, lookups, a)
+        }
     })
 }
 
@@ -412,6 +415,7 @@ pub fn build_desired(
                     retries: h.retries as i32,
                     start_period: h.start_period as i32,
                 }),
+                mount_points: super::efs::mount_points(c),
             });
         }
         let attrs = TaskDefinitionAttrs {
@@ -429,6 +433,7 @@ pub fn build_desired(
             cpu_architecture: td.cpu_architecture.clone(),
             containers,
             tags: tags.clone(),
+            volumes: super::efs::task_volumes(td),
         };
         fingerprints.insert(
             key.clone(),
@@ -486,6 +491,8 @@ pub fn build_desired(
             restart_loses,
         });
     }
+
+    out.extend(super::efs::build(s, lookups, &tags));
 
     if errors.is_empty() {
         Ok(Built {
