@@ -266,17 +266,19 @@ async fn file_system_mount_targets_and_access_point_round_trip() {
         security_groups: BTreeSet::from([sg_a.clone()]),
     };
     let mt_tags = ownership(&mt_addr, "mt1");
-    assert_eq!(
-        efs::create_mount_targets(&aws, &mts, &mt_tags)
-            .await
-            .unwrap(),
-        fs_id
+    let mt_id = efs::create_mount_targets(&aws, &mts, &mt_tags)
+        .await
+        .unwrap();
+    assert_eq!(mt_id, efs::mount_targets_id(&fs_id));
+    assert_ne!(
+        mt_id, fs_id,
+        "the planner maps ids to addresses: they must differ"
     );
     let seen = efs::find_mount_targets(&aws, &want.creation_token, &mt_addr)
         .await
         .unwrap()
         .expect("mount targets");
-    assert_eq!(seen.id, fs_id);
+    assert_eq!(seen.id, mt_id);
     assert_eq!(mt_of(&seen), &mts);
     assert_eq!(seen.ownership(STACK, ENV), Ownership::Owned);
     assert_eq!(seen.applied_hash(), Some("mt1"));
@@ -292,10 +294,10 @@ async fn file_system_mount_targets_and_access_point_round_trip() {
         subnets: BTreeSet::from([subnets[0].clone()]),
         security_groups: BTreeSet::from([sg_a.clone(), sg_b.clone()]),
     };
-    efs::update_mount_targets(&aws, &fs_id, mt_of(&seen), &fewer, &seen.handles)
+    efs::update_mount_targets(&aws, &seen.id, mt_of(&seen), &fewer, &seen.handles)
         .await
         .unwrap();
-    let seen = efs::find_mount_targets(&aws, &fs_id, &mt_addr)
+    let seen = efs::find_mount_targets(&aws, &mt_id, &mt_addr)
         .await
         .unwrap()
         .unwrap();
@@ -386,7 +388,7 @@ async fn file_system_mount_targets_and_access_point_round_trip() {
         .unwrap()
         .is_none());
     efs::delete_file_system(&aws, &fs_id).await.unwrap();
-    efs::delete_mount_targets(&aws, &fs_id).await.unwrap();
+    efs::delete_mount_targets(&aws, &mt_id).await.unwrap();
     // The token is free again.
     let again = efs::create_file_system(&aws, &want, &tags).await.unwrap();
     assert_ne!(again, fs_id);

@@ -7,7 +7,9 @@
 //!   file system id.
 //! - Mount targets cannot carry tags: they are owned through their file system. Their observed
 //!   tags are the file system's ownership tags, and the hash of what was applied to them is kept
-//!   on the file system under [`TAG_MOUNT_TARGETS_APPLIED`]. `Observed.id` is the file system id.
+//!   on the file system under [`TAG_MOUNT_TARGETS_APPLIED`]. `Observed.id` is
+//!   `FS_ID/mount-targets` ([`mount_targets_id`]): distinct from the file system's own id, which
+//!   the planner maps back to the file system's address.
 //! - Access points are found by their `Name` tag; any change but tags replaces them.
 //!
 //! AWS creates and deletes these asynchronously (`creating` → `available`, `deleting` → gone):
@@ -35,6 +37,18 @@ const NAME_TAG: &str = "Name";
 /// seconds for a file system, a minute or two for a mount target).
 const POLL: Duration = Duration::from_secs(2);
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+/// The id of a file system's mount targets as one resource: `FS_ID/mount-targets`.
+pub fn mount_targets_id(fs_id: &str) -> String {
+    format!("{fs_id}/mount-targets")
+}
+
+/// The file system id in a [`mount_targets_id`] (or a plain file system id).
+pub fn file_system_of(mount_targets_id: &str) -> &str {
+    mount_targets_id
+        .split_once('/')
+        .map_or(mount_targets_id, |(fs, _)| fs)
+}
 
 /// What a mount target's security groups are shown as when they differ between subnets (the
 /// model holds one set for all; this never equals a desired set, so an update follows).
@@ -485,7 +499,7 @@ pub async fn find_mount_targets(
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
     let fs = if token_or_id.starts_with("fs-") {
-        describe_by_id(aws, token_or_id).await
+        describe_by_id(aws, file_system_of(token_or_id)).await
     } else {
         describe_by_token(aws, token_or_id).await
     }
@@ -532,7 +546,7 @@ pub async fn find_mount_targets(
     }
     Ok(Some(Observed {
         address: address.clone(),
-        id: fs_id.clone(),
+        id: mount_targets_id(&fs_id),
         attrs: Attrs::EfsMountTargets(EfsMountTargetsAttrs {
             file_system: fs_id,
             subnets,
@@ -608,9 +622,10 @@ async fn create_mount_target(
 /// system. Calls: TagResource.
 pub async fn set_mount_targets_applied(
     aws: &Aws,
-    fs_id: &str,
+    mount_targets_id: &str,
     tags: &Tags,
 ) -> Result<(), AwsError> {
+    let fs_id = file_system_of(mount_targets_id);
     match tags.get(TAG_APPLIED) {
         Some(h) => {
             let t = Tags::from([(TAG_MOUNT_TARGETS_APPLIED.to_string(), h.clone())]);
@@ -623,7 +638,7 @@ pub async fn set_mount_targets_applied(
 /// Creates a mount target in every subnet of `attrs` (the file system must be available
 /// first: this waits for it), waits until they are available and records the applied hash
 /// on the file system. A subnet that already has one (a retried apply) is left as it is.
-/// Returns the file system id.
+/// Returns the [`mount_targets_id`].
 /// Calls: DescribeFileSystems (polled), DescribeMountTargets, CreateMountTarget per subnet,
 /// DescribeMountTargets (polled), TagResource.
 pub async fn create_mount_targets(
@@ -643,10 +658,10 @@ pub async fn create_mount_targets(
     }
     wait_mount_targets_settled(aws, fs_id).await?;
     set_mount_targets_applied(aws, fs_id, tags).await?;
-    Ok(fs_id.to_string())
+    Ok(mount_targets_id(fs_id))
 }
 
-/// Converges the mount targets of file system `fs_id`: deletes those in subnets no longer
+/// Converges the mount targets `id` ([`mount_targets_id`]): deletes those in subnets no longer
 /// wanted (waiting until they are gone, as one per availability zone is allowed), creates the
 /// missing ones and sets the security groups of the rest where they differ (`handles` from
 /// [`find_mount_targets`]).
@@ -654,11 +669,12 @@ pub async fn create_mount_targets(
 /// DescribeMountTargets (polled).
 pub async fn update_mount_targets(
     aws: &Aws,
-    fs_id: &str,
+    id: &str,
     before: &EfsMountTargetsAttrs,
     after: &EfsMountTargetsAttrs,
     handles: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
+    let fs_id = file_system_of(id);
     let mut deleted = false;
     for subnet in before.subnets.difference(&after.subnets) {
         if let Some(mt) = handles.get(&format!("mt:{subnet}")) {
@@ -712,10 +728,12 @@ async fn delete_mount_target(aws: &Aws, mt_id: &str) -> Result<(), AwsError> {
     }
 }
 
-/// Deletes every mount target of file system `fs_id` and waits until they are gone (their
-/// network interfaces hold the security groups). Already gone is success.
-/// Calls: DescribeMountTargets, DeleteMountTarget per target, DescribeMountTargets (polled).
-pub async fn delete_mount_targets(aws: &Aws, fs_id: &str) -> Result<(), AwsError> {
+/// Deletes every mount target of a file system (`id`: its id or [`mount_targets_id`]) and waits
+/// until they are gone (their network interfaces hold the security groups). Already gone is
+/// success. Calls: DescribeMountTargets, DeleteMountTarget per target, DescribeMountTargets
+/// (polled).
+pub async fn delete_mount_targets(aws: &Aws, id: &str) -> Result<(), AwsError> {
+    let fs_id = file_system_of(id);
     let targets = list_mount_targets(aws, fs_id).await?;
     if targets.is_empty() {
         return Ok(());
