@@ -76,6 +76,16 @@ fn not_found(e: &AwsError) -> bool {
         )
 }
 
+/// A delete's answer with "already gone" turned into success.
+async fn gone_is_ok<T>(
+    call: impl std::future::Future<Output = Result<T, AwsError>>,
+) -> Result<(), AwsError> {
+    match call.await {
+        Err(e) if !not_found(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 async fn sleep_or_give_up(
     started: std::time::Instant,
     operation: &'static str,
@@ -435,12 +445,13 @@ pub async fn set_tags(
 // Mount targets
 // ---------------------------------------------------------------------------------------------
 
-/// A file system's mount targets that are not being deleted: (mount target id, subnet,
-/// state). Calls: DescribeMountTargets (every page).
-async fn list_mount_targets(
+/// Every mount target of a file system as DescribeMountTargets lists it, `deleting` and
+/// `deleted` ones too; none when the file system is gone. Calls: DescribeMountTargets (every
+/// page).
+async fn describe_mount_targets(
     aws: &Aws,
     fs_id: &str,
-) -> Result<Vec<(String, String, efs::LifeCycleState)>, AwsError> {
+) -> Result<Vec<efs::MountTargetDescription>, AwsError> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -457,24 +468,27 @@ async fn list_mount_targets(
             Err(e) if not_found(&e) => return Ok(out),
             Err(e) => return Err(e),
         };
-        for m in page.mount_targets() {
-            let state = m.life_cycle_state().clone();
-            if !matches!(
-                state,
-                efs::LifeCycleState::Deleted | efs::LifeCycleState::Deleting
-            ) {
-                out.push((
-                    m.mount_target_id().to_string(),
-                    m.subnet_id().to_string(),
-                    state,
-                ));
-            }
-        }
+        out.extend(page.mount_targets().iter().cloned());
         match page.next_marker() {
             Some(m) if !m.is_empty() => marker = Some(m.to_string()),
             _ => return Ok(out),
         }
     }
+}
+
+/// A file system's mount targets that are not being deleted: (mount target id, subnet).
+async fn list_mount_targets(aws: &Aws, fs_id: &str) -> Result<Vec<(String, String)>, AwsError> {
+    Ok(describe_mount_targets(aws, fs_id)
+        .await?
+        .iter()
+        .filter(|m| {
+            !matches!(
+                m.life_cycle_state(),
+                efs::LifeCycleState::Deleted | efs::LifeCycleState::Deleting
+            )
+        })
+        .map(|m| (m.mount_target_id().to_string(), m.subnet_id().to_string()))
+        .collect())
 }
 
 async fn mount_target_groups(aws: &Aws, mt_id: &str) -> Result<BTreeSet<String>, AwsError> {
@@ -515,7 +529,7 @@ pub async fn find_mount_targets(
     let mut handles = BTreeMap::new();
     let mut subnets = BTreeSet::new();
     let mut group_sets = Vec::new();
-    for (mt_id, subnet, _) in &targets {
+    for (mt_id, subnet) in &targets {
         let groups = mount_target_groups(aws, mt_id)
             .await
             .map_err(|e| e.at(address))?;
@@ -563,32 +577,17 @@ async fn wait_mount_targets_settled(aws: &Aws, fs_id: &str) -> Result<(), AwsErr
     let started = std::time::Instant::now();
     loop {
         let mut settled = true;
-        let mut marker: Option<String> = None;
-        loop {
-            let page = aws
-                .efs
-                .describe_mount_targets()
-                .file_system_id(fs_id)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(err(SERVICE, "DescribeMountTargets"))?;
-            for m in page.mount_targets() {
-                match m.life_cycle_state() {
-                    efs::LifeCycleState::Available | efs::LifeCycleState::Deleted => {}
-                    efs::LifeCycleState::Error => {
-                        return Err(AwsError::other(
-                            SERVICE,
-                            "DescribeMountTargets",
-                            format!("mount target {} is in state error", m.mount_target_id()),
-                        ))
-                    }
-                    _ => settled = false,
+        for m in describe_mount_targets(aws, fs_id).await? {
+            match m.life_cycle_state() {
+                efs::LifeCycleState::Available | efs::LifeCycleState::Deleted => {}
+                efs::LifeCycleState::Error => {
+                    return Err(AwsError::other(
+                        SERVICE,
+                        "DescribeMountTargets",
+                        format!("mount target {} is in state error", m.mount_target_id()),
+                    ))
                 }
-            }
-            match page.next_marker() {
-                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-                _ => break,
+                _ => settled = false,
             }
         }
         if settled {
@@ -651,7 +650,7 @@ pub async fn create_mount_targets(
     let existing: BTreeSet<String> = list_mount_targets(aws, fs_id)
         .await?
         .into_iter()
-        .map(|(_, subnet, _)| subnet)
+        .map(|(_, subnet)| subnet)
         .collect();
     for subnet in attrs.subnets.difference(&existing) {
         create_mount_target(aws, fs_id, subnet, &attrs.security_groups).await?;
@@ -714,18 +713,15 @@ pub async fn update_mount_targets(
 }
 
 async fn delete_mount_target(aws: &Aws, mt_id: &str) -> Result<(), AwsError> {
-    match aws
-        .efs
-        .delete_mount_target()
-        .mount_target_id(mt_id)
-        .send()
-        .await
-        .map_err(err(SERVICE, "DeleteMountTarget"))
-    {
-        Ok(_) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(e),
-    }
+    gone_is_ok(async {
+        aws.efs
+            .delete_mount_target()
+            .mount_target_id(mt_id)
+            .send()
+            .await
+            .map_err(err(SERVICE, "DeleteMountTarget"))
+    })
+    .await
 }
 
 /// Deletes every mount target of a file system (`id`: its id or [`mount_targets_id`]) and waits
@@ -738,7 +734,7 @@ pub async fn delete_mount_targets(aws: &Aws, id: &str) -> Result<(), AwsError> {
     if targets.is_empty() {
         return Ok(());
     }
-    for (mt, _, _) in &targets {
+    for (mt, _) in &targets {
         delete_mount_target(aws, mt).await?;
     }
     let started = std::time::Instant::now();
@@ -960,16 +956,13 @@ pub async fn update_access_point(
 /// Deletes the access point (the files under its root directory stay on the file system).
 /// Already gone is success. Calls: DeleteAccessPoint.
 pub async fn delete_access_point(aws: &Aws, id: &str) -> Result<(), AwsError> {
-    match aws
-        .efs
-        .delete_access_point()
-        .access_point_id(id)
-        .send()
-        .await
-        .map_err(err(SERVICE, "DeleteAccessPoint"))
-    {
-        Ok(_) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(e),
-    }
+    gone_is_ok(async {
+        aws.efs
+            .delete_access_point()
+            .access_point_id(id)
+            .send()
+            .await
+            .map_err(err(SERVICE, "DeleteAccessPoint"))
+    })
+    .await
 }
