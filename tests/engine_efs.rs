@@ -9,7 +9,7 @@ mod common;
 
 use aws_sdk_ecs as ecs;
 use aws_sdk_efs as efs;
-use common::{assert_success, stderr, stdout, TestEnv, REGION};
+use common::{assert_success, schema_check, stderr, stdout, TestEnv, REGION};
 
 /// The creation token deploy derives for `file_systems.grafana` of stack monitoring,
 /// environment production.
@@ -116,6 +116,12 @@ async fn efs_applies_settles_and_survives_destroy_unless_data_may_go() {
     let seed = env.seed(false);
     let stack = efs_stack(&env, "efs.yaml");
     assert_success(&env.deploy(&["validate", "-f", &stack]));
+    // The plan document, every EFS attribute in it, follows the published schema.
+    let out = env.deploy(&["plan", "-f", &stack, "--format", "json"]);
+    assert_success(&out);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    schema_check(&plan).unwrap();
+    assert!(plan.to_string().contains("efs_mount_targets.grafana"));
 
     let out = env.deploy(&["apply", "-f", &stack, "--auto-approve"]);
     assert_success(&out);
@@ -177,6 +183,13 @@ async fn efs_applies_settles_and_survives_destroy_unless_data_may_go() {
             .any(|c| c.action == "DescribeMountTargetSecurityGroups"),
         "the plan reads the mount targets"
     );
+
+    // So does the destroy plan with its kept list.
+    let out = env.deploy(&["plan", "-f", &stack, "--destroy", "--format", "json"]);
+    assert_success(&out);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    schema_check(&plan).unwrap();
+    assert_eq!(plan["kept"][0]["address"], "efs_file_system.grafana");
 
     // Destroy keeps the file system (and lists it as kept); its mount targets, the access
     // point and everything else go.

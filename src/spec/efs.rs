@@ -310,3 +310,76 @@ pub fn defines(stack: &Stack, a: &Address) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::forces_replacement;
+    use std::path::Path;
+
+    const REFERENCE: &str = include_str!("../../stacks/monitoring.yaml");
+
+    fn with_efs() -> LoadedStack {
+        let text = REFERENCE.replace(
+            "\nservices:\n",
+            "\nfile_systems:\n  grafana:\n    mount_target_security_groups: [prometheus]\n\n\
+             access_points:\n  grafana:\n    file_system: grafana\n    uid: 472\n    gid: 472\n    \
+             root_directory: /grafana\n    permissions: \"0750\"\n\nservices:\n",
+        );
+        super::super::parse(Path::new("s.yaml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_file_system_is_three_addresses_named_by_stack_environment_and_key() {
+        let loaded = with_efs();
+        assert!(check(&loaded).is_empty(), "{:?}", check(&loaded));
+        let mut lookups = Lookups::placeholders("us-west-2");
+        lookups.subnet_ids = vec!["subnet-b".into(), "subnet-a".into()];
+        let built = build(&loaded.stack, &lookups, &Tags::new());
+        let addresses: Vec<String> = built.iter().map(|d| d.address.to_string()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "efs_file_system.grafana",
+                "efs_mount_targets.grafana",
+                "efs_access_point.grafana"
+            ]
+        );
+        let Attrs::EfsFileSystem(fs) = &built[0].attrs else {
+            panic!()
+        };
+        assert_eq!(fs.creation_token, "monitoring-production-grafana");
+        assert!(fs.encrypted);
+        assert_eq!(fs.throughput_mode, "bursting");
+        let Attrs::EfsMountTargets(mt) = &built[1].attrs else {
+            panic!()
+        };
+        assert_eq!(mt.subnets.len(), 2);
+        assert_eq!(
+            built[1].attrs.references(),
+            BTreeSet::from([
+                "efs_file_system.grafana".parse().unwrap(),
+                "security_group.prometheus".parse().unwrap()
+            ])
+        );
+        let Attrs::EfsAccessPoint(ap) = &built[2].attrs else {
+            panic!()
+        };
+        assert_eq!((ap.owner_uid, ap.owner_gid), (472, 472));
+    }
+
+    #[test]
+    fn data_stays_and_access_points_are_replaced() {
+        assert!(Kind::EfsFileSystem.holds_data());
+        assert!(!Kind::EfsAccessPoint.holds_data());
+        assert!(!Kind::EfsMountTargets.holds_data());
+        for attr in ["uid", "root_directory", "permissions", "file_system"] {
+            assert!(forces_replacement(Kind::EfsAccessPoint, attr), "{attr}");
+        }
+        assert!(!forces_replacement(Kind::EfsAccessPoint, "tags"));
+        // Nothing replaces a file system: that would delete its data.
+        for attr in ["encrypted", "performance_mode", "throughput_mode", "name"] {
+            assert!(!forces_replacement(Kind::EfsFileSystem, attr), "{attr}");
+        }
+    }
+}
