@@ -55,6 +55,17 @@ pub fn forces_replacement(kind: Kind, attr: &str) -> bool {
                 Kind::ServiceDiscoveryService,
                 "namespace" | "record_type" | "routing_policy" | "failure_threshold"
             )
+            // Access points are immutable: everything but their tags.
+            | (
+                Kind::EfsAccessPoint,
+                "file_system"
+                    | "uid"
+                    | "gid"
+                    | "root_directory"
+                    | "owner_uid"
+                    | "owner_gid"
+                    | "permissions"
+            )
     )
 }
 
@@ -72,6 +83,9 @@ fn is_identity(kind: Kind, attr: &str) -> bool {
             | (Kind::ListenerRule, "name")
             | (Kind::ServiceDiscoveryNamespace, "name" | "vpc_id")
             | (Kind::ServiceDiscoveryService, "name")
+            | (Kind::EfsFileSystem, "creation_token")
+            | (Kind::EfsMountTargets, "file_system")
+            | (Kind::EfsAccessPoint, "name")
     )
 }
 
@@ -359,6 +373,7 @@ pub fn diff(input: &DiffInput) -> Plan {
 fn data_held(kind: Kind) -> &'static str {
     match kind {
         Kind::Secret => "the secret's value (services using it could not start again)",
+        Kind::EfsFileSystem => "every file on the file system (Grafana's database and plugins)",
         _ => "its data",
     }
 }
@@ -389,7 +404,9 @@ fn conflict_for(d: &Desired, o: &Observed, input: &DiffInput) -> Conflict {
 
 fn import_id_for(o: &Observed) -> String {
     match o.address.kind {
-        Kind::SecurityGroup | Kind::ListenerRule => o.id.clone(),
+        Kind::SecurityGroup | Kind::ListenerRule | Kind::EfsFileSystem | Kind::EfsAccessPoint => {
+            o.id.clone()
+        }
         _ => o.attrs.aws_name().to_string(),
     }
 }

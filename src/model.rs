@@ -54,10 +54,13 @@ pub enum Kind {
     ListenerRule,
     ServiceDiscoveryNamespace,
     ServiceDiscoveryService,
+    EfsFileSystem,
+    EfsMountTargets,
+    EfsAccessPoint,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Secret,
         Kind::LogGroup,
         Kind::IamRole,
@@ -69,6 +72,9 @@ impl Kind {
         Kind::ListenerRule,
         Kind::ServiceDiscoveryNamespace,
         Kind::ServiceDiscoveryService,
+        Kind::EfsFileSystem,
+        Kind::EfsMountTargets,
+        Kind::EfsAccessPoint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,13 +90,18 @@ impl Kind {
             Kind::ListenerRule => "listener_rule",
             Kind::ServiceDiscoveryNamespace => "service_discovery_namespace",
             Kind::ServiceDiscoveryService => "service_discovery_service",
+            Kind::EfsFileSystem => "efs_file_system",
+            Kind::EfsMountTargets => "efs_mount_targets",
+            Kind::EfsAccessPoint => "efs_access_point",
         }
     }
 
-    /// Kinds whose deletion loses data no apply can bring back (a generated secret's value):
-    /// `destroy` and removal from the stack keep them unless the operator asks for data to go.
+    /// Kinds whose deletion loses data no apply can bring back (a generated secret's value,
+    /// the files on an EFS file system): `destroy` and removal from the stack keep them unless
+    /// the operator asks for data to go. Mount targets and access points are only ways into a
+    /// file system: deleting them loses nothing.
     pub fn holds_data(self) -> bool {
-        matches!(self, Kind::Secret)
+        matches!(self, Kind::Secret | Kind::EfsFileSystem)
     }
 
     /// Attributes whose values are shown as `(sensitive)` in every output; a change to them is
@@ -116,6 +127,9 @@ impl Kind {
             Kind::ListenerRule => "the listener rule ARN",
             Kind::ServiceDiscoveryNamespace => "the namespace name, e.g. monitoring.internal",
             Kind::ServiceDiscoveryService => "the Cloud Map service name",
+            Kind::EfsFileSystem => "the file system id (fs-…) or its creation token",
+            Kind::EfsMountTargets => "the id (fs-…) of the file system the mount targets belong to",
+            Kind::EfsAccessPoint => "the access point id, e.g. fsap-0123456789abcdef0",
         }
     }
 }
@@ -355,6 +369,29 @@ pub struct Container {
     pub port_mappings: Vec<PortMapping>,
     pub log: Option<LogConfig>,
     pub health_check: Option<HealthCheck>,
+    /// Volumes of the task mounted into this container. Left out when empty, so task
+    /// definitions without volumes hash as they always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_points: Vec<MountPoint>,
+}
+
+/// A task volume mounted into a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPoint {
+    /// Name of a volume of the task definition.
+    pub volume: String,
+    pub path: String,
+    pub read_only: bool,
+}
+
+/// A task volume on EFS, always with transit encryption and IAM authorization (the task role
+/// must be allowed `elasticfilesystem:ClientMount`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EfsVolume {
+    /// Address of a file system of this stack, or its id.
+    pub file_system: String,
+    /// Address of an access point of this stack, or its id.
+    pub access_point: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +409,9 @@ pub struct TaskDefinitionAttrs {
     pub cpu_architecture: String,
     pub containers: Vec<Container>,
     pub tags: Tags,
+    /// Volume name → the EFS file system behind it. Left out when empty (unchanged hashes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, EfsVolume>,
 }
 
 impl TaskDefinitionAttrs {
@@ -466,6 +506,58 @@ fn is_zero(n: &i32) -> bool {
     *n == 0
 }
 
+/// An EFS file system (Grafana's database and plugins). Always encrypted at rest; found by its
+/// creation token, which also makes a retried CreateFileSystem idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EfsFileSystemAttrs {
+    /// `STACK-ENVIRONMENT-KEY`: the identity (CreateFileSystem's idempotency token).
+    pub creation_token: String,
+    /// The `Name` tag (shown in the console).
+    pub name: String,
+    pub encrypted: bool,
+    /// `generalPurpose` (fixed: it cannot change after creation).
+    pub performance_mode: String,
+    /// `bursting` or `elastic`.
+    pub throughput_mode: String,
+    /// Move files not read for this long to Infrequent Access: `AFTER_30_DAYS` and the like.
+    pub transition_to_ia: Option<String>,
+    pub tags: Tags,
+}
+
+/// The mount targets of one file system: one in each of `subnets`, every one with the same
+/// security groups. Mount targets carry no tags of their own: they are owned through their
+/// file system (see the EFS adapter).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EfsMountTargetsAttrs {
+    /// Address of the file system in this stack, or its id.
+    pub file_system: String,
+    pub subnets: BTreeSet<String>,
+    /// Addresses of security groups of this stack, or group ids.
+    pub security_groups: BTreeSet<String>,
+}
+
+/// An EFS access point: a POSIX identity and a root directory every client of it gets.
+/// Immutable in AWS: any change but tags replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EfsAccessPointAttrs {
+    /// The `Name` tag: `STACK-ENVIRONMENT-KEY`, the identity.
+    pub name: String,
+    /// Address of the file system in this stack, or its id.
+    pub file_system: String,
+    pub uid: i64,
+    pub gid: i64,
+    pub root_directory: String,
+    /// Owner and mode EFS gives the root directory when it creates it.
+    pub owner_uid: i64,
+    pub owner_gid: i64,
+    /// Octal, e.g. `0750`.
+    pub permissions: String,
+    pub tags: Tags,
+}
+
+/// No tags: what [`Attrs::tags`] answers for kinds that cannot carry any.
+static NO_TAGS: Tags = Tags::new();
+
 /// The attributes of one resource, by kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "attributes", rename_all = "snake_case")]
@@ -481,6 +573,9 @@ pub enum Attrs {
     ListenerRule(ListenerRuleAttrs),
     ServiceDiscoveryNamespace(DiscoveryNamespaceAttrs),
     ServiceDiscoveryService(DiscoveryServiceAttrs),
+    EfsFileSystem(EfsFileSystemAttrs),
+    EfsMountTargets(EfsMountTargetsAttrs),
+    EfsAccessPoint(EfsAccessPointAttrs),
 }
 
 impl Attrs {
@@ -497,6 +592,9 @@ impl Attrs {
             Attrs::ListenerRule(_) => Kind::ListenerRule,
             Attrs::ServiceDiscoveryNamespace(_) => Kind::ServiceDiscoveryNamespace,
             Attrs::ServiceDiscoveryService(_) => Kind::ServiceDiscoveryService,
+            Attrs::EfsFileSystem(_) => Kind::EfsFileSystem,
+            Attrs::EfsMountTargets(_) => Kind::EfsMountTargets,
+            Attrs::EfsAccessPoint(_) => Kind::EfsAccessPoint,
         }
     }
 
@@ -514,6 +612,9 @@ impl Attrs {
             Attrs::ListenerRule(a) => serde_json::to_value(a),
             Attrs::ServiceDiscoveryNamespace(a) => serde_json::to_value(a),
             Attrs::ServiceDiscoveryService(a) => serde_json::to_value(a),
+            Attrs::EfsFileSystem(a) => serde_json::to_value(a),
+            Attrs::EfsMountTargets(a) => serde_json::to_value(a),
+            Attrs::EfsAccessPoint(a) => serde_json::to_value(a),
         }
         .expect("attributes serialize to JSON");
         match value {
@@ -549,6 +650,9 @@ impl Attrs {
             Attrs::ListenerRule(a) => &a.tags,
             Attrs::ServiceDiscoveryNamespace(a) => &a.tags,
             Attrs::ServiceDiscoveryService(a) => &a.tags,
+            Attrs::EfsFileSystem(a) => &a.tags,
+            Attrs::EfsMountTargets(_) => &NO_TAGS,
+            Attrs::EfsAccessPoint(a) => &a.tags,
         }
     }
 
@@ -592,6 +696,12 @@ impl Attrs {
                         add(&s.from);
                     }
                 }
+                for v in a.volumes.values() {
+                    add(&v.file_system);
+                    if let Some(ap) = &v.access_point {
+                        add(ap);
+                    }
+                }
             }
             Attrs::EcsService(a) => {
                 add(&a.cluster);
@@ -610,12 +720,20 @@ impl Attrs {
             }
             Attrs::ListenerRule(a) => add(&a.target_group),
             Attrs::ServiceDiscoveryService(a) => add(&a.namespace),
+            Attrs::EfsMountTargets(a) => {
+                add(&a.file_system);
+                for g in &a.security_groups {
+                    add(g);
+                }
+            }
+            Attrs::EfsAccessPoint(a) => add(&a.file_system),
             Attrs::LogGroup(_)
             | Attrs::IamRole(_)
             | Attrs::EcsCluster(_)
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
+            Attrs::EfsFileSystem(_) => {}
         }
         refs
     }
@@ -659,6 +777,12 @@ impl Attrs {
                         map(&mut s.from);
                     }
                 }
+                for v in a.volumes.values_mut() {
+                    map(&mut v.file_system);
+                    if let Some(ap) = v.access_point.as_mut() {
+                        map(ap);
+                    }
+                }
             }
             Attrs::EcsService(a) => {
                 map(&mut a.cluster);
@@ -686,12 +810,24 @@ impl Attrs {
             }
             Attrs::ListenerRule(a) => map(&mut a.target_group),
             Attrs::ServiceDiscoveryService(a) => map(&mut a.namespace),
+            Attrs::EfsMountTargets(a) => {
+                map(&mut a.file_system);
+                a.security_groups = std::mem::take(&mut a.security_groups)
+                    .into_iter()
+                    .map(|mut g| {
+                        map(&mut g);
+                        g
+                    })
+                    .collect();
+            }
+            Attrs::EfsAccessPoint(a) => map(&mut a.file_system),
             Attrs::LogGroup(_)
             | Attrs::IamRole(_)
             | Attrs::EcsCluster(_)
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
+            Attrs::EfsFileSystem(_) => {}
         }
     }
 
@@ -710,6 +846,9 @@ impl Attrs {
             Attrs::ListenerRule(a) => &a.name,
             Attrs::ServiceDiscoveryNamespace(a) => &a.name,
             Attrs::ServiceDiscoveryService(a) => &a.name,
+            Attrs::EfsFileSystem(a) => &a.creation_token,
+            Attrs::EfsMountTargets(a) => &a.file_system,
+            Attrs::EfsAccessPoint(a) => &a.name,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! ownership tags (resources removed from the stack file, interrupted replacements).
 
 use crate::aws::{
-    cloudmap, ec2, ecs, elbv2, elbv2_targets, iam, logs, secrets, tagging, Aws, AwsError,
+    cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, secrets, tagging, Aws, AwsError,
 };
 use crate::diff::World;
 use crate::model::{
@@ -113,6 +113,17 @@ async fn find(
             let namespace = cluster_name(&a.namespace, desired);
             cloudmap::find_services(aws, &namespace, &a.name, addr).await?
         }
+        Attrs::EfsFileSystem(a) => one(efs::find_file_system(aws, &a.creation_token, addr).await?),
+        Attrs::EfsMountTargets(a) => {
+            // Found through their file system: its creation token, or the id as written.
+            let fs = desired
+                .iter()
+                .find(|d| d.address.to_string() == a.file_system)
+                .map(|d| d.attrs.aws_name().to_string())
+                .unwrap_or_else(|| a.file_system.clone());
+            one(efs::find_mount_targets(aws, &fs, addr).await?)
+        }
+        Attrs::EfsAccessPoint(a) => efs::find_access_points(aws, &a.name, addr).await?,
     })
     .map(|mut list: Vec<Observed>| {
         for o in &mut list {
@@ -301,6 +312,9 @@ async fn observe_by_id(
         Kind::ServiceDiscoveryService => {
             cloudmap::observe_service(aws, cloudmap::service_id_of(id), &placeholder).await?
         }
+        Kind::EfsFileSystem => efs::observe_file_system_by_id(aws, id, &placeholder).await?,
+        Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
+        Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

@@ -181,8 +181,16 @@ pub fn rank(kind: Kind) -> u8 {
         | Kind::IamRole
         | Kind::SecurityGroup
         | Kind::EcsCluster
-        | Kind::ServiceDiscoveryNamespace => 0,
-        Kind::TaskDefinition | Kind::ServiceDiscoveryService | Kind::TargetGroup => 1,
+        | Kind::ServiceDiscoveryNamespace
+        // A file system before its mount targets and access points (which also wait for the
+        // security groups); task definitions that mount them wait on their references.
+        // Deletion runs the other way: mount targets before their groups and file system.
+        | Kind::EfsFileSystem => 0,
+        Kind::TaskDefinition
+        | Kind::ServiceDiscoveryService
+        | Kind::TargetGroup
+        | Kind::EfsMountTargets
+        | Kind::EfsAccessPoint => 1,
         Kind::ListenerRule => 2,
         Kind::EcsService => 3,
     }

@@ -9,9 +9,9 @@ use aws_sdk_ecs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use deploy::aws::{ecs, iam, Aws};
 use deploy::model::{
-    canonical_policy, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, HealthCheck,
-    IamRoleAttrs, Kind, LogConfig, Ownership, PortMapping, SecretRef, Tags, TaskDefinitionAttrs,
-    TAG_ADDRESS, TAG_APPLIED, TAG_ENV, TAG_STACK,
+    canonical_policy, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, EfsVolume,
+    HealthCheck, IamRoleAttrs, Kind, LogConfig, MountPoint, Ownership, PortMapping, SecretRef,
+    Tags, TaskDefinitionAttrs, TAG_ADDRESS, TAG_APPLIED, TAG_ENV, TAG_STACK,
 };
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -212,8 +212,22 @@ fn prometheus_task(execution_role: &str, task_role: &str, image: &str) -> TaskDe
                 retries: 3,
                 start_period: 30,
             }),
+            // An EFS volume mounted read-write: volumes and mount points must survive the
+            // round trip and be sent exactly as register_request_json writes them.
+            mount_points: vec![MountPoint {
+                volume: "data".into(),
+                path: "/var/lib/data".into(),
+                read_only: false,
+            }],
         }],
         tags: user_tags(&[("team", "platform")]),
+        volumes: BTreeMap::from([(
+            "data".to_string(),
+            EfsVolume {
+                file_system: "fs-0123456789abcdef0".into(),
+                access_point: Some("fsap-0123456789abcdef0".into()),
+            },
+        )]),
     }
 }
 

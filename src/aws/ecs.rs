@@ -11,8 +11,9 @@
 
 use super::{err, tag_list, Aws, AwsError};
 use crate::model::{
-    user_tags, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, HealthCheck, LogConfig,
-    Observed, Ownership, PortMapping, SecretRef, Tags, TaskDefinitionAttrs, TAG_APPLIED,
+    user_tags, Address, Attrs, Container, EcsClusterAttrs, EcsServiceAttrs, EfsVolume, HealthCheck,
+    LogConfig, MountPoint, Observed, Ownership, PortMapping, SecretRef, Tags, TaskDefinitionAttrs,
+    TAG_APPLIED,
 };
 use aws_sdk_ecs::types as ecs;
 use aws_smithy_types::error::operation::BuildError;
@@ -275,6 +276,25 @@ pub fn register_request_json(attrs: &TaskDefinitionAttrs, tags: &Tags) -> Value 
     if let Some(gib) = attrs.ephemeral_storage_gib {
         body.insert("ephemeralStorage".into(), json!({ "sizeInGiB": gib }));
     }
+    if !attrs.volumes.is_empty() {
+        let volumes: Vec<Value> = attrs
+            .volumes
+            .iter()
+            .map(|(name, v)| {
+                let mut auth = Map::new();
+                if let Some(ap) = &v.access_point {
+                    auth.insert("accessPointId".into(), json!(ap));
+                }
+                auth.insert("iam".into(), json!("ENABLED"));
+                json!({"name": name, "efsVolumeConfiguration": {
+                    "fileSystemId": v.file_system,
+                    "transitEncryption": "ENABLED",
+                    "authorizationConfig": auth,
+                }})
+            })
+            .collect();
+        body.insert("volumes".into(), Value::Array(volumes));
+    }
     if !attrs.cpu_architecture.is_empty() {
         body.insert(
             "runtimePlatform".into(),
@@ -333,6 +353,14 @@ fn container_json(c: &Container, network_mode: &str) -> Value {
     }
     if let Some(u) = &c.user {
         m.insert("user".into(), json!(u));
+    }
+    if !c.mount_points.is_empty() {
+        let mounts: Vec<Value> = c
+            .mount_points
+            .iter()
+            .map(|p| json!({"sourceVolume": p.volume, "containerPath": p.path, "readOnly": p.read_only}))
+            .collect();
+        m.insert("mountPoints".into(), Value::Array(mounts));
     }
     if let Some(log) = &c.log {
         let mut l = Map::new();
@@ -397,6 +425,15 @@ fn sdk_containers(
                         .name(k)
                         .value_from(r.value_from(&r.from))
                         .build()?,
+                );
+            }
+            for p in &c.mount_points {
+                b = b.mount_points(
+                    ecs::MountPoint::builder()
+                        .source_volume(&p.volume)
+                        .container_path(&p.path)
+                        .read_only(p.read_only)
+                        .build(),
                 );
             }
             if let Some(log) = &c.log {
@@ -486,6 +523,15 @@ fn task_definition_attrs(td: &ecs::TaskDefinition, all_tags: &Tags) -> TaskDefin
                 retries: h.retries().unwrap_or(DEFAULT_HEALTH_RETRIES),
                 start_period: h.start_period().unwrap_or(0),
             }),
+            mount_points: c
+                .mount_points()
+                .iter()
+                .map(|p| MountPoint {
+                    volume: p.source_volume().unwrap_or_default().to_string(),
+                    path: p.container_path().unwrap_or_default().to_string(),
+                    read_only: p.read_only().unwrap_or(false),
+                })
+                .collect(),
         })
         .collect();
     TaskDefinitionAttrs {
@@ -511,6 +557,25 @@ fn task_definition_attrs(td: &ecs::TaskDefinition, all_tags: &Tags) -> TaskDefin
             .unwrap_or_default(),
         containers,
         tags: user_tags(all_tags),
+        // EFS volumes only (the stack makes no other kind). Root directory, port and the
+        // always-ENABLED transit encryption and IAM authorization are not modelled.
+        volumes: td
+            .volumes()
+            .iter()
+            .filter_map(|v| {
+                let efs = v.efs_volume_configuration()?;
+                Some((
+                    v.name()?.to_string(),
+                    EfsVolume {
+                        file_system: efs.file_system_id().to_string(),
+                        access_point: efs
+                            .authorization_config()
+                            .and_then(|a| a.access_point_id())
+                            .map(str::to_string),
+                    },
+                ))
+            })
+            .collect(),
     }
 }
 
@@ -688,6 +753,24 @@ pub async fn register_task_definition(
     }
     if let Some(gib) = attrs.ephemeral_storage_gib {
         req = req.ephemeral_storage(ecs::EphemeralStorage::builder().size_in_gib(gib).build());
+    }
+    for (name, v) in &attrs.volumes {
+        let auth = ecs::EfsAuthorizationConfig::builder()
+            .set_access_point_id(v.access_point.clone())
+            .iam(ecs::EfsAuthorizationConfigIam::Enabled)
+            .build();
+        let efs = ecs::EfsVolumeConfiguration::builder()
+            .file_system_id(&v.file_system)
+            .transit_encryption(ecs::EfsTransitEncryption::Enabled)
+            .authorization_config(auth)
+            .build()
+            .map_err(invalid(op))?;
+        req = req.volumes(
+            ecs::Volume::builder()
+                .name(name)
+                .efs_volume_configuration(efs)
+                .build(),
+        );
     }
     if !attrs.cpu_architecture.is_empty() {
         req = req.runtime_platform(
@@ -1216,6 +1299,7 @@ mod tests {
             }],
             log: None,
             health_check: None,
+            mount_points: vec![],
         }
     }
 
@@ -1232,6 +1316,7 @@ mod tests {
             cpu_architecture: String::new(),
             containers: vec![container()],
             tags: Tags::new(),
+            volumes: BTreeMap::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod cloudmap;
 pub mod ec2;
 pub mod ecs;
+pub mod efs;
 pub mod elbv2;
 pub mod elbv2_targets;
 pub mod iam;
@@ -26,6 +27,7 @@ pub struct Aws {
     pub region: String,
     pub ec2: aws_sdk_ec2::Client,
     pub ecs: aws_sdk_ecs::Client,
+    pub efs: aws_sdk_efs::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
@@ -76,6 +78,7 @@ impl Aws {
             region,
             ec2: aws_sdk_ec2::Client::new(config),
             ecs: aws_sdk_ecs::Client::new(config),
+            efs: aws_sdk_efs::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),

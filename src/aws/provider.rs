@@ -1,7 +1,7 @@
 //! Carries out one plan step against AWS: resolves the stack addresses in the desired
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
-use super::{cloudmap, ec2, ecs, elbv2_targets, iam, logs, secrets, Aws, AwsError};
+use super::{cloudmap, ec2, ecs, efs, elbv2_targets, iam, logs, secrets, Aws, AwsError};
 use crate::apply::{Provider, Refs};
 use crate::model::{short_hash, Address, Attrs, Desired, Observed, Tags};
 use crate::plan::{Change, StepOp, RESTART_ATTR};
@@ -34,6 +34,10 @@ impl AwsProvider {
                 cloudmap::set_tags(aws, &arn, &tags, &[]).await
             }
             Attrs::ServiceDiscoveryService(_) => cloudmap::set_tags(aws, &o.id, &tags, &[]).await,
+            Attrs::EfsFileSystem(_) | Attrs::EfsAccessPoint(_) => {
+                efs::set_tags(aws, &o.id, &tags, &[]).await
+            }
+            Attrs::EfsMountTargets(_) => efs::set_mount_targets_applied(aws, &o.id, &tags).await,
         }
     }
 }
@@ -132,6 +136,9 @@ impl Provider for AwsProvider {
                         let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
                         cloudmap::create_service(aws, a, &tags, &token).await?
                     }
+                    Attrs::EfsFileSystem(a) => efs::create_file_system(aws, a, &tags).await?,
+                    Attrs::EfsMountTargets(a) => efs::create_mount_targets(aws, a, &tags).await?,
+                    Attrs::EfsAccessPoint(a) => efs::create_access_point(aws, a, &tags).await?,
                 };
                 Ok(Some(id))
             }
@@ -190,6 +197,15 @@ impl Provider for AwsProvider {
                     (Attrs::ServiceDiscoveryService(b), Attrs::ServiceDiscoveryService(a)) => {
                         cloudmap::update_service(aws, &o.id, b, a).await?
                     }
+                    (Attrs::EfsFileSystem(b), Attrs::EfsFileSystem(a)) => {
+                        efs::update_file_system(aws, &o.id, b, a).await?
+                    }
+                    (Attrs::EfsMountTargets(b), Attrs::EfsMountTargets(a)) => {
+                        efs::update_mount_targets(aws, &o.id, b, a, &o.handles).await?
+                    }
+                    (Attrs::EfsAccessPoint(b), Attrs::EfsAccessPoint(a)) => {
+                        efs::update_access_point(aws, &o.id, b, a).await?
+                    }
                     _ => {
                         return Err(AwsError::other(
                             "deploy",
@@ -233,6 +249,9 @@ impl Provider for AwsProvider {
                     Attrs::ServiceDiscoveryService(_) => {
                         cloudmap::delete_service(aws, &o.id).await?
                     }
+                    Attrs::EfsFileSystem(_) => efs::delete_file_system(aws, &o.id).await?,
+                    Attrs::EfsMountTargets(_) => efs::delete_mount_targets(aws, &o.id).await?,
+                    Attrs::EfsAccessPoint(_) => efs::delete_access_point(aws, &o.id).await?,
                 }
                 Ok(None)
             }

@@ -14,7 +14,7 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 /// moto 5.2.5 lists target groups here but neither listener rules nor Cloud Map resources; AWS
 /// lists all four, so removed ones are found there (on moto only through the stack's own
 /// addresses).
-pub const RESOURCE_TYPES: [&str; 10] = [
+pub const RESOURCE_TYPES: [&str; 12] = [
     "ecs:cluster",
     "ecs:service",
     "ecs:task-definition",
@@ -25,6 +25,8 @@ pub const RESOURCE_TYPES: [&str; 10] = [
     "elasticloadbalancing:listener-rule",
     "servicediscovery:namespace",
     "servicediscovery:service",
+    "elasticfilesystem:file-system",
+    "elasticfilesystem:access-point",
 ];
 
 /// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
@@ -109,6 +111,15 @@ pub fn classify_arn(arn: &str) -> Option<(Kind, String)> {
                 _ => None,
             }
         }
+        "elasticfilesystem" => {
+            let (kind, id) = resource.split_once('/')?;
+            let kind = match kind {
+                "file-system" => Kind::EfsFileSystem,
+                "access-point" => Kind::EfsAccessPoint,
+                _ => return None,
+            };
+            non_empty(id).map(|id| (kind, id))
+        }
         "ecs" => {
             let (kind, rest) = resource.split_once('/')?;
             if rest.is_empty() {
@@ -158,6 +169,14 @@ mod tests {
         );
         let secret = "arn:aws:secretsmanager:us-west-2:123456789012:secret:monitoring/x-AbCdEf";
         assert_eq!(c(secret), Some((Kind::Secret, secret.into())));
+        assert_eq!(
+            c("arn:aws:elasticfilesystem:us-west-2:123456789012:file-system/fs-0abc"),
+            Some((Kind::EfsFileSystem, "fs-0abc".into()))
+        );
+        assert_eq!(
+            c("arn:aws:elasticfilesystem:us-west-2:123456789012:access-point/fsap-0abc"),
+            Some((Kind::EfsAccessPoint, "fsap-0abc".into()))
+        );
         assert_eq!(c("arn:aws:iam::123456789012:role/x"), None);
         assert_eq!(
             c("arn:aws:ec2:us-west-2:123456789012:subnet/subnet-1"),

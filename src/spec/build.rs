@@ -81,6 +81,9 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
         | Kind::ListenerRule
         | Kind::ServiceDiscoveryNamespace
         | Kind::ServiceDiscoveryService => return None,
+        Kind::EfsFileSystem | Kind::EfsMountTargets | Kind::EfsAccessPoint => {
+            return super::efs::resource_arn(stack, lookups, a)
+        }
     })
 }
 
@@ -450,6 +453,7 @@ pub fn build_desired(
                     retries: h.retries as i32,
                     start_period: h.start_period as i32,
                 }),
+                mount_points: super::efs::mount_points(c),
             });
         }
         let attrs = TaskDefinitionAttrs {
@@ -467,6 +471,7 @@ pub fn build_desired(
             cpu_architecture: td.cpu_architecture.clone(),
             containers,
             tags: tags.clone(),
+            volumes: super::efs::task_volumes(td),
         };
         fingerprints.insert(
             key.clone(),
@@ -531,6 +536,7 @@ pub fn build_desired(
     }
 
     out.extend(super::lb_discovery::build(s, lookups, &tags));
+    out.extend(super::efs::build(s, lookups, &tags));
 
     if errors.is_empty() {
         Ok(Built {

@@ -5,6 +5,7 @@
 //! look. Nothing in here imports the AWS SDK.
 
 mod build;
+mod efs;
 mod lb_discovery;
 mod locate;
 mod validate;
@@ -75,6 +76,76 @@ pub struct Stack {
     /// Cloud Map services (DNS names) that ECS services register their tasks under.
     #[serde(default)]
     pub service_discovery_services: BTreeMap<String, DiscoveryServiceSpec>,
+    /// EFS file systems (persistent storage for Fargate tasks), with mount targets in every
+    /// looked-up subnet.
+    #[serde(default)]
+    pub file_systems: BTreeMap<String, FileSystemSpec>,
+    /// EFS access points: a POSIX identity and root directory on a file system.
+    #[serde(default)]
+    pub access_points: BTreeMap<String, AccessPointSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSystemSpec {
+    /// The `Name` tag; defaults to `STACK-ENVIRONMENT-KEY` (the creation token).
+    pub name: Option<String>,
+    /// Always true: `validate` refuses `false` (data at rest is always encrypted).
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+    /// `bursting` (default) or `elastic`.
+    #[serde(default = "bursting")]
+    pub throughput_mode: String,
+    /// Move files not read for this long to Infrequent Access, e.g. `AFTER_30_DAYS`.
+    pub transition_to_ia: Option<String>,
+    /// Keys of security groups of this stack given to every mount target.
+    pub mount_target_security_groups: Vec<String>,
+}
+
+fn bursting() -> String {
+    "bursting".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessPointSpec {
+    /// Key of a file system of this stack.
+    pub file_system: String,
+    /// POSIX user and group every client of the access point acts as.
+    pub uid: i64,
+    pub gid: i64,
+    /// The directory clients see as `/`, created on first use.
+    pub root_directory: String,
+    /// Owner of the root directory when EFS creates it; default the POSIX user.
+    pub owner_uid: Option<i64>,
+    pub owner_gid: Option<i64>,
+    /// Octal mode of the root directory when EFS creates it.
+    #[serde(default = "mode_0755")]
+    pub permissions: String,
+}
+
+fn mode_0755() -> String {
+    "0755".into()
+}
+
+/// A task volume on EFS (transit encryption and IAM authorization always on).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// Key of a file system of this stack.
+    pub file_system: String,
+    /// Key of an access point of this stack (on that file system).
+    pub access_point: Option<String>,
+}
+
+/// A task volume mounted into a container.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountPointSpec {
+    pub volume: String,
+    pub path: String,
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 impl Stack {
@@ -269,6 +340,9 @@ pub struct TaskDefinitionSpec {
     #[serde(default = "x86_64")]
     pub cpu_architecture: String,
     pub containers: BTreeMap<String, ContainerSpec>,
+    /// Volume name → EFS file system (and access point) behind it.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, VolumeSpec>,
 }
 
 fn x86_64() -> String {
@@ -306,6 +380,9 @@ pub struct ContainerSpec {
     #[serde(default)]
     pub secret_files: BTreeMap<String, String>,
     pub health_check: Option<HealthCheckSpec>,
+    /// Task volumes mounted into this container.
+    #[serde(default)]
+    pub mount_points: Vec<MountPointSpec>,
 }
 
 fn yes() -> bool {

@@ -532,6 +532,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             err(format!("{p}.id"), "an id is required".into());
         }
     }
+    errs.extend(super::efs::check(loaded));
     errs
 }
 
@@ -746,6 +747,9 @@ pub fn stack_defines(loaded: &LoadedStack, a: &Address) -> bool {
         Kind::TaskDefinition => s.task_definitions.contains_key(&a.name),
         Kind::EcsService => s.services.contains_key(&a.name),
         Kind::Secret => s.secrets.contains_key(&a.name),
+        Kind::EfsFileSystem | Kind::EfsMountTargets | Kind::EfsAccessPoint => {
+            super::efs::defines(s, a)
+        }
         _ => super::lb_discovery::defines(s, a).unwrap_or(false),
     }
 }

@@ -673,3 +673,38 @@ pub fn assert_failure(out: &Output) {
         stderr(out)
     );
 }
+
+/// Validates a document against schemas/deploy-v1.schema.json with the Python `jsonschema`
+/// package (installed with moto in the test venv): a real validator, not ours.
+pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
+    use std::io::Write;
+    let schema = repo_root().join("schemas/deploy-v1.schema.json");
+    let mut child = std::process::Command::new(python_path())
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator.check_schema(schema)\n\
+             errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)))\n\
+             [print(e.message[:300], list(e.absolute_path)) for e in errors]\n\
+             sys.exit(1 if errors else 0)",
+        ])
+        .arg(&schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with jsonschema (bash scripts/setup.sh installs it with moto)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", stdout(&out), stderr(&out)))
+    }
+}
