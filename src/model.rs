@@ -977,6 +977,11 @@ pub struct LoadBalancer {
     /// added to it; the listener itself is never changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_listener_arn: Option<String>,
+    /// Listener port → how many targets it forwards to. Only for the plan's warning about
+    /// scraping several tasks through one address; not part of what a saved plan is checked
+    /// against (the backend scaling would make every saved plan stale).
+    #[serde(skip)]
+    pub targets_by_port: BTreeMap<i32, usize>,
 }
 
 impl Lookups {
@@ -995,6 +1000,7 @@ impl Lookups {
                 vpc_id: p("vpc_id"),
                 security_groups: vec![p("load_balancer.security_groups")],
                 https_listener_arn: Some(p("load_balancer.https_listener_arn")),
+                targets_by_port: BTreeMap::new(),
             },
             secrets: BTreeMap::new(),
         }

@@ -36,6 +36,7 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
             request_id: None,
         });
     }
+    load_balancer.targets_by_port = elbv2::targets_by_port(aws, &load_balancer.arn).await?;
     // Only stacks with listener rules need the HTTPS listener (one more read).
     if !stack.listener_rules.is_empty() {
         load_balancer.https_listener_arn =

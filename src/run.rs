@@ -549,6 +549,10 @@ impl Context {
             destroy,
             delete_data: self.delete_data,
         });
+        if !destroy {
+            plan.warnings
+                .extend(self.built.scrape_warnings(&self.lookups));
+        }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
             plan.changes.retain(|c| closure.contains(&c.address));

@@ -1558,3 +1558,49 @@ async fn json_output_follows_its_versioned_schema() {
         "an unknown attribute must fail"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scraping_several_tasks_through_the_alb_is_warned() {
+    let env = TestEnv::new();
+    let seeded = env.seed(false);
+    let warning = "forwards port 3000 to 2 targets";
+    let out = env.deploy(&["plan", "-f", STACK]);
+    assert_success(&out);
+    assert!(
+        !stdout(&out).contains("targets: each scrape"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The backend scales to two tasks behind its target group.
+    let config = env.sdk_config(REGION).await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let mut register = elb
+        .register_targets()
+        .target_group_arn(seeded["target_group_arn"].as_str().unwrap());
+    for ip in ["10.20.1.10", "10.20.2.10"] {
+        register = register.targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(ip)
+                .port(3000)
+                .build(),
+        );
+    }
+    register.send().await.unwrap();
+    let out = env.deploy(&["plan", "-f", STACK]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains(warning), "{text}");
+    assert!(text.contains("vars.backend.discovery: dns"), "{text}");
+
+    // Scraping each task by DNS instead: no warning.
+    let dns = env.stack_copy("dns.yaml", |t| {
+        t.replace(
+            "    discovery: alb\n",
+            "    discovery: dns\n    dns_name: backend.monitoring.internal\n",
+        )
+    });
+    let out = env.deploy(&["plan", "-f", &dns]);
+    assert_success(&out);
+    assert!(!stdout(&out).contains(warning), "{}", stdout(&out));
+}

@@ -163,7 +163,12 @@ async fn efs_applies_settles_and_survives_destroy_unless_data_may_go() {
         Some(&ecs::types::EfsAuthorizationConfigIam::Enabled)
     );
     assert!(auth.access_point_id().unwrap().starts_with("fsap-"));
-    let mount = &td.container_definitions()[0].mount_points()[0];
+    let prometheus = td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("prometheus"))
+        .expect("the prometheus container");
+    let mount = &prometheus.mount_points()[0];
     assert_eq!(mount.container_path(), Some("/var/lib/grafana"));
 
     // A plan right after the apply is empty, and reads only.

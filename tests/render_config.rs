@@ -259,3 +259,40 @@ fn delivery_of_the_rendered_config_reaches_prometheus_intact() {
         promtool_check_config(&written);
     }
 }
+
+#[test]
+fn per_task_discovery_scrapes_each_backend_task_by_dns() {
+    let mut stack = reference_stack();
+    stack["vars"]["backend"]["discovery"] = json!("dns");
+    stack["vars"]["backend"]["dns_name"] = json!("backend.monitoring.internal");
+    let rendered =
+        common::render::render_with("prometheus.yml", &common::render::context_for(&stack));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    for rules in ["recording.yml", "alerts.yml"] {
+        std::fs::write(
+            dir.path().join("rules").join(rules),
+            common::render::render(&format!("rules/{rules}")),
+        )
+        .unwrap();
+    }
+    let file = dir.path().join("prometheus.yml");
+    std::fs::write(&file, &rendered).unwrap();
+    promtool_check_config(&file);
+    let config: Value = serde_saphyr::from_str(&rendered).unwrap();
+    let backend = config["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == "backend")
+        .unwrap();
+    assert_eq!(
+        backend["dns_sd_configs"],
+        json!([{"names": ["backend.monitoring.internal"], "type": "A", "port": 3000, "refresh_interval": "30s"}])
+    );
+    assert!(backend.get("static_configs").is_none());
+    assert!(
+        !rendered.contains(DNS_NAME),
+        "no scrape through the ALB left"
+    );
+}

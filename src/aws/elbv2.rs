@@ -63,5 +63,62 @@ pub async fn lookup_load_balancer(aws: &Aws, name: &str) -> Result<LoadBalancer,
         vpc_id: lb.vpc_id().ok_or_else(|| missing("VPC id"))?.to_string(),
         security_groups,
         https_listener_arn: None,
+        targets_by_port: Default::default(),
     })
+}
+
+/// How many targets each listener port of the load balancer forwards to (registered targets
+/// of the target groups its default actions forward to, draining ones left out). A scrape
+/// through a port with more than one target reaches a different task each time. Calls:
+/// DescribeListeners, then DescribeTargetHealth per target group.
+pub async fn targets_by_port(
+    aws: &Aws,
+    lb_arn: &str,
+) -> Result<std::collections::BTreeMap<i32, usize>, AwsError> {
+    let listeners = aws
+        .elbv2
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .map_err(err("elbv2", "DescribeListeners"))?;
+    let mut counts = std::collections::BTreeMap::new();
+    for l in listeners.listeners() {
+        let Some(port) = l.port() else { continue };
+        let mut groups: Vec<String> = Vec::new();
+        for a in l.default_actions() {
+            groups.extend(a.target_group_arn().map(str::to_string));
+            if let Some(fc) = a.forward_config() {
+                groups.extend(
+                    fc.target_groups()
+                        .iter()
+                        .filter_map(|t| t.target_group_arn().map(str::to_string)),
+                );
+            }
+        }
+        groups.sort();
+        groups.dedup();
+        let mut n = 0;
+        for tg in groups {
+            let health = aws
+                .elbv2
+                .describe_target_health()
+                .target_group_arn(&tg)
+                .send()
+                .await
+                .map_err(err("elbv2", "DescribeTargetHealth"))?;
+            n += health
+                .target_health_descriptions()
+                .iter()
+                .filter(|d| {
+                    d.target_health()
+                        .and_then(|h| h.state())
+                        .map(|s| s.as_str())
+                        != Some("draining")
+                })
+                .count();
+        }
+        counts.insert(port, n);
+    }
+    Ok(counts)
 }

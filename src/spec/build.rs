@@ -199,6 +199,31 @@ pub struct Built {
     pub files: Vec<RenderedFile>,
 }
 
+impl Built {
+    /// Warnings for rendered files that scrape through the load balancer on a port whose
+    /// target group has several targets: each scrape reaches a different task, so their
+    /// counters mix and rates jump. Per-task discovery avoids it.
+    pub fn scrape_warnings(&self, lookups: &Lookups) -> Vec<String> {
+        let lb = &lookups.load_balancer;
+        let mut out = Vec::new();
+        for (port, n) in &lb.targets_by_port {
+            let address = format!("{}:{port}", lb.dns_name);
+            for f in self.files.iter().filter(|f| f.content.contains(&address)) {
+                if *n > 1 {
+                    out.push(format!(
+                        "{} ({}) scrapes {address}, and load balancer `{}` forwards port {port} to \
+                         {n} targets: each scrape reaches one of them, so their counters mix. Scrape \
+                         each task instead (vars.backend.discovery: dns with the backend's Cloud Map \
+                         name in vars.backend.dns_name)",
+                        f.path, f.template, lb.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Every resource the stack wants, in declaration order by kind. Template and delivery
 /// problems come back located at the field that names the template.
 pub fn build_desired(

@@ -33,6 +33,7 @@ pub fn lookups() -> Lookups {
             vpc_id: "vpc-0123456789abcdef0".into(),
             security_groups: vec!["sg-0123456789abcdef0".into()],
             https_listener_arn: None,
+            targets_by_port: Default::default(),
         },
         secrets: Default::default(),
     }
