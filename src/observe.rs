@@ -36,11 +36,14 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
             request_id: None,
         });
     }
-    load_balancer.targets_by_port = elbv2::targets_by_port(aws, &load_balancer.arn).await?;
-    // Only stacks with listener rules need the HTTPS listener (one more read).
+    // One read of the listeners serves the target counts and, for stacks with listener rules,
+    // the HTTPS listener they are added to.
+    let listeners = elbv2::listeners(aws, &load_balancer.arn).await?;
     if !stack.listener_rules.is_empty() {
-        load_balancer.https_listener_arn =
-            Some(elbv2_targets::lookup_https_listener(aws, &load_balancer.arn).await?);
+        load_balancer.https_listener_arn = Some(
+            elbv2_targets::https_listener(&listeners)
+                .ok_or_else(|| elbv2_targets::no_https_listener(&load_balancer.arn))?,
+        );
     }
     let account = account_id.as_str();
     let secret_arns = stream::iter(stack.external_secrets())
@@ -53,10 +56,12 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
         })
         .buffer_unordered(PARALLEL_READS)
         .try_collect::<BTreeMap<_, _>>();
-    let (subnet_ids, secrets) = tokio::try_join!(
+    let (subnet_ids, secrets, targets_by_port) = tokio::try_join!(
         ec2::lookup_subnets(aws, &vpc_id, &stack.lookups.subnets.tags),
-        secret_arns
+        secret_arns,
+        elbv2::targets_by_port(aws, &listeners),
     )?;
+    load_balancer.targets_by_port = targets_by_port;
     Ok(Lookups {
         account_id,
         region: aws.region.clone(),

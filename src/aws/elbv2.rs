@@ -67,23 +67,36 @@ pub async fn lookup_load_balancer(aws: &Aws, name: &str) -> Result<LoadBalancer,
     })
 }
 
-/// How many targets each listener port of the load balancer forwards to (registered targets
-/// of the target groups its default actions forward to, draining ones left out). A scrape
-/// through a port with more than one target reaches a different task each time. Calls:
-/// DescribeListeners, then DescribeTargetHealth per target group.
-pub async fn targets_by_port(
+/// Every listener of the load balancer (DescribeListeners, all pages; read-only).
+pub async fn listeners(
     aws: &Aws,
     lb_arn: &str,
-) -> Result<std::collections::BTreeMap<i32, usize>, AwsError> {
-    let listeners = aws
+) -> Result<Vec<aws_sdk_elasticloadbalancingv2::types::Listener>, AwsError> {
+    let pages: Vec<_> = aws
         .elbv2
         .describe_listeners()
         .load_balancer_arn(lb_arn)
+        .into_paginator()
         .send()
+        .try_collect()
         .await
         .map_err(err("elbv2", "DescribeListeners"))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.listeners().iter().cloned())
+        .collect())
+}
+
+/// How many targets each of `listeners` forwards to (registered targets of the target groups
+/// its default actions forward to, draining ones left out). A scrape through a port with more
+/// than one target reaches a different task each time. Calls: DescribeTargetHealth per target
+/// group.
+pub async fn targets_by_port(
+    aws: &Aws,
+    listeners: &[aws_sdk_elasticloadbalancingv2::types::Listener],
+) -> Result<std::collections::BTreeMap<i32, usize>, AwsError> {
     let mut counts = std::collections::BTreeMap::new();
-    for l in listeners.listeners() {
+    for l in listeners {
         let Some(port) = l.port() else { continue };
         let mut groups: Vec<String> = Vec::new();
         for a in l.default_actions() {

@@ -52,31 +52,31 @@ async fn tags_of(aws: &Aws, arns: &[String]) -> Result<BTreeMap<String, Tags>, A
 /// The HTTPS listener (port 443) of the load balancer `lb_arn`: DescribeListeners. None is an
 /// error with code `LookupFailed`: listener rules need it, and deploy never creates it.
 pub async fn lookup_https_listener(aws: &Aws, lb_arn: &str) -> Result<String, AwsError> {
-    let op = "DescribeListeners";
-    let pages: Vec<_> = aws
-        .elbv2
-        .describe_listeners()
-        .load_balancer_arn(lb_arn)
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(err(SERVICE, op))?;
-    pages
+    let listeners = super::elbv2::listeners(aws, lb_arn).await?;
+    https_listener(&listeners).ok_or_else(|| no_https_listener(lb_arn))
+}
+
+/// The ARN of the port-443 listener among `listeners` (what [`super::elbv2::listeners`]
+/// read), for callers that already have them.
+pub fn https_listener(listeners: &[elb::Listener]) -> Option<String> {
+    listeners
         .iter()
-        .flat_map(|p| p.listeners())
         .find(|l| l.port() == Some(443))
         .and_then(|l| l.listener_arn().map(str::to_string))
-        .ok_or_else(|| AwsError {
-            service: SERVICE,
-            operation: op,
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!(
-                "load balancer {lb_arn} has no listener on port 443, which the stack's listener rules are added to"
-            ),
-            request_id: None,
-        })
+}
+
+/// The lookup failure when the load balancer has no HTTPS listener for the rules.
+pub fn no_https_listener(lb_arn: &str) -> AwsError {
+    AwsError {
+        service: SERVICE,
+        operation: "DescribeListeners",
+        address: None,
+        code: Some("LookupFailed".into()),
+        message: format!(
+            "load balancer {lb_arn} has no listener on port 443, which the stack's listener rules are added to"
+        ),
+        request_id: None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
