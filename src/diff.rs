@@ -4,8 +4,8 @@
 //! name resources of this stack into addresses, so both sides speak the same language.
 
 use crate::model::{
-    shown_value as shown, Address, Attrs, Desired, Kind, Observed, Ownership, TaskDefinitionAttrs,
-    VALUE_SET_OUTSIDE,
+    shown_value as shown, Address, Attrs, Desired, Kind, Observed, Ownership, SecretAttrs,
+    TaskDefinitionAttrs, VALUE_SET_OUTSIDE,
 };
 use crate::plan::{order_steps, Action, AttrChange, Cause, Change, Conflict, Kept, Plan};
 use serde_json::Value;
@@ -518,7 +518,7 @@ fn kind_keeps_live_value(kind: Kind, name: &str, before: Option<&Value>, after: 
     kind == Kind::Secret
         && name == "value"
         && before.and_then(Value::as_str) == Some(VALUE_SET_OUTSIDE)
-        && after.as_str().is_some_and(|a| a.ends_with(" rotation=0"))
+        && after.as_str().and_then(SecretAttrs::generation_rotation) == Some(0)
 }
 
 /// ECS reads a container's secrets when a task starts: after a stack secret's value changes,

@@ -446,18 +446,25 @@ impl SecretAttrs {
         )
     }
 
+    /// The value of `key` in a [`SecretAttrs::generation`] string.
+    fn generation_field<'a>(value: &'a str, key: &str) -> Option<&'a str> {
+        value
+            .split(' ')
+            .filter_map(|part| part.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
     /// Parses [`SecretAttrs::generation`]: (length, exclude_punctuation).
     pub fn generation_params(value: &str) -> Option<(i64, bool)> {
-        let mut length = None;
-        let mut exclude = None;
-        for part in value.split(' ') {
-            match part.split_once('=')? {
-                ("length", l) => length = l.parse().ok(),
-                ("punctuation", p) => exclude = Some(p == "no"),
-                _ => {}
-            }
-        }
-        Some((length?, exclude?))
+        let length = Self::generation_field(value, "length")?.parse().ok()?;
+        let exclude = Self::generation_field(value, "punctuation")? == "no";
+        Some((length, exclude))
+    }
+
+    /// The rotation counter of a [`SecretAttrs::generation`] string.
+    pub fn generation_rotation(value: &str) -> Option<i64> {
+        Self::generation_field(value, "rotation")?.parse().ok()
     }
 }
 
@@ -1160,6 +1167,10 @@ mod tests {
         assert_eq!(
             SecretAttrs::generation_params(&SecretAttrs::generation(40, false, 3)),
             Some((40, false))
+        );
+        assert_eq!(
+            SecretAttrs::generation_rotation(&SecretAttrs::generation(40, false, 3)),
+            Some(3)
         );
     }
 
