@@ -13,10 +13,12 @@ use std::fmt;
 use std::str::FromStr;
 
 mod lb_discovery;
+mod secret_generation;
 pub use lb_discovery::{
     DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, ListenerRuleAttrs, RuleConditions,
     ServiceLoadBalancer, TargetGroupAttrs, TargetHealthCheck,
 };
+pub use secret_generation::{tag_safe, Generation, SecretFormat, MAX_GENERATION_LEN};
 
 /// Tag naming the stack that owns a resource.
 pub const TAG_STACK: &str = "deploy:stack";
@@ -400,24 +402,18 @@ impl SecretAttrs {
     /// What [`SecretAttrs::value`] holds for a generated value; also the value of the
     /// [`TAG_GENERATED`] tag (characters every tagging API accepts).
     pub fn generation(length: i64, exclude_punctuation: bool, rotation: i64) -> String {
-        format!(
-            "length={length} punctuation={} rotation={rotation}",
-            if exclude_punctuation { "no" } else { "yes" }
-        )
+        Generation {
+            format: SecretFormat::Password,
+            length,
+            exclude_punctuation,
+            rotation,
+        }
+        .encode()
     }
 
     /// Parses [`SecretAttrs::generation`]: (length, exclude_punctuation).
     pub fn generation_params(value: &str) -> Option<(i64, bool)> {
-        let mut length = None;
-        let mut exclude = None;
-        for part in value.split(' ') {
-            match part.split_once('=')? {
-                ("length", l) => length = l.parse().ok(),
-                ("punctuation", p) => exclude = Some(p == "no"),
-                _ => {}
-            }
-        }
-        Some((length?, exclude?))
+        Generation::parse(value).map(|g| (g.length, g.exclude_punctuation))
     }
 }
 
