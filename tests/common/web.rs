@@ -13,6 +13,7 @@ use std::process::Command;
 pub const USER: &str = "grafana";
 
 /// The credentials written under one directory.
+#[derive(Clone)]
 pub struct WebAuth {
     pub password: String,
     /// The certificate, which is also the CA clients trust.
@@ -72,8 +73,34 @@ impl WebAuth {
         self.curl(port, path, false)
     }
 
+    /// POST a JSON body, authenticated: (status, body).
+    pub fn post_json(&self, port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        self.curl_with(
+            port,
+            path,
+            true,
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ],
+        )
+    }
+
     fn curl(&self, port: u16, path: &str, auth: bool) -> std::io::Result<(u16, String)> {
+        self.curl_with(port, path, auth, &[])
+    }
+
+    fn curl_with(
+        &self,
+        port: u16,
+        path: &str,
+        auth: bool,
+        extra: &[&str],
+    ) -> std::io::Result<(u16, String)> {
         let mut cmd = Command::new(curl());
+        cmd.args(extra);
         cmd.args(["-sS", "-g", "--max-time", "20", "-w", "\n%{http_code}"])
             .arg("--cacert")
             .arg(&self.ca)
