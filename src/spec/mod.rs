@@ -705,6 +705,54 @@ mod tests {
     }
 
     #[test]
+    fn secret_formats_take_only_their_own_parameters() {
+        for (find, replace, path, says) in [
+            (
+                "{ format: basic_auth, username: grafana }",
+                "{ format: basic_auth }",
+                "secrets.prometheus_auth.generate.username",
+                "needs a username",
+            ),
+            (
+                "{ format: basic_auth, username: grafana }",
+                "{ format: basic_auth, username: \"graf:ana\" }",
+                "secrets.prometheus_auth.generate.username",
+                "no `:`",
+            ),
+            (
+                "{ format: basic_auth, username: grafana }",
+                "{ username: grafana }",
+                "secrets.prometheus_auth.generate.username",
+                "does not apply to format password",
+            ),
+            (
+                "        - localhost\n",
+                "        - \"*.monitoring.internal\"\n",
+                "secrets.prometheus_tls.generate.names[2]",
+                "no wildcard",
+            ),
+            (
+                "      format: tls\n",
+                "      format: tls\n      validity_days: 0\n",
+                "secrets.prometheus_tls.generate.validity_days",
+                "1 to 3650 days",
+            ),
+            (
+                "        - localhost\n",
+                &format!("        - {}\n", "a.b".repeat(80)),
+                "secrets.prometheus_tls.generate",
+                "deploy:generated tag",
+            ),
+        ] {
+            let text = REFERENCE.replace(find, replace);
+            assert_ne!(text, REFERENCE, "{find}");
+            let e = &errors(&text)[0];
+            assert_eq!(e.path, path, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn a_literal_secret_is_refused_without_repeating_it() {
         let text = REFERENCE.replacen(
             "        log_group: prometheus\n",
