@@ -13,10 +13,12 @@ use std::fmt;
 use std::str::FromStr;
 
 mod lb_discovery;
+mod secret_generation;
 pub use lb_discovery::{
     DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, ListenerRuleAttrs, RuleConditions,
     ServiceLoadBalancer, TargetGroupAttrs, TargetHealthCheck,
 };
+pub use secret_generation::{tag_safe, Generation, SecretFormat, MAX_GENERATION_LEN};
 
 /// Tag naming the stack that owns a resource.
 pub const TAG_STACK: &str = "deploy:stack";
@@ -440,31 +442,23 @@ impl SecretAttrs {
     /// What [`SecretAttrs::value`] holds for a generated value; also the value of the
     /// [`TAG_GENERATED`] tag (characters every tagging API accepts).
     pub fn generation(length: i64, exclude_punctuation: bool, rotation: i64) -> String {
-        format!(
-            "length={length} punctuation={} rotation={rotation}",
-            if exclude_punctuation { "no" } else { "yes" }
-        )
-    }
-
-    /// The value of `key` in a [`SecretAttrs::generation`] string.
-    fn generation_field<'a>(value: &'a str, key: &str) -> Option<&'a str> {
-        value
-            .split(' ')
-            .filter_map(|part| part.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
+        Generation {
+            format: SecretFormat::Password,
+            length,
+            exclude_punctuation,
+            rotation,
+        }
+        .encode()
     }
 
     /// Parses [`SecretAttrs::generation`]: (length, exclude_punctuation).
     pub fn generation_params(value: &str) -> Option<(i64, bool)> {
-        let length = Self::generation_field(value, "length")?.parse().ok()?;
-        let exclude = Self::generation_field(value, "punctuation")? == "no";
-        Some((length, exclude))
+        Generation::parse(value).map(|g| (g.length, g.exclude_punctuation))
     }
 
     /// The rotation counter of a [`SecretAttrs::generation`] string.
     pub fn generation_rotation(value: &str) -> Option<i64> {
-        Self::generation_field(value, "rotation")?.parse().ok()
+        Generation::parse(value).map(|g| g.rotation)
     }
 }
 

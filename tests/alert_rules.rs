@@ -3,15 +3,16 @@
 //! shorter than its `for`, every recorded series is checked, the unit tests follow the stack's
 //! thresholds and names (they are rendered from tests/fixtures/rules-tests with the same vars),
 //! and every alert links to a heading of docs/runbook.md. A real Prometheus then loads and
-//! evaluates them and shows that the metrics its own health alerts watch exist.
+//! evaluates them and shows that the metrics its own health alerts watch exist; it runs with
+//! the stack's web config (HTTPS and basic auth, real generated credentials), as in the task.
 
 mod common;
 
 use common::render::{context, context_for, promtool, reference_stack, render_with};
+use common::web::WebAuth;
 use deploy::render::{RenderContext, Templates};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -296,7 +297,8 @@ fn alert_cases(tree: &Tree) -> Vec<(String, String, u64, bool)> {
 fn rendered_rules_pass_promtool_and_prometheus_yml_finds_them() {
     let tree = Tree::new(&context(), &context());
     tree.check();
-    // The alerting block: the Alertmanager beside Prometheus in the same task.
+    // The alerting block: the Alertmanager beside Prometheus in the same task, over HTTPS
+    // with basic auth (tests/alertmanager_config.rs proves the delivery).
     let config = parse_yaml(
         "prometheus.yml",
         &std::fs::read_to_string(tree.path().join("prometheus.yml")).unwrap(),
@@ -304,7 +306,12 @@ fn rendered_rules_pass_promtool_and_prometheus_yml_finds_them() {
     assert_eq!(config["rule_files"], json!(["rules/*.yml"]));
     assert_eq!(
         config["alerting"]["alertmanagers"],
-        json!([{"static_configs": [{"targets": ["localhost:9093"]}]}])
+        json!([{
+            "scheme": "https",
+            "basic_auth": {"username": "grafana", "password_file": "secrets/web_password"},
+            "tls_config": {"ca_file": "secrets/tls.crt", "server_name": "localhost"},
+            "static_configs": [{"targets": ["localhost:9093"]}]
+        }])
     );
 }
 
@@ -599,11 +606,16 @@ struct Prometheus {
     child: std::process::Child,
     port: u16,
     log: PathBuf,
+    web: WebAuth,
 }
 
 impl Prometheus {
-    /// Starts Prometheus on `config` with its TSDB under `data` and waits until it is ready.
+    /// Starts Prometheus on `config` with its TSDB under `data` and the stack's web config
+    /// (credentials installed beside `config`, where its relative paths look), and waits
+    /// until it is ready.
     fn start(config: &Path, data: &Path) -> Prometheus {
+        let dir = config.parent().unwrap();
+        let web = WebAuth::install(dir, &context());
         let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
             .into_iter()
             .map(PathBuf::from)
@@ -625,6 +637,10 @@ impl Prometheus {
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg(format!(
+                    "--web.config.file={}",
+                    dir.join("web.yml").display()
+                ))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
@@ -634,16 +650,18 @@ impl Prometheus {
                 child,
                 port,
                 log: log.clone(),
+                web: web.clone(),
             };
             let ready = poll(Duration::from_secs(60), || {
                 if let Ok(Some(_)) = prometheus.child.try_wait() {
                     return Some(false);
                 }
-                matches!(http_get(port, "/-/ready"), Ok((200, _))).then_some(true)
+                matches!(prometheus.web.get(port, "/-/ready"), Ok((200, _))).then_some(true)
             });
             if ready == Some(true) {
                 return prometheus;
             }
+
             eprintln!(
                 "prometheus on {port} did not start:\n{}",
                 prometheus.log_text()
@@ -653,7 +671,7 @@ impl Prometheus {
     }
 
     fn get(&self, path: &str) -> String {
-        match http_get(self.port, path) {
+        match self.web.get(self.port, path) {
             Ok((200, body)) => body,
             other => panic!("GET {path}: {other:?}\n{}", self.log_text()),
         }
@@ -690,22 +708,6 @@ fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// GET over HTTP/1.0 (never chunked, so the body is the document): (status, body).
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {raw:?}")))?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    Ok((status, body.unwrap_or_default()))
 }
 
 #[test]

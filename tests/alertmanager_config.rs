@@ -1,11 +1,15 @@
 //! The rendered Alertmanager config (templates/alertmanager.yml) passes amtool, routes every
 //! severity as its header documents for any subset of receivers, and, loaded into a real
 //! Alertmanager pointed at loopback sinks (Slack, PagerDuty, SMTP, heartbeat), delivers every
-//! route, inhibits the matching warning and never logs a credential.
+//! route, inhibits the matching warning and never logs a credential. The real Alertmanager
+//! runs with the stack's web config (HTTPS and basic auth, real generated credentials), and a
+//! real Prometheus with the rendered prometheus.yml delivers its alerts to it over TLS with
+//! basic auth, as the task does.
 
 mod common;
 
-use common::render::{context_for, reference_stack, render, render_with};
+use common::render::{context, context_for, reference_stack, render, render_with};
+use common::web::{plain_http_refused, WebAuth};
 use deploy::render::{check_yaml, Templates};
 use serde_json::{json, Value};
 use std::fs;
@@ -660,15 +664,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `/usr/bin/prometheus-alertmanager` on a loopback port, clustering off, killed on drop.
+/// `/usr/bin/prometheus-alertmanager` on a loopback port, clustering off, killed on drop;
+/// HTTPS with basic auth through the rendered web.yml, installed beside `config` with real
+/// credentials.
 struct Alertmanager {
     child: Child,
     port: u16,
     log: PathBuf,
+    web: WebAuth,
 }
 
 impl Alertmanager {
     fn start(config: &Path, dir: &Path) -> Alertmanager {
+        let config_dir = config.parent().unwrap();
+        let web = WebAuth::install(config_dir, &context());
         assert!(
             Path::new(ALERTMANAGER).is_file(),
             "{ALERTMANAGER} is missing, so the rendered config cannot be run: {INSTALL}"
@@ -682,6 +691,10 @@ impl Alertmanager {
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!("--storage.path={}", dir.join("data").display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg(format!(
+                    "--web.config.file={}",
+                    config_dir.join("web.yml").display()
+                ))
                 .arg("--cluster.listen-address=")
                 .arg("--log.level=debug")
                 .stdin(Stdio::null())
@@ -698,8 +711,13 @@ impl Alertmanager {
                     );
                     break;
                 }
-                if let Ok((200, _)) = common::http_request(port, "GET", "/-/ready", b"") {
-                    return Alertmanager { child, port, log };
+                if let Ok((200, _)) = web.get(port, "/-/ready") {
+                    return Alertmanager {
+                        child,
+                        port,
+                        log,
+                        web,
+                    };
                 }
                 if started.elapsed() > Duration::from_secs(60) {
                     let _ = child.kill();
@@ -716,19 +734,18 @@ impl Alertmanager {
     }
 
     fn post_alerts(&self, alerts: Value) {
-        let (status, body) = common::http_request(
-            self.port,
-            "POST",
-            "/api/v2/alerts",
-            alerts.to_string().as_bytes(),
-        )
-        .expect("POST /api/v2/alerts");
+        let (status, body) = self
+            .web
+            .post_json(self.port, "/api/v2/alerts", &alerts.to_string())
+            .expect("POST /api/v2/alerts");
         assert_eq!(status, 200, "POST /api/v2/alerts: {body}");
     }
 
     fn get(&self, path: &str) -> Value {
-        let (status, body) =
-            common::http_request(self.port, "GET", path, b"").expect("GET from alertmanager");
+        let (status, body) = self
+            .web
+            .get(self.port, path)
+            .expect("GET from alertmanager");
         assert_eq!(status, 200, "GET {path}: {body}");
         let body = dechunk(&body);
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
@@ -832,6 +849,13 @@ fn real_alertmanager_delivers_every_route_and_inhibits_the_matching_warning() {
     amtool_check_config(&installed.config);
     let am = Alertmanager::start(&installed.config, installed.dir.path());
     let patience = Duration::from_secs(60);
+    // Only HTTPS with basic auth gets an answer.
+    let anonymous = am.web.get_anonymous(am.port, "/api/v2/status").unwrap();
+    assert_eq!(
+        anonymous.0, 401,
+        "an unauthenticated request: {anonymous:?}"
+    );
+    assert!(plain_http_refused(am.port), "plain HTTP got an API answer");
 
     // A critical and the dead man's switch.
     am.post_alerts(json!([
@@ -967,4 +991,74 @@ fn real_alertmanager_delivers_every_route_and_inhibits_the_matching_warning() {
         );
         assert!(!status.contains(piece), "{name} in /api/v2/status");
     }
+}
+
+/// A real Prometheus (2.42) with the rendered prometheus.yml and rules sends the always-firing
+/// Watchdog to the real Alertmanager through the rendered `alerting:` block: HTTPS, the
+/// certificate as CA, basic auth from the password file; only the port moves.
+#[test]
+fn real_prometheus_delivers_alerts_to_alertmanager_over_tls_with_basic_auth() {
+    let prometheus = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("prometheus is not installed: apt-get install prometheus"));
+    let installed = checked(&render_alerting(reference_alerting()));
+    let am = Alertmanager::start(&installed.config, installed.dir.path());
+
+    // prometheus.yml and its rules beside alertmanager.yml, so its relative secrets/ paths
+    // find the credentials the Alertmanager was given (as in the task, where both
+    // containers get the same secrets).
+    let dir = installed.config.parent().unwrap();
+    let ctx = context();
+    let rendered = render_with("prometheus.yml", &ctx);
+    assert_eq!(rendered.matches("localhost:9093").count(), 1, "{rendered}");
+    let config = dir.join("prometheus.yml");
+    fs::write(
+        &config,
+        rendered.replace("localhost:9093", &format!("localhost:{}", am.port)),
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("rules")).unwrap();
+    for name in ["rules/recording.yml", "rules/alerts.yml"] {
+        fs::write(dir.join(name), render_with(name, &ctx)).unwrap();
+    }
+    let log = dir.join("prometheus.log");
+    let mut child = Command::new(&prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prometheus-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .arg(format!(
+            "--web.config.file={}",
+            dir.join("web.yml").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", prometheus.display()));
+    let started = Instant::now();
+    let delivered = loop {
+        let alerts = am.get("/api/v2/alerts");
+        if alerts
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["labels"]["alertname"] == "Watchdog"))
+        {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(90) || matches!(child.try_wait(), Ok(Some(_))) {
+            break false;
+        }
+        thread::sleep(Duration::from_secs(1));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        delivered,
+        "Prometheus's Watchdog never reached Alertmanager:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
 }

@@ -5,6 +5,11 @@
 // series carrying the labels its panel shows. If the stack has rule files, every recording
 // rule must produce series and the error-rate and latency alerts must fire.
 //
+// Prometheus runs with the stack's rendered web config and real generated credentials (the
+// functions `deploy apply` generates them with): it serves only HTTPS with basic auth, every
+// request here verifies its certificate and authenticates, and the rendered self-scrape job
+// (HTTPS, basic auth from the password file, the certificate as CA) must report `up == 1`.
+//
 // When is a result "real"? (the rule this test enforces)
 //   1. The query must contain at least one selector of a metric Prometheus has scraped, and
 //      every such selector (with its label matchers, variables filled in) must itself select
@@ -20,16 +25,16 @@
 mod common;
 
 use common::render::{context_for, reference_stack, render_with, DNS_NAME};
+use common::web::{plain_http_refused, WebAuth};
 use common::{free_port, http_request, tail};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -146,15 +151,32 @@ fn start_app(dir: &Path) -> (Running, u16) {
     (app, port)
 }
 
-/// Starts Prometheus on a free port with `config`; waits until it is ready.
+/// The credentials Prometheus's web config was given, for every request of [`get`]
+/// (one Prometheus per test process).
+static WEB: OnceLock<WebAuth> = OnceLock::new();
+
+/// Starts Prometheus on a free port with `config` and `dir`/web.yml (see [`WebAuth`]); waits
+/// until it is ready. Its self-scrape target (localhost:9090 in the container) is moved to
+/// the port it got.
 fn start_prometheus(dir: &Path, config: &Path) -> (Running, u16) {
     let bin = prometheus_binary();
+    let text = std::fs::read_to_string(config).unwrap();
+    assert_eq!(text.matches("localhost:9090").count(), 1, "{text}");
     for _attempt in 0..3 {
         let port = free_port();
+        std::fs::write(
+            config,
+            text.replace("localhost:9090", &format!("localhost:{port}")),
+        )
+        .unwrap();
         let log = dir.join("prometheus.log");
         let mut prom = Running {
             child: Command::new(&bin)
                 .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--web.config.file={}",
+                    dir.join("web.yml").display()
+                ))
                 .arg(format!(
                     "--storage.tsdb.path={}",
                     dir.join("data").display()
@@ -190,25 +212,11 @@ fn start_prometheus(dir: &Path, config: &Path) -> (Running, u16) {
     panic!("prometheus failed to start three times");
 }
 
-/// An HTTP/1.0 GET (so the answer is never chunked): (status, body).
+/// A GET over HTTPS with basic auth, the certificate verified: (status, body).
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {raw:.200}")))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
+    WEB.get()
+        .expect("the test installs the credentials before starting Prometheus")
+        .get(port, path)
 }
 
 /// GET on the Prometheus HTTP API; returns `data` or the API's error.
@@ -663,7 +671,20 @@ fn every_dashboard_query_returns_labelled_series_from_the_instrumented_app() {
     let stack = stack_copy();
     let (app, app_port) = start_app(dir.path());
     let rule_files = write_config(dir.path(), &stack, app_port);
+    let web = WEB.get_or_init(|| WebAuth::install(dir.path(), &context_for(&stack)));
     let (prom, port) = start_prometheus(dir.path(), &dir.path().join("prometheus.yml"));
+    // Only HTTPS with basic auth gets an answer.
+    let anonymous = web.get_anonymous(port, "/api/v1/status/buildinfo").unwrap();
+    assert_eq!(
+        anonymous.0, 401,
+        "an unauthenticated request: {anonymous:?}"
+    );
+    assert!(plain_http_refused(port), "plain HTTP got an API answer");
+    assert_eq!(
+        web.get(port, "/api/v1/status/buildinfo").unwrap().0,
+        200,
+        "the authenticated request over HTTPS"
+    );
     let _traffic = Traffic::start(app_port);
     let fail = |what: &str, failures: &[String]| {
         panic!(
@@ -690,6 +711,16 @@ fn every_dashboard_query_returns_labelled_series_from_the_instrumented_app() {
     });
     if !up.is_empty() {
         fail("the app was never scraped", &up);
+    }
+    // Prometheus's own clients authenticate too: the rendered self-scrape job is up.
+    let self_scrape = poll(QUERIES_DEADLINE, || {
+        match query(port, "up{job=\"prometheus\"} == 1") {
+            Ok(s) if s.len() == 1 => vec![],
+            other => vec![format!("the self-scrape is not up: {other:?}")],
+        }
+    });
+    if !self_scrape.is_empty() {
+        fail("the HTTPS + basic auth self-scrape failed", &self_scrape);
     }
     let instances = label_values(port, "instance", Some(REQUESTS_TOTAL));
     assert_eq!(instances, [format!("127.0.0.1:{app_port}")]);

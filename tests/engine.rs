@@ -100,7 +100,7 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
         "{text}"
     );
     assert!(
-        text.contains("Plan: 7 to add, 0 to change, 0 to replace, 0 to destroy."),
+        text.contains("Plan: 9 to add, 0 to change, 0 to replace, 0 to destroy."),
         "{text}"
     );
     let calls = env.proxy.calls();
@@ -545,6 +545,7 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
             .replace("name: monitoring\n", "name: other\n")
             .replace("family: prom-task", "family: other-prom")
             .replace("name: prometheus\n", "name: other-prometheus\n")
+            .replace("name: monitoring/prometheus/", "name: other/prometheus/")
     });
     apply(&env, &other);
     // An untagged log group nobody declared.
@@ -1411,7 +1412,7 @@ async fn targeting_limits_the_work_to_the_target_and_its_dependencies() {
     // On an empty account, targeting the service brings everything it depends on.
     let out = env.deploy(&["plan", "-f", STACK, "--target", "ecs_service.prometheus"]);
     assert_success(&out);
-    assert!(stdout(&out).contains("Plan: 7 to add"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Plan: 9 to add"), "{}", stdout(&out));
     apply(&env, STACK);
 
     let edited = env.stack_copy("edited.yaml", |t| {
@@ -1490,7 +1491,7 @@ async fn json_output_follows_its_versioned_schema() {
     schema_check(&plan).unwrap();
     assert_eq!(plan["format_version"], "1.0");
     assert_eq!(plan["kind"], "plan");
-    assert_eq!(plan["summary"]["add"], 7);
+    assert_eq!(plan["summary"]["add"], 9);
     assert!(plan["changes"]
         .as_array()
         .unwrap()
@@ -1509,7 +1510,7 @@ async fn json_output_follows_its_versioned_schema() {
         .iter()
         .all(|s| s["outcome"] == "done"));
     assert!(
-        stderr(&out).contains("Plan: 7 to add"),
+        stderr(&out).contains("Plan: 9 to add"),
         "human text goes to stderr"
     );
 

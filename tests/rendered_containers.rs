@@ -55,6 +55,43 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Stand-ins for the fields of JSON secrets whose values must be real for the checkers to
+/// pass: basic-auth credentials (a password and its bcrypt hash) and a self-signed
+/// certificate with its key, made by the same code deploy generates them with.
+struct RealStandIns {
+    by_json_key: BTreeMap<String, String>,
+}
+
+impl RealStandIns {
+    fn new() -> RealStandIns {
+        let password = "stand-in-password-9f2k";
+        let auth: Value =
+            serde_json::from_str(&deploy::aws::secrets::basic_auth("grafana", password).unwrap())
+                .unwrap();
+        let tls: Value = serde_json::from_str(
+            &deploy::aws::secrets::self_signed(&["localhost".to_string()], 1).unwrap(),
+        )
+        .unwrap();
+        let mut by_json_key = BTreeMap::new();
+        for (key, doc) in [
+            ("password", &auth),
+            ("bcrypt", &auth),
+            ("cert", &tls),
+            ("key", &tls),
+        ] {
+            by_json_key.insert(key.to_string(), doc[key].as_str().unwrap().to_string());
+        }
+        RealStandIns { by_json_key }
+    }
+
+    /// The stand-in for a secret whose `valueFrom` is `value_from` (ARN, then `:KEY::` for
+    /// a JSON key).
+    fn for_value_from(&self, value_from: &str) -> Option<String> {
+        let key = value_from.strip_suffix("::")?.rsplit(':').next()?;
+        self.by_json_key.get(key).cloned()
+    }
+}
+
 struct Started {
     /// The arguments the image's program was exec'd with.
     args: Vec<String>,
@@ -64,7 +101,7 @@ struct Started {
 
 /// Runs a container's delivery script with its paths moved under `root` and the image's
 /// program replaced by a recorder of its arguments.
-fn start(container: &Value, root: &Path) -> Started {
+fn start(container: &Value, root: &Path, real: &RealStandIns) -> Started {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
             .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
@@ -89,8 +126,11 @@ fn start(container: &Value, root: &Path) -> Started {
         .flatten()
         .map(|s| {
             let name = s["name"].as_str().unwrap().to_string();
-            // A value with the characters that break naive quoting.
-            let value = format!("stand-in $'\"\\ {name} %s\n");
+            // A real value where a checker reads it, else one with the characters that
+            // break naive quoting.
+            let value = real
+                .for_value_from(s["valueFrom"].as_str().unwrap())
+                .unwrap_or_else(|| format!("stand-in $'\"\\ {name} %s\n"));
             (name, value)
         })
         .collect();
@@ -153,6 +193,7 @@ fn every_container_writes_exactly_the_checked_files() {
     assert_success(&out);
 
     let mut checked = Vec::new();
+    let real = RealStandIns::new();
     for td_file in std::fs::read_dir(dir.join("task-definitions")).unwrap() {
         let td: Value =
             serde_json::from_slice(&std::fs::read(td_file.unwrap().path()).unwrap()).unwrap();
@@ -181,14 +222,22 @@ fn every_container_writes_exactly_the_checked_files() {
                 continue;
             }
             let root = env.path().join("containers").join(&family).join(name);
-            let started = start(c, &root);
+            let started = start(c, &root, &real);
             let written = files_under(&root);
             let rendered = files_under(&rendered_dir);
-            // Every rendered file, byte for byte.
+            // Every rendered file, byte for byte, with the secret the start script filled in
+            // where `deploy render` shows `<secret:NAME>`.
             for (path, bytes) in &rendered {
+                let mut expected = String::from_utf8(bytes.clone()).unwrap();
+                for (secret, value) in &started.secrets {
+                    expected = expected.replace(&format!("<secret:{secret}>"), value);
+                }
+                assert!(!expected.contains("<secret:"), "{path}: {expected}");
                 assert_eq!(
-                    written.get(path),
-                    Some(bytes),
+                    written
+                        .get(path)
+                        .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    Some(expected),
                     "{family}/{name} wrote a different /{path} than deploy render"
                 );
             }
@@ -225,6 +274,26 @@ fn every_container_writes_exactly_the_checked_files() {
                     let copy = root.join("alertmanager-check.yml");
                     std::fs::write(&copy, moved).unwrap();
                     check(&amtool, &["check-config"], &copy);
+                } else if path.ends_with("/web.yml") {
+                    // Certificate and key paths are relative to the file: the ones the
+                    // container wrote beside it.
+                    check(&promtool, &["check", "web-config"], &file);
+                } else if path.ends_with("/web-client.yml") {
+                    // No checker reads an HTTP client file alone: every file it names must
+                    // be one the container wrote.
+                    let doc: serde_json::Value =
+                        serde_saphyr::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+                    let dir = file.parent().unwrap();
+                    for named in [
+                        &doc["basic_auth"]["password_file"],
+                        &doc["tls_config"]["ca_file"],
+                    ] {
+                        let named = named.as_str().expect("the client file names its files");
+                        assert!(
+                            dir.join(named).is_file(),
+                            "{path} names {named}, not written"
+                        );
+                    }
                 } else {
                     continue;
                 }
@@ -241,6 +310,10 @@ fn every_container_writes_exactly_the_checked_files() {
         "prom-task/prometheus:/etc/prometheus/prometheus.yml",
         "prom-task/prometheus:/etc/prometheus/rules/alerts.yml",
         "prom-task/alertmanager:/etc/alertmanager/alertmanager.yml",
+        "prom-task/prometheus:/etc/prometheus/web.yml",
+        "prom-task/alertmanager:/etc/alertmanager/web.yml",
+        "prom-task/prometheus:/etc/prometheus/web-client.yml",
+        "prom-task/alertmanager:/etc/alertmanager/web-client.yml",
     ] {
         assert!(
             checked.iter().any(|c| c == must),

@@ -23,15 +23,18 @@ const PLANTED_SSM: &str = "PLANTED-pagerduty-key-m2x8w1";
 /// source). `rotation` bumps the generated value.
 fn secret_stack(env: &TestEnv, name: &str, rotation: u32) -> String {
     env.stack_copy(name, |text| {
-        let text = text.replace(
-            "        ports: [9090]\n",
-            "        ports: [9090]\n        secrets:\n          ADMIN_PASSWORD: { secret: admin }\n          SLACK_WEBHOOK_URL: { secrets_manager: monitoring/slack-webhook }\n          PAGERDUTY_ROUTING_KEY: { ssm: /monitoring/pagerduty-key }\n",
+        // The Prometheus container's secrets come first in the file.
+        let text = text.replacen(
+            "        secrets:\n",
+            "        secrets:\n          ADMIN_PASSWORD: { secret: admin }\n          SLACK_WEBHOOK_URL: { secrets_manager: monitoring/slack-webhook }\n          PAGERDUTY_ROUTING_KEY: { ssm: /monitoring/pagerduty-key }\n",
+            1,
         );
         assert!(text.contains("ADMIN_PASSWORD"), "the stack changed shape");
+        assert_eq!(text.matches("\nsecrets:\n").count(), 1, "the stack changed shape");
         text.replace(
-            "\nservices:\n",
+            "\nsecrets:\n",
             &format!(
-                "\nsecrets:\n  admin:\n    name: monitoring/admin\n    description: generated admin password\n    rotation: {rotation}\n\nservices:\n"
+                "\nsecrets:\n  admin:\n    name: monitoring/admin\n    description: generated admin password\n    rotation: {rotation}\n"
             ),
         )
     })
@@ -192,6 +195,32 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
     let generated = secret_value(&env, "monitoring/admin").await;
     assert_eq!(generated.len(), 32, "the stack asks for 32 characters");
     assert!(generated.chars().all(|c| c.is_ascii_alphanumeric()));
+    // The reference stack's own formatted secrets: basic-auth credentials with the
+    // password's bcrypt hash, and a self-signed certificate with its key.
+    let auth: Value =
+        serde_json::from_str(&secret_value(&env, "monitoring/prometheus/basic-auth").await)
+            .unwrap();
+    assert_eq!(auth["username"], "grafana");
+    let auth_password = auth["password"].as_str().unwrap().to_string();
+    let auth_bcrypt = auth["bcrypt"].as_str().unwrap().to_string();
+    assert_eq!(auth_password.len(), 32);
+    assert!(auth_bcrypt.starts_with("$2"), "not a bcrypt hash");
+    assert!(bcrypt::verify(&auth_password, &auth_bcrypt).unwrap());
+    let tls: Value =
+        serde_json::from_str(&secret_value(&env, "monitoring/prometheus/tls").await).unwrap();
+    assert!(tls["cert"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    let tls_key = tls["key"].as_str().unwrap().to_string();
+    assert!(tls_key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    // The key's base64 body, line by line (a printer could wrap or re-encode the PEM).
+    let key_lines: Vec<String> = tls_key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .map(str::to_string)
+        .collect();
+    assert!(!key_lines.is_empty());
 
     // The task definition carries exact ARNs, never values; the execution role may read
     // exactly those three and nothing else.
@@ -218,12 +247,20 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         .map(|s| (s.name().to_string(), s.value_from().to_string()))
         .collect();
     value_from.sort();
+    let auth_arn = secret_arn(&env, "monitoring/prometheus/basic-auth")
+        .await
+        .unwrap();
+    let tls_arn = secret_arn(&env, "monitoring/prometheus/tls").await.unwrap();
     assert_eq!(
         value_from,
         vec![
             ("ADMIN_PASSWORD".to_string(), admin_arn.clone()),
             ("PAGERDUTY_ROUTING_KEY".to_string(), pd_arn.clone()),
             ("SLACK_WEBHOOK_URL".to_string(), slack_arn.clone()),
+            ("WEB_BCRYPT".to_string(), format!("{auth_arn}:bcrypt::")),
+            ("WEB_PASSWORD".to_string(), format!("{auth_arn}:password::")),
+            ("WEB_TLS_CERT".to_string(), format!("{tls_arn}:cert::")),
+            ("WEB_TLS_KEY".to_string(), format!("{tls_arn}:key::")),
         ]
     );
     assert!(container
@@ -270,11 +307,16 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
             secret_arn(&env, name).await.unwrap(),
         ));
     }
-    let mut expected = vec![
+    let own = |name: &str| {
         (
             "secretsmanager:GetSecretValue".to_string(),
-            format!("arn:aws:secretsmanager:{REGION}:123456789012:secret:monitoring/admin-??????"),
-        ),
+            format!("arn:aws:secretsmanager:{REGION}:123456789012:secret:{name}-??????"),
+        )
+    };
+    let mut expected = vec![
+        own("monitoring/admin"),
+        own("monitoring/prometheus/basic-auth"),
+        own("monitoring/prometheus/tls"),
         (
             "secretsmanager:GetSecretValue".to_string(),
             slack_arn.clone(),
@@ -388,7 +430,30 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         std::fs::read_to_string(render_dir.join("task-definitions/prom-task.json")).unwrap();
     assert!(td_request.contains(&slack_arn), "{td_request}");
 
+    // A change of a format's parameters (here the certificate's names) is a change of the
+    // value, shown as (sensitive) like a rotation.
+    let renamed = env.stack_copy("renamed.yaml", |_| {
+        std::fs::read_to_string(&rotated).unwrap().replace(
+            "        - localhost\n",
+            "        - localhost\n        - 127.0.0.1\n",
+        )
+    });
+    let out = seen.run(&env, "plan renamed", &["plan", "-f", &renamed]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("~ secret.prometheus_tls")
+            && text.contains("~ value: \"(sensitive)\" -> \"(sensitive)\""),
+        "{text}"
+    );
+    assert!(!text.contains("~ secret.prometheus_auth"), "{text}");
+
+    for line in &key_lines {
+        seen.assert_absent(line, "a line of the generated TLS private key");
+    }
     for (needle, label) in [
+        (auth_password.as_str(), "the generated basic-auth password"),
+        (auth_bcrypt.as_str(), "the generated password's bcrypt hash"),
         (generated.as_str(), "the generated admin password"),
         (rotated_value.as_str(), "the rotated admin password"),
         (PLANTED_SM, "the planted Secrets Manager value"),

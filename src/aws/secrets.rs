@@ -2,12 +2,14 @@
 //! value, the one time the tool holds a value) and the existence checks of the secrets the
 //! containers merely refer to (metadata only: `plan` never needs permission to read a value).
 //!
-//! Values pass straight from GetRandomPassword into CreateSecret/PutSecretValue and are never
-//! stored, logged or returned (the SDK redacts them in its own debug output too).
+//! Values are generated (GetRandomPassword, bcrypt, a self-signed certificate) just before
+//! CreateSecret/PutSecretValue and are never stored, logged or returned (the SDK redacts them
+//! in its own debug output too).
 
 use super::{err, Aws, AwsError};
 use crate::model::{
-    user_tags, Address, Attrs, Observed, SecretAttrs, Tags, TAG_GENERATED, VALUE_SET_OUTSIDE,
+    user_tags, Address, Attrs, Generation, Observed, SecretAttrs, SecretFormat, Tags,
+    TAG_GENERATED, VALUE_SET_OUTSIDE,
 };
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_ssm::types::ParameterStringFilter;
@@ -79,28 +81,78 @@ pub async fn find_secret(
     }))
 }
 
-/// A random value as `SecretAttrs::value` describes it. Calls: GetRandomPassword.
+/// A new value as `SecretAttrs::value` (a [`Generation`] line) describes it: a random
+/// password, basic-auth credentials with the password's bcrypt hash, or a self-signed TLS
+/// certificate with its key. Calls: GetRandomPassword (password and basic_auth).
 async fn random_value(aws: &Aws, generation: &str) -> Result<String, AwsError> {
     tracing::info!(generation, "generating a secret value (never shown)");
-    let (length, exclude_punctuation) =
-        SecretAttrs::generation_params(generation).ok_or_else(|| {
-            AwsError::other(
-                "deploy",
-                "GenerateSecret",
-                "the secret's generation settings cannot be read",
-            )
-        })?;
+    let g = Generation::parse(generation).ok_or_else(|| {
+        AwsError::other(
+            "deploy",
+            "GenerateSecret",
+            "the secret's generation settings cannot be read",
+        )
+    })?;
+    match &g.format {
+        SecretFormat::Password => random_password(aws, &g).await,
+        SecretFormat::BasicAuth { username } => {
+            let password = random_password(aws, &g).await?;
+            basic_auth(username, &password)
+                .map_err(|e| AwsError::other("deploy", "GenerateSecret", format!("bcrypt: {e}")))
+        }
+        SecretFormat::Tls {
+            names,
+            validity_days,
+        } => self_signed(names, *validity_days)
+            .map_err(|e| AwsError::other("deploy", "GenerateSecret", format!("certificate: {e}"))),
+    }
+}
+
+/// A random password of the generation's length. Calls: GetRandomPassword.
+async fn random_password(aws: &Aws, g: &Generation) -> Result<String, AwsError> {
     let out = aws
         .secretsmanager
         .get_random_password()
-        .password_length(length)
-        .exclude_punctuation(exclude_punctuation)
+        .password_length(g.length)
+        .exclude_punctuation(g.exclude_punctuation)
         .require_each_included_type(true)
         .send()
         .await
         .map_err(err("secretsmanager", "GetRandomPassword"))?;
     out.random_password
         .ok_or_else(|| AwsError::other("secretsmanager", "GetRandomPassword", "no value returned"))
+}
+
+/// JSON `{"username", "password", "bcrypt"}`: the credentials and the password's bcrypt hash,
+/// cost 10 (Go's and exporter-toolkit's default: tens of milliseconds per check, which the
+/// toolkit caches).
+pub fn basic_auth(username: &str, password: &str) -> Result<String, bcrypt::BcryptError> {
+    let hash = bcrypt::hash(password, 10)?;
+    Ok(serde_json::json!({"username": username, "password": password, "bcrypt": hash}).to_string())
+}
+
+/// JSON `{"cert", "key"}`: a self-signed ECDSA P-256 server certificate for `names` (DNS
+/// names; IP addresses become IP SANs), valid from an hour ago (clock skew) for
+/// `validity_days`, and its PKCS#8 private key, both PEM. Clients trust it by naming the
+/// certificate itself as their CA. It is not marked as a CA: Go (Prometheus, Grafana) and
+/// OpenSSL accept a self-signed leaf as its own trust anchor, while webpki-based clients
+/// refuse a CA certificate used as a server's.
+pub fn self_signed(names: &[String], validity_days: i64) -> Result<String, rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(
+        rcgen::DnType::CommonName,
+        names.first().cloned().unwrap_or_default(),
+    );
+    params.distinguished_name = dn;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(validity_days);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.self_signed(&key)?;
+    Ok(serde_json::json!({"cert": cert.pem(), "key": key.serialize_pem()}).to_string())
 }
 
 /// Creates the secret with a generated value and all `tags` (ownership included) in one
@@ -144,7 +196,8 @@ pub async fn create_secret(
 }
 
 /// Moves description, value generation and user tags from `before` to `after`. A new value
-/// is generated only when the generation settings (length, punctuation, rotation) changed.
+/// is generated only when the generation settings (format and its parameters, length,
+/// punctuation, rotation) changed.
 /// Calls, each only when needed: UpdateSecret, GetRandomPassword + PutSecretValue,
 /// TagResource, UntagResource.
 pub async fn update_secret(

@@ -251,11 +251,7 @@ pub fn build_desired(
             Attrs::Secret(SecretAttrs {
                 name: sec.name.clone(),
                 description: sec.description.clone(),
-                value: SecretAttrs::generation(
-                    sec.generate.length,
-                    sec.generate.exclude_punctuation,
-                    sec.rotation,
-                ),
+                value: sec.generate.generation(sec.rotation).encode(),
                 tags: tags.clone(),
             }),
         ));

@@ -208,6 +208,16 @@ pub struct GenerateSpec {
     /// Letters and digits only (safe in URLs, shells and config files).
     #[serde(default = "yes")]
     pub exclude_punctuation: bool,
+    /// What the value is: a password (default), basic-auth credentials or a TLS certificate.
+    #[serde(default)]
+    pub format: SecretFormatSpec,
+    /// `basic_auth`: the user name stored beside the password.
+    pub username: Option<String>,
+    /// `tls`: the DNS names (or IP addresses) the certificate is for.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// `tls`: how long the certificate is valid (default 825 days).
+    pub validity_days: Option<i64>,
 }
 
 impl Default for GenerateSpec {
@@ -215,6 +225,48 @@ impl Default for GenerateSpec {
         GenerateSpec {
             length: 32,
             exclude_punctuation: true,
+            format: SecretFormatSpec::default(),
+            username: None,
+            names: Vec::new(),
+            validity_days: None,
+        }
+    }
+}
+
+/// `secrets.KEY.generate.format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretFormatSpec {
+    /// The value is a random password (GetRandomPassword).
+    #[default]
+    Password,
+    /// JSON `{"username", "password", "bcrypt"}`.
+    BasicAuth,
+    /// JSON `{"cert", "key"}`: a self-signed certificate and its private key, PEM.
+    Tls,
+}
+
+/// Validity of a generated certificate when the stack does not say.
+pub const DEFAULT_VALIDITY_DAYS: i64 = 825;
+
+impl GenerateSpec {
+    /// The generation this spec asks for (see [`crate::model::Generation`]).
+    pub fn generation(&self, rotation: i64) -> crate::model::Generation {
+        use crate::model::SecretFormat;
+        crate::model::Generation {
+            format: match self.format {
+                SecretFormatSpec::Password => SecretFormat::Password,
+                SecretFormatSpec::BasicAuth => SecretFormat::BasicAuth {
+                    username: self.username.clone().unwrap_or_default(),
+                },
+                SecretFormatSpec::Tls => SecretFormat::Tls {
+                    names: self.names.clone(),
+                    validity_days: self.validity_days.unwrap_or(DEFAULT_VALIDITY_DAYS),
+                },
+            },
+            length: self.length,
+            exclude_punctuation: self.exclude_punctuation,
+            rotation,
         }
     }
 }
@@ -730,6 +782,54 @@ mod tests {
     }
 
     #[test]
+    fn secret_formats_take_only_their_own_parameters() {
+        for (find, replace, path, says) in [
+            (
+                "{ format: basic_auth, username: grafana }",
+                "{ format: basic_auth }",
+                "secrets.prometheus_auth.generate.username",
+                "needs a username",
+            ),
+            (
+                "{ format: basic_auth, username: grafana }",
+                "{ format: basic_auth, username: \"graf:ana\" }",
+                "secrets.prometheus_auth.generate.username",
+                "no `:`",
+            ),
+            (
+                "{ format: basic_auth, username: grafana }",
+                "{ username: grafana }",
+                "secrets.prometheus_auth.generate.username",
+                "does not apply to format password",
+            ),
+            (
+                "        - localhost\n",
+                "        - \"*.monitoring.internal\"\n",
+                "secrets.prometheus_tls.generate.names[2]",
+                "no wildcard",
+            ),
+            (
+                "      format: tls\n",
+                "      format: tls\n      validity_days: 0\n",
+                "secrets.prometheus_tls.generate.validity_days",
+                "1 to 3650 days",
+            ),
+            (
+                "        - localhost\n",
+                &format!("        - {}\n", "a.b".repeat(80)),
+                "secrets.prometheus_tls.generate",
+                "deploy:generated tag",
+            ),
+        ] {
+            let text = REFERENCE.replace(find, replace);
+            assert_ne!(text, REFERENCE, "{find}");
+            let e = &errors(&text)[0];
+            assert_eq!(e.path, path, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn a_literal_secret_is_refused_without_repeating_it() {
         let text = REFERENCE.replacen(
             "        log_group: prometheus\n",
@@ -753,11 +853,11 @@ mod tests {
                 "    cpu: https://hooks.slack.com/services/T0/B0/zzSECRETzz",
             ),
             (
-                "        ports: [9090]\n",
-                "        ports: [9090]\n        secrets:\n          SLACK_URL: zzSECRETzz\n",
+                "        secrets:\n",
+                "        secrets:\n          SLACK_URL: zzSECRETzz\n",
             ),
         ] {
-            let text = REFERENCE.replace(find, replace);
+            let text = REFERENCE.replacen(find, replace, 1);
             let e = &errors(&text)[0];
             assert!(!e.to_string().contains("zzSECRETzz"), "{e}");
             assert!(e.message.contains("not repeated"), "{e}");

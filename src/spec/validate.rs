@@ -97,6 +97,12 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         if sec.rotation < 0 {
             err(format!("{p}.rotation"), "rotation counts up from 0".into());
         }
+        check_generate(
+            &sec.generate,
+            sec.rotation,
+            &format!("{p}.generate"),
+            &mut err,
+        );
     }
 
     for (key, lg) in &s.log_groups {
@@ -751,6 +757,107 @@ pub fn stack_defines(loaded: &LoadedStack, a: &Address) -> bool {
             super::efs::defines(s, a)
         }
         _ => super::lb_discovery::defines(s, a).unwrap_or(false),
+    }
+}
+
+/// The format parameters of `secrets.KEY.generate`: each format's own fields, nothing else,
+/// and a generation line that fits a tag (it is the `deploy:generated` tag's value).
+fn check_generate(
+    g: &super::GenerateSpec,
+    rotation: i64,
+    p: &str,
+    err: &mut impl FnMut(String, String),
+) {
+    use super::SecretFormatSpec as F;
+    let format = match g.format {
+        F::Password => "password",
+        F::BasicAuth => "basic_auth",
+        F::Tls => "tls",
+    };
+    let misplaced = |field: &str, err: &mut dyn FnMut(String, String)| {
+        err(
+            format!("{p}.{field}"),
+            format!("`{field}` does not apply to format {format}"),
+        )
+    };
+    if g.format != F::BasicAuth && g.username.is_some() {
+        misplaced("username", err);
+    }
+    if g.format != F::Tls {
+        if !g.names.is_empty() {
+            misplaced("names", err);
+        }
+        if g.validity_days.is_some() {
+            misplaced("validity_days", err);
+        }
+    }
+    match g.format {
+        F::Password => {}
+        F::BasicAuth => match &g.username {
+            None => err(
+                format!("{p}.username"),
+                "format basic_auth needs a username".into(),
+            ),
+            Some(u)
+                if u.is_empty()
+                    || !u
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c)) =>
+            {
+                err(
+                    format!("{p}.username"),
+                    "a user name is letters, digits or _.@- (no `:`, which basic auth \
+                     reserves)"
+                        .into(),
+                )
+            }
+            Some(_) => {}
+        },
+        F::Tls => {
+            if g.names.is_empty() {
+                err(
+                    format!("{p}.names"),
+                    "format tls needs the DNS names the certificate is for".into(),
+                );
+            }
+            for (i, n) in g.names.iter().enumerate() {
+                let ip = n.parse::<std::net::IpAddr>().is_ok();
+                let dns = !n.is_empty()
+                    && n.len() <= 253
+                    && n.split('.').all(|l| {
+                        !l.is_empty()
+                            && !l.starts_with('-')
+                            && !l.ends_with('-')
+                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    });
+                if !ip && !dns {
+                    err(
+                        format!("{p}.names[{i}]"),
+                        "a DNS name (letters, digits, - and .; no wildcard) or an IP address"
+                            .into(),
+                    );
+                }
+            }
+            if let Some(d) = g.validity_days {
+                if !(1..=3650).contains(&d) {
+                    err(
+                        format!("{p}.validity_days"),
+                        "a certificate is valid for 1 to 3650 days".into(),
+                    );
+                }
+            }
+        }
+    }
+    let line = g.generation(rotation).encode();
+    if line.len() > crate::model::MAX_GENERATION_LEN || !crate::model::tag_safe(&line) {
+        err(
+            p.to_string(),
+            format!(
+                "the generation settings must fit the deploy:generated tag ({} characters at \
+                 most, names included): use fewer or shorter names",
+                crate::model::MAX_GENERATION_LEN
+            ),
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod render;
+pub mod web;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
