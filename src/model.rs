@@ -951,6 +951,9 @@ pub struct Lookups {
     pub account_id: String,
     pub region: String,
     pub vpc_id: String,
+    /// The VPC's primary IPv4 range: what a rule's `cidr: vpc` stands for.
+    #[serde(default)]
+    pub vpc_cidr: String,
     pub subnet_ids: Vec<String>,
     pub load_balancer: LoadBalancer,
     /// Secrets the containers refer to that live outside the stack: the reference as the
@@ -1017,6 +1020,7 @@ impl Lookups {
             account_id: p("account_id"),
             region: region.to_string(),
             vpc_id: p("vpc_id"),
+            vpc_cidr: p("vpc_cidr"),
             subnet_ids: vec![p("subnet_ids")],
             load_balancer: LoadBalancer {
                 name: p("load_balancer.name"),

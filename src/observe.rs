@@ -18,7 +18,7 @@ pub const PARALLEL_READS: usize = 8;
 
 /// Finds the VPC, the private subnets and the backend ALB, and the account.
 pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
-    let (account_id, vpc_id, mut load_balancer) = tokio::try_join!(
+    let (account_id, (vpc_id, vpc_cidr), mut load_balancer) = tokio::try_join!(
         aws.account_id(),
         ec2::lookup_vpc(aws, &stack.lookups.vpc.tags),
         elbv2::lookup_load_balancer(aws, &stack.lookups.load_balancer.name),
@@ -66,6 +66,7 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
         account_id,
         region: aws.region.clone(),
         vpc_id,
+        vpc_cidr,
         subnet_ids,
         load_balancer,
         secrets,

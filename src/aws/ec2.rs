@@ -66,8 +66,9 @@ fn ec2_tags(tags: &[Tag]) -> Tags {
         .collect()
 }
 
-/// The one VPC carrying all of `tags`; none or several is an error naming what was found.
-pub async fn lookup_vpc(aws: &Aws, tags: &Tags) -> Result<String, AwsError> {
+/// The one VPC carrying all of `tags`, as (id, primary IPv4 range); none or several is an
+/// error naming what was found.
+pub async fn lookup_vpc(aws: &Aws, tags: &Tags) -> Result<(String, String), AwsError> {
     const OP: &str = "DescribeVpcs";
     if tags.is_empty() {
         return Err(lookup_failed(
@@ -84,15 +85,21 @@ pub async fn lookup_vpc(aws: &Aws, tags: &Tags) -> Result<String, AwsError> {
         .try_collect()
         .await
         .map_err(err("ec2", OP))?;
-    let mut ids: Vec<String> = pages
+    let mut vpcs: Vec<(String, String)> = pages
         .iter()
         .flat_map(|p| p.vpcs())
-        .filter_map(|v| v.vpc_id().map(str::to_string))
+        .filter_map(|v| {
+            Some((
+                v.vpc_id()?.to_string(),
+                v.cidr_block().unwrap_or_default().to_string(),
+            ))
+        })
         .collect();
-    ids.sort();
-    ids.dedup();
+    vpcs.sort();
+    vpcs.dedup();
+    let ids: Vec<&str> = vpcs.iter().map(|(id, _)| id.as_str()).collect();
     match ids.len() {
-        1 => Ok(ids.remove(0)),
+        1 => Ok(vpcs.remove(0)),
         0 => Err(lookup_failed(
             OP,
             format!(

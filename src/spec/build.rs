@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// read access to exactly those secrets and parameters, nothing else.
 pub const SECRETS_POLICY: &str = "deploy-secrets";
 
+/// A rule's `cidr` that stands for the looked-up VPC's primary IPv4 range.
+pub const VPC_CIDR: &str = "vpc";
+
 /// The tags that mark a resource as this stack's.
 pub fn ownership_tags(stack: &Stack) -> Tags {
     [
@@ -584,6 +587,7 @@ fn rule_models(r: &RuleSpec, ingress: bool, lookups: &Lookups) -> Vec<Rule> {
     };
     let peer_name = if ingress { &r.from } else { &r.to };
     let peers: Vec<Peer> = match (&r.cidr, peer_name) {
+        (Some(c), _) if c == VPC_CIDR => vec![Peer::Cidr(lookups.vpc_cidr.clone())],
         (Some(c), _) => vec![Peer::Cidr(c.clone())],
         (None, Some(g)) if g == "load_balancer" => lookups
             .load_balancer

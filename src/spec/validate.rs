@@ -592,10 +592,12 @@ fn check_rule(
             format!("a rule needs `cidr` or `{peer_key}`"),
         ),
         (Some(cidr), None) => {
-            if parse_cidr(cidr).is_none() {
+            if cidr == super::build::VPC_CIDR {
+                // The looked-up VPC's range: private by definition.
+            } else if parse_cidr(cidr).is_none() {
                 err(
                     format!("{p}.cidr"),
-                    format!("`{cidr}` is not a CIDR block like 10.0.0.0/16"),
+                    format!("`{cidr}` is not a CIDR block like 10.0.0.0/16, or `vpc` (the looked-up VPC's range)"),
                 );
             } else if dir == "ingress" && (cidr == "0.0.0.0/0" || cidr == "::/0") {
                 err(format!("{p}.cidr"), "ingress from the whole internet is refused: monitoring endpoints stay private; name the security group that needs access".into());
