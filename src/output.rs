@@ -20,10 +20,11 @@ fn cause_text(c: Option<Cause>) -> &'static str {
     }
 }
 
-/// A value on one line when short, else pretty JSON indented under its attribute.
+/// A value on one line when short, else pretty JSON indented under its attribute. An absent
+/// value and JSON null read the same (`(none)`): a saved plan keeps no difference between them.
 fn value(v: &Option<Value>) -> String {
     let text = match v {
-        None => return "(none)".into(),
+        None | Some(Value::Null) => return "(none)".into(),
         Some(Value::String(s)) => format!("{s:?}"),
         Some(v) => v.to_string(),
     };
@@ -349,6 +350,14 @@ mod tests {
         assert!(Style::resolve(ColorChoice::Auto, true, Some("")).color);
         assert!(!Style::resolve(ColorChoice::Auto, true, Some("1")).color);
         assert!(!Style::resolve(ColorChoice::Auto, false, None).color);
+    }
+
+    #[test]
+    fn null_reads_as_absent_so_a_saved_plan_shows_the_same() {
+        let saved: Option<Value> = serde_json::from_str("null").unwrap();
+        assert_eq!(saved, None, "serde reads a saved null as None");
+        assert_eq!(value(&Some(Value::Null)), value(&saved));
+        assert_eq!(value(&Some(Value::from(30))), "30");
     }
 }
 
