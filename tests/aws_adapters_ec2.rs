@@ -468,7 +468,11 @@ async fn lookups_find_the_network_and_fail_clearly() {
         .unwrap();
 
     let showcase = tags(&[("Name", "showcase")]);
-    assert_eq!(ec2::lookup_vpc(&aws, &showcase).await.unwrap(), vpc);
+    // The id and the primary range (what a rule's `cidr: vpc` stands for).
+    assert_eq!(
+        ec2::lookup_vpc(&aws, &showcase).await.unwrap(),
+        (vpc.clone(), "10.40.0.0/16".to_string())
+    );
 
     let mut private = vec![a, b];
     private.sort();

@@ -25,6 +25,7 @@ pub fn lookups() -> Lookups {
         account_id: "123456789012".into(),
         region: "us-west-2".into(),
         vpc_id: "vpc-0123456789abcdef0".into(),
+        vpc_cidr: "10.0.0.0/16".into(),
         subnet_ids: vec!["subnet-0aaa".into(), "subnet-0bbb".into()],
         load_balancer: LoadBalancer {
             name: "application-load-balancer".into(),
