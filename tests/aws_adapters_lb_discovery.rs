@@ -63,7 +63,7 @@ fn s(v: &Value) -> String {
 
 async fn setup() -> (TestEnv, Aws, Value) {
     let env = TestEnv::new();
-    let seeded = env.seed_https();
+    let seeded = env.seed(false);
     let aws = env.moto.aws().await;
     (env, aws, seeded)
 }
@@ -268,7 +268,7 @@ async fn listener_rules_round_trip_and_a_taken_priority_is_never_overwritten() {
 #[tokio::test]
 async fn a_load_balancer_without_https_listener_fails_the_lookup_clearly() {
     let env = TestEnv::new();
-    let seeded = env.seed(false);
+    let seeded = env.seed_without_https();
     let aws = env.moto.aws().await;
     let e = elbv2_targets::lookup_https_listener(&aws, &s(&seeded["alb_arn"]))
         .await

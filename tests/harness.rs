@@ -204,14 +204,18 @@ async fn seed_creates_the_showcase_network_and_is_idempotent() {
         .send()
         .await
         .unwrap();
-    let listener = &listeners.listeners()[0];
-    assert_eq!(listener.port(), Some(3000));
+    let listener = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(3000))
+        .expect("the backend's listener on 3000");
     let action = &listener.default_actions()[0];
     assert_eq!(action.r#type(), Some(&ActionTypeEnum::Forward));
     assert_eq!(action.target_group_arn(), tg.target_group_arn());
 
     let before = counts(&env).await;
-    assert_eq!(before, (1, 4, 1, 1, 1, 1));
+    // Listeners: the backend's on 3000 and the HTTPS one on 443.
+    assert_eq!(before, (1, 4, 1, 1, 1, 2));
     let again = env.seed(false);
     assert_eq!(again, ids, "a second seed must find the same resources");
     assert_eq!(

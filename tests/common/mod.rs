@@ -470,8 +470,9 @@ impl TestEnv {
 
     /// Runs tests/fixtures/seed.py against moto directly (not counted by the proxy) in
     /// `REGION`; returns its JSON (vpc_id, private_subnet_ids, public_subnet_ids, alb_arn,
-    /// alb_dns_name, alb_security_group_id, target_group_arn, listener_arn, and with
-    /// `handmade` log_group_name and task_definition_arn).
+    /// alb_dns_name, alb_security_group_id, target_group_arn, listener_arn,
+    /// https_listener_arn, certificate_arn, and with `handmade` log_group_name and
+    /// task_definition_arn).
     pub fn seed(&self, handmade: bool) -> Value {
         self.seed_region(REGION, handmade)
     }
@@ -480,10 +481,9 @@ impl TestEnv {
         self.seed_args(region, if handmade { &["--handmade"] } else { &[] })
     }
 
-    /// `seed(false)` plus the ALB's HTTPS listener on 443 (`seed.py --https`); the JSON also
-    /// has https_listener_arn and certificate_arn.
-    pub fn seed_https(&self) -> Value {
-        self.seed_args(REGION, &["--https"])
+    /// `seed(false)` without the ALB's HTTPS listener on 443 (`seed.py --no-https`).
+    pub fn seed_without_https(&self) -> Value {
+        self.seed_args(REGION, &["--no-https"])
     }
 
     fn seed_args(&self, region: &str, extra: &[&str]) -> Value {
