@@ -319,14 +319,9 @@ mod tests {
 
     const REFERENCE: &str = include_str!("../../stacks/monitoring.yaml");
 
+    /// The reference stack: Grafana's file system, mount targets and access point.
     fn with_efs() -> LoadedStack {
-        let text = REFERENCE.replace(
-            "\nservices:\n",
-            "\nfile_systems:\n  grafana:\n    mount_target_security_groups: [prometheus]\n\n\
-             access_points:\n  grafana:\n    file_system: grafana\n    uid: 472\n    gid: 472\n    \
-             root_directory: /grafana\n    permissions: \"0750\"\n\nservices:\n",
-        );
-        super::super::parse(Path::new("s.yaml"), &text).unwrap()
+        super::super::parse(Path::new("s.yaml"), REFERENCE).unwrap()
     }
 
     #[test]
@@ -359,7 +354,7 @@ mod tests {
             built[1].attrs.references(),
             BTreeSet::from([
                 "efs_file_system.grafana".parse().unwrap(),
-                "security_group.prometheus".parse().unwrap()
+                "security_group.efs".parse().unwrap()
             ])
         );
         let Attrs::EfsAccessPoint(ap) = &built[2].attrs else {

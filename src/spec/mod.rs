@@ -354,6 +354,7 @@ pub struct RuleSpec {
     pub port: Option<i64>,
     /// A port range `FROM-TO` instead of `port`.
     pub ports: Option<String>,
+    /// A CIDR block, or `vpc`: the looked-up VPC's primary IPv4 range.
     pub cidr: Option<String>,
     /// Ingress source: a security group of this stack, or `load_balancer`.
     pub from: Option<String>,
@@ -805,7 +806,7 @@ mod tests {
             (
                 "        - localhost\n",
                 "        - \"*.monitoring.internal\"\n",
-                "secrets.prometheus_tls.generate.names[2]",
+                "secrets.prometheus_tls.generate.names[1]",
                 "no wildcard",
             ),
             (
@@ -821,7 +822,7 @@ mod tests {
                 "deploy:generated tag",
             ),
         ] {
-            let text = REFERENCE.replace(find, replace);
+            let text = REFERENCE.replacen(find, replace, 1);
             assert_ne!(text, REFERENCE, "{find}");
             let e = &errors(&text)[0];
             assert_eq!(e.path, path, "{e}");
@@ -870,11 +871,39 @@ mod tests {
     #[test]
     fn world_open_ingress_is_refused() {
         let text = REFERENCE.replace(
-            "    ingress: []\n",
-            "    ingress:\n      - port: 9090\n        cidr: 0.0.0.0/0\n",
+            "      - port: 9090\n        from: grafana\n",
+            "      - port: 9090\n        cidr: 0.0.0.0/0\n",
         );
         let e = &errors(&text)[0];
         assert_eq!(e.path, "security_groups.prometheus.ingress.0.cidr");
         assert!(e.message.contains("refused"), "{e}");
+    }
+
+    #[test]
+    fn cidr_vpc_is_the_looked_up_range() {
+        let loaded = parse(Path::new("s.yaml"), REFERENCE).unwrap();
+        let mut lookups = crate::model::Lookups::placeholders("us-west-2");
+        lookups.vpc_cidr = "10.20.0.0/16".into();
+        let templates = crate::render::Templates::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+        );
+        let built = build_desired(&loaded, &lookups, &templates).unwrap();
+        let grafana = built
+            .desired
+            .iter()
+            .find_map(|d| match &d.attrs {
+                crate::model::Attrs::SecurityGroup(a) if a.name == "monitoring-grafana" => {
+                    Some(a.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let nfs = grafana.egress.iter().find(|r| r.from_port == 2049).unwrap();
+        assert_eq!(nfs.peer, crate::model::Peer::Cidr("10.20.0.0/16".into()));
+        // Anything else that is not a CIDR block is still refused, naming `vpc`.
+        let text = REFERENCE.replacen("        cidr: vpc\n", "        cidr: vcp\n", 1);
+        let e = &errors(&text)[0];
+        assert_eq!(e.path, "security_groups.grafana.egress.0.cidr");
+        assert!(e.message.contains("`vpc`"), "{e}");
     }
 }
