@@ -595,7 +595,7 @@ fn datasources_reach_monitoring_services_by_name_with_the_password_from_the_envi
     assert_eq!(prom["isDefault"], true);
     assert_eq!(prom["jsonData"]["timeInterval"], "15s");
     let am = by_type("alertmanager");
-    assert_eq!(am["url"], "https://alertmanager.monitoring.internal:9093");
+    assert_eq!(am["url"], "https://prometheus.monitoring.internal:9093");
     for ds in [&prom, &am] {
         assert_eq!(ds["basicAuth"], true);
         assert_eq!(ds["basicAuthUser"], "grafana");
@@ -614,8 +614,77 @@ fn datasources_reach_monitoring_services_by_name_with_the_password_from_the_envi
     let providers = doc["providers"].as_array().unwrap();
     assert_eq!(providers.len(), 1);
     assert_eq!(providers[0]["type"], "file");
+    // The provider reads where the Grafana container writes every dashboard.
+    let path = providers[0]["options"]["path"].as_str().unwrap();
+    assert_eq!(path, "/etc/grafana/provisioning/dashboards/deploy");
+    let stack = common::render::reference_stack();
+    let files = &stack["task_definitions"]["grafana"]["containers"]["grafana"]["files"];
+    let mut delivered: Vec<&str> = files
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, template)| template.as_str().unwrap().starts_with("dashboards/"))
+        .map(|(at, _)| at.strip_prefix(&format!("{path}/")).unwrap_or(at))
+        .collect();
+    delivered.sort();
     assert_eq!(
-        providers[0]["options"]["path"],
-        "/var/lib/grafana/dashboards"
+        delivered,
+        [
+            "http.json",
+            "infrastructure.json",
+            "overview.json",
+            "runtime.json"
+        ]
     );
+    for (at, template) in files.as_object().unwrap() {
+        if at.contains("/provisioning/datasources/") {
+            assert_eq!(template, "grafana/datasources.yml");
+        }
+    }
+}
+
+/// The names and the user the data sources use are the ones the secrets are generated for:
+/// the stack writes each twice (vars for the templates, generate for the secret).
+#[test]
+fn datasource_names_and_user_match_the_generated_certificate_and_credentials() {
+    let stack = common::render::reference_stack();
+    let text = render("grafana/datasources.yml");
+    let doc: Value = serde_saphyr::from_str(&text).unwrap();
+    let cert_names: Vec<&str> = stack["secrets"]["prometheus_tls"]["generate"]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let user = &stack["secrets"]["prometheus_auth"]["generate"]["username"];
+    for ds in doc["datasources"].as_array().unwrap() {
+        if ds["basicAuth"] != true {
+            continue;
+        }
+        assert_eq!(&ds["basicAuthUser"], user, "{ds}");
+        let server = ds["jsonData"]["serverName"].as_str().unwrap();
+        assert!(
+            cert_names.contains(&server),
+            "{server} not in {cert_names:?}"
+        );
+        let host = ds["url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("https://")
+            .split(':')
+            .next()
+            .unwrap();
+        assert_eq!(host, server, "{ds}");
+    }
+    // Grafana's own certificate names the host its listener rule answers to.
+    let host = stack["listener_rules"]["grafana"]["host_headers"][0]
+        .as_str()
+        .unwrap();
+    let grafana_names = &stack["secrets"]["grafana_tls"]["generate"]["names"];
+    assert!(
+        grafana_names.as_array().unwrap().iter().any(|n| n == host),
+        "{grafana_names}"
+    );
+    let env = &stack["task_definitions"]["grafana"]["containers"]["grafana"]["environment"];
+    assert_eq!(env["GF_SERVER_ROOT_URL"], format!("https://{host}/"));
 }

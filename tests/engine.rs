@@ -70,6 +70,33 @@ async fn prometheus_group(ec2c: &ec2::Client, name: &str) -> Vec<ec2::types::Sec
         .unwrap_or_default()
 }
 
+/// (port, source group id) of every ingress rule of `g`; a CIDR source panics (the Prometheus
+/// group admits groups only).
+fn ingress_from_groups(g: &ec2::types::SecurityGroup) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for p in g.ip_permissions() {
+        assert!(p.ip_ranges().is_empty(), "an ingress range: {p:?}");
+        for pair in p.user_id_group_pairs() {
+            out.push((p.from_port().unwrap(), pair.group_id().unwrap().to_string()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Prometheus's group admits exactly Grafana's group, on 9090 and 9093.
+async fn assert_prometheus_admits_only_grafana(ec2c: &ec2::Client) {
+    let grafana = prometheus_group(ec2c, "monitoring-grafana").await.remove(0);
+    let grafana_id = grafana.group_id().unwrap().to_string();
+    let g = prometheus_group(ec2c, "monitoring-prometheus")
+        .await
+        .remove(0);
+    assert_eq!(
+        ingress_from_groups(&g),
+        [(9090, grafana_id.clone()), (9093, grafana_id)]
+    );
+}
+
 async fn service(ecsc: &ecs::Client) -> Option<ecs::types::Service> {
     ecsc.describe_services()
         .cluster("monitoring")
@@ -100,7 +127,7 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
         "{text}"
     );
     assert!(
-        text.contains("Plan: 9 to add, 0 to change, 0 to replace, 0 to destroy."),
+        text.contains("Plan: 24 to add, 0 to change, 0 to replace, 0 to destroy."),
         "{text}"
     );
     let calls = env.proxy.calls();
@@ -143,11 +170,7 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
     let groups = prometheus_group(&ec2c, "monitoring-prometheus").await;
     assert_eq!(groups.len(), 1);
     let g = &groups[0];
-    assert!(
-        g.ip_permissions().is_empty(),
-        "no ingress expected: {:?}",
-        g.ip_permissions()
-    );
+    assert_prometheus_admits_only_grafana(&ec2c).await;
     let egress_ports: Vec<i32> = g
         .ip_permissions_egress()
         .iter()
@@ -311,13 +334,8 @@ async fn drift_is_told_apart_and_repaired() {
 
     apply(&env, STACK);
     plan_says_no_changes(&env, STACK);
-    let g = prometheus_group(&ec2c, "monitoring-prometheus")
-        .await
-        .remove(0);
-    assert!(
-        g.ip_permissions().is_empty(),
-        "the widened rule must be revoked"
-    );
+    // The widened rule is revoked: only Grafana's group again.
+    assert_prometheus_admits_only_grafana(&ec2c).await;
     let lg = logsc
         .describe_log_groups()
         .log_group_name_prefix("/ecs/prom-task")
@@ -412,7 +430,7 @@ async fn resources_the_stack_does_not_own_are_conflicts_until_imported() {
         .group_name("monitoring-prometheus")
         // Same description as the stack's: adoption converges it in place (a different one
         // would force a replacement, which the plan would show).
-        .description("Prometheus server; port 9090 only from the sources named here")
+        .description("Prometheus and Alertmanager; 9090 and 9093 only from Grafana")
         .vpc_id(&vpc)
         .send()
         .await
@@ -539,13 +557,29 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     apply(&env, STACK);
     // Another stack in the same account and region.
     let other = env.stack_copy("other.yaml", |t| {
-        t.replace("stack: monitoring", "stack: other")
+        let t = t
+            .replace("stack: monitoring", "stack: other")
             .replace("/ecs/prom-task", "/ecs/other-prom")
             .replace("name: monitoring-", "name: other-")
             .replace("name: monitoring\n", "name: other\n")
             .replace("family: prom-task", "family: other-prom")
             .replace("name: prometheus\n", "name: other-prometheus\n")
             .replace("name: monitoring/prometheus/", "name: other/prometheus/")
+            // Its own Grafana: log group, family, service, secrets, rule.
+            .replace("/ecs/grafana-task", "/ecs/other-grafana")
+            .replace("family: grafana-task", "family: other-grafana")
+            .replace("name: grafana\n", "name: other-grafana\n")
+            .replace("name: monitoring/grafana/", "name: other/grafana/")
+            .replace("priority: 100", "priority: 101")
+            .replace(
+                "grafana.showcase.example.com",
+                "other-grafana.showcase.example.com",
+            );
+        // No Cloud Map namespace: moto allows one private namespace per VPC (AWS allows
+        // several with different names).
+        let (head, tail) = t.split_once("\n# Stable names inside the VPC").unwrap();
+        let tail = &tail[tail.find("\nservices:\n").unwrap()..];
+        format!("{head}{tail}").replace("    service_registries: [prometheus]\n", "")
     });
     apply(&env, &other);
     // An untagged log group nobody declared.
@@ -665,9 +699,9 @@ fn bad_input_is_located_and_makes_no_aws_call() {
         ),
         (
             "undefined reference",
-            &|t| t.replace("task_role: prometheus", "task_role: grafana"),
+            &|t| t.replace("task_role: prometheus", "task_role: nobody"),
             "task_definitions.prometheus.task_role",
-            "iam_roles.grafana",
+            "iam_roles.nobody",
         ),
         (
             "bad cidr",
@@ -733,7 +767,7 @@ async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
     apply(&env, STACK);
     let edited = env.stack_copy("edited.yaml", |t| {
         t.replace(
-            "description: Prometheus server; port 9090 only from the sources named here",
+            "description: Prometheus and Alertmanager; 9090 and 9093 only from Grafana",
             "description: Prometheus server (port 9090), private",
         )
         .replace("prom/prometheus:v2.53.4", "prom/prometheus:v2.53.3")
@@ -787,6 +821,12 @@ async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
             ec2::types::Filter::builder()
                 .name("tag:deploy:stack")
                 .values("monitoring")
+                .build(),
+        )
+        .filters(
+            ec2::types::Filter::builder()
+                .name("tag:deploy:address")
+                .values("security_group.prometheus")
                 .build(),
         )
         .send()
@@ -1003,7 +1043,9 @@ fn apply_until(env: &TestEnv, mutating: usize) -> std::process::Child {
     env.proxy
         .inject(serde_json::json!([{"action": "*", "delay_ms": 150, "times": 100000}]));
     let mut cmd = env.deploy_command(&["apply", "-f", STACK, "--auto-approve"]);
-    cmd.stdout(std::process::Stdio::piped())
+    // The plan printed first is larger than a pipe's buffer: an unread stdout pipe would
+    // block the child before it makes any change. Progress and the report go to stderr.
+    cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn deploy apply");
     let started = std::time::Instant::now();
@@ -1013,7 +1055,12 @@ fn apply_until(env: &TestEnv, mutating: usize) -> std::process::Child {
         }
         assert!(
             started.elapsed().as_secs() < 120,
-            "apply made too few calls"
+            "apply made too few calls: {:?}",
+            env.proxy
+                .calls()
+                .iter()
+                .map(|c| c.action.clone())
+                .collect::<Vec<_>>()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -1033,31 +1080,46 @@ async fn assert_no_duplicates(env: &TestEnv) {
         .send()
         .await
         .unwrap();
+    // One group per address: prometheus, grafana, efs.
+    let mut addresses: Vec<&str> = groups
+        .security_groups()
+        .iter()
+        .flat_map(|g| g.tags())
+        .filter(|t| t.key() == Some("deploy:address"))
+        .filter_map(|t| t.value())
+        .collect();
+    addresses.sort();
     assert_eq!(
-        groups.security_groups().len(),
-        1,
+        addresses,
+        [
+            "security_group.efs",
+            "security_group.grafana",
+            "security_group.prometheus"
+        ],
         "{:?}",
         groups.security_groups()
     );
-    let revisions = ecsc
-        .list_task_definitions()
-        .family_prefix("prom-task")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        revisions.task_definition_arns().len(),
-        1,
-        "{:?}",
-        revisions.task_definition_arns()
-    );
+    for family in ["prom-task", "grafana-task"] {
+        let revisions = ecsc
+            .list_task_definitions()
+            .family_prefix(family)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            revisions.task_definition_arns().len(),
+            1,
+            "{:?}",
+            revisions.task_definition_arns()
+        );
+    }
     let services = ecsc
         .list_services()
         .cluster("monitoring")
         .send()
         .await
         .unwrap();
-    assert_eq!(services.service_arns().len(), 1);
+    assert_eq!(services.service_arns().len(), 2);
     let lg = logsc
         .describe_log_groups()
         .log_group_name_prefix("/ecs/prom-task")
@@ -1069,8 +1131,10 @@ async fn assert_no_duplicates(env: &TestEnv) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_several_points_then_a_rerun_converges() {
-    // 13 mutating calls make the first apply; kill early, in the middle and near the end.
-    for kill_after in [1, 5, 9, 12] {
+    // About 45 mutating calls make the first apply of the reference stack; kill early (roles,
+    // groups, secrets), in the middle (file system, mount targets, task definitions, Cloud
+    // Map) and near the end (listener rule, services).
+    for kill_after in [1, 5, 12, 25, 40] {
         let env = TestEnv::new();
         env.seed(false);
         let mut child = apply_until(&env, kill_after);
@@ -1158,7 +1222,7 @@ async fn an_existing_cluster_is_used_and_never_changed() {
     apply(&env, &file);
     plan_says_no_changes(&env, &file);
     let services = ecsc.list_services().cluster("shared").send().await.unwrap();
-    assert_eq!(services.service_arns().len(), 1);
+    assert_eq!(services.service_arns().len(), 2, "Prometheus and Grafana");
     let out = env.deploy(&["destroy", "-f", &file, "--auto-approve"]);
     assert_success(&out);
     let clusters = ecsc
@@ -1397,7 +1461,7 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
         destroy.to_str().unwrap(),
     ]);
     assert_success(&out);
-    assert!(stdout(&out).contains("7 to destroy."), "{}", stdout(&out));
+    assert!(stdout(&out).contains("19 to destroy."), "{}", stdout(&out));
     // (The new subnet changed the lookups since the update plan, not since this one.)
     assert_success(&env.deploy(&["apply", destroy.to_str().unwrap()]));
     assert!(prometheus_group(&ec2c, "monitoring-prometheus")
@@ -1412,13 +1476,13 @@ async fn targeting_limits_the_work_to_the_target_and_its_dependencies() {
     // On an empty account, targeting the service brings everything it depends on.
     let out = env.deploy(&["plan", "-f", STACK, "--target", "ecs_service.prometheus"]);
     assert_success(&out);
-    assert!(stdout(&out).contains("Plan: 9 to add"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Plan: 12 to add"), "{}", stdout(&out));
     apply(&env, STACK);
 
     let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")
             .replace(
-                "description: Prometheus server; port 9090 only from the sources named here",
+                "description: Prometheus and Alertmanager; 9090 and 9093 only from Grafana",
                 "description: Prometheus, private",
             )
     });
@@ -1491,7 +1555,7 @@ async fn json_output_follows_its_versioned_schema() {
     schema_check(&plan).unwrap();
     assert_eq!(plan["format_version"], "1.0");
     assert_eq!(plan["kind"], "plan");
-    assert_eq!(plan["summary"]["add"], 9);
+    assert_eq!(plan["summary"]["add"], 24);
     assert!(plan["changes"]
         .as_array()
         .unwrap()
@@ -1510,7 +1574,7 @@ async fn json_output_follows_its_versioned_schema() {
         .iter()
         .all(|s| s["outcome"] == "done"));
     assert!(
-        stderr(&out).contains("Plan: 9 to add"),
+        stderr(&out).contains("Plan: 24 to add"),
         "human text goes to stderr"
     );
 
@@ -1537,7 +1601,7 @@ async fn json_output_follows_its_versioned_schema() {
     let destroyed = json_of(&out);
     schema_check(&destroyed).unwrap();
     assert_eq!(destroyed["kind"], "destroy_result");
-    assert_eq!(destroyed["plan"]["summary"]["destroy"], 7);
+    assert_eq!(destroyed["plan"]["summary"]["destroy"], 19);
 
     // The schema really constrains: malformed documents fail it.
     let mut extra = plan.clone();

@@ -1,7 +1,6 @@
-//! EFS end to end with the real binary against moto: a copy of the reference stack gains a
-//! file system (mount targets in the private subnets behind an NFS-only group), an access point
-//! for uid/gid 472 and a volume mounted into the prometheus task (for the test only: Grafana's
-//! task is wired later). Apply settles (`No changes.`), destroy keeps the data and says so,
+//! EFS end to end with the real binary against moto: the reference stack's file system (mount
+//! targets in the private subnets behind an NFS-only group), its access point for uid/gid 472
+//! and the volume Grafana's task mounts. Apply settles (`No changes.`), destroy keeps the data and says so,
 //! `--delete-data` removes it, and an untagged file system with our creation token is a
 //! conflict nobody touches.
 
@@ -15,45 +14,10 @@ use common::{assert_success, schema_check, stderr, stdout, TestEnv, REGION};
 /// environment production.
 const TOKEN: &str = "monitoring-production-grafana";
 
+/// The reference stack as it is: Grafana's file system, mount targets behind an NFS-only
+/// group, an access point for uid/gid 472 and the volume grafana-task mounts.
 fn efs_stack(env: &TestEnv, name: &str) -> String {
-    env.stack_copy(name, |text| {
-        let edits = [
-            // NFS from the client group to the mount targets' group, and nothing else.
-            (
-                "\nclusters:\n",
-                "  efs:\n    name: monitoring-efs\n    description: Grafana's EFS mount targets; NFS only from the tasks that mount it\n    ingress:\n      - port: 2049\n        from: prometheus\n        description: NFS from the tasks that mount it\n    egress: []\n\nclusters:\n",
-            ),
-            // The client's egress names the VPC's range, not the group: two groups that name
-            // each other form a cycle the planner cannot order yet.
-            (
-                "        description: image pulls and CloudWatch Logs over HTTPS\n",
-                "        description: image pulls and CloudWatch Logs over HTTPS\n      - port: 2049\n        cidr: 10.0.0.0/8\n        description: NFS to the file system's mount targets\n",
-            ),
-            // The task role may mount and write (IAM authorization of the volume).
-            (
-                "\nsecurity_groups:\n",
-                "      efs:\n        - actions: [elasticfilesystem:ClientMount, elasticfilesystem:ClientWrite]\n          resources: [efs_file_system.grafana]\n\nsecurity_groups:\n",
-            ),
-            (
-                "    ephemeral_storage_gib: 30\n",
-                "    ephemeral_storage_gib: 30\n    volumes:\n      data: { file_system: grafana, access_point: grafana }\n",
-            ),
-            (
-                "        ports: [9090]\n",
-                "        ports: [9090]\n        mount_points:\n          - { volume: data, path: /var/lib/grafana }\n",
-            ),
-            (
-                "\nservices:\n",
-                "\nfile_systems:\n  grafana:\n    transition_to_ia: AFTER_30_DAYS\n    mount_target_security_groups: [efs]\n\naccess_points:\n  grafana:\n    file_system: grafana\n    uid: 472\n    gid: 472\n    root_directory: /grafana\n    permissions: \"0750\"\n\nservices:\n",
-            ),
-        ];
-        let mut text = text;
-        for (from, to) in edits {
-            assert_eq!(text.matches(from).count(), 1, "the stack changed shape at {from:?}");
-            text = text.replacen(from, to, 1);
-        }
-        text
-    })
+    env.stack_copy(name, |text| text)
 }
 
 async fn efs_client(env: &TestEnv) -> efs::Client {
@@ -145,7 +109,7 @@ async fn efs_applies_settles_and_survives_destroy_unless_data_may_go() {
     let ecs = ecs::Client::new(&env.sdk_config(REGION).await);
     let td = ecs
         .describe_task_definition()
-        .task_definition("prom-task")
+        .task_definition("grafana-task")
         .send()
         .await
         .unwrap();
@@ -163,12 +127,12 @@ async fn efs_applies_settles_and_survives_destroy_unless_data_may_go() {
         Some(&ecs::types::EfsAuthorizationConfigIam::Enabled)
     );
     assert!(auth.access_point_id().unwrap().starts_with("fsap-"));
-    let prometheus = td
+    let grafana = td
         .container_definitions()
         .iter()
-        .find(|c| c.name() == Some("prometheus"))
-        .expect("the prometheus container");
-    let mount = &prometheus.mount_points()[0];
+        .find(|c| c.name() == Some("grafana"))
+        .expect("the grafana container");
+    let mount = &grafana.mount_points()[0];
     assert_eq!(mount.container_path(), Some("/var/lib/grafana"));
 
     // A plan right after the apply is empty, and reads only.
@@ -194,7 +158,13 @@ async fn efs_applies_settles_and_survives_destroy_unless_data_may_go() {
     assert_success(&out);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     schema_check(&plan).unwrap();
-    assert_eq!(plan["kept"][0]["address"], "efs_file_system.grafana");
+    let kept: Vec<&str> = plan["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["address"].as_str().unwrap())
+        .collect();
+    assert!(kept.contains(&"efs_file_system.grafana"), "{kept:?}");
 
     // Destroy keeps the file system (and lists it as kept); its mount targets, the access
     // point and everything else go.
@@ -284,7 +254,7 @@ fn validate_refuses_unencrypted_file_systems_and_dangling_references() {
         "file_systems.grafana.encrypted",
         "always encrypted",
         "file_systems.grafana.mount_target_security_groups.1",
-        "task_definitions.prometheus.volumes.data.access_point",
+        "task_definitions.grafana.volumes.data.access_point",
     ] {
         assert!(err.contains(needle), "{needle} not in:\n{err}");
     }

@@ -1,7 +1,7 @@
 //! End-to-end tests of the ALB and service discovery kinds: the built binary against moto
 //! (seeded with the ALB's HTTPS listener), every AWS call counted by the recording proxy.
-//! A stack copy adds a target group, a rule on the HTTPS listener, a Cloud Map namespace and a
-//! discovery service the Prometheus service registers in.
+//! The reference stack has a target group, a rule on the HTTPS listener, a Cloud Map
+//! namespace and a discovery service the Prometheus service registers in.
 
 mod common;
 
@@ -12,47 +12,13 @@ use serde_json::Value;
 
 const REGION: &str = "us-west-2";
 const HOST: &str = "grafana.showcase.example.com";
+/// The reference stack's priority for Grafana's rule.
+const OURS: &str = "100";
 
-/// What the stack copy appends to the reference stack.
-const SECTIONS: &str = "
-target_groups:
-  grafana:
-    name: monitoring-grafana
-    port: 3000
-    health_check: { path: /api/health, matcher: \"200\" }
-    deregistration_delay: 30
-listener_rules:
-  grafana:
-    priority: 10
-    host_headers: [grafana.showcase.example.com]
-    target_group: grafana
-service_discovery_namespaces:
-  monitoring:
-    description: Stable names of the monitoring services
-service_discovery_services:
-  prometheus:
-    name: prometheus
-    namespace: monitoring
-    ttl: 10
-";
-
-/// The reference stack with the sections above and the Prometheus service registered under
-/// `prometheus.<namespace>`. (The Grafana basic-auth var is dropped: on this branch's base the
-/// literal-secret check refuses the reference stack for it, and nothing here renders it.)
+/// The reference stack as it is: Grafana's target group and its rule on the HTTPS listener,
+/// the Cloud Map namespace and the discovery service the Prometheus service registers in.
 fn stack(env: &TestEnv) -> String {
-    env.stack_copy("lb-discovery.yaml", |text| {
-        let text = text
-            .replace(
-                "    basic_auth_password_env: PROMETHEUS_BASIC_AUTH_PASSWORD\n",
-                "",
-            )
-            .replace(
-                "    enable_execute_command: true\n",
-                "    enable_execute_command: true\n    service_registries: [prometheus]\n",
-            );
-        assert!(text.contains("service_registries: [prometheus]"));
-        format!("{text}{SECTIONS}")
-    })
+    env.stack_copy("lb-discovery.yaml", |text| text)
 }
 
 async fn elb_client(env: &TestEnv) -> elb::Client {
@@ -156,7 +122,7 @@ fn plan_says_no_changes(env: &TestEnv, file: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_settles_and_destroy_removes_only_our_rule() {
     let env = TestEnv::new();
-    let seeded = env.seed_https();
+    let seeded = env.seed(false);
     let theirs = handmade_rule(&env, &seeded, 20).await;
     let file = stack(&env);
 
@@ -173,9 +139,9 @@ async fn apply_settles_and_destroy_removes_only_our_rule() {
     }
     plan_says_no_changes(&env, &file);
 
-    // Our rule at 10 forwards to our target group; the hand-made one at 20 is untouched.
+    // Our rule forwards to our target group; the hand-made one at 20 is untouched.
     let on_listener = rules(&env, &seeded).await;
-    let ours: Vec<&(String, String)> = on_listener.iter().filter(|(_, p)| p == "10").collect();
+    let ours: Vec<&(String, String)> = on_listener.iter().filter(|(_, p)| p == OURS).collect();
     assert_eq!(ours.len(), 1, "{on_listener:?}");
     assert!(on_listener.contains(&(theirs.clone(), "20".into())));
     let described = elb_client(&env)
@@ -260,8 +226,8 @@ async fn apply_settles_and_destroy_removes_only_our_rule() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_priority_held_by_a_rule_not_ours_is_a_conflict_and_nothing_is_touched() {
     let env = TestEnv::new();
-    let seeded = env.seed_https();
-    let theirs = handmade_rule(&env, &seeded, 10).await;
+    let seeded = env.seed(false);
+    let theirs = handmade_rule(&env, &seeded, OURS.parse().unwrap()).await;
     let file = stack(&env);
 
     env.proxy.clear();
@@ -277,8 +243,8 @@ async fn a_priority_held_by_a_rule_not_ours_is_a_conflict_and_nothing_is_touched
     assert!(mutating.is_empty(), "apply touched AWS: {mutating:?}");
     assert_eq!(
         rules(&env, &seeded).await,
-        vec![(theirs, "10".to_string())],
-        "the rule at 10 is still the hand-made one"
+        vec![(theirs, OURS.to_string())],
+        "the rule at our priority is still the hand-made one"
     );
     assert!(namespaces(&env).await.is_empty());
 }
@@ -286,28 +252,26 @@ async fn a_priority_held_by_a_rule_not_ours_is_a_conflict_and_nothing_is_touched
 #[tokio::test(flavor = "multi_thread")]
 async fn grafanas_data_source_url_names_the_namespace_and_service_that_exist() {
     let env = TestEnv::new();
-    env.seed_https();
+    env.seed(false);
     let file = stack(&env);
     let out = env.deploy(&["apply", "-f", &file, "--auto-approve"]);
     assert_success(&out);
 
-    // Render Grafana's data sources as deploy would: the reference stack's vars with the
-    // applied copy's service discovery vars (the copy only drops the basic-auth var the
-    // template also needs).
-    let text = std::fs::read_to_string(&file).unwrap();
-    let applied: Value = serde_saphyr::from_str(&text).unwrap();
-    let mut vars_from = common::render::reference_stack();
-    vars_from["vars"]["service_discovery"] = applied["vars"]["service_discovery"].clone();
+    // Grafana's data sources as deploy rendered them for the applied stack.
     let rendered = common::render::render_with(
         "grafana/datasources.yml",
-        &common::render::context_for(&vars_from),
+        &common::render::context_for(&common::render::reference_stack()),
     );
-    let url = rendered
+    let urls: Vec<&str> = rendered
         .lines()
         .map(str::trim)
-        .find_map(|l| l.strip_prefix("url: https://prometheus."))
-        .map(|rest| format!("https://prometheus.{rest}"))
-        .unwrap_or_else(|| panic!("no Prometheus URL in:\n{rendered}"));
+        .filter_map(|l| l.strip_prefix("url: "))
+        .collect();
+    assert_eq!(
+        urls.len(),
+        2,
+        "Prometheus and Alertmanager by URL:\n{rendered}"
+    );
 
     let ns = namespaces(&env).await;
     assert_eq!(ns.len(), 1, "{ns:?}");
@@ -317,5 +281,12 @@ async fn grafanas_data_source_url_names_the_namespace_and_service_that_exist() {
         .find(|(_, ns_id, _)| ns_id == &ns[0].0)
         .expect("a discovery service in the namespace");
     assert_eq!(svc_ns, &ns[0].0);
-    assert_eq!(url, format!("https://{svc_name}.{}:9090", ns[0].1));
+    // Both live in the registered task: Prometheus on 9090, Alertmanager on 9093.
+    assert_eq!(
+        urls,
+        [
+            format!("https://{svc_name}.{}:9090", ns[0].1),
+            format!("https://{svc_name}.{}:9093", ns[0].1)
+        ]
+    );
 }

@@ -2,7 +2,8 @@
 //! entry point, command and environment, plus stand-in values for the secrets ECS injects)
 //! under a POSIX shell: it must write exactly the files `deploy render` wrote, and those must
 //! pass the real checkers (promtool for Prometheus's config and rules, amtool for
-//! Alertmanager's). What is checked is what the containers run.
+//! Alertmanager's; a YAML/JSON parse and `sh -n` for Grafana's provisioning, dashboards and
+//! start script). What is checked is what the containers run.
 
 mod common;
 
@@ -294,6 +295,26 @@ fn every_container_writes_exactly_the_checked_files() {
                             "{path} names {named}, not written"
                         );
                     }
+                } else if path.contains("grafana/provisioning/") && path.ends_with(".yml") {
+                    // Grafana's provisioning files: YAML of apiVersion 1 (Grafana itself is
+                    // not installable here; tests/dashboards.rs checks their content).
+                    let doc: serde_json::Value =
+                        serde_saphyr::from_str(&std::fs::read_to_string(&file).unwrap())
+                            .unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
+                    assert_eq!(doc["apiVersion"], 1, "{path}");
+                } else if path.ends_with(".json") {
+                    // Dashboards travel as compact JSON: still JSON, with a uid.
+                    let doc: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(&file).unwrap())
+                            .unwrap_or_else(|e| panic!("{path} is not JSON: {e}"));
+                    assert!(doc["uid"].is_string(), "{path} has no uid");
+                } else if path.ends_with(".sh") {
+                    let out = Command::new("/bin/sh")
+                        .arg("-n")
+                        .arg(&file)
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{path}: {}", stderr(&out));
                 } else {
                     continue;
                 }
@@ -314,6 +335,13 @@ fn every_container_writes_exactly_the_checked_files() {
         "prom-task/alertmanager:/etc/alertmanager/web.yml",
         "prom-task/prometheus:/etc/prometheus/web-client.yml",
         "prom-task/alertmanager:/etc/alertmanager/web-client.yml",
+        "grafana-task/grafana:/tmp/deploy/start.sh",
+        "grafana-task/grafana:/etc/grafana/provisioning/datasources/deploy.yml",
+        "grafana-task/grafana:/etc/grafana/provisioning/dashboards/deploy.yml",
+        "grafana-task/grafana:/etc/grafana/provisioning/dashboards/deploy/overview.json",
+        "grafana-task/grafana:/etc/grafana/provisioning/dashboards/deploy/http.json",
+        "grafana-task/grafana:/etc/grafana/provisioning/dashboards/deploy/runtime.json",
+        "grafana-task/grafana:/etc/grafana/provisioning/dashboards/deploy/infrastructure.json",
     ] {
         assert!(
             checked.iter().any(|c| c == must),

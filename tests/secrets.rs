@@ -295,7 +295,8 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         }
     }
     granted.sort();
-    // The reference stack's own Alertmanager credentials, plus this test's three.
+    // The reference stack's own Alertmanager credentials and generated secrets (Prometheus's
+    // and Grafana's), plus this test's three.
     let mut alertmanager = Vec::new();
     for name in [
         "monitoring/alertmanager/pagerduty-routing-key",
@@ -317,6 +318,8 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         own("monitoring/admin"),
         own("monitoring/prometheus/basic-auth"),
         own("monitoring/prometheus/tls"),
+        own("monitoring/grafana/admin-password"),
+        own("monitoring/grafana/tls"),
         (
             "secretsmanager:GetSecretValue".to_string(),
             slack_arn.clone(),

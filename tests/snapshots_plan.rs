@@ -8,13 +8,13 @@ use common::{assert_success, stdout, TestEnv};
 
 const STACK: &str = "stacks/monitoring.yaml";
 
-/// Replaces ids that moto makes up (sg-…, subnet-…, vpc-…) and content hashes with stable
-/// placeholders.
+/// Replaces ids that moto makes up (sg-…, subnet-…, vpc-…, fs-…, fsap-…, Cloud Map and ELBv2
+/// ids) and content hashes with stable placeholders.
 fn redact(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     'scan: while !rest.is_empty() {
-        for prefix in ["sg-", "subnet-", "vpc-"] {
+        for prefix in ["sg-", "subnet-", "vpc-", "fsap-", "fs-"] {
             if let Some(tail) = rest.strip_prefix(prefix) {
                 let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
                 if n >= 8 {
@@ -22,6 +22,29 @@ fn redact(text: &str) -> String {
                     rest = &tail[n..];
                     continue 'scan;
                 }
+            }
+        }
+        // Cloud Map ids (lower-case letters and digits).
+        for prefix in ["[ns-", "/srv-"] {
+            if let Some(tail) = rest.strip_prefix(prefix) {
+                let n = tail
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    .count();
+                if n >= 8 {
+                    out.push_str(&format!("{prefix}[id]"));
+                    rest = &tail[n..];
+                    continue 'scan;
+                }
+            }
+        }
+        // ELBv2 ARNs: the load balancer's, target group's, listener's and rule's ids.
+        if let Some(tail) = rest.strip_prefix('/') {
+            let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
+            if n == 16 {
+                out.push_str("/[id]");
+                rest = &tail[n..];
+                continue;
             }
         }
         // Secrets Manager appends six random characters to a secret's name in its ARN.
@@ -91,7 +114,7 @@ async fn plan_output_for_every_action() {
     insta::assert_snapshot!("update", plan(&env, &["plan", "-f", &edited]));
     let replaced = env.stack_copy("replaced.yaml", |t| {
         t.replace(
-            "description: Prometheus server; port 9090 only from the sources named here",
+            "description: Prometheus and Alertmanager; 9090 and 9093 only from Grafana",
             "description: Prometheus, private",
         )
     });
