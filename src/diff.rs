@@ -589,8 +589,10 @@ fn add_secret_restarts(changes: &mut [Change], desired: &[Desired]) {
     }
 }
 
-/// When a security group is replaced, resources using it must move to the new group: they
-/// get an update even if nothing else about them changed.
+/// When a resource is replaced (a security group, an EFS access point), what uses it must
+/// move to the new one: it gets an update even if nothing else about it changed. A task
+/// definition cannot be updated: it gets a new revision naming the new id, and the services
+/// running it roll to that revision (or the tasks would keep naming the deleted resource).
 fn add_dependency_updates(changes: &mut [Change]) {
     let replaced: BTreeSet<Address> = changes
         .iter()
@@ -600,22 +602,75 @@ fn add_dependency_updates(changes: &mut [Change]) {
     if replaced.is_empty() {
         return;
     }
-    for c in changes.iter_mut() {
-        let Some(d) = &c.desired else { continue };
-        let refs = d.attrs.references();
-        let hit: Vec<&Address> = refs.iter().filter(|a| replaced.contains(a)).collect();
-        if hit.is_empty() || c.observed.is_none() {
+    let moved = |c: &Change| -> Vec<Address> {
+        c.desired
+            .as_ref()
+            .map(|d| {
+                d.attrs
+                    .references()
+                    .into_iter()
+                    .filter(|a| replaced.contains(a))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let follows = |c: &mut Change, hit: &[Address]| {
+        for a in hit {
+            c.attrs.push(AttrChange {
+                name: format!("({a})"),
+                before: Some(Value::String("current id".into())),
+                after: Some(Value::String(format!("id of the new {a}"))),
+                forces_replacement: false,
+            });
+        }
+    };
+    // Task definitions first: their new revisions move the services below.
+    let mut new_revisions: BTreeSet<Address> = BTreeSet::new();
+    for c in changes
+        .iter_mut()
+        .filter(|c| c.address.kind == Kind::TaskDefinition && c.observed.is_some())
+    {
+        let hit = moved(c);
+        if hit.is_empty() {
+            continue;
+        }
+        if c.action == Action::NoOp {
+            c.action = Action::Create;
+            c.new_revision = true;
+            c.cause = Some(Cause::Dependency);
+        }
+        follows(c, &hit);
+        new_revisions.insert(c.address.clone());
+    }
+    for c in changes
+        .iter_mut()
+        .filter(|c| c.address.kind != Kind::TaskDefinition && c.observed.is_some())
+    {
+        let hit = moved(c);
+        let rolls: Vec<Address> = c
+            .desired
+            .as_ref()
+            .map(|d| d.attrs.references())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| new_revisions.contains(a))
+            .collect();
+        if hit.is_empty() && rolls.is_empty() {
             continue;
         }
         if c.action == Action::NoOp {
             c.action = Action::Update;
             c.cause = Some(Cause::Dependency);
         }
-        for a in hit {
+        follows(c, &hit);
+        if c.address.kind == Kind::EcsService
+            && !rolls.is_empty()
+            && !c.attrs.iter().any(|a| a.name == "task_definition")
+        {
             c.attrs.push(AttrChange {
-                name: format!("({a})"),
-                before: Some(Value::String("current id".into())),
-                after: Some(Value::String(format!("id of the new {a}"))),
+                name: "task_definition".into(),
+                before: Some(Value::String("current revision".into())),
+                after: Some(Value::String(format!("new revision of {}", rolls[0]))),
                 forces_replacement: false,
             });
         }

@@ -284,11 +284,14 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
         }
         backward[bi].after = after;
     }
-    // A non-security-group replace cannot keep both: delete the old first, then create.
+    // Most replacements cannot keep both (names are unique): delete the old first, then
+    // create. A security group (the new one gets a suffix) and an access point (its name is
+    // only a tag) are created first, so what uses them moves before the old one goes.
     let mut all: Vec<Step> = steps.into_iter().chain(backward).collect();
     for si in 0..forward_count {
         let c = &changes[all[si].change];
-        if all[si].op == StepOp::CreateReplacement && c.address.kind != Kind::SecurityGroup {
+        let keeps_both = matches!(c.address.kind, Kind::SecurityGroup | Kind::EfsAccessPoint);
+        if all[si].op == StepOp::CreateReplacement && !keeps_both {
             if let Some(del) = (forward_count..all.len())
                 .find(|&j| all[j].change == all[si].change && all[j].op == StepOp::DeleteReplaced)
             {

@@ -259,3 +259,84 @@ fn validate_refuses_unencrypted_file_systems_and_dangling_references() {
         assert!(err.contains(needle), "{needle} not in:\n{err}");
     }
 }
+
+/// The access point the Grafana service's current task definition mounts.
+async fn mounted_access_point(env: &TestEnv) -> String {
+    let ecs = ecs::Client::new(&env.sdk_config(REGION).await);
+    let svc = ecs
+        .describe_services()
+        .cluster("monitoring")
+        .services("grafana")
+        .send()
+        .await
+        .unwrap()
+        .services()[0]
+        .clone();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(svc.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    td.task_definition().unwrap().volumes()[0]
+        .efs_volume_configuration()
+        .unwrap()
+        .authorization_config()
+        .unwrap()
+        .access_point_id()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_access_point_reaches_the_task_in_the_same_apply() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let stack = efs_stack(&env, "efs.yaml");
+    assert_success(&env.deploy(&["apply", "-f", &stack, "--auto-approve"]));
+    let before = mounted_access_point(&env).await;
+
+    // A different owner forces a new access point; the task definition must name it.
+    let edited = env.stack_copy("efs-edited.yaml", |t| {
+        assert_eq!(
+            t.matches("    uid: 472\n").count(),
+            1,
+            "the stack changed shape"
+        );
+        t.replace("    uid: 472\n", "    uid: 473\n")
+    });
+    let out = env.deploy(&["plan", "-f", &edited]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("-/+ efs_access_point.grafana"), "{text}");
+    assert!(
+        text.contains("+ task_definition.grafana  (new revision of grafana-task"),
+        "{text}"
+    );
+    assert!(text.contains("~ ecs_service.grafana"), "{text}");
+
+    assert_success(&env.deploy(&["apply", "-f", &edited, "--auto-approve"]));
+    let after = mounted_access_point(&env).await;
+    assert_ne!(
+        after, before,
+        "the service runs a revision naming the new access point"
+    );
+    let ids: Vec<String> = efs_client(&env)
+        .await
+        .describe_access_points()
+        .send()
+        .await
+        .unwrap()
+        .access_points()
+        .iter()
+        .filter_map(|a| a.access_point_id().map(str::to_string))
+        .collect();
+    assert_eq!(
+        ids,
+        [after],
+        "the old access point is gone, the new one stays"
+    );
+    let out = env.deploy(&["plan", "-f", &edited]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
+}
