@@ -14,23 +14,21 @@ fn redact(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     'scan: while !rest.is_empty() {
-        for prefix in ["sg-", "subnet-", "vpc-", "fsap-", "fs-"] {
+        // EC2 and EFS ids (hex), Cloud Map ids (lower-case letters and digits).
+        let hex = |c: char| c.is_ascii_hexdigit();
+        let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let ids: [(&str, &dyn Fn(char) -> bool); 7] = [
+            ("sg-", &hex),
+            ("subnet-", &hex),
+            ("vpc-", &hex),
+            ("fsap-", &hex),
+            ("fs-", &hex),
+            ("[ns-", &alnum),
+            ("/srv-", &alnum),
+        ];
+        for (prefix, is_id) in ids {
             if let Some(tail) = rest.strip_prefix(prefix) {
-                let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
-                if n >= 8 {
-                    out.push_str(&format!("{prefix}[id]"));
-                    rest = &tail[n..];
-                    continue 'scan;
-                }
-            }
-        }
-        // Cloud Map ids (lower-case letters and digits).
-        for prefix in ["[ns-", "/srv-"] {
-            if let Some(tail) = rest.strip_prefix(prefix) {
-                let n = tail
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    .count();
+                let n = tail.chars().take_while(|c| is_id(*c)).count();
                 if n >= 8 {
                     out.push_str(&format!("{prefix}[id]"));
                     rest = &tail[n..];
