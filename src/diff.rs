@@ -684,7 +684,7 @@ mod tests {
         EcsServiceAttrs, LogGroupAttrs, Rule, SecurityGroupAttrs, Tags, TAG_APPLIED, TAG_ENV,
         TAG_STACK,
     };
-    use crate::plan::StepOp;
+    use crate::plan::{Step, StepOp};
 
     fn log_group(retention: i32) -> Desired {
         Desired {
@@ -981,5 +981,121 @@ mod tests {
         );
         assert!(p.steps[update].after.contains(&create), "{:?}", p.steps);
         assert!(p.steps[delete].after.contains(&update), "{:?}", p.steps);
+    }
+
+    /// Runs the steps as the executor would (each once all it waits for is done) and returns
+    /// the order; panics if some step can never run.
+    fn run_order(p: &Plan) -> Vec<usize> {
+        let mut done: Vec<usize> = Vec::new();
+        while done.len() < p.steps.len() {
+            let next = (0..p.steps.len())
+                .find(|i| !done.contains(i) && p.steps[*i].after.iter().all(|a| done.contains(a)))
+                .unwrap_or_else(|| panic!("steps wait for each other: {:?}", p.steps));
+            done.push(next);
+        }
+        done
+    }
+
+    #[test]
+    fn groups_naming_each_other_are_created_then_complete_their_rules() {
+        // prom admits graf; graf may reach prom; the service uses graf.
+        let rule = |peer: &str| Rule {
+            protocol: "tcp".into(),
+            from_port: 9090,
+            to_port: 9090,
+            peer: crate::model::Peer::Group(format!("security_group.{peer}")),
+            description: String::new(),
+        };
+        let mut prom = group("prom");
+        let mut graf = group("graf");
+        graf.address = "security_group.graf".parse().unwrap();
+        if let (Attrs::SecurityGroup(p), Attrs::SecurityGroup(g)) =
+            (&mut prom.attrs, &mut graf.attrs)
+        {
+            p.ingress.insert(rule("graf"));
+            g.name = "graf".into();
+            g.egress.insert(rule("prom"));
+        }
+        let mut svc = service();
+        if let Attrs::EcsService(a) = &mut svc.attrs {
+            a.security_groups = ["security_group.graf".to_string()].into();
+        }
+        let p = plan(&[prom, graf, svc], vec![], &[], false);
+        let order = run_order(&p);
+        let at = |addr: &str, op: StepOp| {
+            let i = p
+                .steps
+                .iter()
+                .position(|s| s.op == op && p.changes[s.change].address.to_string() == addr)
+                .unwrap_or_else(|| panic!("no {op:?} of {addr}: {:?}", p.steps));
+            order.iter().position(|&x| x == i).unwrap()
+        };
+        let deferred: Vec<&Step> = p
+            .steps
+            .iter()
+            .filter(|s| s.op == StepOp::AuthorizeDeferred)
+            .collect();
+        assert_eq!(deferred.len(), 1, "{:?}", p.steps);
+        let owner = p.changes[deferred[0].change].address.to_string();
+        let other = if owner == "security_group.graf" {
+            "security_group.prom"
+        } else {
+            "security_group.graf"
+        };
+        // Both groups exist before the deferred rules are added.
+        assert!(at(&owner, StepOp::Create) < at(&owner, StepOp::AuthorizeDeferred));
+        assert!(at(other, StepOp::Create) < at(&owner, StepOp::AuthorizeDeferred));
+        // The other group waited for the owner's id, so it was created with all its rules.
+        assert!(at(&owner, StepOp::Create) < at(other, StepOp::Create));
+        // The service starts only once its group's rules are complete.
+        assert!(at("security_group.graf", StepOp::Create) < at("ecs_service.prom", StepOp::Create));
+        if owner == "security_group.graf" {
+            assert!(at(&owner, StepOp::AuthorizeDeferred) < at("ecs_service.prom", StepOp::Create));
+        }
+    }
+
+    #[test]
+    fn existing_groups_gaining_rules_to_each_other_do_not_wait_for_each_other() {
+        let rule = |peer: &str| Rule {
+            protocol: "tcp".into(),
+            from_port: 9090,
+            to_port: 9090,
+            peer: crate::model::Peer::Group(format!("security_group.{peer}")),
+            description: String::new(),
+        };
+        let (prom, mut graf) = (group("prom"), group("graf"));
+        graf.address = "security_group.graf".parse().unwrap();
+        let observed = vec![
+            live(&prom, "sg-1", true, Some(&prom)),
+            live(&graf, "sg-2", true, Some(&graf)),
+        ];
+        let (mut prom2, mut graf2) = (prom.clone(), graf.clone());
+        if let (Attrs::SecurityGroup(p), Attrs::SecurityGroup(g)) =
+            (&mut prom2.attrs, &mut graf2.attrs)
+        {
+            p.ingress.insert(rule("graf"));
+            g.egress.insert(rule("prom"));
+        }
+        let p = plan(&[prom2.clone(), graf2.clone()], observed, &[], false);
+        assert_eq!(run_order(&p).len(), 2, "{:?}", p.steps);
+        assert!(
+            p.steps.iter().all(|s| s.op == StepOp::Update),
+            "{:?}",
+            p.steps
+        );
+
+        // Destroying them: neither delete waits for the other (each revokes its own rules
+        // to other groups first).
+        let observed = vec![
+            live(&prom2, "sg-1", true, Some(&prom2)),
+            live(&graf2, "sg-2", true, Some(&graf2)),
+        ];
+        let p = plan(&[prom2, graf2], observed, &[], true);
+        assert_eq!(run_order(&p).len(), 2, "{:?}", p.steps);
+        assert!(
+            p.steps.iter().all(|s| s.op == StepOp::Delete),
+            "{:?}",
+            p.steps
+        );
     }
 }

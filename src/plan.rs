@@ -117,6 +117,10 @@ pub enum StepOp {
     CreateReplacement,
     /// Second half of a replace: the old resource, once nothing uses it.
     DeleteReplaced,
+    /// A security group's rules to groups created after it: two groups naming each other
+    /// cannot both be created with all their rules, so one is created without the rules to
+    /// the other and gets them here, once both exist.
+    AuthorizeDeferred,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -251,6 +255,7 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
             .map(|(other, _)| *other)
             .collect();
     }
+    break_group_cycles(changes, &mut steps);
     let forward_count = steps.len();
     // Backward phase: old halves of replacements and deletes.
     let mut backward: Vec<Step> = Vec::new();
@@ -284,10 +289,28 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
         }
         backward[bi].after = after;
     }
+    // Groups naming each other cannot wait for each other's deletion: each delete revokes
+    // its own rules to other groups first and retries while AWS still sees a reference.
+    let is_group_delete = |s: &Step| {
+        changes[s.change].address.kind == Kind::SecurityGroup
+            && matches!(s.op, StepOp::Delete | StepOp::DeleteReplaced)
+    };
+    let mut all: Vec<Step> = steps.into_iter().chain(backward).collect();
+    for bi in forward_count..all.len() {
+        if !is_group_delete(&all[bi]) {
+            continue;
+        }
+        let looping: Vec<usize> = all[bi]
+            .after
+            .iter()
+            .copied()
+            .filter(|&j| is_group_delete(&all[j]) && depends_transitively(&all, j, bi))
+            .collect();
+        all[bi].after.retain(|j| !looping.contains(j));
+    }
     // Most replacements cannot keep both (names are unique): delete the old first, then
     // create. A security group (the new one gets a suffix) and an access point (its name is
     // only a tag) are created first, so what uses them moves before the old one goes.
-    let mut all: Vec<Step> = steps.into_iter().chain(backward).collect();
     for si in 0..forward_count {
         let c = &changes[all[si].change];
         let keeps_both = matches!(c.address.kind, Kind::SecurityGroup | Kind::EfsAccessPoint);
@@ -306,6 +329,55 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
         }
     }
     all
+}
+
+/// Security groups whose rules name each other would wait for each other forever. A wait
+/// that closes such a loop is dropped: on a group that exists already (its step is an update),
+/// because its id is known; on a group being created, by creating the waiting group without
+/// its rules to that one and adding them in an [`StepOp::AuthorizeDeferred`] step once both
+/// exist. Whatever waited for the group also waits for that step, so no task starts before
+/// the rules are complete.
+fn break_group_cycles(changes: &[Change], steps: &mut Vec<Step>) {
+    let is_group = |s: &Step| changes[s.change].address.kind == Kind::SecurityGroup;
+    let creates = |s: &Step| matches!(s.op, StepOp::Create | StepOp::CreateReplacement);
+    let mut deferred: Vec<(usize, Vec<usize>)> = Vec::new();
+    for si in 0..steps.len() {
+        if !is_group(&steps[si]) {
+            continue;
+        }
+        let looping: Vec<usize> = steps[si]
+            .after
+            .iter()
+            .copied()
+            .filter(|&t| is_group(&steps[t]) && depends_transitively(steps, t, si))
+            .collect();
+        let (existing, new): (Vec<usize>, Vec<usize>) =
+            looping.into_iter().partition(|&t| !creates(&steps[t]));
+        let defer = if creates(&steps[si]) { new } else { vec![] };
+        steps[si]
+            .after
+            .retain(|t| !existing.contains(t) && !defer.contains(t));
+        if !defer.is_empty() {
+            deferred.push((si, defer));
+        }
+    }
+    for (si, peers) in deferred {
+        let authorize = steps.len();
+        for (other, step) in steps.iter_mut().enumerate() {
+            // Other groups need only the group's id, never its rules.
+            let group = changes[step.change].address.kind == Kind::SecurityGroup;
+            if other != si && step.after.contains(&si) && !group {
+                step.after.push(authorize);
+            }
+        }
+        let mut after = vec![si];
+        after.extend(peers);
+        steps.push(Step {
+            change: steps[si].change,
+            op: StepOp::AuthorizeDeferred,
+            after,
+        });
+    }
 }
 
 fn depends_transitively(steps: &[Step], from: usize, target: usize) -> bool {

@@ -652,6 +652,8 @@ fn verb(op: crate::plan::StepOp, change: &Change, done: bool) -> &'static str {
         (Update, _, true) => "updated",
         (Delete | DeleteReplaced, _, false) => "deleting",
         (Delete | DeleteReplaced, _, true) => "deleted",
+        (AuthorizeDeferred, _, false) => "authorizing its rules to groups created after it",
+        (AuthorizeDeferred, _, true) => "authorized its rules to groups created after it",
     }
 }
 

@@ -171,6 +171,38 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
     assert_eq!(groups.len(), 1);
     let g = &groups[0];
     assert_prometheus_admits_only_grafana(&ec2c).await;
+    // Grafana's egress names the groups that admit it (groups naming each other: both are
+    // created, then the rules are completed).
+    let grafana = prometheus_group(&ec2c, "monitoring-grafana")
+        .await
+        .remove(0);
+    let efs = prometheus_group(&ec2c, "monitoring-grafana-efs")
+        .await
+        .remove(0);
+    let mut egress_to_groups: Vec<(i32, String)> = grafana
+        .ip_permissions_egress()
+        .iter()
+        .flat_map(|p| {
+            p.user_id_group_pairs()
+                .iter()
+                .map(|pair| (p.from_port().unwrap(), pair.group_id().unwrap().to_string()))
+        })
+        .collect();
+    egress_to_groups.sort();
+    let (prom_id, efs_id) = (g.group_id().unwrap(), efs.group_id().unwrap());
+    assert_eq!(
+        egress_to_groups,
+        [
+            (2049, efs_id.to_string()),
+            (9090, prom_id.to_string()),
+            (9093, prom_id.to_string())
+        ]
+    );
+    let efs_ingress = ingress_from_groups(&efs);
+    assert_eq!(
+        efs_ingress,
+        [(2049, grafana.group_id().unwrap().to_string())]
+    );
     let egress_ports: Vec<i32> = g
         .ip_permissions_egress()
         .iter()
@@ -788,7 +820,7 @@ async fn replacements_create_before_destroy_and_revisions_roll_the_service() {
         "{text}"
     );
     assert!(
-        text.contains("Plan: 1 to add, 1 to change, 1 to replace, 0 to destroy."),
+        text.contains("Plan: 1 to add, 2 to change, 1 to replace, 0 to destroy."),
         "{text}"
     );
 

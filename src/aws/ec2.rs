@@ -447,6 +447,14 @@ fn rule_request(rule: &Rule) -> SecurityGroupRuleRequest {
 }
 
 /// Same protocol, ports and peer: AWS holds at most one such rule per direction.
+/// The rules of `wanted` that no rule of `have` allows already.
+fn rules_not_in<'a>(wanted: &'a BTreeSet<Rule>, have: &[Rule]) -> Vec<&'a Rule> {
+    wanted
+        .iter()
+        .filter(|w| !have.iter().any(|h| same_target(h, w)))
+        .collect()
+}
+
 fn same_target(a: &Rule, b: &Rule) -> bool {
     a.protocol == b.protocol
         && a.from_port == b.from_port
@@ -660,10 +668,52 @@ pub async fn update_security_group(
     set_tags(aws, id, &set, &remove).await
 }
 
-/// Deletes the group. While AWS answers `DependencyViolation` (a network interface or another
-/// group's rule still uses it) the delete is retried with growing pauses for up to
-/// [`DELETE_DEPENDENCY_TIMEOUT`]. A group already gone is success.
+/// Authorizes the rules of `attrs` (ids resolved) that the group does not have yet: the rules
+/// to groups created after it, which its creation had to leave out (two groups naming each
+/// other). Rules present already (a peer that happened to exist in time, a re-run) are left.
+/// Calls: DescribeSecurityGroupRules, AuthorizeSecurityGroupIngress / Egress when needed.
+pub async fn authorize_missing_rules(
+    aws: &Aws,
+    id: &str,
+    attrs: &SecurityGroupAttrs,
+) -> Result<(), AwsError> {
+    let existing = rules_of(aws, &[id.to_string()]).await?;
+    let mut present: [Vec<Rule>; 2] = [vec![], vec![]];
+    for r in existing.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+        let (is_egress, rule, _) = rule_from_aws(r).map_err(unreadable_rule)?;
+        present[usize::from(is_egress)].push(rule);
+    }
+    // AWS calls a rule a duplicate whatever its description (and moto leaves group-peer
+    // descriptions out of DescribeSecurityGroupRules): compare what the rules allow.
+    let ingress = rules_not_in(&attrs.ingress, &present[0]);
+    let egress = rules_not_in(&attrs.egress, &present[1]);
+    authorize(aws, id, false, &ingress).await?;
+    authorize(aws, id, true, &egress).await
+}
+
+/// Deletes the group. Its own rules naming other groups are revoked first, so that two groups
+/// naming each other can both go (each delete waits only for the other's revocation). While
+/// AWS answers `DependencyViolation` (a network interface or another group's rule still uses
+/// it) the delete is retried with growing pauses for up to [`DELETE_DEPENDENCY_TIMEOUT`]. A
+/// group already gone is success. Calls: DescribeSecurityGroupRules, Revoke* when it names
+/// groups, DeleteSecurityGroup.
 pub async fn delete_security_group(aws: &Aws, id: &str) -> Result<(), AwsError> {
+    match rules_of(aws, &[id.to_string()]).await {
+        Ok(existing) => {
+            let mut to_revoke: [Vec<String>; 2] = [vec![], vec![]];
+            for r in existing.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+                let (is_egress, rule, rule_id) = rule_from_aws(r).map_err(unreadable_rule)?;
+                if matches!(&rule.peer, Peer::Group(g) if g != id) {
+                    to_revoke[usize::from(is_egress)].push(rule_id);
+                }
+            }
+            let [ingress, egress] = to_revoke;
+            revoke(aws, id, false, ingress).await?;
+            revoke(aws, id, true, egress).await?;
+        }
+        Err(e) if e.code_is("InvalidGroup.NotFound") => return Ok(()),
+        Err(e) => return Err(e),
+    }
     let started = Instant::now();
     let mut pause = Duration::from_secs(5);
     loop {

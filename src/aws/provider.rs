@@ -3,7 +3,7 @@
 
 use super::{cloudmap, ec2, ecs, efs, elbv2_targets, iam, logs, secrets, Aws, AwsError};
 use crate::apply::{Provider, Refs};
-use crate::model::{short_hash, Address, Attrs, Desired, Observed, Tags};
+use crate::model::{short_hash, Address, Attrs, Desired, Observed, Peer, Rule, Tags};
 use crate::plan::{Change, StepOp, RESTART_ATTR};
 
 pub struct AwsProvider {
@@ -40,6 +40,22 @@ impl AwsProvider {
             Attrs::EfsMountTargets(_) => efs::set_mount_targets_applied(aws, &o.id, &tags).await,
         }
     }
+}
+
+/// A security group's desired rules without those naming groups of the stack that have no id
+/// yet: the planner deferred them (two groups naming each other) to the group's
+/// [`StepOp::AuthorizeDeferred`] step. Other kinds are returned as they are.
+fn without_deferred_rules(attrs: &Attrs, refs: &Refs) -> Attrs {
+    let mut out = attrs.clone();
+    if let Attrs::SecurityGroup(g) = &mut out {
+        let known = |r: &Rule| match &r.peer {
+            Peer::Group(p) => p.parse::<Address>().map_or(true, |a| refs.contains_key(&a)),
+            Peer::Cidr(_) => true,
+        };
+        g.ingress.retain(known);
+        g.egress.retain(known);
+    }
+    out
 }
 
 /// Desired attributes with every address replaced by the id known for it; the error lists
@@ -90,7 +106,7 @@ impl Provider for AwsProvider {
                     .desired
                     .as_ref()
                     .expect("a create has a desired state");
-                let mut attrs = resolve(&d.attrs, refs)
+                let mut attrs = resolve(&without_deferred_rules(&d.attrs, refs), refs)
                     .map_err(|m| AwsError::other("deploy", "ResolveReferences", m))?;
                 let tags = d.create_tags(&self.ownership);
                 let id = match &mut attrs {
@@ -217,6 +233,23 @@ impl Provider for AwsProvider {
                 }
                 self.set_managed_tags(o, d).await?;
                 Ok(Some(o.id.clone()))
+            }
+            StepOp::AuthorizeDeferred => {
+                let d = change
+                    .desired
+                    .as_ref()
+                    .expect("deferred rules belong to a desired group");
+                let unresolved =
+                    |m: String| AwsError::other("deploy", "ResolveReferences", m).at(&addr);
+                let id = refs
+                    .get(&change.address)
+                    .ok_or_else(|| unresolved(format!("no id known for {addr}")))?;
+                if let Attrs::SecurityGroup(a) = resolve(&d.attrs, refs).map_err(unresolved)? {
+                    ec2::authorize_missing_rules(aws, id, &a)
+                        .await
+                        .map_err(|e| e.at(&addr))?;
+                }
+                Ok(None)
             }
             StepOp::Delete | StepOp::DeleteReplaced => {
                 let o = change

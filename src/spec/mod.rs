@@ -881,7 +881,9 @@ mod tests {
 
     #[test]
     fn cidr_vpc_is_the_looked_up_range() {
-        let loaded = parse(Path::new("s.yaml"), REFERENCE).unwrap();
+        let text = REFERENCE.replacen("        to: efs\n", "        cidr: vpc\n", 1);
+        assert_ne!(text, REFERENCE);
+        let loaded = parse(Path::new("s.yaml"), &text).unwrap();
         let mut lookups = crate::model::Lookups::placeholders("us-west-2");
         lookups.vpc_cidr = "10.20.0.0/16".into();
         let templates = crate::render::Templates::new(
@@ -901,9 +903,9 @@ mod tests {
         let nfs = grafana.egress.iter().find(|r| r.from_port == 2049).unwrap();
         assert_eq!(nfs.peer, crate::model::Peer::Cidr("10.20.0.0/16".into()));
         // Anything else that is not a CIDR block is still refused, naming `vpc`.
-        let text = REFERENCE.replacen("        cidr: vpc\n", "        cidr: vcp\n", 1);
+        let text = REFERENCE.replacen("        to: efs\n", "        cidr: vcp\n", 1);
         let e = &errors(&text)[0];
-        assert_eq!(e.path, "security_groups.grafana.egress.0.cidr");
+        assert_eq!(e.path, "security_groups.grafana.egress.2.cidr");
         assert!(e.message.contains("`vpc`"), "{e}");
     }
 }
