@@ -1505,10 +1505,12 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
 async fn targeting_limits_the_work_to_the_target_and_its_dependencies() {
     let env = TestEnv::new();
     env.seed(false);
-    // On an empty account, targeting the service brings everything it depends on.
+    // On an empty account, targeting the service brings everything it depends on: its
+    // cluster, task definition (roles, log groups, secrets), discovery service and namespace,
+    // its group and, through the groups' rules, Grafana's and the EFS group.
     let out = env.deploy(&["plan", "-f", STACK, "--target", "ecs_service.prometheus"]);
     assert_success(&out);
-    assert!(stdout(&out).contains("Plan: 12 to add"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Plan: 13 to add"), "{}", stdout(&out));
     apply(&env, STACK);
 
     let edited = env.stack_copy("edited.yaml", |t| {
