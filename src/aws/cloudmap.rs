@@ -8,7 +8,7 @@
 //! found by name inside its namespace; `Observed.id` is its ARN (what ECS's
 //! `serviceRegistries` take), `handles["id"]` its id (`srv-…`).
 
-use super::{err, Aws, AwsError};
+use super::{err, found, Aws, AwsError};
 use crate::model::{
     user_tags, Address, Attrs, DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, Observed, Tags,
 };
@@ -151,16 +151,9 @@ pub async fn observe_namespace(
     vpc_id: &str,
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
-    let out = match aws.servicediscovery.get_namespace().id(id).send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let e = err(SERVICE, "GetNamespace")(e).at(address);
-            return if e.code_is("NamespaceNotFound") {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
+    let answer = aws.servicediscovery.get_namespace().id(id).send().await;
+    let Some(out) = found(answer.map_err(|e| err(SERVICE, "GetNamespace")(e).at(address)))? else {
+        return Ok(None);
     };
     let Some(ns) = out.namespace() else {
         return Ok(None);
@@ -288,7 +281,7 @@ pub async fn delete_namespace(aws: &Aws, id: &str) -> Result<(), AwsError> {
             }
             Err(e) => {
                 let e = err(SERVICE, op)(e);
-                if e.code_is("NamespaceNotFound") {
+                if e.is_not_found() {
                     return Ok(());
                 }
                 if !e.code_is("ResourceInUse") || Instant::now() >= deadline {
@@ -315,16 +308,9 @@ pub async fn observe_service(
     id: &str,
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
-    let out = match aws.servicediscovery.get_service().id(id).send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let e = err(SERVICE, "GetService")(e).at(address);
-            return if e.code_is("ServiceNotFound") {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
+    let answer = aws.servicediscovery.get_service().id(id).send().await;
+    let Some(out) = found(answer.map_err(|e| err(SERVICE, "GetService")(e).at(address)))? else {
+        return Ok(None);
     };
     let Some(s) = out.service() else {
         return Ok(None);
@@ -507,7 +493,7 @@ pub async fn delete_service(aws: &Aws, arn: &str) -> Result<(), AwsError> {
             Ok(_) => return Ok(()),
             Err(e) => {
                 let e = err(SERVICE, "DeleteService")(e);
-                if e.code_is("ServiceNotFound") {
+                if e.is_not_found() {
                     return Ok(());
                 }
                 if !e.code_is("ResourceInUse") || Instant::now() >= deadline {

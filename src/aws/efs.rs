@@ -67,25 +67,6 @@ fn tags_of(list: &[efs::Tag]) -> Tags {
         .collect()
 }
 
-/// True for the not-found answers of the EFS API.
-fn not_found(e: &AwsError) -> bool {
-    e.is_not_found()
-        || matches!(
-            e.code.as_deref(),
-            Some("FileSystemNotFound" | "MountTargetNotFound" | "AccessPointNotFound")
-        )
-}
-
-/// A delete's answer with "already gone" turned into success.
-async fn gone_is_ok<T>(
-    call: impl std::future::Future<Output = Result<T, AwsError>>,
-) -> Result<(), AwsError> {
-    match call.await {
-        Err(e) if !not_found(&e) => Err(e),
-        _ => Ok(()),
-    }
-}
-
 async fn sleep_or_give_up(
     started: std::time::Instant,
     operation: &'static str,
@@ -149,7 +130,7 @@ async fn describe_by_id(
             .iter()
             .find(|f| *f.life_cycle_state() != efs::LifeCycleState::Deleted)
             .cloned()),
-        Err(e) if not_found(&e) => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -399,7 +380,7 @@ pub async fn delete_file_system(aws: &Aws, id: &str) -> Result<(), AwsError> {
         .map_err(err(SERVICE, "DeleteFileSystem"))
     {
         Ok(_) => {}
-        Err(e) if not_found(&e) => return Ok(()),
+        Err(e) if e.is_not_found() => return Ok(()),
         Err(e) => return Err(e),
     }
     let started = std::time::Instant::now();
@@ -465,7 +446,7 @@ async fn describe_mount_targets(
             .map_err(err(SERVICE, "DescribeMountTargets"))
         {
             Ok(p) => p,
-            Err(e) if not_found(&e) => return Ok(out),
+            Err(e) if e.is_not_found() => return Ok(out),
             Err(e) => return Err(e),
         };
         out.extend(page.mount_targets().iter().cloned());
@@ -713,15 +694,14 @@ pub async fn update_mount_targets(
 }
 
 async fn delete_mount_target(aws: &Aws, mt_id: &str) -> Result<(), AwsError> {
-    gone_is_ok(async {
+    super::gone_is_ok(
         aws.efs
             .delete_mount_target()
             .mount_target_id(mt_id)
             .send()
             .await
-            .map_err(err(SERVICE, "DeleteMountTarget"))
-    })
-    .await
+            .map_err(err(SERVICE, "DeleteMountTarget")),
+    )
 }
 
 /// Deletes every mount target of a file system (`id`: its id or [`mount_targets_id`]) and waits
@@ -853,7 +833,7 @@ pub async fn observe_access_point(
             .iter()
             .find(|ap| !ap_gone(ap))
             .map(|ap| observed_access_point(ap, address))),
-        Err(e) if not_found(&e) => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.at(address)),
     }
 }
@@ -956,13 +936,12 @@ pub async fn update_access_point(
 /// Deletes the access point (the files under its root directory stay on the file system).
 /// Already gone is success. Calls: DeleteAccessPoint.
 pub async fn delete_access_point(aws: &Aws, id: &str) -> Result<(), AwsError> {
-    gone_is_ok(async {
+    super::gone_is_ok(
         aws.efs
             .delete_access_point()
             .access_point_id(id)
             .send()
             .await
-            .map_err(err(SERVICE, "DeleteAccessPoint"))
-    })
-    .await
+            .map_err(err(SERVICE, "DeleteAccessPoint")),
+    )
 }

@@ -6,7 +6,7 @@
 //! A target group is found by name; `Observed.id` is its ARN. A rule is found on its listener by
 //! its priority or its `deploy:address` tag; `Observed.id` is its ARN.
 
-use super::{err, Aws, AwsError};
+use super::{err, found, gone_is_ok, Aws, AwsError};
 use crate::model::{
     user_tags, Address, Attrs, ListenerRuleAttrs, Observed, RuleConditions, Tags, TargetGroupAttrs,
     TargetHealthCheck, TAG_ADDRESS,
@@ -164,16 +164,10 @@ pub async fn find_target_group(
     } else {
         req.names(name_or_arn)
     };
-    let out = match req.send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let e = err(SERVICE, "DescribeTargetGroups")(e).at(address);
-            return if e.code_is("TargetGroupNotFound") {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
+    let answer = req.send().await;
+    let Some(out) = found(answer.map_err(|e| err(SERVICE, "DescribeTargetGroups")(e).at(address)))?
+    else {
+        return Ok(None);
     };
     match out.target_groups().first() {
         Some(tg) => Ok(Some(observe_target_group(aws, tg, address).await?)),
@@ -292,18 +286,14 @@ pub async fn update_target_group(
 
 /// DeleteTargetGroup; already gone is success.
 pub async fn delete_target_group(aws: &Aws, arn: &str) -> Result<(), AwsError> {
-    match aws
-        .elbv2
-        .delete_target_group()
-        .target_group_arn(arn)
-        .send()
-        .await
-        .map_err(err(SERVICE, "DeleteTargetGroup"))
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.code_is("TargetGroupNotFound") => Ok(()),
-        Err(e) => Err(e),
-    }
+    gone_is_ok(
+        aws.elbv2
+            .delete_target_group()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(err(SERVICE, "DeleteTargetGroup")),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,7 +413,7 @@ pub async fn find_listener_rules(
 ) -> Result<Vec<Observed>, AwsError> {
     let rules = match listener_rules(aws, listener).await {
         Ok(r) => r,
-        Err(e) if e.code_is("ListenerNotFound") => return Ok(vec![]),
+        Err(e) if e.is_not_found() => return Ok(vec![]),
         Err(e) => return Err(e.at(address)),
     };
     let wanted = priority.to_string();
@@ -451,16 +441,9 @@ pub async fn observe_listener_rule(
     arn: &str,
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
-    let out = match aws.elbv2.describe_rules().rule_arns(arn).send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let e = err(SERVICE, "DescribeRules")(e).at(address);
-            return if e.code_is("RuleNotFound") {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
+    let answer = aws.elbv2.describe_rules().rule_arns(arn).send().await;
+    let Some(out) = found(answer.map_err(|e| err(SERVICE, "DescribeRules")(e).at(address)))? else {
+        return Ok(None);
     };
     let Some(rule) = out.rules().first() else {
         return Ok(None);
@@ -582,18 +565,14 @@ pub async fn update_listener_rule(
 /// DeleteRule (this rule only; the listener and its other rules stay); already gone is
 /// success.
 pub async fn delete_listener_rule(aws: &Aws, arn: &str) -> Result<(), AwsError> {
-    match aws
-        .elbv2
-        .delete_rule()
-        .rule_arn(arn)
-        .send()
-        .await
-        .map_err(err(SERVICE, "DeleteRule"))
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.code_is("RuleNotFound") => Ok(()),
-        Err(e) => Err(e),
-    }
+    gone_is_ok(
+        aws.elbv2
+            .delete_rule()
+            .rule_arn(arn)
+            .send()
+            .await
+            .map_err(err(SERVICE, "DeleteRule")),
+    )
 }
 
 /// AddTags / RemoveTags on a target group or rule ARN, each only when needed.

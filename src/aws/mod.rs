@@ -176,20 +176,51 @@ impl AwsError {
         self.code.as_deref() == Some(code)
     }
 
-    /// Not-found answers, which observation turns into "absent".
+    /// Not-found answers of every service deploy calls, which observation turns into "absent"
+    /// and a delete into "already gone" (each service has its own codes; none of them means
+    /// anything else in another service).
     pub fn is_not_found(&self) -> bool {
         matches!(
             self.code.as_deref(),
             Some(
+                // IAM; Logs and Secrets Manager; EC2; ECS
                 "NoSuchEntity"
                     | "ResourceNotFoundException"
                     | "InvalidGroup.NotFound"
                     | "ClusterNotFoundException"
                     | "ServiceNotFoundException"
+                    // ELBv2
                     | "LoadBalancerNotFound"
+                    | "TargetGroupNotFound"
+                    | "ListenerNotFound"
+                    | "RuleNotFound"
+                    // Cloud Map
+                    | "NamespaceNotFound"
+                    | "ServiceNotFound"
+                    // EFS
+                    | "FileSystemNotFound"
+                    | "MountTargetNotFound"
+                    | "AccessPointNotFound"
             )
         )
     }
+}
+
+/// A read's answer with "not found" turned into `None`. (The error passes through as the SDK
+/// call's answer already holds it, like every adapter function's: no boxing here.)
+#[allow(clippy::result_large_err)]
+pub fn found<T>(answer: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match answer {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A delete's answer with "already gone" turned into success.
+#[allow(clippy::result_large_err)]
+pub fn gone_is_ok<T>(answer: Result<T, AwsError>) -> Result<(), AwsError> {
+    found(answer).map(|_| ())
 }
 
 fn display_chain(err: &dyn std::error::Error) -> String {
@@ -278,5 +309,33 @@ mod tests {
         let (set, remove) = user_tag_changes(&before, &after);
         assert_eq!(set.keys().collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(remove, ["b"]);
+    }
+
+    #[test]
+    fn each_services_not_found_reads_as_absent_and_nothing_else_does() {
+        let error = |code: &str| {
+            let mut e = AwsError::other("svc", "Op", "m");
+            e.code = Some(code.into());
+            e
+        };
+        for code in [
+            "TargetGroupNotFound",
+            "RuleNotFound",
+            "ListenerNotFound",
+            "NamespaceNotFound",
+            "ServiceNotFound",
+            "FileSystemNotFound",
+            "MountTargetNotFound",
+            "AccessPointNotFound",
+            "ResourceNotFoundException",
+        ] {
+            assert_eq!(found::<()>(Err(error(code))).unwrap(), None, "{code}");
+            assert!(gone_is_ok::<()>(Err(error(code))).is_ok(), "{code}");
+        }
+        for code in ["ResourceInUse", "AccessDenied", "DependencyViolation"] {
+            assert!(found::<()>(Err(error(code))).is_err(), "{code}");
+            assert!(gone_is_ok::<()>(Err(error(code))).is_err(), "{code}");
+        }
+        assert_eq!(found(Ok::<_, AwsError>(7)).unwrap(), Some(7));
     }
 }

@@ -235,19 +235,15 @@ pub async fn update_secret(
 /// Deletes the secret at once (ForceDeleteWithoutRecovery), so the name is free for the next
 /// apply instead of blocked for a recovery window. Already gone is success.
 pub async fn delete_secret(aws: &Aws, arn: &str) -> Result<(), AwsError> {
-    match aws
-        .secretsmanager
-        .delete_secret()
-        .secret_id(arn)
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-        .map_err(err("secretsmanager", "DeleteSecret"))
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
+    super::gone_is_ok(
+        aws.secretsmanager
+            .delete_secret()
+            .secret_id(arn)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .map_err(err("secretsmanager", "DeleteSecret")),
+    )
 }
 
 /// Sets `tags` and removes the keys in `remove`: TagResource and UntagResource, each only when
