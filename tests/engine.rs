@@ -55,7 +55,8 @@ async fn clients(env: &TestEnv) -> (ec2::Client, ecs::Client, iam::Client, logs:
     )
 }
 
-async fn prometheus_group(ec2c: &ec2::Client, name: &str) -> Vec<ec2::types::SecurityGroup> {
+/// The security groups called `name` (Prometheus's, Grafana's, the EFS one, another stack's).
+async fn groups_named(ec2c: &ec2::Client, name: &str) -> Vec<ec2::types::SecurityGroup> {
     ec2c.describe_security_groups()
         .filters(
             ec2::types::Filter::builder()
@@ -86,11 +87,9 @@ fn ingress_from_groups(g: &ec2::types::SecurityGroup) -> Vec<(i32, String)> {
 
 /// Prometheus's group admits exactly Grafana's group, on 9090 and 9093.
 async fn assert_prometheus_admits_only_grafana(ec2c: &ec2::Client) {
-    let grafana = prometheus_group(ec2c, "monitoring-grafana").await.remove(0);
+    let grafana = groups_named(ec2c, "monitoring-grafana").await.remove(0);
     let grafana_id = grafana.group_id().unwrap().to_string();
-    let g = prometheus_group(ec2c, "monitoring-prometheus")
-        .await
-        .remove(0);
+    let g = groups_named(ec2c, "monitoring-prometheus").await.remove(0);
     assert_eq!(
         ingress_from_groups(&g),
         [(9090, grafana_id.clone()), (9093, grafana_id)]
@@ -167,16 +166,14 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
             "{role} untagged"
         );
     }
-    let groups = prometheus_group(&ec2c, "monitoring-prometheus").await;
+    let groups = groups_named(&ec2c, "monitoring-prometheus").await;
     assert_eq!(groups.len(), 1);
     let g = &groups[0];
     assert_prometheus_admits_only_grafana(&ec2c).await;
     // Grafana's egress names the groups that admit it (groups naming each other: both are
     // created, then the rules are completed).
-    let grafana = prometheus_group(&ec2c, "monitoring-grafana")
-        .await
-        .remove(0);
-    let efs = prometheus_group(&ec2c, "monitoring-grafana-efs")
+    let grafana = groups_named(&ec2c, "monitoring-grafana").await.remove(0);
+    let efs = groups_named(&ec2c, "monitoring-grafana-efs")
         .await
         .remove(0);
     let mut egress_to_groups: Vec<(i32, String)> = grafana
@@ -267,9 +264,7 @@ async fn drift_is_told_apart_and_repaired() {
     let (ec2c, ecsc, iamc, logsc) = clients(&env).await;
 
     // A widened security group rule.
-    let g = prometheus_group(&ec2c, "monitoring-prometheus")
-        .await
-        .remove(0);
+    let g = groups_named(&ec2c, "monitoring-prometheus").await.remove(0);
     ec2c.authorize_security_group_ingress()
         .group_id(g.group_id().unwrap())
         .ip_permissions(
@@ -627,7 +622,7 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     assert_success(&out);
     assert!(stdout(&out).contains("to destroy."), "{}", stdout(&out));
 
-    assert!(prometheus_group(&ec2c, "monitoring-prometheus")
+    assert!(groups_named(&ec2c, "monitoring-prometheus")
         .await
         .is_empty());
     assert!(iamc.get_role().role_name(EXEC_ROLE).send().await.is_err());
@@ -650,7 +645,7 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
         names.contains(&"/hand/made".to_string()),
         "an untagged log group must survive"
     );
-    assert_eq!(prometheus_group(&ec2c, "other-prometheus").await.len(), 1);
+    assert_eq!(groups_named(&ec2c, "other-prometheus").await.len(), 1);
     assert!(iamc
         .get_role()
         .role_name("other-execution-us-west-2")
@@ -687,7 +682,7 @@ async fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     plan_says_no_changes(&env, STACK);
     let out = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
     assert_success(&out);
-    assert!(prometheus_group(&ec2c, "monitoring-prometheus")
+    assert!(groups_named(&ec2c, "monitoring-prometheus")
         .await
         .is_empty());
 }
@@ -1496,7 +1491,7 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
     assert!(stdout(&out).contains("19 to destroy."), "{}", stdout(&out));
     // (The new subnet changed the lookups since the update plan, not since this one.)
     assert_success(&env.deploy(&["apply", destroy.to_str().unwrap()]));
-    assert!(prometheus_group(&ec2c, "monitoring-prometheus")
+    assert!(groups_named(&ec2c, "monitoring-prometheus")
         .await
         .is_empty());
 }
