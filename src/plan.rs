@@ -300,12 +300,7 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
         if !is_group_delete(&all[bi]) {
             continue;
         }
-        let looping: Vec<usize> = all[bi]
-            .after
-            .iter()
-            .copied()
-            .filter(|&j| is_group_delete(&all[j]) && depends_transitively(&all, j, bi))
-            .collect();
+        let looping = waits_closing_a_loop(&all, bi, is_group_delete);
         all[bi].after.retain(|j| !looping.contains(j));
     }
     // Most replacements cannot keep both (names are unique): delete the old first, then
@@ -345,12 +340,7 @@ fn break_group_cycles(changes: &[Change], steps: &mut Vec<Step>) {
         if !is_group(&steps[si]) {
             continue;
         }
-        let looping: Vec<usize> = steps[si]
-            .after
-            .iter()
-            .copied()
-            .filter(|&t| is_group(&steps[t]) && depends_transitively(steps, t, si))
-            .collect();
+        let looping = waits_closing_a_loop(steps, si, is_group);
         let (existing, new): (Vec<usize>, Vec<usize>) =
             looping.into_iter().partition(|&t| !creates(&steps[t]));
         let defer = if creates(&steps[si]) { new } else { vec![] };
@@ -378,6 +368,17 @@ fn break_group_cycles(changes: &[Change], steps: &mut Vec<Step>) {
             after,
         });
     }
+}
+
+/// The steps that step `i` waits for, among those `peer` accepts, that wait (directly or not)
+/// for `i` in turn.
+fn waits_closing_a_loop(steps: &[Step], i: usize, peer: impl Fn(&Step) -> bool) -> Vec<usize> {
+    steps[i]
+        .after
+        .iter()
+        .copied()
+        .filter(|&t| peer(&steps[t]) && depends_transitively(steps, t, i))
+        .collect()
 }
 
 fn depends_transitively(steps: &[Step], from: usize, target: usize) -> bool {
