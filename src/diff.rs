@@ -3,6 +3,7 @@
 //! Observed resources arrive with raw ids; the first thing done here is to rewrite ids that
 //! name resources of this stack into addresses, so both sides speak the same language.
 
+use crate::model::kinds::ImportBy;
 use crate::model::{
     shown_value as shown, Address, Attrs, Desired, Kind, Observed, Ownership, SecretAttrs,
     TaskDefinitionAttrs, VALUE_SET_OUTSIDE,
@@ -39,54 +40,14 @@ pub struct DiffInput<'a> {
     pub delete_data: bool,
 }
 
-/// Attributes whose change cannot be made in place.
+/// Attributes whose change cannot be made in place (the kind's descriptor says which).
 pub fn forces_replacement(kind: Kind, attr: &str) -> bool {
-    matches!(
-        (kind, attr),
-        (Kind::SecurityGroup, "description" | "vpc_id")
-            | (Kind::IamRole, "path")
-            | (Kind::EcsService, "launch_type")
-            | (
-                Kind::TargetGroup,
-                "protocol" | "port" | "target_type" | "vpc_id"
-            )
-            | (Kind::ListenerRule, "listener")
-            | (
-                Kind::ServiceDiscoveryService,
-                "namespace" | "record_type" | "routing_policy" | "failure_threshold"
-            )
-            // Access points are immutable: everything but their tags.
-            | (
-                Kind::EfsAccessPoint,
-                "file_system"
-                    | "uid"
-                    | "gid"
-                    | "root_directory"
-                    | "owner_uid"
-                    | "owner_gid"
-                    | "permissions"
-            )
-    )
+    kind.info().forces_replacement_by(attr)
 }
 
 /// Attributes that identify the resource (how it is found), never diffed.
 fn is_identity(kind: Kind, attr: &str) -> bool {
-    matches!(
-        (kind, attr),
-        (Kind::SecurityGroup, "name")
-            | (Kind::LogGroup, "name")
-            | (Kind::IamRole, "name")
-            | (Kind::EcsCluster, "name")
-            | (Kind::TaskDefinition, "family")
-            | (Kind::EcsService, "name" | "cluster")
-            | (Kind::TargetGroup, "name")
-            | (Kind::ListenerRule, "name")
-            | (Kind::ServiceDiscoveryNamespace, "name" | "vpc_id")
-            | (Kind::ServiceDiscoveryService, "name")
-            | (Kind::EfsFileSystem, "creation_token")
-            | (Kind::EfsMountTargets, "file_system")
-            | (Kind::EfsAccessPoint, "name")
-    )
+    kind.info().is_identity(attr)
 }
 
 /// Rewrites raw ids naming resources of this stack into addresses.
@@ -371,11 +332,7 @@ pub fn diff(input: &DiffInput) -> Plan {
 
 /// What deleting a resource of a data-bearing kind loses.
 fn data_held(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Secret => "the secret's value (services using it could not start again)",
-        Kind::EfsFileSystem => "every file on the file system (Grafana's database and plugins)",
-        _ => "its data",
-    }
+    kind.info().data.unwrap_or("its data")
 }
 
 fn conflict_for(d: &Desired, o: &Observed, input: &DiffInput) -> Conflict {
@@ -403,11 +360,9 @@ fn conflict_for(d: &Desired, o: &Observed, input: &DiffInput) -> Conflict {
 }
 
 fn import_id_for(o: &Observed) -> String {
-    match o.address.kind {
-        Kind::SecurityGroup | Kind::ListenerRule | Kind::EfsFileSystem | Kind::EfsAccessPoint => {
-            o.id.clone()
-        }
-        _ => o.attrs.aws_name().to_string(),
+    match o.address.kind.info().import.by {
+        ImportBy::Id => o.id.clone(),
+        ImportBy::Name => o.attrs.aws_name().to_string(),
     }
 }
 

@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod kinds;
 mod lb_discovery;
 mod secret_generation;
+mod shape;
 pub use lb_discovery::{
     DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, ListenerRuleAttrs, RuleConditions,
     ServiceLoadBalancer, TargetGroupAttrs, TargetHealthCheck,
@@ -79,59 +81,47 @@ impl Kind {
         Kind::EfsAccessPoint,
     ];
 
+    /// The address prefix (`log_group`), from the kind's descriptor ([`kinds::KINDS`]).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::LogGroup => "log_group",
-            Kind::IamRole => "iam_role",
-            Kind::SecurityGroup => "security_group",
-            Kind::EcsCluster => "ecs_cluster",
-            Kind::TaskDefinition => "task_definition",
-            Kind::EcsService => "ecs_service",
-            Kind::Secret => "secret",
-            Kind::TargetGroup => "target_group",
-            Kind::ListenerRule => "listener_rule",
-            Kind::ServiceDiscoveryNamespace => "service_discovery_namespace",
-            Kind::ServiceDiscoveryService => "service_discovery_service",
-            Kind::EfsFileSystem => "efs_file_system",
-            Kind::EfsMountTargets => "efs_mount_targets",
-            Kind::EfsAccessPoint => "efs_access_point",
-        }
+        self.info().prefix
     }
 
     /// Kinds whose deletion loses data no apply can bring back (a generated secret's value,
     /// the files on an EFS file system): `destroy` and removal from the stack keep them unless
-    /// the operator asks for data to go. Mount targets and access points are only ways into a
-    /// file system: deleting them loses nothing.
+    /// the operator asks for data to go.
     pub fn holds_data(self) -> bool {
-        matches!(self, Kind::Secret | Kind::EfsFileSystem)
+        self.info().data.is_some()
     }
 
     /// Attributes whose values are shown as `(sensitive)` in every output; a change to them is
     /// still shown as a change.
     pub fn sensitive_attrs(self) -> &'static [&'static str] {
-        match self {
-            Kind::Secret => &["value"],
-            _ => &[],
-        }
+        self.info().sensitive
     }
 
     /// What an import ID names for this kind (shown in `import` errors and the README).
     pub fn import_id_hint(self) -> &'static str {
+        self.info().import.hint
+    }
+
+    /// The names of the kind's normalized attributes (the keys of [`Attrs::to_map`] when every
+    /// optional field is present), read from the attribute struct's own serde shape.
+    pub fn attribute_names(self) -> &'static [&'static str] {
         match self {
-            Kind::LogGroup => "the log group name, e.g. /ecs/prom-task",
-            Kind::IamRole => "the role name",
-            Kind::SecurityGroup => "the security group id, e.g. sg-0123456789abcdef0",
-            Kind::EcsCluster => "the cluster name",
-            Kind::TaskDefinition => "the task definition family, e.g. prom-task",
-            Kind::EcsService => "the service name",
-            Kind::Secret => "the Secrets Manager secret name",
-            Kind::TargetGroup => "the target group name",
-            Kind::ListenerRule => "the listener rule ARN",
-            Kind::ServiceDiscoveryNamespace => "the namespace name, e.g. monitoring.internal",
-            Kind::ServiceDiscoveryService => "the Cloud Map service name",
-            Kind::EfsFileSystem => "the file system id (fs-…) or its creation token",
-            Kind::EfsMountTargets => "the id (fs-…) of the file system the mount targets belong to",
-            Kind::EfsAccessPoint => "the access point id, e.g. fsap-0123456789abcdef0",
+            Kind::LogGroup => shape::fields_of::<LogGroupAttrs>(),
+            Kind::IamRole => shape::fields_of::<IamRoleAttrs>(),
+            Kind::SecurityGroup => shape::fields_of::<SecurityGroupAttrs>(),
+            Kind::EcsCluster => shape::fields_of::<EcsClusterAttrs>(),
+            Kind::TaskDefinition => shape::fields_of::<TaskDefinitionAttrs>(),
+            Kind::EcsService => shape::fields_of::<EcsServiceAttrs>(),
+            Kind::Secret => shape::fields_of::<SecretAttrs>(),
+            Kind::TargetGroup => shape::fields_of::<TargetGroupAttrs>(),
+            Kind::ListenerRule => shape::fields_of::<ListenerRuleAttrs>(),
+            Kind::ServiceDiscoveryNamespace => shape::fields_of::<DiscoveryNamespaceAttrs>(),
+            Kind::ServiceDiscoveryService => shape::fields_of::<DiscoveryServiceAttrs>(),
+            Kind::EfsFileSystem => shape::fields_of::<EfsFileSystemAttrs>(),
+            Kind::EfsMountTargets => shape::fields_of::<EfsMountTargetsAttrs>(),
+            Kind::EfsAccessPoint => shape::fields_of::<EfsAccessPointAttrs>(),
         }
     }
 }
@@ -830,6 +820,14 @@ impl Attrs {
             | Attrs::ServiceDiscoveryNamespace(_) => {}
             Attrs::EfsFileSystem(_) => {}
         }
+    }
+
+    /// A copy with every reference whose id is known replaced by it; the others stay
+    /// addresses (what `validate` and `render` show before anything exists).
+    pub fn with_known_ids(&self, ids: &BTreeMap<Address, String>) -> Attrs {
+        let mut out = self.clone();
+        out.map_references(&|s| s.parse::<Address>().ok().and_then(|a| ids.get(&a).cloned()));
+        out
     }
 
     /// The AWS name this resource is found by (log group name, role name, group name, …).

@@ -2,6 +2,7 @@
 //! conflicts that block an apply, and the ordered steps the executor carries out without
 //! re-deciding anything.
 
+use crate::model::kinds::Replacement;
 use crate::model::{Address, Desired, Kind, Observed, Ownership};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -177,27 +178,10 @@ impl Plan {
     }
 }
 
-/// Creation rank of a kind: what must exist before what. Deletion runs the other way.
+/// Creation rank of a kind: what must exist before what (the kind's descriptor). Deletion
+/// runs the other way.
 pub fn rank(kind: Kind) -> u8 {
-    match kind {
-        Kind::Secret
-        | Kind::LogGroup
-        | Kind::IamRole
-        | Kind::SecurityGroup
-        | Kind::EcsCluster
-        | Kind::ServiceDiscoveryNamespace
-        // A file system before its mount targets and access points (which also wait for the
-        // security groups); task definitions that mount them wait on their references.
-        // Deletion runs the other way: mount targets before their groups and file system.
-        | Kind::EfsFileSystem => 0,
-        Kind::TaskDefinition
-        | Kind::ServiceDiscoveryService
-        | Kind::TargetGroup
-        | Kind::EfsMountTargets
-        | Kind::EfsAccessPoint => 1,
-        Kind::ListenerRule => 2,
-        Kind::EcsService => 3,
-    }
+    kind.info().create_rank
 }
 
 /// Orders the changes into steps: creates and updates after what they reference, a
@@ -308,7 +292,7 @@ pub fn order_steps(changes: &[Change]) -> Vec<Step> {
     // only a tag) are created first, so what uses them moves before the old one goes.
     for si in 0..forward_count {
         let c = &changes[all[si].change];
-        let keeps_both = matches!(c.address.kind, Kind::SecurityGroup | Kind::EfsAccessPoint);
+        let keeps_both = c.address.kind.info().replacement == Replacement::CreateFirst;
         if all[si].op == StepOp::CreateReplacement && !keeps_both {
             if let Some(del) = (forward_count..all.len())
                 .find(|&j| all[j].change == all[si].change && all[j].op == StepOp::DeleteReplaced)

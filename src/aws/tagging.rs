@@ -4,30 +4,8 @@
 //! Generated secrets are listed (their deletion is still held back unless data may go).
 
 use super::{err, Aws, AwsError};
-use crate::model::{Kind, TAG_ENV, TAG_STACK};
+use crate::model::{kinds, Kind, TAG_ENV, TAG_STACK};
 use aws_sdk_resourcegroupstagging::types::TagFilter;
-
-/// The resource types the stack creates (IAM roles aside). Log groups are asked for by the
-/// whole `logs` service: AWS names the type `logs:log-group`, moto 5.2.5 `logs:loggroup`, and
-/// the service filter matches both; ARNs of other CloudWatch Logs types are dropped below.
-///
-/// moto 5.2.5 lists target groups here but neither listener rules nor Cloud Map resources; AWS
-/// lists all four, so removed ones are found there (on moto only through the stack's own
-/// addresses).
-pub const RESOURCE_TYPES: [&str; 12] = [
-    "ecs:cluster",
-    "ecs:service",
-    "ecs:task-definition",
-    "ec2:security-group",
-    "logs",
-    "secretsmanager:secret",
-    "elasticloadbalancing:targetgroup",
-    "elasticloadbalancing:listener-rule",
-    "servicediscovery:namespace",
-    "servicediscovery:service",
-    "elasticfilesystem:file-system",
-    "elasticfilesystem:access-point",
-];
 
 /// Sorted ARNs of every security group, log group, ECS cluster, service and task definition
 /// tagged `deploy:stack` = `stack` and `deploy:environment` = `environment`: GetResources, one
@@ -48,7 +26,12 @@ pub async fn owned_arns(
                 .values(environment)
                 .build(),
         )
-        .set_resource_type_filters(Some(RESOURCE_TYPES.map(String::from).to_vec()))
+        .set_resource_type_filters(Some(
+            kinds::tagging_resource_types()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ))
         .resources_per_page(100)
         .into_paginator()
         .send()
@@ -66,74 +49,12 @@ pub async fn owned_arns(
     Ok(arns)
 }
 
-/// What an ARN from [`owned_arns`] is, and the id its adapter takes: the group id for a
-/// security group, the name for a log group or cluster, the ARN itself for a service or a task
-/// definition revision. `None` for anything else.
+/// What an ARN from [`owned_arns`] is, and the id its adapter takes (the kinds' descriptors
+/// say how each ARN reads): the group id for a security group, the name for a log group or
+/// cluster, the ARN itself for a service or a task definition revision. `None` for anything
+/// else.
 pub fn classify_arn(arn: &str) -> Option<(Kind, String)> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let ["arn", _partition, service, _region, _account, resource] = parts[..] else {
-        return None;
-    };
-    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    match service {
-        "ec2" => resource
-            .strip_prefix("security-group/")
-            .and_then(non_empty)
-            .map(|id| (Kind::SecurityGroup, id)),
-        "logs" => resource
-            .strip_prefix("log-group:")
-            .map(|n| n.strip_suffix(":*").unwrap_or(n))
-            .and_then(non_empty)
-            .map(|name| (Kind::LogGroup, name)),
-        "secretsmanager" => resource
-            .strip_prefix("secret:")
-            .and_then(non_empty)
-            .map(|_| (Kind::Secret, arn.to_string())),
-        "elasticloadbalancing" => {
-            let (kind, rest) = resource.split_once('/')?;
-            if rest.is_empty() {
-                return None;
-            }
-            match kind {
-                "targetgroup" => Some((Kind::TargetGroup, arn.to_string())),
-                "listener-rule" => Some((Kind::ListenerRule, arn.to_string())),
-                _ => None,
-            }
-        }
-        "servicediscovery" => {
-            let (kind, rest) = resource.split_once('/')?;
-            if rest.is_empty() {
-                return None;
-            }
-            match kind {
-                "namespace" => Some((Kind::ServiceDiscoveryNamespace, rest.to_string())),
-                "service" => Some((Kind::ServiceDiscoveryService, arn.to_string())),
-                _ => None,
-            }
-        }
-        "elasticfilesystem" => {
-            let (kind, id) = resource.split_once('/')?;
-            let kind = match kind {
-                "file-system" => Kind::EfsFileSystem,
-                "access-point" => Kind::EfsAccessPoint,
-                _ => return None,
-            };
-            non_empty(id).map(|id| (kind, id))
-        }
-        "ecs" => {
-            let (kind, rest) = resource.split_once('/')?;
-            if rest.is_empty() {
-                return None;
-            }
-            match kind {
-                "cluster" => Some((Kind::EcsCluster, rest.to_string())),
-                "service" => Some((Kind::EcsService, arn.to_string())),
-                "task-definition" => Some((Kind::TaskDefinition, arn.to_string())),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
+    kinds::classify_arn(arn)
 }
 
 #[cfg(test)]
