@@ -7,11 +7,13 @@
 pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod commands;
 pub mod diff;
 pub mod model;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod printer;
 pub mod render;
 pub mod report;
 pub mod run;

@@ -5,6 +5,8 @@
 //! The executor never decides what to do; the plan did. It is generic over a [`Provider`]
 //! so its scheduling is unit-tested on plain values.
 
+pub mod progress;
+
 use crate::model::Address;
 use crate::plan::{Change, Plan, Step, StepOp};
 use futures::stream::{FuturesUnordered, StreamExt};

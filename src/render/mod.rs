@@ -7,6 +7,7 @@
 //! files then reach a stock image lives in [`delivery`].
 
 mod delivery;
+pub mod requests;
 
 pub use delivery::{
     deliver_files, delivered_files, secret_marker, secrets_in, shown_content, Delivery, ARGV0,

@@ -34,6 +34,34 @@ pub fn role_aws_name(role: &RoleSpec, region: &str) -> String {
     format!("{}-{region}", role.name)
 }
 
+/// Ids that follow from names alone (role ARNs, log group names, cluster names), so
+/// `validate` and `render` can show the exact requests before anything exists, and apply
+/// starts from them.
+pub fn deterministic_ids(s: &Stack, lookups: &Lookups) -> BTreeMap<Address, String> {
+    let mut refs = BTreeMap::new();
+    for (k, r) in &s.iam_roles {
+        let path = r
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("/deploy/{}/", s.stack));
+        refs.insert(
+            Address::new(Kind::IamRole, k),
+            format!(
+                "arn:aws:iam::{}:role{path}{}",
+                lookups.account_id,
+                role_aws_name(r, &lookups.region)
+            ),
+        );
+    }
+    for (k, g) in &s.log_groups {
+        refs.insert(Address::new(Kind::LogGroup, k), g.name.clone());
+    }
+    for (k, c) in &s.clusters {
+        refs.insert(Address::new(Kind::EcsCluster, k), c.name.clone());
+    }
+    refs
+}
+
 fn role_path(stack: &Stack, role: &RoleSpec) -> String {
     role.path
         .clone()

@@ -11,7 +11,8 @@ mod locate;
 mod validate;
 
 pub use build::{
-    build_desired, ownership_tags, role_aws_name, Built, RenderedFile, SECRETS_POLICY,
+    build_desired, deterministic_ids, ownership_tags, role_aws_name, Built, RenderedFile,
+    SECRETS_POLICY,
 };
 pub use lb_discovery::{
     DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec, ListenerRuleSpec,

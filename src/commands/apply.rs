@@ -1,0 +1,143 @@
+//! `deploy apply`: plan then carry the plan out after confirmation, or carry out a saved plan
+//! exactly after checking that nothing it was made from has moved.
+
+use super::show::read_plan;
+use super::{refuse_conflicts, Context};
+use crate::apply::{self, progress::StderrReporter, Refs};
+use crate::aws::provider::AwsProvider;
+use crate::aws::Aws;
+use crate::cli::{AwsArgs, StackArgs};
+use crate::observe;
+use crate::output;
+use crate::plan::Plan;
+use crate::printer::{json_output, preview_plan, to_json};
+use crate::report;
+use crate::run::Failure;
+use crate::saved;
+use crate::spec::{self, LoadedStack};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Applies a saved plan exactly: re-reads what it was made from and refuses, changing
+/// nothing, if any of it moved.
+pub async fn apply_saved(file: &Path, aws_args: &AwsArgs) -> Result<(), Failure> {
+    let saved = read_plan(file)?;
+    let version = env!("CARGO_PKG_VERSION");
+    if saved.tool_version != version {
+        return Err(Failure::Refused(format!(
+            "the plan was made by deploy {}, this is deploy {version}: plan again with this version; nothing was changed",
+            saved.tool_version
+        )));
+    }
+    let loaded = spec::parse(Path::new(&saved.stack_file), &saved.stack_text)?;
+    let aws = Aws::connect(aws_args.profile.as_deref(), Some(&saved.plan.region)).await?;
+    let account = aws.account_id().await?;
+    if account != saved.plan.account_id {
+        return Err(Failure::Refused(format!(
+            "the plan was made for account {}, these credentials are for account {account}; nothing was changed",
+            saved.plan.account_id
+        )));
+    }
+    let lookups = observe::lookups(&aws, &loaded.stack).await?;
+    let world = observe::observe(&aws, &loaded.stack, &lookups, &saved.desired).await?;
+    let why = saved::staleness(&saved, &lookups, &world);
+    if !why.is_empty() {
+        return Err(Failure::Refused(format!(
+            "the plan in {} is stale, nothing was changed; plan again. Since it was made:\n  {}",
+            file.display(),
+            why.join("\n  ")
+        )));
+    }
+    preview_plan(&saved.plan);
+    execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone()).await
+}
+
+fn confirm(destroy: bool) -> Result<bool, Failure> {
+    // The answer may come from a terminal or a pipe; an empty pipe (EOF) is a no.
+    let stdin = std::io::stdin();
+    eprint!(
+        "\nDo you want to {}? Only 'yes' will be accepted: ",
+        if destroy {
+            "destroy these resources"
+        } else {
+            "perform these actions"
+        }
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Other(format!("cannot read the answer: {e}")))?;
+    Ok(line.trim() == "yes")
+}
+
+/// Plans (the removal of everything owned, with `destroy`), asks unless `auto_approve`, then
+/// carries the plan out. Shared by `apply` and `destroy`.
+pub async fn converge(
+    stack_args: &StackArgs,
+    aws_args: &AwsArgs,
+    auto_approve: bool,
+    destroy: bool,
+    delete_data: bool,
+    targets: &[String],
+) -> Result<(), Failure> {
+    let mut ctx = Context::load(stack_args, aws_args).await?;
+    ctx.delete_data |= delete_data;
+    ctx.target(targets)?;
+    let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
+    preview_plan(&planned.plan);
+    refuse_conflicts(&planned.plan)?;
+    if planned.plan.has_changes() && !auto_approve && !confirm(destroy)? {
+        return Err(Failure::Other("not confirmed; nothing was changed".into()));
+    }
+    execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs).await
+}
+
+/// Carries out a plan with Ctrl-C handling and the final report.
+async fn execute_plan(
+    plan: &Plan,
+    aws: &Aws,
+    loaded: &LoadedStack,
+    refs: Refs,
+) -> Result<(), Failure> {
+    if !plan.has_changes() {
+        if json_output() {
+            let report = apply::Report {
+                outcomes: vec![],
+                interrupted: false,
+            };
+            println!("{}", to_json(&report::apply_report(plan, &report)));
+        }
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupt: finishing the changes in flight, starting no new one…");
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let provider = AwsProvider {
+        aws: aws.clone(),
+        stack: loaded.stack.stack.clone(),
+        environment: loaded.stack.environment.clone(),
+        ownership: spec::ownership_tags(&loaded.stack),
+    };
+    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop).await;
+    eprint!("\n{}", output::report_text(&report));
+    if json_output() {
+        println!("{}", to_json(&report::apply_report(plan, &report)));
+    }
+    if report.succeeded() {
+        Ok(())
+    } else {
+        Err(Failure::Incomplete {
+            interrupted: report.interrupted,
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! What every command that talks to AWS starts from: the validated stack, the connection, the
+//! lookups and the desired state ([`Context::load`]), and the plan made from them against live
+//! AWS ([`Context::plan`]).
+
+use crate::apply::Refs;
+use crate::aws::Aws;
+use crate::cli::{AwsArgs, StackArgs};
+use crate::diff::{self, DiffInput, World};
+use crate::model::{Address, Attrs, Lookups};
+use crate::observe;
+use crate::plan::Plan;
+use crate::render::{requests, Templates};
+use crate::run::Failure;
+use crate::spec::{self, Built, LoadedStack};
+use std::collections::BTreeMap;
+
+pub fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
+    let loaded = spec::load(&args.file())?;
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+pub fn refuse_conflicts(plan: &Plan) -> Result<(), Failure> {
+    if plan.conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Refused(format!(
+            "{} ownership conflict(s): the stack names resources it does not own (see above); nothing was changed",
+            plan.conflicts.len()
+        )))
+    }
+}
+
+/// Everything a plan is made from.
+pub struct Context {
+    pub loaded: LoadedStack,
+    pub aws: Aws,
+    pub lookups: Lookups,
+    pub built: Built,
+    /// With `--target`: the targeted addresses and what they depend on.
+    pub targeted: Option<std::collections::BTreeSet<Address>>,
+    /// Deletions may take data-bearing resources (`--delete-data` or `disposable: true`).
+    pub delete_data: bool,
+}
+
+pub struct Planned {
+    pub plan: Plan,
+    pub refs: Refs,
+    /// What the plan was made from.
+    pub world: World,
+}
+
+impl Context {
+    pub async fn load(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<Context, Failure> {
+        let loaded = load_valid(stack_args)?;
+        // Offline checks first: bad input never reaches AWS.
+        let offline = Lookups::placeholders(loaded.stack.region.as_deref().unwrap_or("<region>"));
+        let templates = Templates::new(&stack_args.templates);
+        let offline_built = spec::build_desired(&loaded, &offline, &templates)?;
+        requests::check_sizes(&loaded, &offline_built, &offline)?;
+
+        let region = aws_args
+            .region
+            .clone()
+            .or_else(|| loaded.stack.region.clone());
+        let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+        let lookups = observe::lookups(&aws, &loaded.stack).await?;
+        tracing::info!(
+            account = %lookups.account_id,
+            region = %lookups.region,
+            vpc = %lookups.vpc_id,
+            load_balancer = %lookups.load_balancer.dns_name,
+            external_secrets = lookups.secrets.len(),
+            "lookups done"
+        );
+        let built = spec::build_desired(&loaded, &lookups, &templates)?;
+        requests::check_sizes(&loaded, &built, &lookups)?;
+        let loaded_disposable = loaded.stack.disposable;
+        Ok(Context {
+            loaded,
+            aws,
+            lookups,
+            built,
+            targeted: None,
+            delete_data: loaded_disposable,
+        })
+    }
+
+    /// Narrows the desired state to the targets and what they depend on.
+    pub fn target(&mut self, targets: &[String]) -> Result<(), Failure> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let addresses = targets
+            .iter()
+            .map(|t| t.parse::<Address>().map_err(Failure::Other))
+            .collect::<Result<Vec<_>, _>>()?;
+        let closure =
+            crate::plan::target_closure(&self.built.desired, &addresses).map_err(Failure::Other)?;
+        self.built.desired.retain(|d| closure.contains(&d.address));
+        self.targeted = Some(closure);
+        Ok(())
+    }
+
+    fn imports(&self) -> Result<BTreeMap<Address, String>, Failure> {
+        self.loaded
+            .stack
+            .imports
+            .iter()
+            .map(|i| {
+                i.address
+                    .parse::<Address>()
+                    .map(|a| (a, i.id.clone()))
+                    .map_err(Failure::Other)
+            })
+            .collect()
+    }
+
+    pub async fn plan(
+        &self,
+        destroy: bool,
+        extra_imports: &BTreeMap<Address, String>,
+    ) -> Result<Planned, Failure> {
+        let world = observe::observe(
+            &self.aws,
+            &self.loaded.stack,
+            &self.lookups,
+            &self.built.desired,
+        )
+        .await?;
+        tracing::info!(
+            found = world.found.values().map(Vec::len).sum::<usize>(),
+            owned_elsewhere = world.owned_elsewhere.len(),
+            "live state read"
+        );
+        let mut imports = self.imports()?;
+        imports.extend(extra_imports.clone());
+        let s = &self.loaded.stack;
+        let mut plan = diff::diff(&DiffInput {
+            stack: &s.stack,
+            environment: &s.environment,
+            account_id: &self.lookups.account_id,
+            region: &self.lookups.region,
+            desired: &self.built.desired,
+            world: &world,
+            imports: &imports,
+            destroy,
+            delete_data: self.delete_data,
+        });
+        if !destroy {
+            plan.warnings
+                .extend(self.built.scrape_warnings(&self.lookups));
+        }
+        if let Some(closure) = &self.targeted {
+            // Only the targets and their dependencies: nothing else is changed or deleted.
+            plan.changes.retain(|c| closure.contains(&c.address));
+            plan.conflicts.retain(|c| closure.contains(&c.address));
+            plan.steps = crate::plan::order_steps(&plan.changes);
+            let names: Vec<String> = closure.iter().map(|a| a.to_string()).collect();
+            plan.warnings.push(format!(
+                "targeting: only {} were checked; the rest of the stack was not, so this plan may be incomplete",
+                names.join(", ")
+            ));
+        }
+        // Ids of what exists and will be kept, for the executor to start from.
+        let mut refs = spec::deterministic_ids(&self.loaded.stack, &self.lookups);
+        for c in &plan.changes {
+            if let Some(o) = &c.observed {
+                if c.action != crate::plan::Action::Delete {
+                    let id = match &o.attrs {
+                        Attrs::LogGroup(a) => a.name.clone(),
+                        _ => o.id.clone(),
+                    };
+                    refs.insert(c.address.clone(), id);
+                }
+            }
+        }
+        Ok(Planned { plan, refs, world })
+    }
+}

@@ -1,0 +1,14 @@
+//! One module per command, each a small function from parsed arguments to an outcome; what
+//! several commands share (the planning context) lives in [`context`]. Exit codes are decided
+//! in `run`, never here.
+
+pub mod apply;
+mod context;
+pub mod destroy;
+pub mod import;
+pub mod plan;
+pub mod render;
+pub mod show;
+pub mod validate;
+
+pub use context::{load_valid, refuse_conflicts, Context, Planned};

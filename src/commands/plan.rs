@@ -1,0 +1,61 @@
+//! `deploy plan`: the diff of the stack against live AWS, printed (text or JSON) and optionally
+//! saved for `show` and `apply PLAN`; refuses (exit 1) on ownership conflicts.
+
+use super::{refuse_conflicts, Context, Planned};
+use crate::cli::{AwsArgs, StackArgs};
+use crate::printer::emit_plan;
+use crate::run::Failure;
+use crate::saved::{self, SavedPlan};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What `deploy plan` was asked for.
+pub struct PlanArgs<'a> {
+    pub stack: &'a StackArgs,
+    pub aws: &'a AwsArgs,
+    pub destroy: bool,
+    pub delete_data: bool,
+    pub out: Option<PathBuf>,
+    pub detailed_exitcode: bool,
+    pub targets: &'a [String],
+}
+
+/// Returns the exit code of a success: 2 with `--detailed-exitcode` when there are changes.
+pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
+    let mut ctx = Context::load(args.stack, args.aws).await?;
+    ctx.delete_data |= args.delete_data;
+    ctx.target(args.targets)?;
+    let planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
+    emit_plan(&planned.plan);
+    refuse_conflicts(&planned.plan)?;
+    if let Some(out) = args.out {
+        save_plan(&ctx, &planned, &out)?;
+        eprintln!(
+            "\nSaved the plan to {0}: `deploy show {0}` prints it, `deploy apply {0}` carries it out.",
+            out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && planned.plan.has_changes() {
+        2
+    } else {
+        0
+    })
+}
+
+fn save_plan(ctx: &Context, planned: &Planned, out: &Path) -> Result<(), Failure> {
+    let saved = SavedPlan {
+        format_version: saved::FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        stack_file: ctx.loaded.file.display().to_string(),
+        stack_text: ctx.loaded.text.clone(),
+        lookups: ctx.lookups.clone(),
+        desired: ctx.built.desired.clone(),
+        plan: planned.plan.clone(),
+        refs: planned.refs.clone(),
+        live: saved::live_fingerprints(&planned.plan, &planned.world),
+        owned_elsewhere: saved::owned_elsewhere_ids(&planned.world),
+    };
+    let text = serde_json::to_string_pretty(&saved).expect("plans serialize");
+    std::fs::write(out, text + "\n")
+        .map_err(|e| Failure::Other(format!("cannot write {}: {e}", out.display())))
+}
