@@ -13,6 +13,7 @@ pub mod model;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod printer;
 pub mod render;
 pub mod report;
