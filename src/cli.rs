@@ -143,6 +143,21 @@ pub enum Command {
         #[arg(long)]
         delete_data: bool,
     },
+    /// Print the least-privilege IAM policy a role needs for this stack (offline: makes no
+    /// AWS call). `ci`: what plan, render and show read; `operator`: also what apply, destroy
+    /// and import write; `reaper`: what destroy needs for any stack's resources.
+    Policy {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, value_enum, default_value = "ci")]
+        role: crate::policy::Role,
+        /// The account the policy is for (its ARNs name it); default any (`*`).
+        #[arg(long, default_value = "*")]
+        account: String,
+        /// The region (else the stack's `region`).
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Adopt an existing resource into the stack: adds an `imports` entry to the stack file
     /// and shows the plan (the next apply tags and converges it).
     Import {

@@ -199,3 +199,40 @@ pub fn apply_report(plan: &Plan, report: &Report) -> ApplyReport {
             .collect(),
     }
 }
+
+/// `deploy policy --format json`: the policy document for one role, and why each `*` is there.
+#[derive(Debug, Serialize)]
+pub struct PolicyReport {
+    pub format_version: &'static str,
+    pub tool_version: &'static str,
+    /// Always `policy`.
+    pub kind: &'static str,
+    pub stack: String,
+    pub environment: String,
+    pub role: crate::policy::Role,
+    pub account: String,
+    pub region: String,
+    pub policy: Value,
+    pub unscoped: Vec<crate::policy::Unscoped>,
+}
+
+pub fn policy_report(
+    stack: &str,
+    environment: &str,
+    account: &str,
+    region: &str,
+    generated: crate::policy::Generated,
+) -> PolicyReport {
+    PolicyReport {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        kind: "policy",
+        stack: stack.to_string(),
+        environment: environment.to_string(),
+        role: generated.role,
+        account: account.to_string(),
+        region: region.to_string(),
+        policy: generated.document,
+        unscoped: generated.unscoped,
+    }
+}

@@ -160,6 +160,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => commands::destroy::run(&stack, &aws, auto_approve, delete_data)
             .await
             .map(|()| 0),
+        Command::Policy {
+            stack,
+            role,
+            account,
+            region,
+        } => commands::policy::run(&stack, role, &account, region.as_deref()).map(|()| 0),
         Command::Show { plan_file } => commands::show::run(&plan_file).map(|()| 0),
         Command::Import {
             stack,

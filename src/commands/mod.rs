@@ -7,6 +7,7 @@ mod context;
 pub mod destroy;
 pub mod import;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod show;
 pub mod validate;
