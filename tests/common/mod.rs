@@ -155,6 +155,12 @@ impl Moto {
     /// AWS-managed IAM policies are loaded (as in AWS) unless MOTO_IAM_LOAD_MANAGED_POLICIES is
     /// set to something else.
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// [`Moto::start`] with extra environment variables for moto (e.g.
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` to make it enforce IAM policies).
+    pub fn start_with_env(extra_env: &[(&str, &str)]) -> Moto {
         let server = moto_server_path();
         let dir = tempfile::Builder::new()
             .prefix("moto-")
@@ -174,6 +180,7 @@ impl Moto {
             if std::env::var_os("MOTO_IAM_LOAD_MANAGED_POLICIES").is_none() {
                 cmd.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
             }
+            cmd.envs(extra_env.iter().copied());
             let mut child = cmd.spawn().unwrap_or_else(|e| {
                 panic!("cannot start {}: {e}\n{INSTALL_HINT}", server.display())
             });
@@ -434,11 +441,16 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
+        TestEnv::with_moto_env(&[])
+    }
+
+    /// A test env whose moto gets extra environment variables.
+    pub fn with_moto_env(moto_env: &[(&str, &str)]) -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("deploy-test-")
             .tempdir()
             .expect("temp dir");
-        let moto = Moto::start();
+        let moto = Moto::start_with_env(moto_env);
         let proxy = Proxy::start(&moto, &dir.path().join("proxy.jsonl"));
         TestEnv { proxy, moto, dir }
     }
