@@ -143,6 +143,14 @@ pub enum Command {
         #[arg(long)]
         delete_data: bool,
     },
+    /// Is the stack healthy now? Every service's deployments, tasks, targets, stopped tasks
+    /// and events (read-only). Exit 0 when healthy, 2 when not, 1 on error.
+    Status {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
     /// Print the least-privilege IAM policy a role needs for this stack (offline: makes no
     /// AWS call). `ci`: what plan, render and show read; `operator`: also what apply, destroy
     /// and import write; `reaper`: what destroy needs for any stack's resources.

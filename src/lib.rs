@@ -17,6 +17,7 @@ pub mod policy;
 pub mod printer;
 pub mod render;
 pub mod report;
+pub mod rollout;
 pub mod run;
 pub mod saved;
 pub mod spec;

@@ -236,3 +236,59 @@ pub fn policy_report(
         unscoped: generated.unscoped,
     }
 }
+
+/// `deploy status --format json`: every service's state, whether it is healthy and why not.
+#[derive(Debug, Serialize)]
+pub struct StatusReport<'a> {
+    pub format_version: &'static str,
+    pub tool_version: &'static str,
+    /// Always `status`.
+    pub kind: &'static str,
+    pub stack: String,
+    pub environment: String,
+    pub region: String,
+    pub healthy: bool,
+    pub services: Vec<ServiceStatusReport<'a>>,
+    pub urls: Vec<String>,
+    pub log_groups: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceStatusReport<'a> {
+    pub healthy: bool,
+    pub problems: Vec<String>,
+    #[serde(flatten)]
+    pub state: &'a crate::rollout::ServiceState,
+}
+
+pub fn status_report<'a>(
+    stack: &str,
+    environment: &str,
+    region: &str,
+    states: &'a [crate::rollout::ServiceState],
+    look: &crate::commands::status::WhereToLook,
+) -> StatusReport<'a> {
+    let services: Vec<ServiceStatusReport> = states
+        .iter()
+        .map(|s| {
+            let problems = s.problems();
+            ServiceStatusReport {
+                healthy: problems.is_empty(),
+                problems,
+                state: s,
+            }
+        })
+        .collect();
+    StatusReport {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        kind: "status",
+        stack: stack.to_string(),
+        environment: environment.to_string(),
+        region: region.to_string(),
+        healthy: services.iter().all(|s| s.healthy),
+        services,
+        urls: look.urls.clone(),
+        log_groups: look.log_groups.clone(),
+    }
+}

@@ -160,6 +160,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => commands::destroy::run(&stack, &aws, auto_approve, delete_data)
             .await
             .map(|()| 0),
+        Command::Status { stack, aws } => commands::status::run(&stack, &aws).await,
         Command::Policy {
             stack,
             role,

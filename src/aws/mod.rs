@@ -7,6 +7,7 @@
 pub mod cloudmap;
 pub mod ec2;
 pub mod ecs;
+pub mod ecs_rollouts;
 pub mod efs;
 pub mod elbv2;
 pub mod elbv2_targets;

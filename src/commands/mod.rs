@@ -10,6 +10,7 @@ pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod show;
+pub mod status;
 pub mod validate;
 
 pub use context::{load_valid, refuse_conflicts, Context, Planned};

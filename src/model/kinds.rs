@@ -130,7 +130,7 @@ impl Operation {
     ];
 }
 
-/// The IAM actions of a kind, per operation. `read` is what `plan` calls; the others are the
+/// The IAM actions of a kind, per operation. `read` is what `plan` and `status` call; the others are the
 /// calls `apply`/`destroy` add (a write may also read: its reads are in `read`, which the
 /// operator's policy always holds). `implied` are what AWS checks beside the called action
 /// (tags at create, passing a role, a service-linked role, what a service does on the
@@ -588,7 +588,8 @@ pub static KINDS: [KindInfo; 14] = [
         reads_need: &[],
         create_rank: 3,
         iam: IamActions {
-            read: &["ecs:DescribeServices"],
+            // DescribeServices for plan; ListTasks and DescribeTasks for `status`.
+            read: &["ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks"],
             create: &["ecs:CreateService", "ecs:UpdateService"],
             update: &["ecs:UpdateService", "ecs:TagResource", "ecs:UntagResource"],
             delete: &["ecs:UpdateService", "ecs:DeleteService"],
@@ -605,10 +606,20 @@ pub static KINDS: [KindInfo; 14] = [
             arns: &["arn:aws:ecs:{region}:{account}:service/{cluster}/{name}"],
             by: ScopeBy::Name,
             creates: &[],
-            on: &[(
-                "iam:CreateServiceLinkedRole",
-                On::ServiceLinkedRole("ecs.amazonaws.com"),
-            )],
+            on: &[
+                (
+                    "ecs:ListTasks",
+                    On::Arns(&["arn:aws:ecs:{region}:{account}:container-instance/*/*"]),
+                ),
+                (
+                    "ecs:DescribeTasks",
+                    On::Arns(&["arn:aws:ecs:{region}:{account}:task/*/*"]),
+                ),
+                (
+                    "iam:CreateServiceLinkedRole",
+                    On::ServiceLinkedRole("ecs.amazonaws.com"),
+                ),
+            ],
         },
     },
     KindInfo {

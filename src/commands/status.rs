@@ -1,0 +1,236 @@
+//! `deploy status`: is the stack healthy now? Read-only, one screen: every service's
+//! deployments, tasks per revision, target health, recently stopped tasks and newest events,
+//! and where to look next. Exit 0 when every service is healthy, 2 when any is not.
+
+use super::load_valid;
+use crate::aws::{ecs_rollouts, Aws};
+use crate::cli::{AwsArgs, StackArgs};
+use crate::model::{Attrs, Lookups};
+use crate::printer::{json_output, to_json};
+use crate::render::Templates;
+use crate::report;
+use crate::rollout::{revision_of, target_group_name, ServiceState, EVENTS_SHOWN};
+use crate::run::Failure;
+use crate::spec;
+use futures::future::try_join_all;
+use std::fmt::Write;
+
+/// What the stack says to look at besides the services.
+pub struct WhereToLook {
+    /// `https://HOST/` of each listener rule's host (Grafana).
+    pub urls: Vec<String>,
+    pub log_groups: Vec<String>,
+}
+
+/// `deploy status`: Ok(0) healthy, Ok(2) not.
+pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Failure> {
+    let loaded = load_valid(stack_args)?;
+    let stack = &loaded.stack;
+    // Names follow from the stack alone: no lookup is needed to find the services.
+    let offline = Lookups::placeholders(stack.region.as_deref().unwrap_or("<region>"));
+    let built = spec::build_desired(&loaded, &offline, &Templates::new(&stack_args.templates))?;
+    let region = aws_args.region.clone().or_else(|| stack.region.clone());
+    let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+    let cluster_of = |cluster: &str| {
+        built
+            .desired
+            .iter()
+            .find(|d| d.address.to_string() == cluster)
+            .map(|d| d.attrs.aws_name().to_string())
+            .unwrap_or_else(|| cluster.to_string())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let services: Vec<(String, String, String)> = built
+        .desired
+        .iter()
+        .filter_map(|d| match &d.attrs {
+            Attrs::EcsService(s) => Some((
+                d.address.to_string(),
+                cluster_of(&s.cluster),
+                s.name.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let states = try_join_all(services.iter().map(|(address, cluster, name)| {
+        ecs_rollouts::service_state(&aws, address, cluster, name, now)
+    }))
+    .await?;
+    let look = WhereToLook {
+        urls: built
+            .desired
+            .iter()
+            .filter_map(|d| match &d.attrs {
+                Attrs::ListenerRule(r) => Some(r.conditions.host_headers.iter()),
+                _ => None,
+            })
+            .flatten()
+            .map(|h| format!("https://{h}/"))
+            .collect(),
+        log_groups: built
+            .desired
+            .iter()
+            .filter_map(|d| match &d.attrs {
+                Attrs::LogGroup(g) => Some(g.name.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
+    let healthy = states.iter().all(|s| s.problems().is_empty());
+    if json_output() {
+        println!(
+            "{}",
+            to_json(&report::status_report(
+                &stack.stack,
+                &stack.environment,
+                &aws.region,
+                &states,
+                &look
+            ))
+        );
+    } else {
+        print!(
+            "{}",
+            status_text(
+                &stack.stack,
+                &stack.environment,
+                &aws.region,
+                &states,
+                &look
+            )
+        );
+    }
+    Ok(if healthy { 0 } else { 2 })
+}
+
+fn when(secs: Option<i64>) -> String {
+    secs.map(|s| {
+        aws_smithy_types::DateTime::from_secs(s)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_else(|_| s.to_string())
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+/// The human form of `status`.
+pub fn status_text(
+    stack: &str,
+    environment: &str,
+    region: &str,
+    states: &[ServiceState],
+    look: &WhereToLook,
+) -> String {
+    let mut out = String::new();
+    let unhealthy = states.iter().filter(|s| !s.problems().is_empty()).count();
+    let _ = writeln!(
+        out,
+        "Stack {stack} ({environment}) in region {region}: {}\n",
+        if unhealthy == 0 {
+            format!("all {} services healthy", states.len())
+        } else {
+            format!("{unhealthy} of {} services unhealthy", states.len())
+        }
+    );
+    for s in states {
+        let problems = s.problems();
+        let _ = writeln!(
+            out,
+            "{}  {} in cluster {}: {}",
+            s.address,
+            s.name,
+            s.cluster,
+            if problems.is_empty() {
+                "healthy"
+            } else {
+                "UNHEALTHY"
+            }
+        );
+        for p in &problems {
+            let _ = writeln!(out, "  ! {p}");
+        }
+        if s.status == "MISSING" {
+            out.push('\n');
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  revision {}, desired {} running {} pending {}",
+            revision_of(&s.task_definition),
+            s.desired,
+            s.running,
+            s.pending
+        );
+        for d in &s.deployments {
+            let _ = writeln!(
+                out,
+                "  deployment {} {} {} {}{}: desired {} running {} pending {} failed {} (since {})",
+                d.id,
+                d.status,
+                revision_of(&d.task_definition),
+                d.rollout_state.as_deref().unwrap_or("-"),
+                d.rollout_state_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                d.desired,
+                d.running,
+                d.pending,
+                d.failed,
+                when(d.created_at)
+            );
+        }
+        if !s.running_by_revision.is_empty() {
+            let list: Vec<String> = s
+                .running_by_revision
+                .iter()
+                .map(|(r, n)| format!("{} ×{n}", revision_of(r)))
+                .collect();
+            let _ = writeln!(out, "  running tasks: {}", list.join(", "));
+        }
+        for (group, targets) in &s.targets {
+            let _ = writeln!(out, "  targets of {}:", target_group_name(group));
+            if targets.is_empty() {
+                let _ = writeln!(out, "    (none registered)");
+            }
+            for t in targets {
+                let _ = writeln!(
+                    out,
+                    "    {}{} {}{}",
+                    t.id,
+                    t.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                    t.state,
+                    match (&t.reason, &t.description) {
+                        (Some(r), Some(d)) => format!(" {r}: {d}"),
+                        (Some(r), None) => format!(" {r}"),
+                        _ => String::new(),
+                    }
+                );
+            }
+        }
+        let stopped = s.stopped_by_reason();
+        if !stopped.is_empty() {
+            let _ = writeln!(out, "  stopped in the last hour:");
+            for (reason, n) in stopped {
+                let _ = writeln!(out, "    {n} × {reason}");
+            }
+        }
+        if !s.events.is_empty() {
+            let _ = writeln!(out, "  newest events:");
+            for e in s.events.iter().take(EVENTS_SHOWN) {
+                let _ = writeln!(out, "    {}  {}", when(e.at), e.message);
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Where to look:");
+    for u in &look.urls {
+        let _ = writeln!(out, "  Grafana: {u}");
+    }
+    for g in &look.log_groups {
+        let _ = writeln!(out, "  logs: {g}  (aws logs tail {g} --follow)");
+    }
+    out
+}
