@@ -20,7 +20,7 @@ WORK=$(mktemp -d)
 free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 MOTO_PORT=$(free_port)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+MOTO_ECS_SERVICE_RUNNING=1 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 "$VENV/bin/python" tests/fixtures/proxy.py --upstream "http://127.0.0.1:$MOTO_PORT" --port 0 \
   --log "$WORK/calls.jsonl" >"$WORK/proxy.out" 2>&1 &

@@ -30,7 +30,9 @@ step "start moto server (the local AWS)"
 mkdir -p "$WORK"
 PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ENDPOINT="http://127.0.0.1:$PORT"
-MOTO_IAM_LOAD_MANAGED_POLICIES=true "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" \
+# moto runs no task: MOTO_ECS_SERVICE_RUNNING is the running count it reports, so the
+# services reach their desired count (1) and apply's rollout wait completes.
+MOTO_ECS_SERVICE_RUNNING=1 MOTO_IAM_LOAD_MANAGED_POLICIES=true "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" \
   >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 cleanup() {

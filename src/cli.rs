@@ -66,6 +66,41 @@ pub struct AwsArgs {
     pub profile: Option<String>,
 }
 
+/// How `apply` follows the rollouts it starts.
+#[derive(Debug, Args, Clone)]
+pub struct WaitArgs {
+    /// Return right after the calls, without following the rollouts they started.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this long (e.g. 90s, 15m, 1h); ECS goes on with the deployment.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+    /// Fail a rollout after this many failed tasks of the new revision (below the circuit
+    /// breaker's minimum threshold of 3, so a crash loop fails fast).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_task_failures: i32,
+}
+
+/// `90s`, `15m`, `1h`, `2d`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use a number with s, m, h or d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the stack offline: schema, references, sizes, templates. Makes no AWS call.
@@ -124,6 +159,8 @@ pub enum Command {
         /// Deletions also take resources that hold data (see `plan --delete-data`).
         #[arg(long)]
         delete_data: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Print a saved plan.
     Show {
@@ -179,4 +216,21 @@ pub enum Command {
         /// task definition family, service name).
         id: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(259200)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
 }

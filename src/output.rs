@@ -300,6 +300,33 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
 }
 
 /// What an apply did, for the end of its output.
+/// How the followed rollouts ended; a failed one with the evidence that explains it.
+pub fn rollouts_text(rollouts: &[crate::apply::wait::RolloutResult]) -> String {
+    use crate::rollout::Outcome;
+    let mut out = String::from("Rollouts:\n");
+    for r in rollouts {
+        out.push_str(&format!(
+            "  {}: {}{} — {}\n",
+            r.address,
+            crate::apply::wait::outcome_word(r.outcome),
+            r.deployment
+                .as_deref()
+                .map(|d| format!(" (deployment {d})"))
+                .unwrap_or_default(),
+            r.reason
+        ));
+        if let Some(e) = &r.evidence {
+            out.push_str(&e.text());
+        }
+        if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
+            out.push_str(
+                "    ECS goes on with this deployment: its circuit breaker rolls it back if it keeps failing.\n",
+            );
+        }
+    }
+    out
+}
+
 pub fn report_text(report: &Report) -> String {
     let mut out = String::new();
     let (mut done, mut failed, mut not_started) = (vec![], vec![], vec![]);

@@ -204,6 +204,23 @@ fn grant(
                 .collect()
         }
         On::Arns(arns) => vec![(arns.iter().map(|a| type_arn(a)).collect(), Value::Null)],
+        On::Within(templates) => {
+            let arns: BTreeSet<String> = if role == Role::Reaper {
+                templates.iter().map(|t| type_arn(t)).collect()
+            } else {
+                input
+                    .desired
+                    .iter()
+                    .filter(|d| d.address.kind == info.kind)
+                    .flat_map(|d| {
+                        templates
+                            .iter()
+                            .map(|t| fill(t, input, d.attrs.aws_name(), "*", "*"))
+                    })
+                    .collect()
+            };
+            vec![(arns.into_iter().collect(), Value::Null)]
+        }
         On::PassRoleToEcsTasks => own(role, input, Kind::IamRole.info(), Operation::Read, false)
             .into_iter()
             .take(1)

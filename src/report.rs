@@ -80,6 +80,8 @@ pub struct ApplyReport {
     pub succeeded: bool,
     pub interrupted: bool,
     pub steps: Vec<StepReport>,
+    /// How each service change's rollout ended (`not_waited` with `--no-wait`).
+    pub rollouts: Vec<crate::apply::wait::RolloutResult>,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,7 +167,11 @@ pub fn plan_report(plan: &Plan) -> PlanReport {
     }
 }
 
-pub fn apply_report(plan: &Plan, report: &Report) -> ApplyReport {
+pub fn apply_report(
+    plan: &Plan,
+    report: &Report,
+    rollouts: &[crate::apply::wait::RolloutResult],
+) -> ApplyReport {
     ApplyReport {
         format_version: FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION"),
@@ -175,8 +181,16 @@ pub fn apply_report(plan: &Plan, report: &Report) -> ApplyReport {
             "apply_result"
         },
         plan: plan_report(plan),
-        succeeded: report.succeeded(),
+        succeeded: report.succeeded()
+            && rollouts.iter().all(|r| {
+                matches!(
+                    r.outcome,
+                    crate::rollout::Outcome::Completed | crate::rollout::Outcome::NotWaited
+                )
+            })
+            && !rollouts.iter().any(|r| r.reason.starts_with("interrupted")),
         interrupted: report.interrupted,
+        rollouts: rollouts.to_vec(),
         steps: report
             .outcomes
             .iter()

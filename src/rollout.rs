@@ -89,10 +89,46 @@ pub struct ServiceState {
     pub targets: BTreeMap<String, Vec<TargetState>>,
 }
 
+/// A service change apply made, and what it waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Followed {
+    pub address: String,
+    pub cluster: String,
+    pub service: String,
+    /// The deployment the apply's own call started (the PRIMARY deployment's id in the
+    /// CreateService/UpdateService answer, when it is a new one); `None` when the change
+    /// started none (desired count, settings): then apply waits for running = desired.
+    pub deployment: Option<String>,
+    /// The revision the service is set to run after the call.
+    pub task_definition: String,
+    pub desired: i32,
+    /// When the followed deployment began (seconds since the epoch).
+    pub since: Option<i64>,
+}
+
 /// How many of the newest events `status` shows.
 pub const EVENTS_SHOWN: usize = 10;
 
 impl ServiceState {
+    /// A service that does not exist (or only INACTIVE).
+    pub fn missing(address: &str, name: &str, cluster: &str) -> ServiceState {
+        ServiceState {
+            address: address.to_string(),
+            name: name.to_string(),
+            cluster: cluster.to_string(),
+            status: "MISSING".into(),
+            task_definition: String::new(),
+            desired: 0,
+            running: 0,
+            pending: 0,
+            deployments: vec![],
+            events: vec![],
+            running_by_revision: BTreeMap::new(),
+            stopped: vec![],
+            targets: BTreeMap::new(),
+        }
+    }
+
     /// Why the service is not healthy now; empty when it is: it exists, one deployment (the
     /// PRIMARY) runs the service's revision and completed, running = desired, and every target
     /// group it registers in has at least `desired` healthy targets.
@@ -184,6 +220,303 @@ impl ServiceState {
         let mut list: Vec<(String, usize)> = counts.into_iter().collect();
         list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         list
+    }
+}
+
+/// How a followed rollout ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Failed,
+    RolledBack,
+    TimedOut,
+    Superseded,
+    NotWaited,
+}
+
+/// Where a followed rollout stands after one poll.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Waiting,
+    Done(Outcome, String),
+}
+
+/// The circuit breaker's failure threshold for a desired count: half the tasks, at least 3
+/// and at most 200 (ECS's documented formula).
+pub fn breaker_threshold(desired: i32) -> i32 {
+    ((desired + 1) / 2).clamp(3, 200)
+}
+
+/// Judges one poll of a followed change. With a deployment: it succeeded when it COMPLETED
+/// with running = desired on the revision apply set; it failed when ECS says FAILED (rolled
+/// back when the service's PRIMARY deployment now runs another revision), when
+/// `max_task_failures` of its tasks failed, or when a newer deployment replaced it that is not
+/// a rollback (superseded). Without one: running = desired with nothing pending.
+pub fn judge(f: &Followed, s: &ServiceState, max_task_failures: i32) -> Verdict {
+    if s.status != "ACTIVE" {
+        return Verdict::Done(Outcome::Failed, format!("the service is {}", s.status));
+    }
+    let Some(id) = &f.deployment else {
+        return if s.running == s.desired && s.pending == 0 {
+            Verdict::Done(
+                Outcome::Completed,
+                format!("{} of {} tasks running", s.running, s.desired),
+            )
+        } else {
+            Verdict::Waiting
+        };
+    };
+    let primary = s.deployments.iter().find(|d| d.status == "PRIMARY");
+    let Some(d) = s.deployments.iter().find(|d| &d.id == id) else {
+        let now = primary
+            .map(|p| format!("{} ({})", p.id, revision_of(&p.task_definition)))
+            .unwrap_or_else(|| "none".into());
+        return Verdict::Done(
+            Outcome::Superseded,
+            format!("deployment {id} is gone; the service's PRIMARY deployment is now {now}"),
+        );
+    };
+    let reason = d
+        .rollout_state_reason
+        .clone()
+        .unwrap_or_else(|| "no reason given".into());
+    match d.rollout_state.as_deref() {
+        Some("FAILED") => {
+            let rolled_back = primary
+                .filter(|p| p.id != d.id && p.task_definition != f.task_definition)
+                .map(|p| revision_of(&p.task_definition).to_string());
+            return match rolled_back {
+                Some(back_to) => Verdict::Done(
+                    Outcome::RolledBack,
+                    format!("{reason}; ECS rolled the service back to {back_to}"),
+                ),
+                None => Verdict::Done(Outcome::Failed, reason),
+            };
+        }
+        // Without a rollout state (not the ECS deployment controller) the counts tell.
+        Some("COMPLETED") | None
+            if d.running == d.desired
+                && d.pending == 0
+                && d.task_definition == f.task_definition
+                && (d.rollout_state.is_some() || d.status == "PRIMARY") =>
+        {
+            return Verdict::Done(
+                Outcome::Completed,
+                format!(
+                    "{} of {} tasks running {}",
+                    d.running,
+                    d.desired,
+                    revision_of(&d.task_definition)
+                ),
+            );
+        }
+        _ => {}
+    }
+    if d.status != "PRIMARY" {
+        if let Some(p) = primary {
+            return Verdict::Done(
+                Outcome::Superseded,
+                format!(
+                    "a newer deployment {} ({}) replaced {id} before it completed",
+                    p.id,
+                    revision_of(&p.task_definition)
+                ),
+            );
+        }
+    }
+    if d.failed >= max_task_failures {
+        return Verdict::Done(
+            Outcome::Failed,
+            format!(
+                "{} tasks of {} failed (--max-task-failures {max_task_failures}; the circuit breaker's threshold is {})",
+                d.failed,
+                revision_of(&f.task_definition),
+                breaker_threshold(d.desired)
+            ),
+        );
+    }
+    Verdict::Waiting
+}
+
+/// One line of a followed rollout's progress (printed when it changes).
+pub fn progress_line(f: &Followed, s: &ServiceState) -> String {
+    match f
+        .deployment
+        .as_ref()
+        .and_then(|id| s.deployments.iter().find(|d| &d.id == id))
+    {
+        Some(d) => format!(
+            "{}: deployment {} {} {}: running {}/{}, pending {}, failed {}",
+            f.address,
+            d.id,
+            revision_of(&d.task_definition),
+            d.rollout_state.as_deref().unwrap_or("-"),
+            d.running,
+            d.desired,
+            d.pending,
+            d.failed
+        ),
+        None => format!(
+            "{}: running {}/{}, pending {}",
+            f.address, s.running, s.desired, s.pending
+        ),
+    }
+}
+
+/// What a failed rollout's report shows, gathered once when it fails.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub rollout_state: Option<String>,
+    pub rollout_state_reason: Option<String>,
+    pub failed_tasks: i32,
+    pub breaker_threshold: i32,
+    /// The newest stopped tasks of the revision apply set.
+    pub stopped: Vec<TaskState>,
+    /// Service events since the deployment began, newest first.
+    pub events: Vec<ServiceEvent>,
+    /// Targets not healthy, by target group name.
+    pub unhealthy_targets: Vec<(String, TargetState)>,
+    /// The last lines each stopped container logged.
+    pub logs: Vec<ContainerLog>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContainerLog {
+    pub task: String,
+    pub container: String,
+    pub log_group: String,
+    pub log_stream: String,
+    pub lines: Vec<String>,
+}
+
+/// How many stopped tasks a failure report shows, and how many log lines of each.
+pub const STOPPED_SHOWN: usize = 3;
+pub const LOG_LINES: usize = 20;
+
+impl Evidence {
+    /// Picks from a full read of the service what explains a failed rollout of `f`.
+    pub fn from_state(f: &Followed, s: &ServiceState) -> Evidence {
+        let d = f
+            .deployment
+            .as_ref()
+            .and_then(|id| s.deployments.iter().find(|d| &d.id == id));
+        Evidence {
+            rollout_state: d.and_then(|d| d.rollout_state.clone()),
+            rollout_state_reason: d.and_then(|d| d.rollout_state_reason.clone()),
+            failed_tasks: d.map(|d| d.failed).unwrap_or(0),
+            breaker_threshold: breaker_threshold(f.desired),
+            stopped: s
+                .stopped
+                .iter()
+                .filter(|t| t.task_definition == f.task_definition)
+                .take(STOPPED_SHOWN)
+                .cloned()
+                .collect(),
+            events: s
+                .events
+                .iter()
+                .filter(|e| match (e.at, f.since) {
+                    (Some(at), Some(since)) => at >= since,
+                    _ => true,
+                })
+                .take(EVENTS_SHOWN)
+                .cloned()
+                .collect(),
+            unhealthy_targets: s
+                .targets
+                .iter()
+                .flat_map(|(g, ts)| {
+                    ts.iter()
+                        .filter(|t| t.state != "healthy")
+                        .map(move |t| (target_group_name(g).to_string(), t.clone()))
+                })
+                .collect(),
+            logs: vec![],
+        }
+    }
+
+    /// The report's text, indented under the service's line.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        if let Some(state) = &self.rollout_state {
+            let _ = writeln!(
+                out,
+                "    rollout: {state}{}",
+                self.rollout_state_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "    failed tasks: {} (the circuit breaker rolls back at {})",
+            self.failed_tasks, self.breaker_threshold
+        );
+        for t in &self.stopped {
+            let _ = writeln!(
+                out,
+                "    stopped task {}: {}",
+                t.id,
+                t.stopped_reason.as_deref().unwrap_or("no reason given")
+            );
+            for c in &t.containers {
+                let _ = writeln!(
+                    out,
+                    "      container {}: exit code {}{}",
+                    c.name,
+                    c.exit_code
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    c.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        for (g, t) in &self.unhealthy_targets {
+            let _ = writeln!(
+                out,
+                "    target {}{} in {g}: {}{}",
+                t.id,
+                t.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                t.state,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(
+                        " ({r}{})",
+                        t.description
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+        if !self.events.is_empty() {
+            let _ = writeln!(out, "    events since the deployment began:");
+            for e in &self.events {
+                let _ = writeln!(out, "      {}", e.message);
+            }
+        }
+        for l in &self.logs {
+            let _ = writeln!(
+                out,
+                "    last {} log lines of {} in task {} ({} {}):",
+                l.lines.len(),
+                l.container,
+                l.task,
+                l.log_group,
+                l.log_stream
+            );
+            for line in &l.lines {
+                let _ = writeln!(out, "      | {line}");
+            }
+        }
+        out
     }
 }
 

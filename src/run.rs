@@ -20,6 +20,11 @@ pub enum Failure {
     Incomplete {
         interrupted: bool,
     },
+    /// The steps were done but a rollout they started did not complete (or was not waited
+    /// for because of Ctrl-C).
+    Rollouts {
+        interrupted: bool,
+    },
     Other(String),
 }
 
@@ -84,10 +89,11 @@ pub fn main(cli: Cli) -> i32 {
                 Failure::Spec(e) => eprintln!("{e}"),
                 Failure::Aws(e) => eprintln!("error: {e}"),
                 Failure::Refused(m) | Failure::Other(m) => eprintln!("error: {m}"),
-                Failure::Incomplete { .. } => {}
+                Failure::Incomplete { .. } | Failure::Rollouts { .. } => {}
             }
             match f {
-                Failure::Incomplete { interrupted: true } => 130,
+                Failure::Incomplete { interrupted: true }
+                | Failure::Rollouts { interrupted: true } => 130,
                 _ => 1,
             }
         }
@@ -128,6 +134,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             plan_file: Some(file),
             targets,
             delete_data,
+            wait,
             ..
         } => {
             if stack.file_arg.is_some()
@@ -140,7 +147,9 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 ));
             }
             // A saved plan was reviewed already: it never asks.
-            commands::apply::apply_saved(&file, &aws).await.map(|()| 0)
+            commands::apply::apply_saved(&file, &aws, &wait)
+                .await
+                .map(|()| 0)
         }
         Command::Apply {
             stack,
@@ -149,9 +158,18 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             plan_file: None,
             targets,
             delete_data,
-        } => commands::apply::converge(&stack, &aws, auto_approve, false, delete_data, &targets)
-            .await
-            .map(|()| 0),
+            wait,
+        } => commands::apply::converge(
+            &stack,
+            &aws,
+            auto_approve,
+            false,
+            delete_data,
+            &targets,
+            &wait,
+        )
+        .await
+        .map(|()| 0),
         Command::Destroy {
             stack,
             aws,

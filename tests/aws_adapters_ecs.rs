@@ -576,7 +576,7 @@ async fn service_create_observe_update_delete() {
         health_check_grace_period_seconds: 0,
         service_registries: BTreeSet::new(),
     };
-    let arn = ecs::create_service(
+    let (arn, started) = ecs::create_service(
         &aws,
         &attrs,
         &ownership("ecs_service.prometheus"),
@@ -584,11 +584,17 @@ async fn service_create_observe_update_delete() {
     )
     .await
     .unwrap();
+    // The deployment CreateService started, as its answer names it (apply follows it).
+    let started = started.expect("CreateService answers with its PRIMARY deployment");
+    assert!(started.id.starts_with("ecs-svc/"), "{started:?}");
+    assert_eq!(started.status, "PRIMARY");
+    assert_eq!(started.task_definition, td1_arn);
     let seen = ecs::find_service(&aws, "monitoring", "prometheus", &address)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(seen.id, arn);
+    assert_eq!(seen.handles["primary_deployment"], started.id);
     assert_eq!(seen.attrs, Attrs::EcsService(attrs.clone()));
     assert_eq!(seen.handles["task_definition_arn"], td1_arn);
     assert_eq!(seen.ownership(STACK, ENV), Ownership::Owned);
@@ -615,9 +621,13 @@ async fn service_create_observe_update_delete() {
         tags: user_tags(&[("owner", "sre")]),
         ..attrs.clone()
     };
-    ecs::update_service(&aws, "monitoring", "prometheus", &attrs, &after, false)
+    let primary = ecs::update_service(&aws, "monitoring", "prometheus", &attrs, &after, false)
         .await
         .unwrap();
+    assert!(
+        primary.is_some(),
+        "UpdateService ran and answered with its PRIMARY deployment"
+    );
     let seen = ecs::find_service(&aws, "monitoring", "prometheus", &address)
         .await
         .unwrap()
@@ -631,9 +641,10 @@ async fn service_create_observe_update_delete() {
         tags: user_tags(&[("owner", "sre"), ("tier", "monitoring")]),
         ..after.clone()
     };
-    ecs::update_service(&aws, "monitoring", "prometheus", &after, &tags_only, false)
+    let primary = ecs::update_service(&aws, "monitoring", "prometheus", &after, &tags_only, false)
         .await
         .unwrap();
+    assert_eq!(primary, None, "no UpdateService for tags alone");
     let seen = ecs::find_service(&aws, "monitoring", "prometheus", &address)
         .await
         .unwrap()

@@ -1,8 +1,8 @@
 // `deploy status` against moto: a stack whose services run their desired count on their
 // revision with healthy targets is healthy (exit 0); one whose tasks never start is not
 // (exit 2), and the report says why. moto runs no tasks: `MOTO_ECS_SERVICE_RUNNING` sets the
-// running count it reports (and completes the rollout when it reaches the desired count), and
-// the test registers Grafana's task in its target group itself.
+// running count it reports (1 unless a test says otherwise; it completes the rollout when it
+// reaches the desired count), and the test registers Grafana's task in its target group.
 
 mod common;
 
@@ -36,7 +36,7 @@ async fn register_grafana_target(env: &TestEnv) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stack_at_its_desired_count_with_healthy_targets_is_healthy() {
-    let env = TestEnv::with_moto_env(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
+    let env = TestEnv::new();
     env.seed(false);
     let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
     assert_success(&out);
@@ -72,10 +72,10 @@ async fn a_stack_at_its_desired_count_with_healthy_targets_is_healthy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stack_whose_tasks_never_start_is_unhealthy_and_says_why() {
-    // moto's default: no task ever runs, the rollout stays IN_PROGRESS.
-    let env = TestEnv::new();
+    // No task ever runs: the rollout stays IN_PROGRESS (apply does not wait for it here).
+    let env = TestEnv::with_moto_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
     env.seed(false);
-    let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
+    let out = env.deploy(&["apply", "-f", STACK, "--auto-approve", "--no-wait"]);
     assert_success(&out);
 
     let out = env.deploy(&["status", "-f", STACK]);

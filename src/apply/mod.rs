@@ -6,6 +6,7 @@
 //! so its scheduling is unit-tested on plain values.
 
 pub mod progress;
+pub mod wait;
 
 use crate::model::Address;
 use crate::plan::{Change, Plan, Step, StepOp};

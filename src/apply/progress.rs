@@ -45,3 +45,9 @@ fn verb(op: crate::plan::StepOp, change: &Change, done: bool) -> &'static str {
         (AuthorizeDeferred, _, true) => "authorized its rules to groups created after it",
     }
 }
+
+impl super::wait::WaitReporter for StderrReporter {
+    fn progress(&self, line: &str) {
+        eprintln!("{line}");
+    }
+}

@@ -15,6 +15,7 @@ use crate::model::{
     LogConfig, MountPoint, Observed, Ownership, PortMapping, SecretRef, Tags, TaskDefinitionAttrs,
     TAG_APPLIED,
 };
+use crate::rollout::Deployment;
 use aws_sdk_ecs::types as ecs;
 use aws_smithy_types::error::operation::BuildError;
 use serde_json::{json, Map, Value};
@@ -977,6 +978,10 @@ pub async fn find_service(
         "status".to_string(),
         s.status().unwrap_or_default().to_string(),
     );
+    if let Some(d) = primary_deployment(&s) {
+        // Whether an update starts a deployment is told by the answer's PRIMARY id.
+        handles.insert("primary_deployment".to_string(), d.id);
+    }
     Ok(Some(Observed {
         address: address.clone(),
         id: s.service_arn().unwrap_or_default().to_string(),
@@ -1046,7 +1051,7 @@ pub async fn create_service(
     attrs: &EcsServiceAttrs,
     tags: &Tags,
     client_token: &str,
-) -> Result<String, AwsError> {
+) -> Result<(String, Option<Deployment>), AwsError> {
     let op = "CreateService";
     let mut req = aws
         .ecs
@@ -1084,6 +1089,8 @@ pub async fn create_service(
         .service_arn()
         .ok_or_else(|| AwsError::other(SERVICE, op, "no service ARN in the answer"))?
         .to_string();
+    // The deployment this call started: apply follows it, not "the service looks stable".
+    let started = primary_deployment(service);
     let got = service_attrs(service, &attrs.cluster, &Tags::new());
     let grace_lost =
         got.health_check_grace_period_seconds != attrs.health_check_grace_period_seconds;
@@ -1104,7 +1111,16 @@ pub async fn create_service(
         }
         fix.send().await.map_err(err(SERVICE, "UpdateService"))?;
     }
-    Ok(arn)
+    Ok((arn, started))
+}
+
+/// The PRIMARY deployment of a service as an answer describes it.
+pub fn primary_deployment(service: &ecs::Service) -> Option<Deployment> {
+    service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .map(super::ecs_rollouts::deployment)
 }
 
 /// Changes a service in place: one UpdateService carrying only the changed fields (task
@@ -1120,7 +1136,7 @@ pub async fn update_service(
     before: &EcsServiceAttrs,
     after: &EcsServiceAttrs,
     restart: bool,
-) -> Result<(), AwsError> {
+) -> Result<Option<Deployment>, AwsError> {
     let op = "UpdateService";
     for (what, b, a) in [
         ("name", &before.name, &after.name),
@@ -1185,16 +1201,18 @@ pub async fn update_service(
         changed = true;
     }
     let mut arn = None;
+    let mut primary = None;
     if changed {
         let out = req.send().await.map_err(err(SERVICE, op))?;
         arn = out
             .service()
             .and_then(|s| s.service_arn())
             .map(str::to_string);
+        primary = out.service().and_then(primary_deployment);
     }
     let (set, remove) = super::user_tag_changes(&before.tags, &after.tags);
     if set.is_empty() && remove.is_empty() {
-        return Ok(());
+        return Ok(primary);
     }
     let arn = match arn {
         Some(a) => a,
@@ -1209,7 +1227,8 @@ pub async fn update_service(
                 )
             })?,
     };
-    set_tags(aws, &arn, &set, &remove).await
+    set_tags(aws, &arn, &set, &remove).await?;
+    Ok(primary)
 }
 
 /// Scales the service to 0, deletes it (force) and waits until DescribeServices shows it

@@ -18,7 +18,7 @@ fn secs(t: Option<&aws_smithy_types::DateTime>) -> Option<i64> {
     t.map(|t| t.secs())
 }
 
-fn deployment(d: &ecs::Deployment) -> Deployment {
+pub(crate) fn deployment(d: &ecs::Deployment) -> Deployment {
     Deployment {
         id: d.id().unwrap_or_default().to_string(),
         status: d.status().unwrap_or_default().to_string(),
@@ -145,21 +145,7 @@ pub async fn service_state(
     now: i64,
 ) -> Result<ServiceState, AwsError> {
     let at = |e: AwsError| e.at(address);
-    let missing = || ServiceState {
-        address: address.to_string(),
-        name: name.to_string(),
-        cluster: cluster.to_string(),
-        status: "MISSING".into(),
-        task_definition: String::new(),
-        desired: 0,
-        running: 0,
-        pending: 0,
-        deployments: vec![],
-        events: vec![],
-        running_by_revision: BTreeMap::new(),
-        stopped: vec![],
-        targets: BTreeMap::new(),
-    };
+    let missing = || ServiceState::missing(address, name, cluster);
     let answer = match aws
         .ecs
         .describe_services()
@@ -232,4 +218,60 @@ pub async fn service_state(
         stopped,
         targets,
     })
+}
+
+/// DescribeServices takes at most 10 services a call.
+const DESCRIBE_SERVICES_MAX: usize = 10;
+
+/// What a rollout wait polls: the services' deployments, counts and events, one
+/// DescribeServices per cluster (10 services a call); tasks and targets are left empty (read
+/// only when a rollout fails). A service not found comes back `MISSING`.
+pub async fn poll_services(
+    aws: &Aws,
+    cluster: &str,
+    services: &[(String, String)],
+) -> Result<Vec<ServiceState>, AwsError> {
+    let mut out = Vec::new();
+    for chunk in services.chunks(DESCRIBE_SERVICES_MAX) {
+        let answer = aws
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.iter().map(|(_, name)| name.clone()).collect()))
+            .send()
+            .await
+            .map_err(err("ecs", "DescribeServices"))?;
+        for (address, name) in chunk {
+            let found = answer
+                .services()
+                .iter()
+                .find(|s| s.service_name() == Some(name) && s.status() != Some("INACTIVE"));
+            out.push(match found {
+                Some(s) => ServiceState {
+                    address: address.clone(),
+                    name: name.clone(),
+                    cluster: cluster.to_string(),
+                    status: s.status().unwrap_or_default().to_string(),
+                    task_definition: s.task_definition().unwrap_or_default().to_string(),
+                    desired: s.desired_count(),
+                    running: s.running_count(),
+                    pending: s.pending_count(),
+                    deployments: s.deployments().iter().map(deployment).collect(),
+                    events: s
+                        .events()
+                        .iter()
+                        .map(|e| ServiceEvent {
+                            at: secs(e.created_at()),
+                            message: e.message().unwrap_or_default().to_string(),
+                        })
+                        .collect(),
+                    running_by_revision: BTreeMap::new(),
+                    stopped: vec![],
+                    targets: BTreeMap::new(),
+                },
+                None => ServiceState::missing(address, name, cluster),
+            });
+        }
+    }
+    Ok(out)
 }

@@ -214,3 +214,32 @@ pub async fn set_tags(
     }
     Ok(())
 }
+
+/// The last `n` lines of a log stream (GetLogEvents from the end), oldest first; empty when the
+/// stream does not exist (a container that never started logs nothing).
+pub async fn last_lines(
+    aws: &Aws,
+    group: &str,
+    stream: &str,
+    n: i32,
+) -> Result<Vec<String>, AwsError> {
+    match aws
+        .logs
+        .get_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .limit(n)
+        .start_from_head(false)
+        .send()
+        .await
+        .map_err(err("logs", "GetLogEvents"))
+    {
+        Ok(out) => Ok(out
+            .events()
+            .iter()
+            .filter_map(|e| e.message().map(|m| m.trim_end().to_string()))
+            .collect()),
+        Err(e) if e.code_is("ResourceNotFoundException") => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+}

@@ -1,10 +1,17 @@
 //! Carries out one plan step against AWS: resolves the stack addresses in the desired
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
-use super::{cloudmap, ec2, ecs, efs, elbv2_targets, iam, logs, secrets, Aws, AwsError};
+use super::{
+    cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, secrets, Aws, AwsError,
+};
+use crate::apply::wait::Watcher;
 use crate::apply::{Provider, Refs};
-use crate::model::{short_hash, Address, Attrs, Desired, Observed, Peer, Rule, Tags};
+use crate::model::{
+    short_hash, Address, Attrs, Desired, EcsServiceAttrs, Observed, Peer, Rule, Tags,
+};
 use crate::plan::{Change, StepOp, RESTART_ATTR};
+use crate::rollout::{ContainerLog, Deployment, Evidence, Followed, ServiceState, LOG_LINES};
+use std::collections::BTreeMap;
 
 pub struct AwsProvider {
     pub aws: Aws,
@@ -12,9 +19,28 @@ pub struct AwsProvider {
     pub environment: String,
     /// Ownership tags (stack, environment) put on everything created or adopted.
     pub ownership: Tags,
+    /// The service changes made so far, with the deployments they started (apply waits for
+    /// them once the steps are done).
+    pub started: std::sync::Mutex<Vec<Followed>>,
 }
 
 impl AwsProvider {
+    /// Records a service change for the rollout wait.
+    fn follow(&self, address: &str, a: &EcsServiceAttrs, started: Option<&Deployment>) {
+        let followed = Followed {
+            address: address.to_string(),
+            cluster: a.cluster.clone(),
+            service: a.name.clone(),
+            deployment: started.map(|d| d.id.clone()),
+            task_definition: a.task_definition.clone(),
+            desired: a.desired_count,
+            since: started.and_then(|d| d.created_at),
+        };
+        if let Ok(mut list) = self.started.lock() {
+            list.push(followed);
+        }
+    }
+
     async fn set_managed_tags(&self, o: &Observed, d: &Desired) -> Result<(), AwsError> {
         let tags = d.managed_tags(&self.ownership);
         let aws = &self.aws;
@@ -135,7 +161,9 @@ impl Provider for AwsProvider {
                     }
                     Attrs::EcsService(a) => {
                         let token = short_hash(&(&self.stack, &self.environment, &addr, &tags));
-                        ecs::create_service(aws, a, &tags, &token).await?
+                        let (arn, started) = ecs::create_service(aws, a, &tags, &token).await?;
+                        self.follow(&addr, a, started.as_ref());
+                        arn
                     }
                     Attrs::Secret(a) => secrets::create_secret(aws, a, &tags).await?,
                     Attrs::TargetGroup(a) => {
@@ -188,7 +216,13 @@ impl Provider for AwsProvider {
                             keep_live(&mut a, b, ignored);
                         }
                         let restart = change.attrs.iter().any(|c| c.name == RESTART_ATTR);
-                        ecs::update_service(aws, &b.cluster, &b.name, b, &a, restart).await?
+                        let primary =
+                            ecs::update_service(aws, &b.cluster, &b.name, b, &a, restart).await?;
+                        // A new PRIMARY id means the call started a deployment; the same one
+                        // (a count or settings change) started none.
+                        let before = o.handles.get("primary_deployment");
+                        let started = primary.filter(|p| Some(&p.id) != before);
+                        self.follow(&addr, &a, started.as_ref());
                     }
                     // Revisions are immutable: content changes are planned as new revisions,
                     // so an update here only adopts the revision (tags below).
@@ -303,5 +337,88 @@ fn keep_live(
         "task_definition" => after.task_definition = live.task_definition.clone(),
         "tags" => after.tags = live.tags.clone(),
         _ => {}
+    }
+}
+
+impl Watcher for AwsProvider {
+    /// One DescribeServices per cluster (10 services a call) per poll.
+    async fn poll(&self, followed: &[Followed]) -> Result<Vec<ServiceState>, AwsError> {
+        let mut by_cluster: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+        for f in followed {
+            by_cluster
+                .entry(f.cluster.as_str())
+                .or_default()
+                .push((f.address.clone(), f.service.clone()));
+        }
+        let mut states = Vec::new();
+        for (cluster, services) in by_cluster {
+            states.extend(ecs_rollouts::poll_services(&self.aws, cluster, &services).await?);
+        }
+        // Back in the order asked.
+        Ok(followed
+            .iter()
+            .map(|f| {
+                states
+                    .iter()
+                    .find(|s| s.address == f.address)
+                    .cloned()
+                    .unwrap_or_else(|| ServiceState::missing(&f.address, &f.service, &f.cluster))
+            })
+            .collect())
+    }
+
+    /// The service read in full (tasks, targets, events), the stopped containers' awslogs
+    /// settings from the revision, and their last log lines. A read that fails leaves its part
+    /// out: the report is evidence, not a second failure.
+    async fn evidence(&self, f: &Followed) -> Evidence {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let Ok(state) =
+            ecs_rollouts::service_state(&self.aws, &f.address, &f.cluster, &f.service, now).await
+        else {
+            return Evidence::default();
+        };
+        let mut evidence = Evidence::from_state(f, &state);
+        let Ok(Some((_, revision, _))) =
+            ecs::describe_task_definition(&self.aws, &f.task_definition).await
+        else {
+            return evidence;
+        };
+        for task in &evidence.stopped {
+            for c in &task.containers {
+                let Some(log) = revision
+                    .containers
+                    .iter()
+                    .find(|rc| rc.name == c.name)
+                    .and_then(|rc| rc.log.as_ref())
+                    .filter(|l| l.driver == "awslogs")
+                else {
+                    continue;
+                };
+                let (Some(group), Some(prefix)) = (
+                    log.options.get("awslogs-group"),
+                    log.options.get("awslogs-stream-prefix"),
+                ) else {
+                    continue;
+                };
+                let stream = format!("{prefix}/{}/{}", c.name, task.id);
+                if let Ok(lines) =
+                    logs::last_lines(&self.aws, group, &stream, LOG_LINES as i32).await
+                {
+                    if !lines.is_empty() {
+                        evidence.logs.push(ContainerLog {
+                            task: task.id.clone(),
+                            container: c.name.clone(),
+                            log_group: group.clone(),
+                            log_stream: stream,
+                            lines,
+                        });
+                    }
+                }
+            }
+        }
+        evidence
     }
 }

@@ -3,15 +3,17 @@
 
 use super::show::read_plan;
 use super::{refuse_conflicts, Context};
+use crate::apply::wait::{wait as rollout_wait, RolloutResult, Settings};
 use crate::apply::{self, progress::StderrReporter, Refs};
 use crate::aws::provider::AwsProvider;
 use crate::aws::Aws;
-use crate::cli::{AwsArgs, StackArgs};
+use crate::cli::{AwsArgs, StackArgs, WaitArgs};
 use crate::observe;
 use crate::output;
 use crate::plan::Plan;
 use crate::printer::{json_output, preview_plan, to_json};
 use crate::report;
+use crate::rollout::Outcome;
 use crate::run::Failure;
 use crate::saved;
 use crate::spec::{self, LoadedStack};
@@ -20,10 +22,17 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a rollout wait reads the services: one DescribeServices per cluster each time
+/// (both services of the reference stack share one call). ECS's state changes take seconds
+/// (task placement, image pull, health checks every 30 s by default), so 5 s shows each change
+/// soon enough while staying far below ECS's DescribeServices rate limit.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Applies a saved plan exactly: re-reads what it was made from and refuses, changing
 /// nothing, if any of it moved.
-pub async fn apply_saved(file: &Path, aws_args: &AwsArgs) -> Result<(), Failure> {
+pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Result<(), Failure> {
     let saved = read_plan(file)?;
     let version = env!("CARGO_PKG_VERSION");
     if saved.tool_version != version {
@@ -52,7 +61,7 @@ pub async fn apply_saved(file: &Path, aws_args: &AwsArgs) -> Result<(), Failure>
         )));
     }
     preview_plan(&saved.plan);
-    execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone()).await
+    execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait).await
 }
 
 fn confirm(destroy: bool) -> Result<bool, Failure> {
@@ -84,6 +93,7 @@ pub async fn converge(
     destroy: bool,
     delete_data: bool,
     targets: &[String],
+    wait: &WaitArgs,
 ) -> Result<(), Failure> {
     let mut ctx = Context::load(stack_args, aws_args).await?;
     ctx.delete_data |= delete_data;
@@ -94,15 +104,17 @@ pub async fn converge(
     if planned.plan.has_changes() && !auto_approve && !confirm(destroy)? {
         return Err(Failure::Other("not confirmed; nothing was changed".into()));
     }
-    execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs).await
+    execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs, wait).await
 }
 
-/// Carries out a plan with Ctrl-C handling and the final report.
+/// Carries out a plan with Ctrl-C handling, follows the rollouts it started (unless
+/// `--no-wait`), and prints the final report.
 async fn execute_plan(
     plan: &Plan,
     aws: &Aws,
     loaded: &LoadedStack,
     refs: Refs,
+    wait: &WaitArgs,
 ) -> Result<(), Failure> {
     if !plan.has_changes() {
         if json_output() {
@@ -110,7 +122,7 @@ async fn execute_plan(
                 outcomes: vec![],
                 interrupted: false,
             };
-            println!("{}", to_json(&report::apply_report(plan, &report)));
+            println!("{}", to_json(&report::apply_report(plan, &report, &[])));
         }
         return Ok(());
     }
@@ -127,17 +139,71 @@ async fn execute_plan(
         stack: loaded.stack.stack.clone(),
         environment: loaded.stack.environment.clone(),
         ownership: spec::ownership_tags(&loaded.stack),
+        started: Default::default(),
     };
-    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop).await;
+    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop.clone()).await;
     eprint!("\n{}", output::report_text(&report));
-    if json_output() {
-        println!("{}", to_json(&report::apply_report(plan, &report)));
-    }
-    if report.succeeded() {
-        Ok(())
+    let mut followed = provider
+        .started
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    followed.sort_by(|a, b| a.address.cmp(&b.address));
+    let rollouts = if followed.is_empty() {
+        vec![]
+    } else if wait.no_wait || !report.succeeded() {
+        let why = if wait.no_wait {
+            "--no-wait"
+        } else {
+            "the apply did not complete"
+        };
+        followed
+            .iter()
+            .map(|f| RolloutResult::not_waited(f, why))
+            .collect()
     } else {
-        Err(Failure::Incomplete {
-            interrupted: report.interrupted,
-        })
+        eprintln!(
+            "\nFollowing {} service change(s) until they run what was applied (--wait-timeout {}s, --no-wait to skip):",
+            followed.len(),
+            wait.wait_timeout.as_secs()
+        );
+        let settings = Settings {
+            timeout: wait.wait_timeout,
+            interval: POLL_INTERVAL,
+            max_task_failures: wait.max_task_failures,
+        };
+        rollout_wait(
+            &followed,
+            &provider,
+            &StderrReporter,
+            &settings,
+            stop.clone(),
+        )
+        .await
+    };
+    let waited = !rollouts.is_empty() && !wait.no_wait && report.succeeded();
+    if waited {
+        eprint!("\n{}", output::rollouts_text(&rollouts));
     }
+    if json_output() {
+        println!(
+            "{}",
+            to_json(&report::apply_report(plan, &report, &rollouts))
+        );
+    }
+    if !report.succeeded() {
+        return Err(Failure::Incomplete {
+            interrupted: report.interrupted,
+        });
+    }
+    let interrupted = stop.load(Ordering::SeqCst);
+    if waited && rollouts.iter().any(|r| r.outcome != Outcome::Completed) {
+        if interrupted {
+            eprintln!(
+                "Stopped waiting; ECS goes on with the deployments. See how they end with: deploy status"
+            );
+        }
+        return Err(Failure::Rollouts { interrupted });
+    }
+    Ok(())
 }

@@ -12,5 +12,11 @@ pub async fn run(
     auto_approve: bool,
     delete_data: bool,
 ) -> Result<(), Failure> {
-    super::apply::converge(stack, aws, auto_approve, true, delete_data, &[]).await
+    // A destroy deletes services: it starts no rollout to follow.
+    let no_wait = crate::cli::WaitArgs {
+        no_wait: true,
+        wait_timeout: std::time::Duration::ZERO,
+        max_task_failures: 0,
+    };
+    super::apply::converge(stack, aws, auto_approve, true, delete_data, &[], &no_wait).await
 }

@@ -191,6 +191,9 @@ pub enum On {
     Kind(Kind),
     /// Fixed ARNs (resources AWS creates on the caller's behalf, ids unknown).
     Arns(&'static [&'static str]),
+    /// ARNs inside the kind's own resources (`{name}` filled per resource, like `arns`), for
+    /// actions on a part of them (a log group's streams); no tag condition exists for those.
+    Within(&'static [&'static str]),
     /// `iam:PassRole` on the stack's roles, only to ECS tasks.
     PassRoleToEcsTasks,
     /// `iam:CreateServiceLinkedRole` for this service principal only.
@@ -320,7 +323,12 @@ pub static KINDS: [KindInfo; 14] = [
         reads_need: &[],
         create_rank: 0,
         iam: IamActions {
-            read: &["logs:DescribeLogGroups", "logs:ListTagsForResource"],
+            // GetLogEvents: the last lines of a stopped container, in a failed rollout's report.
+            read: &[
+                "logs:DescribeLogGroups",
+                "logs:ListTagsForResource",
+                "logs:GetLogEvents",
+            ],
             create: &["logs:CreateLogGroup", "logs:PutRetentionPolicy"],
             update: &[
                 "logs:PutRetentionPolicy",
@@ -338,7 +346,13 @@ pub static KINDS: [KindInfo; 14] = [
             ],
             by: ScopeBy::Name,
             creates: &[],
-            on: &[("logs:DescribeLogGroups", On::Any)],
+            on: &[
+                ("logs:DescribeLogGroups", On::Any),
+                (
+                    "logs:GetLogEvents",
+                    On::Within(&["arn:aws:logs:{region}:{account}:log-group:{name}:log-stream:*"]),
+                ),
+            ],
         },
     },
     KindInfo {

@@ -180,6 +180,12 @@ impl Moto {
             if std::env::var_os("MOTO_IAM_LOAD_MANAGED_POLICIES").is_none() {
                 cmd.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
             }
+            // moto runs no task: it reports this many running (and completes a service's
+            // rollout when that reaches the desired count, 1 in the reference stack), so an
+            // apply's rollout wait ends. A test of tasks that never start sets it to 0.
+            if std::env::var_os("MOTO_ECS_SERVICE_RUNNING").is_none() {
+                cmd.env("MOTO_ECS_SERVICE_RUNNING", "1");
+            }
             cmd.envs(extra_env.iter().copied());
             let mut child = cmd.spawn().unwrap_or_else(|e| {
                 panic!("cannot start {}: {e}\n{INSTALL_HINT}", server.display())

@@ -1,0 +1,437 @@
+//! After the calls: follows the rollouts an apply started until each completed, failed, was
+//! rolled back or superseded, or the time ran out — so "Apply complete" is only said when the
+//! services really run what was applied. Generic over a [`Watcher`] (the AWS reads) and a
+//! [`WaitReporter`] (the printing), so the loop is unit-tested on plain values.
+
+use crate::aws::AwsError;
+use crate::rollout::{judge, progress_line, Evidence, Followed, Outcome, ServiceState, Verdict};
+use serde::Serialize;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The reads a wait needs.
+pub trait Watcher {
+    /// The current state of each followed service (deployments, counts, events), in order.
+    fn poll(
+        &self,
+        followed: &[Followed],
+    ) -> impl Future<Output = Result<Vec<ServiceState>, AwsError>>;
+    /// What explains a rollout that did not complete (read once, when it ends so).
+    fn evidence(&self, followed: &Followed) -> impl Future<Output = Evidence>;
+}
+
+/// Told each change of a rollout's state, as one line.
+pub trait WaitReporter {
+    fn progress(&self, line: &str);
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Give up (outcome `timed_out`) after this long.
+    pub timeout: Duration,
+    /// How long between polls.
+    pub interval: Duration,
+    /// Stop at this many failed tasks of the new revision, before the breaker's threshold.
+    pub max_task_failures: i32,
+}
+
+/// How one followed change ended, with the evidence when it did not complete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RolloutResult {
+    pub address: String,
+    pub deployment: Option<String>,
+    pub task_definition: String,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub evidence: Option<Evidence>,
+}
+
+impl RolloutResult {
+    pub fn not_waited(f: &Followed, reason: &str) -> RolloutResult {
+        RolloutResult {
+            address: f.address.clone(),
+            deployment: f.deployment.clone(),
+            task_definition: f.task_definition.clone(),
+            outcome: Outcome::NotWaited,
+            reason: reason.to_string(),
+            evidence: None,
+        }
+    }
+}
+
+/// Follows every change until it ends, the timeout passes or `stop` is raised (Ctrl-C: the
+/// ones still open end `not_waited`, nothing is rolled back).
+pub async fn wait<W: Watcher, R: WaitReporter>(
+    followed: &[Followed],
+    watcher: &W,
+    reporter: &R,
+    settings: &Settings,
+    stop: Arc<AtomicBool>,
+) -> Vec<RolloutResult> {
+    let started = Instant::now();
+    let mut results: Vec<Option<RolloutResult>> = vec![None; followed.len()];
+    let mut last_line: Vec<String> = vec![String::new(); followed.len()];
+    loop {
+        let open: Vec<usize> = (0..followed.len())
+            .filter(|&i| results[i].is_none())
+            .collect();
+        if open.is_empty() {
+            break;
+        }
+        let asked: Vec<Followed> = open.iter().map(|&i| followed[i].clone()).collect();
+        match watcher.poll(&asked).await {
+            Ok(states) => {
+                for (&i, state) in open.iter().zip(&states) {
+                    let f = &followed[i];
+                    let line = progress_line(f, state);
+                    if line != last_line[i] {
+                        reporter.progress(&line);
+                        last_line[i] = line;
+                    }
+                    if let Verdict::Done(outcome, reason) =
+                        judge(f, state, settings.max_task_failures)
+                    {
+                        let evidence = match outcome {
+                            Outcome::Completed => None,
+                            _ => Some(watcher.evidence(f).await),
+                        };
+                        reporter.progress(&format!(
+                            "{}: {} — {reason}",
+                            f.address,
+                            outcome_word(outcome)
+                        ));
+                        results[i] = Some(RolloutResult {
+                            address: f.address.clone(),
+                            deployment: f.deployment.clone(),
+                            task_definition: f.task_definition.clone(),
+                            outcome,
+                            reason,
+                            evidence,
+                        });
+                    }
+                }
+            }
+            // A failed read is not the rollout's failure: say so and read again.
+            Err(e) => {
+                reporter.progress(&format!("reading the services failed ({e}); trying again"))
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            break;
+        }
+        if stop.load(Ordering::SeqCst) {
+            for (i, r) in results.iter_mut().enumerate() {
+                if r.is_none() {
+                    *r = Some(RolloutResult::not_waited(
+                        &followed[i],
+                        "interrupted: ECS goes on with the deployment",
+                    ));
+                }
+            }
+            break;
+        }
+        if started.elapsed() >= settings.timeout {
+            for (i, r) in results.iter_mut().enumerate() {
+                if r.is_none() {
+                    let f = &followed[i];
+                    *r = Some(RolloutResult {
+                        address: f.address.clone(),
+                        deployment: f.deployment.clone(),
+                        task_definition: f.task_definition.clone(),
+                        outcome: Outcome::TimedOut,
+                        reason: format!(
+                            "not done after {}s (--wait-timeout); ECS goes on with the deployment",
+                            settings.timeout.as_secs()
+                        ),
+                        evidence: Some(watcher.evidence(f).await),
+                    });
+                }
+            }
+            break;
+        }
+        // Sleep in short steps so Ctrl-C is seen at once.
+        let until = Instant::now() + settings.interval;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100).min(settings.interval)).await;
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every change ended"))
+        .collect()
+}
+
+/// The word for an outcome in progress lines.
+pub fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Completed => "rollout completed",
+        Outcome::Failed => "rollout FAILED",
+        Outcome::RolledBack => "rollout ROLLED BACK",
+        Outcome::TimedOut => "rollout TIMED OUT",
+        Outcome::Superseded => "rollout SUPERSEDED",
+        Outcome::NotWaited => "not waited for",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::Deployment;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// Answers polls from a script of states per service (the last one repeats).
+    struct Script {
+        states: RefCell<Vec<VecDeque<ServiceState>>>,
+        polls: RefCell<usize>,
+    }
+
+    impl Watcher for Script {
+        async fn poll(&self, followed: &[Followed]) -> Result<Vec<ServiceState>, AwsError> {
+            *self.polls.borrow_mut() += 1;
+            let mut states = self.states.borrow_mut();
+            Ok(followed
+                .iter()
+                .map(|f| {
+                    let i: usize = f.service.parse().unwrap();
+                    let q = &mut states[i];
+                    if q.len() > 1 {
+                        q.pop_front().unwrap()
+                    } else {
+                        q[0].clone()
+                    }
+                })
+                .collect())
+        }
+        async fn evidence(&self, _f: &Followed) -> Evidence {
+            Evidence {
+                failed_tasks: 3,
+                ..Default::default()
+            }
+        }
+    }
+
+    struct Lines(RefCell<Vec<String>>);
+    impl WaitReporter for Lines {
+        fn progress(&self, line: &str) {
+            self.0.borrow_mut().push(line.to_string());
+        }
+    }
+
+    const NEW: &str = "arn:aws:ecs:r:1:task-definition/prom-task:2";
+    const OLD: &str = "arn:aws:ecs:r:1:task-definition/prom-task:1";
+
+    fn followed(i: usize) -> Followed {
+        Followed {
+            address: format!("ecs_service.s{i}"),
+            cluster: "c".into(),
+            service: i.to_string(),
+            deployment: Some("ecs-svc/new".into()),
+            task_definition: NEW.into(),
+            desired: 1,
+            since: None,
+        }
+    }
+
+    fn state(deployments: Vec<Deployment>) -> ServiceState {
+        let mut s = ServiceState::missing("a", "n", "c");
+        s.status = "ACTIVE".into();
+        s.task_definition = NEW.into();
+        s.desired = 1;
+        s.deployments = deployments;
+        s
+    }
+
+    fn dep(id: &str, status: &str, td: &str, state: &str, running: i32, failed: i32) -> Deployment {
+        Deployment {
+            id: id.into(),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: Some(state.into()),
+            rollout_state_reason: Some(format!("reason of {id}")),
+            desired: 1,
+            running,
+            pending: 0,
+            failed,
+            created_at: None,
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            timeout: Duration::from_secs(5),
+            interval: Duration::from_millis(1),
+            max_task_failures: 2,
+        }
+    }
+
+    fn run(script: Vec<Vec<ServiceState>>, n: usize) -> (Vec<RolloutResult>, Vec<String>, usize) {
+        let watcher = Script {
+            states: RefCell::new(script.into_iter().map(VecDeque::from).collect()),
+            polls: RefCell::new(0),
+        };
+        let lines = Lines(RefCell::new(vec![]));
+        let f: Vec<Followed> = (0..n).map(followed).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let results = rt.block_on(wait(
+            &f,
+            &watcher,
+            &lines,
+            &settings(),
+            Arc::new(AtomicBool::new(false)),
+        ));
+        let polls = *watcher.polls.borrow();
+        (results, lines.0.into_inner(), polls)
+    }
+
+    #[test]
+    fn in_progress_then_completed() {
+        let old_done = dep("ecs-svc/old", "ACTIVE", OLD, "COMPLETED", 1, 0);
+        let (r, lines, polls) = run(
+            vec![vec![
+                state(vec![
+                    dep("ecs-svc/new", "PRIMARY", NEW, "IN_PROGRESS", 0, 0),
+                    old_done.clone(),
+                ]),
+                state(vec![dep("ecs-svc/new", "PRIMARY", NEW, "COMPLETED", 1, 0)]),
+            ]],
+            1,
+        );
+        assert_eq!(r[0].outcome, Outcome::Completed);
+        assert_eq!(polls, 2);
+        assert!(lines[0].contains("IN_PROGRESS: running 0/1"), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.contains("rollout completed")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn an_older_failed_deployment_is_ignored() {
+        let (r, _, _) = run(
+            vec![vec![state(vec![
+                dep("ecs-svc/new", "PRIMARY", NEW, "COMPLETED", 1, 0),
+                dep("ecs-svc/older", "INACTIVE", OLD, "FAILED", 0, 5),
+            ])]],
+            1,
+        );
+        assert_eq!(r[0].outcome, Outcome::Completed);
+    }
+
+    #[test]
+    fn a_breaker_rollback_is_a_failure_with_evidence() {
+        let (r, _, _) = run(
+            vec![vec![state(vec![
+                dep("ecs-svc/rollback", "PRIMARY", OLD, "IN_PROGRESS", 0, 0),
+                dep("ecs-svc/new", "ACTIVE", NEW, "FAILED", 0, 3),
+            ])]],
+            1,
+        );
+        assert_eq!(r[0].outcome, Outcome::RolledBack);
+        assert!(
+            r[0].reason
+                .contains("rolled the service back to prom-task:1"),
+            "{}",
+            r[0].reason
+        );
+        assert_eq!(r[0].evidence.as_ref().unwrap().failed_tasks, 3);
+    }
+
+    #[test]
+    fn a_crash_loop_stops_at_max_task_failures() {
+        let (r, _, _) = run(
+            vec![vec![state(vec![dep(
+                "ecs-svc/new",
+                "PRIMARY",
+                NEW,
+                "IN_PROGRESS",
+                0,
+                2,
+            )])]],
+            1,
+        );
+        assert_eq!(r[0].outcome, Outcome::Failed);
+        assert!(
+            r[0].reason.contains("2 tasks of prom-task:2 failed"),
+            "{}",
+            r[0].reason
+        );
+        assert!(r[0].reason.contains("threshold is 3"), "{}", r[0].reason);
+    }
+
+    #[test]
+    fn a_newer_deployment_by_someone_else_supersedes() {
+        let (r, _, _) = run(
+            vec![vec![state(vec![
+                dep("ecs-svc/theirs", "PRIMARY", NEW, "IN_PROGRESS", 0, 0),
+                dep("ecs-svc/new", "ACTIVE", NEW, "IN_PROGRESS", 0, 0),
+            ])]],
+            1,
+        );
+        assert_eq!(r[0].outcome, Outcome::Superseded);
+    }
+
+    #[test]
+    fn it_times_out_and_follows_each_service_apart() {
+        let watcher_states = vec![
+            vec![state(vec![dep(
+                "ecs-svc/new",
+                "PRIMARY",
+                NEW,
+                "IN_PROGRESS",
+                0,
+                0,
+            )])],
+            vec![state(vec![dep(
+                "ecs-svc/new",
+                "PRIMARY",
+                NEW,
+                "COMPLETED",
+                1,
+                0,
+            )])],
+        ];
+        let watcher = Script {
+            states: RefCell::new(watcher_states.into_iter().map(VecDeque::from).collect()),
+            polls: RefCell::new(0),
+        };
+        let lines = Lines(RefCell::new(vec![]));
+        let f: Vec<Followed> = (0..2).map(followed).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut s = settings();
+        s.timeout = Duration::from_millis(30);
+        let r = rt.block_on(wait(
+            &f,
+            &watcher,
+            &lines,
+            &s,
+            Arc::new(AtomicBool::new(false)),
+        ));
+        assert_eq!(r[0].outcome, Outcome::TimedOut);
+        assert!(r[0].evidence.is_some());
+        assert_eq!(r[1].outcome, Outcome::Completed);
+    }
+
+    #[test]
+    fn a_change_without_a_deployment_waits_for_the_count() {
+        let mut f = followed(0);
+        f.deployment = None;
+        let mut waiting = state(vec![]);
+        waiting.desired = 3;
+        waiting.running = 1;
+        assert_eq!(judge(&f, &waiting, 2), Verdict::Waiting);
+        waiting.running = 3;
+        assert!(matches!(
+            judge(&f, &waiting, 2),
+            Verdict::Done(Outcome::Completed, _)
+        ));
+    }
+}
