@@ -556,6 +556,33 @@ impl TestEnv {
         cmd
     }
 
+    /// Runs `deploy` in `cwd` as someone new to it would: HOME = `home`, none of the AWS_*
+    /// settings `deploy_command` gives (no credentials, no config file paths, no metadata
+    /// switch), only AWS_ENDPOINT_URL = the proxy so that any request it sends is recorded;
+    /// then `extra_env`.
+    pub fn deploy_as_new_user(
+        &self,
+        home: &Path,
+        cwd: &Path,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deploy"));
+        cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+        scrub_aws_env(&mut cmd);
+        cmd.env("HOME", home)
+            .env("AWS_ENDPOINT_URL", self.proxy_endpoint())
+            .env("NO_COLOR", "1");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        run_with_timeout(
+            cmd,
+            duration_from_env("DEPLOY_TEST_TIMEOUT_SECS", 300),
+            &format!("deploy {}", args.join(" ")),
+        )
+    }
+
     /// SDK config pointed DIRECTLY at moto (test-side setup and drift; not recorded), with
     /// fake credentials, standard retry (3 attempts) and none of the host's AWS settings.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
