@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "deploy",
-    version,
+    version = crate::version::LONG,
     about = "Plan and apply a Prometheus monitoring stack on AWS ECS Fargate"
 )]
 pub struct Cli {

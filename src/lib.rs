@@ -19,3 +19,4 @@ pub mod report;
 pub mod run;
 pub mod saved;
 pub mod spec;
+pub mod version;

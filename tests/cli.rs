@@ -1,0 +1,106 @@
+// `deploy` as an installed command: `--version` names the release and the commit it was built
+// from, a plan saved by another commit's build of the same release applies, and the shell
+// completions and man page are generated for every command.
+
+mod common;
+
+use common::{assert_success, repo_root, stderr, stdout, TestEnv};
+use std::process::{Command, Output};
+
+fn deploy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run deploy")
+}
+
+/// The commit of the checkout, when this is one and git is installed.
+fn checkout_commit() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The commit `deploy --version` names: `deploy 0.1.0 (commit abc1234)`.
+fn version_commit() -> String {
+    let out = deploy(&["--version"]);
+    assert_success(&out);
+    let line = stdout(&out);
+    let prefix = format!("deploy {} (commit ", env!("CARGO_PKG_VERSION"));
+    line.trim()
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("--version printed {line:?}, expected `{prefix}…)`"))
+        .to_string()
+}
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let commit = version_commit();
+    match checkout_commit() {
+        Some(head) => assert_eq!(commit, head, "built from another commit than HEAD"),
+        None => assert_eq!(commit, "unknown"),
+    }
+}
+
+#[test]
+fn a_plan_saved_by_another_commits_build_of_the_release_applies() {
+    // A pull request's build plans; the merge commit's build (same release, other commit)
+    // applies. Saved plans record both, and only the release is compared.
+    let env = TestEnv::new();
+    env.seed(false);
+    let plan = env.path().join("pr.plan");
+    let plan_path = plan.to_str().unwrap();
+    let out = env.deploy(&[
+        "plan",
+        "--target",
+        "log_group.prometheus",
+        "--out",
+        plan_path,
+    ]);
+    assert_success(&out);
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(saved["tool_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(saved["tool_commit"], version_commit().as_str());
+
+    // As if made by the pull request's build: another commit.
+    saved["tool_commit"] = "0badc0d".into();
+    std::fs::write(&plan, serde_json::to_string_pretty(&saved).unwrap()).unwrap();
+    let out = env.deploy(&["show", plan_path]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains(&format!(
+            "deploy {}, commit 0badc0d",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stderr(&out)
+    );
+    env.proxy.clear();
+    let out = env.deploy(&["apply", plan_path]);
+    assert_success(&out);
+    let creates: Vec<_> = env
+        .proxy
+        .mutating_calls()
+        .into_iter()
+        .filter(|c| c.action == "CreateLogGroup")
+        .collect();
+    assert_eq!(creates.len(), 1, "{}", stdout(&out));
+
+    // Another release is still refused, changing nothing.
+    saved["tool_version"] = "0.0.0-other".into();
+    std::fs::write(&plan, serde_json::to_string_pretty(&saved).unwrap()).unwrap();
+    env.proxy.clear();
+    let out = env.deploy(&["apply", plan_path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("deploy 0.0.0-other"), "{}", stderr(&out));
+    assert!(env.proxy.calls().is_empty(), "{:?}", env.proxy.calls());
+}
