@@ -101,6 +101,114 @@ fn a_plan_saved_by_another_commits_build_of_the_release_applies() {
     env.proxy.clear();
     let out = env.deploy(&["apply", plan_path]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("deploy 0.0.0-other"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deploy 0.0.0-other"),
+        "{}",
+        stderr(&out)
+    );
     assert!(env.proxy.calls().is_empty(), "{:?}", env.proxy.calls());
+}
+
+/// Every command's name, from the same clap definitions the binary parses.
+fn command_names() -> Vec<String> {
+    use clap::CommandFactory;
+    let names: Vec<String> = deploy::cli::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for expected in ["plan", "apply", "destroy", "completions", "man"] {
+        assert!(names.iter().any(|n| n == expected), "{names:?}");
+    }
+    names
+}
+
+#[test]
+fn completions_for_each_shell_name_every_command() {
+    let names = command_names();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = deploy(&["completions", shell]);
+        assert_success(&out);
+        let script = stdout(&out);
+        assert!(!script.trim().is_empty(), "{shell}: empty script");
+        for name in &names {
+            assert!(script.contains(name.as_str()), "{shell}: no {name}");
+        }
+        // fish spells long flags `-l detailed-exitcode`.
+        assert!(
+            script.contains("detailed-exitcode"),
+            "{shell}: no plan flags"
+        );
+    }
+    let out = deploy(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn the_bash_completion_script_is_valid_bash() {
+    let out = deploy(&["completions", "bash"]);
+    assert_success(&out);
+    let path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(path.path(), &out.stdout).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(path.path())
+        .output()
+        .expect("bash is needed for this test: apt-get install bash");
+    assert!(check.status.success(), "bash -n: {}", stderr(&check));
+}
+
+/// Renders roff as `man` does in a UTF-8 terminal (preconv, the man macros), as plain text,
+/// with every warning on (`-ww`); returns the text and what groff said on stderr.
+fn groff(roff: &[u8]) -> (String, String) {
+    use std::io::Write;
+    let mut child = Command::new("groff")
+        .args(["-k", "-man", "-Tutf8", "-P-cbou", "-ww", "-rLL=200n"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff is needed for this test: `bash scripts/setup.sh` installs it (apt-get install groff-base)");
+    child.stdin.take().unwrap().write_all(roff).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "groff failed: {}", stderr(&out));
+    // Some groff builds render `\-` as a Unicode minus or hyphen; flags read as typed.
+    let text = stdout(&out).replace(['\u{2212}', '\u{2010}'], "-");
+    (text, stderr(&out))
+}
+
+#[test]
+fn the_man_page_renders_and_names_every_command() {
+    let out = deploy(&["man"]);
+    assert_success(&out);
+    let roff = stdout(&out);
+    assert!(roff.contains(".TH deploy 1"), "{roff}");
+    let (text, warnings) = groff(&out.stdout);
+    assert_eq!(warnings, "", "groff warnings");
+    for section in ["NAME", "SYNOPSIS", "OPTIONS", "SUBCOMMANDS", "VERSION"] {
+        assert!(text.contains(section), "no {section}:\n{text}");
+    }
+    assert!(text.contains("Exit codes: 0 success"), "{text}");
+    for name in command_names() {
+        assert!(
+            text.contains(&format!("deploy-{name}(1)")),
+            "no {name}:\n{text}"
+        );
+
+        // Each command has its own page, deploy-COMMAND(1), with its options.
+        let out = deploy(&["man", &name]);
+        assert_success(&out);
+        let (page, warnings) = groff(&out.stdout);
+        assert_eq!(warnings, "", "groff warnings for deploy-{name}");
+        assert!(page.contains(&format!("deploy-{name}")), "{page}");
+        assert!(page.contains(&format!("deploy {name}")), "{page}");
+    }
+    let (plan_page, _) = groff(&deploy(&["man", "plan"]).stdout);
+    assert!(plan_page.contains("--detailed-exitcode"), "{plan_page}");
+    let out = deploy(&["man", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no command `nope`"),
+        "{}",
+        stderr(&out)
+    );
 }
