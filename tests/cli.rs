@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_success, repo_root, stderr, stdout, TestEnv};
+use common::{assert_success, repo_root, run_with_input, stderr, stdout, TestEnv};
 use std::process::{Command, Output};
 
 fn deploy(args: &[&str]) -> Output {
@@ -87,13 +87,9 @@ fn a_plan_saved_by_another_commits_build_of_the_release_applies() {
     env.proxy.clear();
     let out = env.deploy(&["apply", plan_path]);
     assert_success(&out);
-    let creates: Vec<_> = env
-        .proxy
-        .mutating_calls()
-        .into_iter()
-        .filter(|c| c.action == "CreateLogGroup")
-        .collect();
-    assert_eq!(creates.len(), 1, "{}", stdout(&out));
+    let mutating = env.proxy.mutating_calls();
+    let creates = mutating.iter().filter(|c| c.action == "CreateLogGroup");
+    assert_eq!(creates.count(), 1, "{mutating:?}");
 
     // Another release is still refused, changing nothing.
     saved["tool_version"] = "0.0.0-other".into();
@@ -160,16 +156,13 @@ fn the_bash_completion_script_is_valid_bash() {
 /// Renders roff as `man` does in a UTF-8 terminal (preconv, the man macros), as plain text,
 /// with every warning on (`-ww`); returns the text and what groff said on stderr.
 fn groff(roff: &[u8]) -> (String, String) {
-    use std::io::Write;
-    let mut child = Command::new("groff")
-        .args(["-k", "-man", "-Tutf8", "-P-cbou", "-ww", "-rLL=200n"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("groff is needed for this test: `bash scripts/setup.sh` installs it (apt-get install groff-base)");
-    child.stdin.take().unwrap().write_all(roff).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut groff = Command::new("groff");
+    groff.args(["-k", "-man", "-Tutf8", "-P-cbou", "-ww", "-rLL=200n"]);
+    let out = run_with_input(
+        groff,
+        roff,
+        "`bash scripts/setup.sh` installs it (apt-get install groff-base)",
+    );
     assert!(out.status.success(), "groff failed: {}", stderr(&out));
     // Some groff builds render `\-` as a Unicode minus or hyphen; flags read as typed.
     let text = stdout(&out).replace(['\u{2212}', '\u{2010}'], "-");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{repo_root, stderr, TestEnv};
+use common::{repo_root, run_with_input, stderr, stdout, TestEnv};
 use std::process::Output;
 
 /// An empty home directory: no ~/.aws at all.
@@ -132,15 +132,10 @@ fn expired_sso_home() -> tempfile::TempDir {
 /// SHA-1 by the system's `sha1sum` (coreutils), so the test does not compute the SDK's cache
 /// key with code of its own.
 fn sha1_hex(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha1sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha1sum (coreutils) is needed: apt-get install coreutils");
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..40].to_string()
+    let sha1sum = std::process::Command::new("sha1sum");
+    let out = run_with_input(sha1sum, data, "apt-get install coreutils");
+    assert!(out.status.success(), "sha1sum: {}", stderr(&out));
+    stdout(&out)[..40].to_string()
 }
 
 #[test]
