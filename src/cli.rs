@@ -6,8 +6,13 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "deploy",
-    version,
-    about = "Plan and apply a Prometheus monitoring stack on AWS ECS Fargate"
+    version = crate::version::LONG,
+    about = "Plan and apply a Prometheus monitoring stack on AWS ECS Fargate",
+    after_long_help = "Exit codes: 0 success; 1 bad input, an AWS error, a refused plan or a failed \
+        apply; 2 changes found (plan --detailed-exitcode); 130 an apply interrupted with Ctrl-C.\n\n\
+        The stack file is stacks/monitoring.yaml unless -f names another. Credentials and region \
+        come from the standard AWS configuration (--profile or AWS_PROFILE, --region or the \
+        stack's region or AWS_REGION). One command's own page: deploy man COMMAND."
 )]
 pub struct Cli {
     /// Colour: auto (a terminal, unless NO_COLOR is set), always or never.
@@ -41,7 +46,7 @@ pub enum ColorChoice {
 #[derive(Debug, Args, Clone)]
 pub struct StackArgs {
     /// The stack file [default: stacks/monitoring.yaml].
-    #[arg(short = 'f', long = "file")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file_arg: Option<PathBuf>,
     /// Directory of the templates the stack names.
     #[arg(long, default_value = "templates")]
@@ -216,6 +221,24 @@ pub enum Command {
         /// task definition family, service name).
         id: String,
     },
+    /// Print a shell completion script (e.g. `deploy completions bash > ~/.local/share/bash-completion/completions/deploy`).
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page: deploy(1), or deploy-COMMAND(1) for one command.
+    Man {
+        /// A command whose own page to print (e.g. plan).
+        command: Option<String>,
+    },
+}
+
+/// The shells `deploy completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[cfg(test)]

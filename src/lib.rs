@@ -21,3 +21,4 @@ pub mod rollout;
 pub mod run;
 pub mod saved;
 pub mod spec;
+pub mod version;

@@ -47,3 +47,17 @@ pub fn preview_plan(plan: &Plan) {
         print!("{}", output::plan_text(plan, style()));
     }
 }
+
+/// Writes generated text (a completion script, a man page) to stdout as is; a reader that
+/// stops early (`deploy man | head`) is not an error.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), crate::run::Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(crate::run::Failure::Other(format!(
+            "cannot write to stdout: {e}"
+        ))),
+    }
+}

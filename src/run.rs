@@ -194,5 +194,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => commands::import::run(&stack, &aws, &address, &id)
             .await
             .map(|()| 0),
+        Command::Completions { shell } => commands::completions::run(shell).map(|()| 0),
+        Command::Man { command } => commands::man::run(command.as_deref()).map(|()| 0),
     }
 }

@@ -16,8 +16,12 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SavedPlan {
     pub format_version: u32,
-    /// The `deploy` version that made the plan; another version refuses to apply it.
+    /// The `deploy` release version that made the plan; another release refuses to apply it.
     pub tool_version: String,
+    /// The git commit of the build that made the plan: shown, never compared (a plan made by a
+    /// pull request's build applies from its merge commit's build of the same release).
+    #[serde(default)]
+    pub tool_commit: String,
     /// The stack file as given to `plan`, and its text as planned.
     pub stack_file: String,
     pub stack_text: String,
@@ -186,6 +190,7 @@ mod tests {
         SavedPlan {
             format_version: FORMAT_VERSION,
             tool_version: "0".into(),
+            tool_commit: "abc1234".into(),
             stack_file: "s.yaml".into(),
             stack_text: String::new(),
             lookups: Lookups::placeholders("r"),

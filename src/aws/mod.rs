@@ -15,6 +15,7 @@ pub mod iam;
 pub mod logs;
 pub mod provider;
 pub mod secrets;
+pub mod setup;
 pub mod tagging;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -45,7 +46,9 @@ pub const MAX_ATTEMPTS: u32 = 6;
 
 impl Aws {
     /// Loads the standard credential chain (environment, profiles, SSO…); `AWS_ENDPOINT_URL`
-    /// is honoured by the SDK itself. Region: the one given, else the chain's.
+    /// is honoured by the SDK itself. Region: the one given, else the chain's. A missing region
+    /// or credentials that cannot be loaded are reported here, before any request, with what
+    /// to do about them ([`setup`]).
     pub async fn connect(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
             RetryConfig::standard()
@@ -63,14 +66,18 @@ impl Aws {
         let region = config
             .region()
             .map(|r| r.to_string())
-            .ok_or_else(|| AwsError {
-                service: "config",
-                operation: "LoadRegion",
-                address: None,
-                code: Some("NoRegion".into()),
-                message: "no region: pass --region, set `region:` in the stack, or configure one for the AWS profile".into(),
-                request_id: None,
-            })?;
+            .ok_or_else(|| setup::no_region(profile))?;
+        // Resolved once here so a missing or expired credential is told before the first call
+        // (the clients resolve them again through their shared cache: from the environment
+        // or a profile file that costs nothing; from SSO or instance metadata, one request).
+        use aws_sdk_sts::config::ProvideCredentials;
+        let provider = config
+            .credentials_provider()
+            .expect("aws-config's default chain always sets a credentials provider");
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| setup::credentials_problem(&e, profile))?;
         Ok(Aws::from_config(&config, region))
     }
 
@@ -139,7 +146,16 @@ impl AwsError {
                     e.meta().extra("aws_request_id").map(str::to_string),
                 )
             }
-            other => (None, display_chain(other), None),
+            other => {
+                // Credentials that could not be loaded (or ran out mid-run): nothing was sent.
+                if let Some(c) =
+                    std::error::Error::source(other).and_then(setup::credentials_error_in)
+                {
+                    tracing::debug!(service, operation, "AWS call not sent: no credentials");
+                    return setup::credentials_problem(c, None);
+                }
+                (None, display_chain(other), None)
+            }
         };
         tracing::debug!(service, operation, ?code, ?request_id, "AWS call failed");
         AwsError {
@@ -237,6 +253,10 @@ fn display_chain(err: &dyn std::error::Error) -> String {
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.service == setup::LOCAL {
+            // No AWS service was asked: the message says what to fix here.
+            return f.write_str(&self.message);
+        }
         write!(f, "{} {}", self.service, self.operation)?;
         if let Some(a) = &self.address {
             write!(f, " for {a}")?;

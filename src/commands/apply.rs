@@ -34,11 +34,12 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// nothing, if any of it moved.
 pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Result<(), Failure> {
     let saved = read_plan(file)?;
-    let version = env!("CARGO_PKG_VERSION");
-    if saved.tool_version != version {
+    // The release alone decides: builds of other commits of the same release apply it.
+    if !crate::version::can_apply_plan_from(&saved.tool_version) {
         return Err(Failure::Refused(format!(
-            "the plan was made by deploy {}, this is deploy {version}: plan again with this version; nothing was changed",
-            saved.tool_version
+            "the plan was made by deploy {}, this is deploy {}: plan again with this version; nothing was changed",
+            saved.tool_version,
+            crate::version::RELEASE
         )));
     }
     let loaded = spec::parse(Path::new(&saved.stack_file), &saved.stack_text)?;

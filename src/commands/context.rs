@@ -15,9 +15,37 @@ use crate::spec::{self, Built, LoadedStack};
 use std::collections::BTreeMap;
 
 pub fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
-    let loaded = spec::load(&args.file())?;
+    let file = args.file();
+    if !file.exists() {
+        return Err(Failure::Other(missing_stack_file(args)));
+    }
+    let loaded = spec::load(&file)?;
     loaded.validate()?;
     Ok(loaded)
+}
+
+/// A stack file that is not there: which one was looked for, where the default is, and `-f`.
+fn missing_stack_file(args: &StackArgs) -> String {
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "the current directory".into());
+    let default = spec::DEFAULT_STACK_FILE;
+    match &args.file_arg {
+        Some(file) => format!(
+            "the stack file {} does not exist{}. Check the path given with -f/--file; without \
+             -f, deploy reads {default} in the current directory.",
+            file.display(),
+            if file.is_relative() {
+                format!(" (relative to {cwd})")
+            } else {
+                String::new()
+            }
+        ),
+        None => format!(
+            "no stack file: without -f, deploy reads {default}, and {cwd} has none. Run deploy \
+             from the directory that holds {default}, or name the stack file with -f FILE."
+        ),
+    }
 }
 
 pub fn refuse_conflicts(plan: &Plan) -> Result<(), Failure> {

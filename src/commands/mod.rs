@@ -3,9 +3,11 @@
 //! in `run`, never here.
 
 pub mod apply;
+pub mod completions;
 mod context;
 pub mod destroy;
 pub mod import;
+pub mod man;
 pub mod plan;
 pub mod policy;
 pub mod render;

@@ -45,7 +45,8 @@ pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
 fn save_plan(ctx: &Context, planned: &Planned, out: &Path) -> Result<(), Failure> {
     let saved = SavedPlan {
         format_version: saved::FORMAT_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        tool_version: crate::version::RELEASE.to_string(),
+        tool_commit: crate::version::COMMIT.to_string(),
         stack_file: ctx.loaded.file.display().to_string(),
         stack_text: ctx.loaded.text.clone(),
         lookups: ctx.lookups.clone(),

@@ -10,9 +10,14 @@ use std::path::Path;
 pub fn run(plan_file: &Path) -> Result<(), Failure> {
     let saved = read_plan(plan_file)?;
     eprintln!(
-        "Saved plan {} (deploy {}, stack file {})",
+        "Saved plan {} (deploy {}{}, stack file {})",
         plan_file.display(),
         saved.tool_version,
+        if saved.tool_commit.is_empty() {
+            String::new()
+        } else {
+            format!(", commit {}", saved.tool_commit)
+        },
         saved.stack_file
     );
     emit_plan(&saved.plan);

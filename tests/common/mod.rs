@@ -545,14 +545,7 @@ impl TestEnv {
     pub fn deploy_in(&self, cwd: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let mut cmd = self.deploy_command(args);
         cmd.current_dir(cwd);
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        run_with_timeout(
-            cmd,
-            duration_from_env("DEPLOY_TEST_TIMEOUT_SECS", 300),
-            &format!("deploy {}", args.join(" ")),
-        )
+        run_deploy(cmd, args, extra_env)
     }
 
     /// The `deploy` command as `deploy_in` runs it (cwd = repo root), for tests that spawn it
@@ -572,6 +565,26 @@ impl TestEnv {
             )
             .env("NO_COLOR", "1");
         cmd
+    }
+
+    /// Runs `deploy` in `cwd` as someone new to it would: HOME = `home`, none of the AWS_*
+    /// settings `deploy_command` gives (no credentials, no config file paths, no metadata
+    /// switch), only AWS_ENDPOINT_URL = the proxy so that any request it sends is recorded;
+    /// then `extra_env`.
+    pub fn deploy_as_new_user(
+        &self,
+        home: &Path,
+        cwd: &Path,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_deploy"));
+        cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+        scrub_aws_env(&mut cmd);
+        cmd.env("HOME", home)
+            .env("AWS_ENDPOINT_URL", self.proxy_endpoint())
+            .env("NO_COLOR", "1");
+        run_deploy(cmd, args, extra_env)
     }
 
     /// SDK config pointed DIRECTLY at moto (test-side setup and drift; not recorded), with
@@ -623,6 +636,38 @@ pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await
+}
+
+/// Runs a prepared `deploy` command with `extra_env` set last (they win), killed and reported
+/// after `DEPLOY_TEST_TIMEOUT_SECS` (default 300).
+fn run_deploy(mut cmd: Command, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    run_with_timeout(
+        cmd,
+        duration_from_env("DEPLOY_TEST_TIMEOUT_SECS", 300),
+        &format!("deploy {}", args.join(" ")),
+    )
+}
+
+/// Runs a program with `input` on its standard input and collects both streams; panics with
+/// `install` (how to get the program) when it cannot be started.
+pub fn run_with_input(mut cmd: Command, input: &[u8], install: &str) -> Output {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); to install it: {install}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to the program's stdin");
+    child.wait_with_output().expect("wait for the program")
 }
 
 fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Output {
