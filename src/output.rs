@@ -482,4 +482,80 @@ mod diff_tests {
             "no escaped file in the JSON diff: {text}"
         );
     }
+
+    fn update(kind: crate::model::Kind, name: &str, before: Value, after: Value) -> Change {
+        Change {
+            address: crate::model::Address::new(kind, "prometheus"),
+            action: Action::Update,
+            cause: Some(Cause::StackEdit),
+            attrs: vec![crate::plan::AttrChange {
+                name: name.into(),
+                before: Some(before),
+                after: Some(after),
+                forces_replacement: false,
+            }],
+            desired: None,
+            observed: None,
+            live_references: Default::default(),
+            new_revision: false,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn changed_rules_and_statements_are_lines_removed_and_added() {
+        let rule = |port: i32, from: &str| {
+            json!({"protocol": "tcp", "from_port": port, "to_port": port,
+                   "peer": {"group": from}, "description": "Grafana"})
+        };
+        let c = update(
+            crate::model::Kind::SecurityGroup,
+            "ingress",
+            json!([
+                rule(9090, "security_group.grafana"),
+                rule(9093, "security_group.grafana")
+            ]),
+            json!([
+                rule(9090, "security_group.grafana"),
+                rule(9093, "sg-0123456789abcdef0")
+            ]),
+        );
+        assert_eq!(
+            change_body(&c, Style::default()),
+            "~ ingress:\n  - tcp/9093 security_group.grafana (Grafana)\n  + tcp/9093 sg-0123456789abcdef0 (Grafana)\n"
+        );
+        let policy = |action: &str| {
+            json!({"logs": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": action, "Resource": "*"}]}})
+        };
+        let c = update(
+            crate::model::Kind::IamRole,
+            "inline_policies",
+            policy("logs:PutLogEvents"),
+            policy("logs:*"),
+        );
+        assert_eq!(
+            change_body(&c, Style::default()),
+            "~ inline_policies:\n  - logs: Allow logs:PutLogEvents on *\n  + logs: Allow logs:* on *\n"
+        );
+        // In full, the values themselves; and a change the lines cannot show falls back to them.
+        let full = change_body(
+            &c,
+            Style {
+                full: true,
+                ..Style::default()
+            },
+        );
+        assert!(
+            full.starts_with("~ inline_policies: {\n      \"logs\": {"),
+            "{full}"
+        );
+        let c = update(
+            crate::model::Kind::IamRole,
+            "inline_policies",
+            json!({"logs": {"Statement": [], "Version": "2012-10-17"}}),
+            json!({"logs": {"Statement": []}}),
+        );
+        assert!(change_body(&c, Style::default()).starts_with("~ inline_policies: {"));
+    }
 }

@@ -27,13 +27,7 @@ async fn plan_output_for_every_action() {
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
     insta::assert_snapshot!("no_op", plan(&env, &["plan", "-f", STACK]));
 
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&env.sdk_config(common::REGION).await);
-    logs.put_retention_policy()
-        .log_group_name("/ecs/prom-task")
-        .retention_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    env.set_log_retention("/ecs/prom-task", 7).await;
     insta::assert_snapshot!("drift", plan(&env, &["plan", "-f", STACK]));
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
 

@@ -8,6 +8,7 @@
 mod common;
 
 use common::redact::redact;
+use common::render::files_under;
 use common::{assert_success, stdout, TestEnv};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -50,33 +51,17 @@ fn blocks(text: &str) -> BTreeMap<String, String> {
     blocks
 }
 
-/// Every file `deploy render` wrote under `dir/files`: (task key, container path) → bytes.
+/// Every file `deploy render` wrote under `dir/files`: (task key, container path, bytes).
 fn rendered_files(dir: &Path) -> Vec<(String, String, Vec<u8>)> {
-    let mut found = Vec::new();
-    let root = dir.join("files");
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+    files_under(&dir.join("files"))
+        .into_iter()
+        .map(|(rel, bytes)| {
             let mut parts = rel.splitn(3, '/');
-            let (task, _container, path) = (
-                parts.next().unwrap().to_string(),
-                parts.next().unwrap(),
-                parts.next().unwrap(),
-            );
-            found.push((task, format!("/{path}"), std::fs::read(&p).unwrap()));
-        }
-    }
-    found
+            let task = parts.next().unwrap().to_string();
+            let _container = parts.next().unwrap();
+            (task, format!("/{}", parts.next().unwrap()), bytes)
+        })
+        .collect()
 }
 
 #[test]
@@ -210,13 +195,7 @@ async fn markdown_of_a_first_plan_and_of_an_update() {
 
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
     // Drift, an edit of the stack, and a config change that restarts both services.
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&env.sdk_config(common::REGION).await);
-    logs.put_retention_policy()
-        .log_group_name("/ecs/prom-task")
-        .retention_in_days(7)
-        .send()
-        .await
-        .unwrap();
+    env.set_log_retention("/ecs/prom-task", 7).await;
     let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")
             .replace("scrape_interval: 15s", "scrape_interval: 30s")

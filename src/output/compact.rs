@@ -421,59 +421,59 @@ fn container_changes(old: &ContainerView, new: &ContainerView, out: &mut String)
             let _ = writeln!(out, "~ {name} {what}: {a} -> {b}");
         }
     }
-    let keys = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| -> BTreeSet<String> {
-        a.keys().chain(b.keys()).cloned().collect()
-    };
-    for k in keys(&old.environment, &new.environment) {
-        match (old.environment.get(&k), new.environment.get(&k)) {
+    for (k, change) in entry_changes(&old.environment, &new.environment) {
+        let line = match change {
+            (None, Some(_)) => format!("+ {name} environment {k}"),
+            (Some(_), None) => format!("- {name} environment {k}"),
+            _ => format!("~ {name} environment {k}: value changed (`--full` shows values)"),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    for (k, change) in entry_changes(&old.secrets, &new.secrets) {
+        let line = match change {
+            (None, Some(b)) => format!("+ {name} secret {k} from {b}"),
+            (Some(a), None) => format!("- {name} secret {k} from {a}"),
+            (a, b) => format!(
+                "~ {name} secret {k}: from {} -> from {}",
+                a.unwrap(),
+                b.unwrap()
+            ),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    for (path, change) in entry_changes(&old.files, &new.files) {
+        match change {
             (None, Some(_)) => {
-                let _ = writeln!(out, "+ {name} environment {k}");
+                let _ = writeln!(out, "+ {name} file {path}: {}", new.file_line(path));
             }
             (Some(_), None) => {
-                let _ = writeln!(out, "- {name} environment {k}");
+                let _ = writeln!(out, "- {name} file {path}: was {}", old.file_line(path));
             }
-            (Some(a), Some(b)) if a != b => {
-                let _ = writeln!(
-                    out,
-                    "~ {name} environment {k}: value changed (`--full` shows values)"
-                );
-            }
-            _ => {}
-        }
-    }
-    for k in keys(&old.secrets, &new.secrets) {
-        match (old.secrets.get(&k), new.secrets.get(&k)) {
-            (None, Some(b)) => {
-                let _ = writeln!(out, "+ {name} secret {k} from {b}");
-            }
-            (Some(a), None) => {
-                let _ = writeln!(out, "- {name} secret {k} from {a}");
-            }
-            (Some(a), Some(b)) if a != b => {
-                let _ = writeln!(out, "~ {name} secret {k}: from {a} -> from {b}");
-            }
-            _ => {}
-        }
-    }
-    for path in keys(&old.files, &new.files) {
-        match (old.files.get(&path), new.files.get(&path)) {
-            (None, Some(_)) => {
-                let _ = writeln!(out, "+ {name} file {path}: {}", new.file_line(&path));
-            }
-            (Some(_), None) => {
-                let _ = writeln!(out, "- {name} file {path}: was {}", old.file_line(&path));
-            }
-            (Some(a), Some(b)) if a != b => {
+            (a, b) => {
                 out.push_str(&super::unified(
-                    &super::reviewable(&path, a),
-                    &super::reviewable(&path, b),
+                    &super::reviewable(path, a.unwrap()),
+                    &super::reviewable(path, b.unwrap()),
                     &format!("{name}:{path} (live)"),
                     &format!("{name}:{path} (stack)"),
                 ));
             }
-            _ => {}
         }
     }
+}
+
+/// An entry on each side of a change (`None`: absent there).
+type Sides<'a> = (Option<&'a String>, Option<&'a String>);
+
+/// The keys whose entries differ between two maps, with the entry on each side, in key order.
+fn entry_changes<'a>(
+    old: &'a BTreeMap<String, String>,
+    new: &'a BTreeMap<String, String>,
+) -> Vec<(&'a String, Sides<'a>)> {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .map(|k| (k, (old.get(k), new.get(k))))
+        .filter(|(_, (a, b))| a != b)
+        .collect()
 }
 
 #[cfg(test)]

@@ -567,6 +567,17 @@ impl TestEnv {
     pub async fn proxy_sdk_config(&self, region: &str) -> SdkConfig {
         sdk_config_for(&self.proxy_endpoint(), region).await
     }
+
+    /// Drift: sets a log group's retention in `REGION` behind deploy's back (not recorded).
+    pub async fn set_log_retention(&self, log_group: &str, days: i32) {
+        aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config(REGION).await)
+            .put_retention_policy()
+            .log_group_name(log_group)
+            .retention_in_days(days)
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 impl Default for TestEnv {
