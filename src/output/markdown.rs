@@ -31,6 +31,16 @@ pub fn plan_markdown(plan: &Plan, style: Style, everything: &str) -> String {
     plan_markdown_within(plan, style, everything, COMMENT_LIMIT)
 }
 
+/// `<!-- deploy plan: STACK (ENVIRONMENT) -->`: the first line of every plan comment.
+fn comment_marker(plan: &Plan) -> String {
+    let safe = |s: &str| s.replace("--", "-");
+    format!(
+        "<!-- deploy plan: {} ({}) -->",
+        safe(&plan.stack),
+        safe(&plan.environment)
+    )
+}
+
 /// A part of the comment that may be left out when space runs out, in the order parts are
 /// kept: warnings, then table rows, then resource blocks.
 struct Part {
@@ -45,8 +55,11 @@ fn plan_markdown_within(plan: &Plan, style: Style, everything: &str, limit: usiz
         ..style
     };
     let changes: Vec<&Change> = plan.changes.iter().filter(|c| !c.is_noop()).collect();
+    // The first line marks the comment as this stack's plan (invisible on GitHub), so a CI
+    // job can find its own comment and edit it instead of adding one per push.
     let mut head = format!(
-        "### deploy plan: stack `{}` ({}), account {}, region {}\n\n",
+        "{}\n### deploy plan: stack `{}` ({}), account {}, region {}\n\n",
+        comment_marker(plan),
         escape(&plan.stack),
         escape(&plan.environment),
         plan.account_id,
@@ -378,6 +391,10 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("Cut to fit"), "{md}");
+        assert!(
+            md.starts_with("<!-- deploy plan: monitoring (production) -->\n### "),
+            "{md}"
+        );
     }
 
     #[test]
