@@ -195,6 +195,19 @@ async fn markdown_of_a_first_plan_and_of_an_update() {
         24,
         "the table names every change"
     );
+    // `show` of the saved plan cuts the same and names itself.
+    let first = env.path().join("first.plan");
+    let first = first.to_str().unwrap();
+    run(&env, &["plan", "-f", STACK, "--out", first]);
+    let shown = run(&env, &["show", first, "--format", "markdown", "--full"]);
+    assert!(
+        shown.contains(&format!(
+            "`deploy show {first} --full` prints the whole plan."
+        )),
+        "{}",
+        &shown[..1000]
+    );
+    assert_eq!(shown.matches("\n<details>").count(), kept);
 
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
     // Drift, an edit of the stack, and a config change that restarts both services.
