@@ -427,6 +427,34 @@ pub fn report_text(report: &Report) -> String {
     out
 }
 
+/// A change of one attribute caused by a stack edit, with nothing else: what the printers'
+/// unit tests print.
+#[cfg(test)]
+fn edit_of_one_attribute(
+    address: crate::model::Address,
+    action: Action,
+    name: &str,
+    before: Value,
+    after: Value,
+) -> Change {
+    Change {
+        address,
+        action,
+        cause: Some(Cause::StackEdit),
+        attrs: vec![crate::plan::AttrChange {
+            name: name.into(),
+            before: Some(before),
+            after: Some(after),
+            forces_replacement: false,
+        }],
+        desired: None,
+        observed: None,
+        live_references: Default::default(),
+        new_revision: false,
+        warnings: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,22 +512,8 @@ mod diff_tests {
     }
 
     fn update(kind: crate::model::Kind, name: &str, before: Value, after: Value) -> Change {
-        Change {
-            address: crate::model::Address::new(kind, "prometheus"),
-            action: Action::Update,
-            cause: Some(Cause::StackEdit),
-            attrs: vec![crate::plan::AttrChange {
-                name: name.into(),
-                before: Some(before),
-                after: Some(after),
-                forces_replacement: false,
-            }],
-            desired: None,
-            observed: None,
-            live_references: Default::default(),
-            new_revision: false,
-            warnings: vec![],
-        }
+        let address = crate::model::Address::new(kind, "prometheus");
+        edit_of_one_attribute(address, Action::Update, name, before, after)
     }
 
     #[test]

@@ -336,26 +336,16 @@ fn marks_first(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::Address;
-    use crate::plan::AttrChange;
     use serde_json::Value;
 
     fn change(i: usize, action: Action, attr_len: usize) -> Change {
-        Change {
-            address: Address::new(Kind::LogGroup, format!("group_{i:04}")),
+        super::super::edit_of_one_attribute(
+            Address::new(Kind::LogGroup, format!("group_{i:04}")),
             action,
-            cause: Some(Cause::StackEdit),
-            attrs: vec![AttrChange {
-                name: "retention_days".into(),
-                before: Some(Value::from(30)),
-                after: Some(Value::String("x".repeat(attr_len))),
-                forces_replacement: false,
-            }],
-            desired: None,
-            observed: None,
-            live_references: Default::default(),
-            new_revision: false,
-            warnings: vec![],
-        }
+            "retention_days",
+            Value::from(30),
+            Value::String("x".repeat(attr_len)),
+        )
     }
 
     fn plan(changes: Vec<Change>) -> Plan {
