@@ -19,9 +19,15 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub color: ColorChoice,
     /// Output format of plan, show, apply and destroy: text, or json (a versioned document
-    /// on stdout, see schemas/deploy-v1.schema.json; human text goes to stderr).
+    /// on stdout, see schemas/deploy-v1.schema.json; human text goes to stderr), or markdown
+    /// (plan and show only: a pull request comment of at most 65,536 characters).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub format: Format,
+    /// Plans print every value in full: delivered files, IAM policies and containers as JSON
+    /// (by default a file is its path, size and sha256, a policy one line per statement, a
+    /// container its image, size, ports and names of its environment and secrets).
+    #[arg(long, global = true)]
+    pub full: bool,
     /// More detail on stderr: -v what is done, -vv every step and AWS call, -vvv the AWS
     /// SDK's own tracing. Secret values never appear at any level.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
@@ -34,6 +40,7 @@ pub struct Cli {
 pub enum Format {
     Text,
     Json,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,6 +1,12 @@
 //! Human-readable plans and apply reports. The printers build strings; the caller decides
 //! where they go (plans to stdout, progress to stderr).
 
+mod compact;
+mod markdown;
+
+pub use compact::shell_word;
+pub use markdown::{plan_markdown, COMMENT_LIMIT};
+
 use crate::apply::{Outcome, Report};
 use crate::plan::{Action, Cause, Change, Plan};
 use serde_json::Value;
@@ -20,8 +26,9 @@ fn cause_text(c: Option<Cause>) -> &'static str {
     }
 }
 
-/// A value on one line when short, else pretty JSON indented under its attribute. An absent
-/// value and JSON null read the same (`(none)`): a saved plan keeps no difference between them.
+/// A value on one line when short, else pretty JSON indented under its attribute (4 columns
+/// deeper). An absent value and JSON null read the same (`(none)`): a saved plan keeps no
+/// difference between them.
 fn value(v: &Option<Value>) -> String {
     let text = match v {
         None | Some(Value::Null) => return "(none)".into(),
@@ -31,16 +38,19 @@ fn value(v: &Option<Value>) -> String {
     match v {
         Some(v @ (Value::Array(_) | Value::Object(_))) if text.len() > 80 => {
             let pretty = serde_json::to_string_pretty(v).expect("JSON value serializes");
-            pretty.replace('\n', "\n          ")
+            pretty.replace('\n', "\n    ")
         }
         _ => text,
     }
 }
 
-/// Whether output carries ANSI colours (decided once, from `--color` and `NO_COLOR`).
+/// How output looks (decided once): whether it carries ANSI colours (`--color`, `NO_COLOR`),
+/// and whether plans print every value in full (`--full`) or compactly (the default: files as
+/// digests, policies and rules as lines, containers as what they run; see [`compact`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
+    pub full: bool,
 }
 
 impl Style {
@@ -57,7 +67,7 @@ impl Style {
             Never => false,
             Auto => is_terminal && no_color.is_none_or(str::is_empty),
         };
-        Style { color }
+        Style { color, full: false }
     }
 
     fn paint(self, code: &str, text: &str) -> String {
@@ -88,6 +98,15 @@ impl Style {
     }
 }
 
+/// A delivered file as a reviewer reads it: dashboards travel compact, a reviewer reads them
+/// pretty.
+fn reviewable(path: &str, content: &str) -> String {
+    match serde_json::from_str::<Value>(content) {
+        Ok(v) if path.ends_with(".json") => serde_json::to_string_pretty(&v).expect("JSON") + "\n",
+        _ => content.to_string(),
+    }
+}
+
 /// Files delivered into containers through `DEPLOY_FILE_n` variables (see `render::delivery`),
 /// by `container:path`, read back from a `containers` attribute value.
 fn delivered_files(containers: Option<&Value>) -> BTreeMap<String, String> {
@@ -98,13 +117,7 @@ fn delivered_files(containers: Option<&Value>) -> BTreeMap<String, String> {
         let environment: BTreeMap<String, String> =
             serde_json::from_value(c["environment"].clone()).unwrap_or_default();
         for (path, content) in crate::render::delivered_files(script, &environment) {
-            // Dashboards travel compact; a reviewer reads them pretty.
-            let content = match serde_json::from_str::<Value>(&content) {
-                Ok(v) if path.ends_with(".json") => {
-                    serde_json::to_string_pretty(&v).expect("JSON") + "\n"
-                }
-                _ => content,
-            };
+            let content = reviewable(&path, &content);
             files.insert(format!("{name}:{path}"), content);
         }
     }
@@ -128,7 +141,14 @@ fn without_file_contents(containers: &Value) -> Value {
     v
 }
 
-/// A unified diff with a few lines of context, indented under the change.
+/// Every line of `text` moved `columns` to the right.
+fn indent(text: &str, columns: usize) -> String {
+    text.lines()
+        .map(|l| format!("{:columns$}{l}\n", ""))
+        .collect()
+}
+
+/// A unified diff with 3 lines of context.
 fn unified(before: &str, after: &str, from: &str, to: &str) -> String {
     let diff = similar::TextDiff::from_lines(before, after);
     let text = diff
@@ -136,11 +156,29 @@ fn unified(before: &str, after: &str, from: &str, to: &str) -> String {
         .context_radius(3)
         .header(from, to)
         .to_string();
-    text.lines().map(|l| format!("        {l}\n")).collect()
+    text.lines().map(|l| format!("{l}\n")).collect()
 }
 
-/// A changed `containers` attribute: the container definitions as a diff of their JSON, and
-/// each delivered file (prometheus.yml…) as a diff of its text.
+/// Lines removed (`- `) and added (`+ `) between two lists of lines, in order; unchanged
+/// lines are left out.
+fn line_changes(before: &[String], after: &[String]) -> Vec<String> {
+    let text = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let (a, b) = (text(before), text(after));
+    similar::TextDiff::from_lines(&a, &b)
+        .iter_all_changes()
+        .filter_map(|change| {
+            let mark = match change.tag() {
+                similar::ChangeTag::Delete => "-",
+                similar::ChangeTag::Insert => "+",
+                similar::ChangeTag::Equal => return None,
+            };
+            Some(format!("{mark} {}", change.value().trim_end_matches('\n')))
+        })
+        .collect()
+}
+
+/// A changed `containers` attribute in full: the container definitions as a diff of their
+/// JSON, and each delivered file (prometheus.yml…) as a diff of its text.
 fn containers_diff(before: Option<&Value>, after: Option<&Value>) -> String {
     let pretty = |v: Option<&Value>| {
         v.map(|v| serde_json::to_string_pretty(&without_file_contents(v)).expect("JSON") + "\n")
@@ -199,6 +237,90 @@ fn head_line(c: &Change, style: Style) -> String {
     )
 }
 
+/// What a change does to each attribute, and its warnings, as lines under its head line:
+/// a created resource's attributes (`name: value`), an updated one's changes (`~ name: before
+/// -> after`), compact or in full as the style says.
+fn change_body(c: &Change, style: Style) -> String {
+    let mut out = String::new();
+    let kind = c.address.kind;
+    let compact_lines = |v: &Option<Value>, name: &str| {
+        (!style.full)
+            .then(|| compact::lines(kind, name, v.as_ref()))
+            .flatten()
+    };
+    if c.action == Action::Create && c.observed.is_none() {
+        for a in &c.attrs {
+            if a.name == "containers" {
+                let _ = writeln!(out, "containers:");
+                let lines = (!style.full)
+                    .then(|| compact::containers_created(a.after.as_ref()))
+                    .flatten();
+                match lines {
+                    Some(lines) => out.push_str(&indent(&lines.join("\n"), 2)),
+                    None => out.push_str(&indent(&containers_diff(None, a.after.as_ref()), 2)),
+                }
+                continue;
+            }
+            match compact_lines(&a.after, &a.name).as_deref() {
+                Some([]) => {
+                    let _ = writeln!(out, "{}: (none)", a.name);
+                }
+                Some([one]) => {
+                    let _ = writeln!(out, "{}: {one}", a.name);
+                }
+                Some(lines) => {
+                    let _ = writeln!(out, "{}:", a.name);
+                    out.push_str(&indent(&lines.join("\n"), 2));
+                }
+                None => {
+                    let _ = writeln!(out, "{}: {}", a.name, value(&a.after));
+                }
+            }
+        }
+    } else if c.action != Action::Delete {
+        for a in &c.attrs {
+            let forces = if a.forces_replacement {
+                style.action(c, "   # forces replacement")
+            } else {
+                String::new()
+            };
+            if a.name == "containers" {
+                let _ = writeln!(out, "~ containers:{forces}");
+                let changed = (!style.full)
+                    .then(|| compact::containers_changed(a.before.as_ref(), a.after.as_ref()))
+                    .flatten();
+                let text =
+                    changed.unwrap_or_else(|| containers_diff(a.before.as_ref(), a.after.as_ref()));
+                out.push_str(&indent(&text, 2));
+                continue;
+            }
+            let changed = match (
+                compact_lines(&a.before, &a.name),
+                compact_lines(&a.after, &a.name),
+            ) {
+                (Some(old), Some(new)) => line_changes(&old, &new),
+                _ => Vec::new(),
+            };
+            if changed.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "~ {}: {} -> {}{forces}",
+                    a.name,
+                    value(&a.before),
+                    value(&a.after),
+                );
+            } else {
+                let _ = writeln!(out, "~ {}:{forces}", a.name);
+                out.push_str(&indent(&changed.join("\n"), 2));
+            }
+        }
+    }
+    for w in &c.warnings {
+        let _ = writeln!(out, "{}", style.warn(&format!("! {w}")));
+    }
+    out
+}
+
 /// The plan as a reviewer reads it.
 pub fn plan_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
@@ -250,39 +372,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     let _ = writeln!(out);
     for c in &changes {
         let _ = writeln!(out, "{}", head_line(c, style));
-        if c.action == Action::Create && c.observed.is_none() {
-            for a in &c.attrs {
-                if a.name == "containers" {
-                    let _ = writeln!(out, "      containers:");
-                    out.push_str(&containers_diff(None, a.after.as_ref()));
-                    continue;
-                }
-                let _ = writeln!(out, "      {}: {}", a.name, value(&a.after));
-            }
-        } else if c.action != Action::Delete {
-            for a in &c.attrs {
-                if a.name == "containers" {
-                    let _ = writeln!(out, "      ~ containers:");
-                    out.push_str(&containers_diff(a.before.as_ref(), a.after.as_ref()));
-                    continue;
-                }
-                let _ = writeln!(
-                    out,
-                    "      ~ {}: {} -> {}{}",
-                    a.name,
-                    value(&a.before),
-                    value(&a.after),
-                    if a.forces_replacement {
-                        style.action(c, "   # forces replacement")
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-        }
-        for w in &c.warnings {
-            let _ = writeln!(out, "      {}", style.warn(&format!("! {w}")));
-        }
+        out.push_str(&indent(&change_body(c, style), 6));
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
@@ -364,6 +454,34 @@ pub fn report_text(report: &Report) -> String {
     out
 }
 
+/// A change of one attribute caused by a stack edit, with nothing else: what the printers'
+/// unit tests print.
+#[cfg(test)]
+fn edit_of_one_attribute(
+    address: crate::model::Address,
+    action: Action,
+    name: &str,
+    before: Value,
+    after: Value,
+) -> Change {
+    Change {
+        address,
+        action,
+        cause: Some(Cause::StackEdit),
+        attrs: vec![crate::plan::AttrChange {
+            name: name.into(),
+            before: Some(before),
+            after: Some(after),
+            forces_replacement: false,
+        }],
+        desired: None,
+        observed: None,
+        live_references: Default::default(),
+        new_revision: false,
+        warnings: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,5 +536,67 @@ mod diff_tests {
             !text.contains("scrape_interval: 15s\\n"),
             "no escaped file in the JSON diff: {text}"
         );
+    }
+
+    fn update(kind: crate::model::Kind, name: &str, before: Value, after: Value) -> Change {
+        let address = crate::model::Address::new(kind, "prometheus");
+        edit_of_one_attribute(address, Action::Update, name, before, after)
+    }
+
+    #[test]
+    fn changed_rules_and_statements_are_lines_removed_and_added() {
+        let rule = |port: i32, from: &str| {
+            json!({"protocol": "tcp", "from_port": port, "to_port": port,
+                   "peer": {"group": from}, "description": "Grafana"})
+        };
+        let c = update(
+            crate::model::Kind::SecurityGroup,
+            "ingress",
+            json!([
+                rule(9090, "security_group.grafana"),
+                rule(9093, "security_group.grafana")
+            ]),
+            json!([
+                rule(9090, "security_group.grafana"),
+                rule(9093, "sg-0123456789abcdef0")
+            ]),
+        );
+        assert_eq!(
+            change_body(&c, Style::default()),
+            "~ ingress:\n  - tcp/9093 security_group.grafana (Grafana)\n  + tcp/9093 sg-0123456789abcdef0 (Grafana)\n"
+        );
+        let policy = |action: &str| {
+            json!({"logs": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": action, "Resource": "*"}]}})
+        };
+        let c = update(
+            crate::model::Kind::IamRole,
+            "inline_policies",
+            policy("logs:PutLogEvents"),
+            policy("logs:*"),
+        );
+        assert_eq!(
+            change_body(&c, Style::default()),
+            "~ inline_policies:\n  - logs: Allow logs:PutLogEvents on *\n  + logs: Allow logs:* on *\n"
+        );
+        // In full, the values themselves; and a change the lines cannot show falls back to them.
+        let full = change_body(
+            &c,
+            Style {
+                full: true,
+                ..Style::default()
+            },
+        );
+        assert!(
+            full.starts_with("~ inline_policies: {\n      \"logs\": {"),
+            "{full}"
+        );
+        let c = update(
+            crate::model::Kind::IamRole,
+            "inline_policies",
+            json!({"logs": {"Statement": [], "Version": "2012-10-17"}}),
+            json!({"logs": {"Statement": []}}),
+        );
+        assert!(change_body(&c, Style::default()).starts_with("~ inline_policies: {"));
     }
 }

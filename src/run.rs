@@ -63,14 +63,19 @@ pub fn main(cli: Cli) -> i32 {
     use std::io::IsTerminal;
     init_logging(cli.verbose);
     let no_color = std::env::var("NO_COLOR").ok();
-    printer::init(
-        output::Style::resolve(
-            cli.color,
-            std::io::stdout().is_terminal(),
-            no_color.as_deref(),
-        ),
-        cli.format == crate::cli::Format::Json,
+    let style = output::Style::resolve(
+        cli.color,
+        std::io::stdout().is_terminal(),
+        no_color.as_deref(),
     );
+    let style = output::Style {
+        full: cli.full,
+        ..style
+    };
+    if let Err(m) = printer::init(style, cli.format, &cli.command) {
+        eprintln!("error: {m}");
+        return 1;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

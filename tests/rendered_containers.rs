@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::render::files_under;
 use common::{assert_success, stderr, stdout, TestEnv};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,24 +37,6 @@ fn check(tool: &Path, args: &[&str], file: &Path) {
         stdout(&out),
         stderr(&out)
     );
-}
-
-/// Every file under `dir`, by path relative to it.
-fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// Stand-ins for the fields of JSON secrets whose values must be real for the checkers to

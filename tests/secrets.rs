@@ -392,6 +392,23 @@ async fn secrets_are_references_and_no_value_ever_reaches_output() {
         &["show", "--format", "json", rotation_plan.to_str().unwrap()],
     );
     assert_success(&out);
+    // The other views of a saved plan: every value in full, and the pull request comment.
+    for plan_file in [&rotation_plan, &plan_file] {
+        let file = plan_file.to_str().unwrap();
+        let views: [(&str, &[&str]); 3] = [
+            ("--full", &["--full"]),
+            ("markdown", &["--format", "markdown"]),
+            ("markdown --full", &["--format", "markdown", "--full"]),
+        ];
+        for (what, flags) in views {
+            let out = seen.run(
+                &env,
+                &format!("show {what} {file}"),
+                &[&["show", file][..], flags].concat(),
+            );
+            assert_success(&out);
+        }
+    }
     env.proxy.clear();
     let out = seen.run(
         &env,

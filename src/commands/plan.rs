@@ -26,7 +26,7 @@ pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
     ctx.delete_data |= args.delete_data;
     ctx.target(args.targets)?;
     let planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
-    emit_plan(&planned.plan);
+    emit_plan(&planned.plan, &everything(&args));
     refuse_conflicts(&planned.plan)?;
     if let Some(out) = args.out {
         save_plan(&ctx, &planned, &out)?;
@@ -40,6 +40,43 @@ pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
     } else {
         0
     })
+}
+
+/// The command that prints this whole plan as text (what a markdown comment names when it
+/// has to leave blocks out): `deploy show` of the saved plan, else this plan command again.
+fn everything(args: &PlanArgs<'_>) -> String {
+    use crate::output::shell_word;
+    let full = crate::printer::full_flag();
+    if let Some(out) = &args.out {
+        return format!(
+            "deploy show {}{full}",
+            shell_word(&out.display().to_string())
+        );
+    }
+    let mut cmd = format!(
+        "deploy plan -f {}",
+        shell_word(&args.stack.file().display().to_string())
+    );
+    if args.stack.templates != Path::new("templates") {
+        let dir = args.stack.templates.display().to_string();
+        cmd.push_str(&format!(" --templates {}", shell_word(&dir)));
+    }
+    if args.destroy {
+        cmd.push_str(" --destroy");
+    }
+    if args.delete_data {
+        cmd.push_str(" --delete-data");
+    }
+    for t in args.targets {
+        cmd.push_str(&format!(" --target {}", shell_word(t)));
+    }
+    if let Some(region) = &args.aws.region {
+        cmd.push_str(&format!(" --region {}", shell_word(region)));
+    }
+    if let Some(profile) = &args.aws.profile {
+        cmd.push_str(&format!(" --profile {}", shell_word(profile)));
+    }
+    cmd + full
 }
 
 fn save_plan(ctx: &Context, planned: &Planned, out: &Path) -> Result<(), Failure> {

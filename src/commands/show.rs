@@ -20,7 +20,12 @@ pub fn run(plan_file: &Path) -> Result<(), Failure> {
         },
         saved.stack_file
     );
-    emit_plan(&saved.plan);
+    let everything = format!(
+        "deploy show {}{}",
+        crate::output::shell_word(&plan_file.display().to_string()),
+        crate::printer::full_flag()
+    );
+    emit_plan(&saved.plan, &everything);
     Ok(())
 }
 

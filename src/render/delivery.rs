@@ -210,17 +210,9 @@ pub fn delivered_files(
     environment: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
-    for line in script.lines() {
-        let Some(rest) = line.strip_prefix("printf '%s' ") else {
-            continue;
-        };
-        let Some((args, path)) = rest.rsplit_once(" > '") else {
-            continue;
-        };
-        let path = path.trim_end_matches('\'');
+    for (path, vars) in printf_lines(script) {
         let mut content = String::new();
-        for arg in args.split(' ') {
-            let var = arg.trim_matches('"').trim_start_matches('$');
+        for var in vars {
             if var.starts_with("DEPLOY_FILE_") {
                 content.push_str(environment.get(var).map(String::as_str).unwrap_or(""));
             } else {
@@ -230,6 +222,50 @@ pub fn delivered_files(
         files.insert(path.to_string(), content);
     }
     files
+}
+
+/// The secret variables each delivered file is written with (container path → names; files
+/// without secrets left out), read back from a delivery script.
+pub fn delivered_file_secrets(script: &str) -> BTreeMap<String, Vec<String>> {
+    printf_lines(script)
+        .into_iter()
+        .map(|(path, vars)| {
+            let secrets: Vec<String> = vars
+                .iter()
+                .filter(|v| !v.starts_with("DEPLOY_FILE_"))
+                .map(|v| v.to_string())
+                .collect();
+            (path.to_string(), secrets)
+        })
+        .filter(|(_, secrets)| !secrets.is_empty())
+        .collect()
+}
+
+/// The script's `printf '%s' "$A" "$B" > 'PATH'` lines as (PATH, [A, B]).
+fn printf_lines(script: &str) -> Vec<(&str, Vec<&str>)> {
+    let mut lines = Vec::new();
+    for line in script.lines() {
+        let Some(rest) = line.strip_prefix("printf '%s' ") else {
+            continue;
+        };
+        let Some((args, path)) = rest.rsplit_once(" > '") else {
+            continue;
+        };
+        let vars = args
+            .split(' ')
+            .map(|arg| arg.trim_matches('"').trim_start_matches('$'))
+            .collect();
+        lines.push((path.trim_end_matches('\''), vars));
+    }
+    lines
+}
+
+/// The program a delivery script `exec`s (the image's own entry point), read back from the
+/// script as a plan shows it; `None` for a command that is not a delivery script.
+pub fn delivered_program(script: &str) -> Option<&str> {
+    script
+        .lines()
+        .find_map(|line| line.strip_prefix("exec '")?.strip_suffix("' \"$@\""))
 }
 
 impl Delivery {
@@ -320,6 +356,8 @@ mod tests {
         );
         assert_eq!(d.environment["DEPLOY_FILE_0"], "");
         assert_eq!(d.environment["DEPLOY_FILE_1"], "a: $x\n");
+        assert_eq!(delivered_program(&d.command[0]), Some("/bin/prometheus"));
+        assert_eq!(delivered_program("prometheus --config.file=x"), None);
     }
 
     #[test]
@@ -354,6 +392,13 @@ mod tests {
             "user: grafana\npassword: <secret:ADMIN_PASSWORD>\n"
         );
         assert_eq!(shown["/etc/x/plain.yml"], "a: 1\n");
+        assert_eq!(
+            delivered_file_secrets(&d.command[0]),
+            BTreeMap::from([(
+                "/etc/x/web.yml".to_string(),
+                vec!["ADMIN_PASSWORD".to_string()]
+            )])
+        );
         assert_eq!(shown_content(&content), shown["/etc/x/web.yml"]);
         let bad = secret_marker("NOT A NAME");
         assert!(deliver_files(&files(&[("/x", &bad)]), "/bin/p", &[]).is_err());

@@ -10,8 +10,8 @@ mod delivery;
 pub mod requests;
 
 pub use delivery::{
-    deliver_files, delivered_files, secret_marker, secrets_in, shown_content, Delivery, ARGV0,
-    ECS_REQUEST_LIMIT,
+    deliver_files, delivered_file_secrets, delivered_files, delivered_program, secret_marker,
+    secrets_in, shown_content, Delivery, ARGV0, ECS_REQUEST_LIMIT,
 };
 
 use crate::model::Lookups;

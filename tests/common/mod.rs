@@ -3,6 +3,7 @@
 // runs the real `deploy` binary against the proxy and checks AWS state with the SDK directly.
 #![allow(dead_code)]
 
+pub mod redact;
 pub mod render;
 pub mod web;
 
@@ -596,6 +597,17 @@ impl TestEnv {
     /// SDK config pointed at the proxy (recorded, faults apply): for testing the harness.
     pub async fn proxy_sdk_config(&self, region: &str) -> SdkConfig {
         sdk_config_for(&self.proxy_endpoint(), region).await
+    }
+
+    /// Drift: sets a log group's retention in `REGION` behind deploy's back (not recorded).
+    pub async fn set_log_retention(&self, log_group: &str, days: i32) {
+        aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config(REGION).await)
+            .put_retention_policy()
+            .log_group_name(log_group)
+            .retention_in_days(days)
+            .send()
+            .await
+            .unwrap();
     }
 }
 

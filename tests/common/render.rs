@@ -87,3 +87,22 @@ pub fn promtool(args: &[&str], files: &[PathBuf]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// Every file under `dir` (what `deploy render` wrote, or a container wrote), by path
+/// relative to it.
+pub fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
