@@ -158,7 +158,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             detailed_exitcode,
             targets,
         } => {
-            let mut ctx = Context::load(&stack, &aws).await?;
+            let mut ctx = Context::load(&stack, &aws, true).await?;
             ctx.delete_data |= delete_data;
             ctx.target(&targets)?;
             let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
@@ -443,6 +443,8 @@ struct Context {
     targeted: Option<std::collections::BTreeSet<Address>>,
     /// Deletions may take data-bearing resources (`--delete-data` or `disposable: true`).
     delete_data: bool,
+    /// The live state, read with the lookups (for commands that plan).
+    prefetched: Option<observe::Prefetched>,
 }
 
 struct Planned {
@@ -453,7 +455,11 @@ struct Planned {
 }
 
 impl Context {
-    async fn load(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<Context, Failure> {
+    async fn load(
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        will_plan: bool,
+    ) -> Result<Context, Failure> {
         let loaded = load_valid(stack_args)?;
         // Offline checks first: bad input never reaches AWS.
         let offline = Lookups::placeholders(loaded.stack.region.as_deref().unwrap_or("<region>"));
@@ -466,7 +472,13 @@ impl Context {
             .clone()
             .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
-        let lookups = observe::lookups(&aws, &loaded.stack).await?;
+        let (lookups, prefetched) = if will_plan {
+            let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
+            let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
+            (l, Some(p))
+        } else {
+            (observe::lookups(&aws, &loaded.stack).await?, None)
+        };
         tracing::info!(
             account = %lookups.account_id,
             region = %lookups.region,
@@ -485,6 +497,7 @@ impl Context {
             built,
             targeted: None,
             delete_data: loaded_disposable,
+            prefetched,
         })
     }
 
@@ -523,13 +536,11 @@ impl Context {
         destroy: bool,
         extra_imports: &BTreeMap<Address, String>,
     ) -> Result<Planned, Failure> {
-        let world = observe::observe(
-            &self.aws,
-            &self.loaded.stack,
-            &self.lookups,
-            &self.built.desired,
-        )
-        .await?;
+        let (aws, stack, desired) = (&self.aws, &self.loaded.stack, &self.built.desired);
+        let world = match &self.prefetched {
+            Some(p) => p.world_for(aws, stack, &self.lookups, desired).await?,
+            None => observe::observe(aws, stack, &self.lookups, desired).await?,
+        };
         tracing::info!(
             found = world.found.values().map(Vec::len).sum::<usize>(),
             owned_elsewhere = world.owned_elsewhere.len(),
@@ -582,7 +593,7 @@ impl Context {
 }
 
 async fn render(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Result<(), Failure> {
-    let ctx = Context::load(stack_args, aws_args).await?;
+    let ctx = Context::load(stack_args, aws_args, false).await?;
     let write = |path: &Path, bytes: &[u8]| -> Result<(), Failure> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -685,7 +696,7 @@ async fn apply_cmd(
     delete_data: bool,
     targets: &[String],
 ) -> Result<(), Failure> {
-    let mut ctx = Context::load(stack_args, aws_args).await?;
+    let mut ctx = Context::load(stack_args, aws_args, true).await?;
     ctx.delete_data |= delete_data;
     ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
@@ -749,7 +760,7 @@ async fn import(
     id: &str,
 ) -> Result<(), Failure> {
     let addr: Address = address.parse().map_err(Failure::Other)?;
-    let ctx = Context::load(stack_args, aws_args).await?;
+    let ctx = Context::load(stack_args, aws_args, true).await?;
     if !ctx.built.desired.iter().any(|d| d.address == addr) {
         return Err(Failure::Other(format!(
             "{addr} is not defined in {}: add it to the stack first, then import",

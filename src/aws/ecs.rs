@@ -586,6 +586,16 @@ pub async fn describe_task_definition(
     aws: &Aws,
     arn_or_family_revision: &str,
 ) -> Result<Option<(String, TaskDefinitionAttrs, Tags)>, AwsError> {
+    Ok(describe_revision(aws, arn_or_family_revision)
+        .await?
+        .map(|(arn, attrs, tags, _)| (arn, attrs, tags)))
+}
+
+/// [`describe_task_definition`] and whether the revision is ACTIVE.
+async fn describe_revision(
+    aws: &Aws,
+    arn_or_family_revision: &str,
+) -> Result<Option<(String, TaskDefinitionAttrs, Tags, bool)>, AwsError> {
     let out = match aws
         .ecs
         .describe_task_definition()
@@ -609,7 +619,13 @@ pub async fn describe_task_definition(
     };
     let all_tags = tags_from(out.tags());
     let arn = td.task_definition_arn().unwrap_or_default().to_string();
-    Ok(Some((arn, task_definition_attrs(td, &all_tags), all_tags)))
+    let active = td.status() == Some(&ecs::TaskDefinitionStatus::Active);
+    Ok(Some((
+        arn,
+        task_definition_attrs(td, &all_tags),
+        all_tags,
+        active,
+    )))
 }
 
 /// `family` and revision number of a revision ARN (`…:task-definition/family:12`).
@@ -658,8 +674,9 @@ async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsErr
 /// environment) ownership tags among the [`RECENT_REVISIONS`] newest; when none of them is
 /// owned, the newest one (so the planner reports the conflict); `None` when the family has no
 /// ACTIVE revision. `handles["revisions"]` holds the comma-joined ACTIVE revision ARNs seen.
-/// Calls: 1 ListTaskDefinitions + k DescribeTaskDefinition (newest first, stopping at the
-/// first owned one).
+/// Calls: 1 DescribeTaskDefinition when the latest ACTIVE revision is owned; else also
+/// 1 ListTaskDefinitions + k DescribeTaskDefinition (newest first, stopping at the first owned
+/// one).
 pub async fn find_task_definition(
     aws: &Aws,
     family: &str,
@@ -667,6 +684,24 @@ pub async fn find_task_definition(
     stack: &str,
     environment: &str,
 ) -> Result<Option<Observed>, AwsError> {
+    // DescribeTaskDefinition of the bare family answers its latest ACTIVE revision: when that
+    // one is ours (the usual case) it is the answer, in one call. Otherwise the newest
+    // revisions are listed and read, as below.
+    let latest = describe_revision(aws, family)
+        .await
+        .map_err(|e| e.at(address))?;
+    if let Some((arn, attrs, all_tags, active)) = latest {
+        let active = active && family_and_revision(&arn).is_some_and(|(f, _)| f == family);
+        if active && Ownership::judge(&all_tags, stack, environment) == Ownership::Owned {
+            return Ok(Some(Observed {
+                address: address.clone(),
+                handles: BTreeMap::from([("revisions".to_string(), arn.clone())]),
+                id: arn,
+                attrs: Attrs::TaskDefinition(attrs),
+                all_tags,
+            }));
+        }
+    }
     let arns = recent_revisions(aws, family)
         .await
         .map_err(|e| e.at(address))?;
@@ -919,55 +954,66 @@ fn sdk_registries(a: &EcsServiceAttrs) -> Vec<ecs::ServiceRegistry> {
         .collect()
 }
 
+/// Most services one DescribeServices takes.
+const SERVICES_PER_CALL: usize = 10;
+
+/// The services of `cluster` named in `names` that are not INACTIVE, by name (a missing one,
+/// or every one when the cluster is missing, is absent). One DescribeServices (include TAGS)
+/// per [`SERVICES_PER_CALL`] names, run concurrently.
+async fn describe_services(
+    aws: &Aws,
+    cluster: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, ecs::Service>, AwsError> {
+    let answers = futures::future::join_all(names.chunks(SERVICES_PER_CALL).map(|chunk| {
+        aws.ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(ecs::ServiceField::Tags)
+            .send()
+    }))
+    .await;
+    let mut by_name = BTreeMap::new();
+    for answer in answers {
+        let out = match answer {
+            Ok(out) => out,
+            Err(e) => {
+                let e = err(SERVICE, "DescribeServices")(e);
+                if e.code_is("ClusterNotFoundException") {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        for s in out.services() {
+            if s.status() == Some("INACTIVE") {
+                continue;
+            }
+            if let Some(name) = s.service_name() {
+                by_name.insert(name.to_string(), s.clone());
+            }
+        }
+    }
+    Ok(by_name)
+}
+
 /// DescribeServices for one service: `None` when it (or its cluster) is missing or INACTIVE.
 async fn describe_service(
     aws: &Aws,
     cluster: &str,
     name: &str,
 ) -> Result<Option<ecs::Service>, AwsError> {
-    let out = match aws
-        .ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(name)
-        .include(ecs::ServiceField::Tags)
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) => {
-            let e = err(SERVICE, "DescribeServices")(e);
-            return if e.code_is("ClusterNotFoundException") {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-    };
-    Ok(out
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-        .cloned())
+    Ok(describe_services(aws, cluster, &[name.to_string()])
+        .await?
+        .remove(name))
 }
 
-/// The service `name` in `cluster` (a name or ARN), or `None` when missing or INACTIVE (a
-/// DRAINING one is returned: it still holds its name). `handles["task_definition_arn"]` is the
-/// revision it runs, `handles["status"]` its status. Calls: DescribeServices (include TAGS).
-pub async fn find_service(
-    aws: &Aws,
-    cluster: &str,
-    name: &str,
-    address: &Address,
-) -> Result<Option<Observed>, AwsError> {
-    let Some(s) = describe_service(aws, cluster, name)
-        .await
-        .map_err(|e| e.at(address))?
-    else {
-        return Ok(None);
-    };
+/// The service as the model sees it. `handles["task_definition_arn"]` is the revision it
+/// runs, `handles["status"]` its status.
+fn observed_service(s: &ecs::Service, cluster: &str, address: &Address) -> Observed {
     let all_tags = tags_from(s.tags());
-    let attrs = service_attrs(&s, cluster, &all_tags);
+    let attrs = service_attrs(s, cluster, &all_tags);
     let mut handles = BTreeMap::new();
     handles.insert(
         "task_definition_arn".to_string(),
@@ -977,13 +1023,51 @@ pub async fn find_service(
         "status".to_string(),
         s.status().unwrap_or_default().to_string(),
     );
-    Ok(Some(Observed {
+    Observed {
         address: address.clone(),
         id: s.service_arn().unwrap_or_default().to_string(),
         attrs: Attrs::EcsService(attrs),
         all_tags,
         handles,
-    }))
+    }
+}
+
+/// The service `name` in `cluster` (a name or ARN), or `None` when missing or INACTIVE (a
+/// DRAINING one is returned: it still holds its name). Calls: DescribeServices (include TAGS).
+pub async fn find_service(
+    aws: &Aws,
+    cluster: &str,
+    name: &str,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
+    let wanted = [(name.to_string(), address.clone())];
+    let mut found = find_services(aws, cluster, &wanted).await?;
+    Ok(found.remove(address).flatten())
+}
+
+/// For each (name, address) in `wanted`, the service `name` in `cluster` as [`find_service`]
+/// finds it; every address has an entry. One DescribeServices per 10 services.
+pub async fn find_services(
+    aws: &Aws,
+    cluster: &str,
+    wanted: &[(String, Address)],
+) -> Result<BTreeMap<Address, Option<Observed>>, AwsError> {
+    let Some((_, first)) = wanted.first() else {
+        return Ok(BTreeMap::new());
+    };
+    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    let found = describe_services(aws, cluster, &names)
+        .await
+        .map_err(|e| e.at(first))?;
+    Ok(wanted
+        .iter()
+        .map(|(name, address)| {
+            let o = found
+                .get(name)
+                .map(|s| observed_service(s, cluster, address));
+            (address.clone(), o)
+        })
+        .collect())
 }
 
 fn network_configuration(a: &EcsServiceAttrs) -> Result<ecs::NetworkConfiguration, BuildError> {
