@@ -178,7 +178,7 @@ pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
 
 /// The lookups and the live state of `desired`, read together: reads of the live state do not
 /// wait for lookups they do not need. `desired` may be built from placeholder lookups
-/// ([`Lookups::placeholders`]): only names are read from it (see [`world_for`]).
+/// ([`Lookups::placeholders`]): only names are read from it (see [`Prefetched`]).
 pub async fn lookups_and_world(
     aws: &Aws,
     stack: &Stack,
@@ -208,10 +208,11 @@ pub fn names(
 }
 
 /// A plan's live state read ahead, while the lookups were made: the world of the stack as
-/// named by `names` (the stack built from placeholder lookups), turned into the world of the
-/// real desired state by [`Prefetched::world_for`].
+/// named by the stack built from placeholder lookups, turned into the world of the real
+/// desired state by [`Prefetched::world_for`].
 pub struct Prefetched {
-    names: Vec<Desired>,
+    /// What each address was found by ([`find_key`]).
+    keys: BTreeMap<Address, String>,
     world: World,
 }
 
@@ -223,10 +224,17 @@ impl Prefetched {
         names: Vec<Desired>,
     ) -> Result<(Lookups, Prefetched), AwsError> {
         let (lookups, world) = lookups_and_world(aws, stack, &names).await?;
-        Ok((lookups, Prefetched { names, world }))
+        let keys = names
+            .iter()
+            .map(|d| (d.address.clone(), find_key(d, &names)))
+            .collect();
+        Ok((lookups, Prefetched { keys, world }))
     }
 
-    /// The live state for `desired` (see [`world_for`]).
+    /// The live state for `desired`. Found resources of addresses `desired` lacks (after
+    /// `--target`) are kept as owned elsewhere when they are owned, as a read of `desired`
+    /// alone would find them through their tags; an address of `desired` that was not read,
+    /// or was read by another name, is read now.
     pub async fn world_for(
         &self,
         aws: &Aws,
@@ -234,15 +242,38 @@ impl Prefetched {
         lookups: &Lookups,
         desired: &[Desired],
     ) -> Result<World, AwsError> {
-        world_for(
-            aws,
-            stack,
-            lookups,
-            self.world.clone(),
-            &self.names,
-            desired,
-        )
-        .await
+        let World {
+            found: read,
+            mut owned_elsewhere,
+            revisions,
+        } = self.world.clone();
+        let stale: Vec<Desired> = desired
+            .iter()
+            .filter(|d| self.keys.get(&d.address) != Some(&find_key(d, desired)))
+            .cloned()
+            .collect();
+        let wanted: BTreeSet<&Address> = desired.iter().map(|d| &d.address).collect();
+        let mut found = BTreeMap::new();
+        for (address, list) in read {
+            if wanted.contains(&address) {
+                found.insert(address, list);
+            } else {
+                owned_elsewhere.extend(
+                    list.into_iter().filter(|o| {
+                        o.ownership(&stack.stack, &stack.environment) == Ownership::Owned
+                    }),
+                );
+            }
+        }
+        if !stale.is_empty() {
+            let again = observe(aws, stack, lookups, &stale).await?;
+            found.extend(again.found);
+        }
+        Ok(World {
+            found,
+            owned_elsewhere,
+            revisions,
+        })
     }
 }
 
@@ -268,55 +299,6 @@ fn find_key(d: &Desired, desired: &[Desired]) -> String {
         Attrs::ListenerRule(a) => a.priority.to_string(),
         other => other.aws_name().to_string(),
     }
-}
-
-/// The live state for `desired` from `read`, the world [`lookups_and_world`] read for `names`
-/// (the same stack built from placeholder lookups, or before `--target` narrowed it). Found
-/// resources of addresses `desired` lacks are kept as owned elsewhere when they are owned (as
-/// a read of `desired` alone would find them through their tags); an address of `desired`
-/// that `names` lacks or finds by other names is read now.
-pub async fn world_for(
-    aws: &Aws,
-    stack: &Stack,
-    lookups: &Lookups,
-    read: World,
-    names: &[Desired],
-    desired: &[Desired],
-) -> Result<World, AwsError> {
-    let World {
-        mut found,
-        mut owned_elsewhere,
-        revisions,
-    } = read;
-    let keys: BTreeMap<&Address, String> = names
-        .iter()
-        .map(|d| (&d.address, find_key(d, names)))
-        .collect();
-    let stale: Vec<Desired> = desired
-        .iter()
-        .filter(|d| keys.get(&d.address) != Some(&find_key(d, desired)))
-        .cloned()
-        .collect();
-    let wanted: BTreeSet<&Address> = desired.iter().map(|d| &d.address).collect();
-    for (address, list) in std::mem::take(&mut found) {
-        if wanted.contains(&address) {
-            found.insert(address, list);
-        } else {
-            owned_elsewhere.extend(
-                list.into_iter()
-                    .filter(|o| o.ownership(&stack.stack, &stack.environment) == Ownership::Owned),
-            );
-        }
-    }
-    if !stale.is_empty() {
-        let again = observe(aws, stack, lookups, &stale).await?;
-        found.extend(again.found);
-    }
-    Ok(World {
-        found,
-        owned_elsewhere,
-        revisions,
-    })
 }
 
 /// Cluster name for a service's `cluster` attribute (an address of the stack, or a name).
