@@ -329,6 +329,22 @@ where
     future::try_join_all(items.into_iter().map(read)).await
 }
 
+/// Runs `find` (by AWS name) for each of `items` at once.
+async fn each_by_name<'b, F, Fut>(
+    items: impl IntoIterator<Item = &'b Desired>,
+    find: F,
+) -> Result<Found, AwsError>
+where
+    F: Fn(&'b str, &'b Address) -> Fut,
+    Fut: Future<Output = Result<Option<Observed>, AwsError>>,
+{
+    each(items, |d| {
+        let read = find(d.attrs.aws_name(), &d.address);
+        async move { Ok(one(&d.address, read.await?)) }
+    })
+    .await
+}
+
 /// Reads the live state of `desired` (each read waits only for the lookups it needs), then what
 /// the stack owns beyond it, then the task definition revisions its services run.
 async fn read_world(
@@ -349,11 +365,8 @@ async fn read_world(
         let found = logs::find_log_groups(aws, &wanted).await?;
         Ok::<Found, AwsError>(found.into_iter().map(|(a, o)| one(&a, o)).collect())
     };
-    let roles = each(of_kind(Kind::IamRole), |d| async move {
-        Ok(one(
-            &d.address,
-            iam::find_role(aws, d.attrs.aws_name(), &d.address).await?,
-        ))
+    let roles = each_by_name(of_kind(Kind::IamRole), |name, a| {
+        iam::find_role(aws, name, a)
     });
     let security_groups = async {
         let wanted = named(Kind::SecurityGroup);
@@ -364,11 +377,8 @@ async fn read_world(
         let found = ec2::find_security_groups_of_stack(aws, &vpc_id, &wanted).await?;
         Ok::<Found, AwsError>(found.into_iter().collect())
     };
-    let clusters = each(of_kind(Kind::EcsCluster), |d| async move {
-        Ok(one(
-            &d.address,
-            ecs::find_cluster(aws, d.attrs.aws_name(), &d.address).await?,
-        ))
+    let clusters = each_by_name(of_kind(Kind::EcsCluster), |name, a| {
+        ecs::find_cluster(aws, name, a)
     });
     let task_definitions = each(of_kind(Kind::TaskDefinition), |d| async move {
         let o = ecs::find_task_definition(
@@ -405,11 +415,8 @@ async fn read_world(
                 .collect(),
         )
     };
-    let generated_secrets = each(of_kind(Kind::Secret), |d| async move {
-        Ok(one(
-            &d.address,
-            secrets::find_secret(aws, d.attrs.aws_name(), &d.address).await?,
-        ))
+    let generated_secrets = each_by_name(of_kind(Kind::Secret), |name, a| {
+        secrets::find_secret(aws, name, a)
     });
     let load_balancing = async {
         let target_groups = named(Kind::TargetGroup);

@@ -52,6 +52,19 @@ async fn list_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
         .collect())
 }
 
+/// The tags of `arn` when it is known ahead (so they are read beside the resource itself),
+/// `None` when it is not or the resource is gone. Calls: ListTagsForResource when known.
+async fn tags_if_known(
+    aws: &Aws,
+    arn: Option<&str>,
+    address: &Address,
+) -> Result<Option<Tags>, AwsError> {
+    match arn {
+        Some(arn) => found(list_tags(aws, arn).await.map_err(|e| e.at(address))),
+        None => Ok(None),
+    }
+}
+
 /// Waits for an asynchronous operation: GetOperation every [`POLL`] (the first right away)
 /// until SUCCESS (returns its targets) or FAIL (an error with Cloud Map's code and message).
 async fn wait_for_operation(
@@ -192,12 +205,7 @@ async fn observe_namespace_with(
         let answer = aws.servicediscovery.get_namespace().id(id).send().await;
         found(answer.map_err(|e| err(SERVICE, "GetNamespace")(e).at(address)))
     };
-    let known_tags = async {
-        match arn {
-            Some(arn) => found(list_tags(aws, arn).await.map_err(|e| e.at(address))),
-            None => Ok(None),
-        }
-    };
+    let known_tags = tags_if_known(aws, arn, address);
     let (out, known_tags) = futures::try_join!(get, known_tags)?;
     let Some(ns) = out.as_ref().and_then(|o| o.namespace()) else {
         return Ok(None);
@@ -383,12 +391,7 @@ async fn observe_service_with(
         let answer = aws.servicediscovery.get_service().id(id).send().await;
         found(answer.map_err(|e| err(SERVICE, "GetService")(e).at(address)))
     };
-    let known_tags = async {
-        match arn {
-            Some(arn) => found(list_tags(aws, arn).await.map_err(|e| e.at(address))),
-            None => Ok(None),
-        }
-    };
+    let known_tags = tags_if_known(aws, arn, address);
     let (out, known_tags) = futures::try_join!(get, known_tags)?;
     let Some(s) = out.as_ref().and_then(|o| o.service()) else {
         return Ok(None);

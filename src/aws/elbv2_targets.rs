@@ -261,16 +261,7 @@ pub async fn find_target_groups_and_rules(
             (address.clone(), o)
         })
         .collect();
-    let tagged: Vec<(elb::Rule, Tags)> = listed
-        .into_iter()
-        .map(|r| {
-            let t = r
-                .rule_arn()
-                .and_then(|a| tags.remove(a))
-                .unwrap_or_default();
-            (r, t)
-        })
-        .collect();
+    let tagged = with_tags(listed, &mut tags);
     let found_rules = rules
         .iter()
         .map(|(priority, address)| {
@@ -492,7 +483,12 @@ async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tag
         .filter_map(|r| r.rule_arn().map(str::to_string))
         .collect();
     let mut tags = tags_of(aws, &arns).await?;
-    Ok(rules
+    Ok(with_tags(rules, &mut tags))
+}
+
+/// Each rule with its tags, taken from `tags` (by rule ARN).
+fn with_tags(rules: Vec<elb::Rule>, tags: &mut BTreeMap<String, Tags>) -> Vec<(elb::Rule, Tags)> {
+    rules
         .into_iter()
         .map(|r| {
             let t = r
@@ -501,7 +497,7 @@ async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tag
                 .unwrap_or_default();
             (r, t)
         })
-        .collect())
+        .collect()
 }
 
 fn observed_rule(listener: &str, r: &elb::Rule, all_tags: Tags, address: &Address) -> Observed {
