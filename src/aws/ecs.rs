@@ -674,9 +674,9 @@ async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsErr
 /// environment) ownership tags among the [`RECENT_REVISIONS`] newest; when none of them is
 /// owned, the newest one (so the planner reports the conflict); `None` when the family has no
 /// ACTIVE revision. `handles["revisions"]` holds the comma-joined ACTIVE revision ARNs seen.
-/// Calls: 1 DescribeTaskDefinition when the latest ACTIVE revision is owned; else also
-/// 1 ListTaskDefinitions + k DescribeTaskDefinition (newest first, stopping at the first owned
-/// one).
+/// Calls: 1 DescribeTaskDefinition (the family's latest ACTIVE revision), and when that one is
+/// not owned, 1 ListTaskDefinitions + k DescribeTaskDefinition of the other revisions (newest
+/// first, stopping at the first owned one).
 pub async fn find_task_definition(
     aws: &Aws,
     family: &str,
@@ -690,15 +690,17 @@ pub async fn find_task_definition(
     let latest = describe_revision(aws, family)
         .await
         .map_err(|e| e.at(address))?;
-    if let Some((arn, attrs, all_tags, active)) = latest {
-        let active = active && family_and_revision(&arn).is_some_and(|(f, _)| f == family);
-        if active && Ownership::judge(&all_tags, stack, environment) == Ownership::Owned {
+    let mut latest = latest.filter(|(arn, _, _, active)| {
+        *active && family_and_revision(arn).is_some_and(|(f, _)| f == family)
+    });
+    if let Some((arn, attrs, all_tags, _)) = &latest {
+        if Ownership::judge(all_tags, stack, environment) == Ownership::Owned {
             return Ok(Some(Observed {
                 address: address.clone(),
                 handles: BTreeMap::from([("revisions".to_string(), arn.clone())]),
-                id: arn,
-                attrs: Attrs::TaskDefinition(attrs),
-                all_tags,
+                id: arn.clone(),
+                attrs: Attrs::TaskDefinition(attrs.clone()),
+                all_tags: all_tags.clone(),
             }));
         }
     }
@@ -708,10 +710,17 @@ pub async fn find_task_definition(
     let mut newest = None;
     let mut chosen = None;
     for arn in &arns {
-        let Some(found) = describe_task_definition(aws, arn)
-            .await
-            .map_err(|e| e.at(address))?
-        else {
+        // The latest revision was read above: not again.
+        let already = latest
+            .take_if(|(a, ..)| a == arn)
+            .map(|(a, attrs, tags, _)| (a, attrs, tags));
+        let found = match already {
+            Some(found) => Some(found),
+            None => describe_task_definition(aws, arn)
+                .await
+                .map_err(|e| e.at(address))?,
+        };
+        let Some(found) = found else {
             continue; // deregistered between the list and the describe
         };
         if Ownership::judge(&found.2, stack, environment) == Ownership::Owned {
