@@ -519,7 +519,7 @@ async fn read_world(
     }
 
     let vpc_id = reads.vpc.clone().await?.0;
-    let owned_elsewhere = read_owned_elsewhere(
+    let mut owned_elsewhere = read_owned_elsewhere(
         aws,
         stack,
         &vpc_id,
@@ -529,12 +529,38 @@ async fn read_world(
         role_names,
     )
     .await?;
+    adopt_missed(&mut found, &mut owned_elsewhere, desired);
     let revisions = read_revisions(aws, &found, &owned_elsewhere).await?;
     Ok(World {
         found,
         owned_elsewhere,
         revisions,
     })
+}
+
+/// Moves into `found` what the read by name missed but the read by tag found: an owned
+/// resource carrying a desired address and that resource's name, where nothing was found for
+/// the address. It is the desired resource itself, created between the two reads (the reads
+/// run at once; an interrupted apply's last create may land in between). Left where it was,
+/// the plan would create it again and delete it as removed from the stack.
+fn adopt_missed(
+    found: &mut BTreeMap<Address, Vec<Observed>>,
+    owned_elsewhere: &mut Vec<Observed>,
+    desired: &[Desired],
+) {
+    let names: BTreeMap<&Address, &str> = desired
+        .iter()
+        .map(|d| (&d.address, d.attrs.aws_name()))
+        .collect();
+    let (missed, rest): (Vec<Observed>, Vec<Observed>) =
+        std::mem::take(owned_elsewhere).into_iter().partition(|o| {
+            names.get(&o.address) == Some(&o.attrs.aws_name())
+                && found.get(&o.address).is_some_and(Vec::is_empty)
+        });
+    *owned_elsewhere = rest;
+    for o in missed {
+        found.entry(o.address.clone()).or_default().push(o);
+    }
 }
 
 /// File systems, their mount targets (one DescribeFileSystems per file system serves both)
@@ -784,6 +810,43 @@ async fn observe_by_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{EcsClusterAttrs, Tags};
+
+    fn cluster(address: &str, name: &str) -> Observed {
+        Observed {
+            address: address.parse().unwrap(),
+            id: format!("arn:aws:ecs:us-west-2:123456789012:cluster/{name}"),
+            attrs: Attrs::EcsCluster(EcsClusterAttrs {
+                name: name.into(),
+                container_insights: "enabled".into(),
+                tags: Tags::new(),
+            }),
+            all_tags: Tags::new(),
+            handles: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_resource_found_only_by_tag_under_its_own_address_and_name_is_found() {
+        let wanted = cluster("ecs_cluster.monitoring", "monitoring");
+        let desired = vec![Desired {
+            address: wanted.address.clone(),
+            attrs: wanted.attrs.clone(),
+            ignore: Default::default(),
+            restart_loses: None,
+        }];
+        let mut found = BTreeMap::from([(wanted.address.clone(), vec![])]);
+        // Same address, other name (renamed in the stack file): stays owned elsewhere.
+        let renamed = cluster("ecs_cluster.monitoring", "old-monitoring");
+        let mut elsewhere = vec![renamed.clone(), wanted.clone()];
+        adopt_missed(&mut found, &mut elsewhere, &desired);
+        assert_eq!(found[&wanted.address], vec![wanted.clone()]);
+        assert_eq!(elsewhere, vec![renamed]);
+        // Found by name already: nothing moves.
+        let mut elsewhere = vec![wanted.clone()];
+        adopt_missed(&mut found, &mut elsewhere, &desired);
+        assert_eq!(elsewhere.len(), 1);
+    }
 
     #[test]
     fn the_account_is_the_fifth_field_of_an_arn() {
