@@ -1,76 +1,304 @@
-//! Reads what the plan needs from AWS, read-only and concurrently: the looked-up network,
-//! the live counterpart of every desired resource, and whatever else carries this stack's
-//! ownership tags (resources removed from the stack file, interrupted replacements).
+//! Reads what the plan needs from AWS, read-only: the looked-up network, the live counterpart
+//! of every desired resource, and whatever else carries this stack's ownership tags (resources
+//! removed from the stack file, interrupted replacements).
+//!
+//! A plan waits for AWS one round trip after another only where a read needs another's answer,
+//! so every read starts as soon as what it needs is known: reads by name (roles, log groups,
+//! secrets, clusters, services, task definitions, file systems, Cloud Map) start at once; the
+//! security groups await only the VPC, the listener rules only the load balancer's listeners,
+//! a file system's mount targets only its description. No global cap: the per-service budgets
+//! in [`crate::aws::budget`] keep the burst under AWS's request rates. What AWS lets a read
+//! batch without losing exactness is batched (security groups and their rules, services of a
+//! cluster, log groups, ELB tags); the rest is read per resource, concurrently.
 
 use crate::aws::{
     cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, secrets, tagging, Aws, AwsError,
 };
 use crate::diff::World;
 use crate::model::{
-    external_secret_key, Address, Attrs, Desired, Kind, Lookups, Observed, Ownership, TAG_ADDRESS,
+    external_secret_key, Address, Attrs, Desired, Kind, LoadBalancer, Lookups, Observed, Ownership,
+    TAG_ADDRESS,
 };
-use crate::spec::Stack;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use crate::render::Templates;
+use crate::spec::{Built, LoadedStack, SpecErrors, Stack};
+use aws_sdk_elasticloadbalancingv2::types::Listener;
+use futures::future::{self, BoxFuture, FutureExt, Shared, TryFutureExt};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
-/// How many read calls run at once.
-pub const PARALLEL_READS: usize = 8;
+/// A read whose answer several others wait for.
+type Read<'a, T> = Shared<BoxFuture<'a, Result<T, AwsError>>>;
+
+fn shared<'a, T: Clone + Send + Sync + 'a>(
+    read: impl Future<Output = Result<T, AwsError>> + Send + 'a,
+) -> Read<'a, T> {
+    read.boxed().shared()
+}
+
+/// The lookups, each part a read of its own, so that what needs only one part waits only for
+/// it.
+struct LookupReads<'a> {
+    vpc: Read<'a, (String, String)>,
+    /// The HTTPS listener the stack's rules go on (`None` when it has no rules).
+    https_listener: Read<'a, Option<String>>,
+    lookups: Read<'a, Lookups>,
+}
+
+/// The account of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:…`).
+fn account_of(arn: &str) -> Option<String> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| account.to_string())
+}
+
+impl<'a> LookupReads<'a> {
+    /// Starts the lookups: the VPC and the load balancer at once; the subnets when the VPC is
+    /// known; the listeners when the load balancer is, then the targets behind them. The
+    /// account is the load balancer's (DescribeLoadBalancers lists only the caller's own), so
+    /// it costs no call of its own.
+    fn start(aws: &'a Aws, stack: &'a Stack) -> LookupReads<'a> {
+        let load_balancer: Read<'a, LoadBalancer> = shared(elbv2::lookup_load_balancer(
+            aws,
+            &stack.lookups.load_balancer.name,
+        ));
+        let vpc = shared(ec2::lookup_vpc(aws, &stack.lookups.vpc.tags));
+        let account = shared(load_balancer.clone().and_then(move |lb| async move {
+            match account_of(&lb.arn) {
+                Some(account) => Ok(account),
+                None => aws.account_id().await,
+            }
+        }));
+        let listeners: Read<'a, Vec<Listener>> = shared(
+            load_balancer
+                .clone()
+                .and_then(move |lb| async move { elbv2::listeners(aws, &lb.arn).await }),
+        );
+        let https_listener = {
+            let (load_balancer, listeners) = (load_balancer.clone(), listeners.clone());
+            shared(async move {
+                if stack.listener_rules.is_empty() {
+                    return Ok(None);
+                }
+                let (lb, listeners) = future::try_join(load_balancer, listeners).await?;
+                elbv2_targets::https_listener(&listeners)
+                    .map(Some)
+                    .ok_or_else(|| elbv2_targets::no_https_listener(&lb.arn))
+            })
+        };
+        let subnets = shared(vpc.clone().and_then(move |(vpc_id, _)| async move {
+            ec2::lookup_subnets(aws, &vpc_id, &stack.lookups.subnets.tags).await
+        }));
+        let secret_arns = {
+            let account = account.clone();
+            shared(future::try_join_all(
+                stack
+                    .external_secrets()
+                    .into_iter()
+                    .map(move |(store, name)| {
+                        let account = account.clone();
+                        async move {
+                            let arn = match store {
+                                "ssm" => {
+                                    let account = account.await?;
+                                    secrets::lookup_parameter_arn(aws, &account, &name).await?
+                                }
+                                _ => secrets::lookup_secret_arn(aws, &name).await?,
+                            };
+                            Ok::<_, AwsError>((external_secret_key(store, &name), arn))
+                        }
+                    }),
+            ))
+        };
+        let targets = shared(
+            listeners
+                .clone()
+                .and_then(move |l| async move { elbv2::targets_by_port(aws, &l).await }),
+        );
+        let lookups = {
+            let (vpc, https_listener) = (vpc.clone(), https_listener.clone());
+            shared(async move {
+                let (account_id, (vpc_id, vpc_cidr), mut lb, https, subnet_ids, secrets, targets) =
+                    tokio::try_join!(
+                        account,
+                        vpc,
+                        load_balancer,
+                        https_listener,
+                        subnets,
+                        secret_arns,
+                        targets
+                    )?;
+                if lb.vpc_id != vpc_id {
+                    return Err(AwsError {
+                        service: "elasticloadbalancing",
+                        operation: "DescribeLoadBalancers",
+                        address: None,
+                        code: Some("LookupFailed".into()),
+                        message: format!(
+                            "load balancer `{}` is in {}, not in the stack's VPC {vpc_id}",
+                            lb.name, lb.vpc_id
+                        ),
+                        request_id: None,
+                    });
+                }
+                lb.https_listener_arn = https;
+                lb.targets_by_port = targets;
+                Ok(Lookups {
+                    account_id,
+                    region: aws.region.clone(),
+                    vpc_id,
+                    vpc_cidr,
+                    subnet_ids,
+                    load_balancer: lb,
+                    secrets: secrets.into_iter().collect(),
+                })
+            })
+        };
+        LookupReads {
+            vpc,
+            https_listener,
+            lookups,
+        }
+    }
+
+    /// Lookups already made (a saved plan's check reads the world against them).
+    fn ready(lookups: &Lookups) -> LookupReads<'a> {
+        let l = lookups.clone();
+        LookupReads {
+            vpc: shared(future::ok((l.vpc_id.clone(), l.vpc_cidr.clone()))),
+            https_listener: shared(future::ok(l.load_balancer.https_listener_arn.clone())),
+            lookups: shared(future::ok(l)),
+        }
+    }
+}
 
 /// Finds the VPC, the private subnets and the backend ALB, and the account.
 pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
-    let (account_id, (vpc_id, vpc_cidr), mut load_balancer) = tokio::try_join!(
-        aws.account_id(),
-        ec2::lookup_vpc(aws, &stack.lookups.vpc.tags),
-        elbv2::lookup_load_balancer(aws, &stack.lookups.load_balancer.name),
-    )?;
-    if load_balancer.vpc_id != vpc_id {
-        return Err(AwsError {
-            service: "elasticloadbalancing",
-            operation: "DescribeLoadBalancers",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!(
-                "load balancer `{}` is in {}, not in the stack's VPC {vpc_id}",
-                load_balancer.name, load_balancer.vpc_id
-            ),
-            request_id: None,
-        });
+    LookupReads::start(aws, stack).lookups.await
+}
+
+/// The lookups and the live state of `desired`, read together: reads of the live state do not
+/// wait for lookups they do not need. `desired` may be built from placeholder lookups
+/// ([`Lookups::placeholders`]): only names are read from it (see [`Prefetched`]).
+pub async fn lookups_and_world(
+    aws: &Aws,
+    stack: &Stack,
+    desired: &[Desired],
+) -> Result<(Lookups, World), AwsError> {
+    let reads = LookupReads::start(aws, stack);
+    tokio::try_join!(
+        reads.lookups.clone(),
+        read_world(aws, stack, &reads, desired)
+    )
+}
+
+/// The stack's desired resources as named in `region`, to read their live state before the
+/// lookups are known: `built` (made with `offline` placeholder lookups) when its region is
+/// `region`, else the stack built again with placeholders for `region` (role names carry it).
+pub fn names(
+    loaded: &LoadedStack,
+    offline: &Lookups,
+    built: Built,
+    region: &str,
+    templates: &Templates,
+) -> Result<Vec<Desired>, SpecErrors> {
+    if offline.region == region {
+        return Ok(built.desired);
     }
-    // One read of the listeners serves the target counts and, for stacks with listener rules,
-    // the HTTPS listener they are added to.
-    let listeners = elbv2::listeners(aws, &load_balancer.arn).await?;
-    if !stack.listener_rules.is_empty() {
-        load_balancer.https_listener_arn = Some(
-            elbv2_targets::https_listener(&listeners)
-                .ok_or_else(|| elbv2_targets::no_https_listener(&load_balancer.arn))?,
-        );
+    Ok(crate::spec::build_desired(loaded, &Lookups::placeholders(region), templates)?.desired)
+}
+
+/// A plan's live state read ahead, while the lookups were made: the world of the stack as
+/// named by the stack built from placeholder lookups, turned into the world of the real
+/// desired state by [`Prefetched::world_for`].
+pub struct Prefetched {
+    /// What each address was found by ([`find_key`]).
+    keys: BTreeMap<Address, String>,
+    world: World,
+}
+
+impl Prefetched {
+    /// The lookups, and the live state of `names`, read together.
+    pub async fn read(
+        aws: &Aws,
+        stack: &Stack,
+        names: Vec<Desired>,
+    ) -> Result<(Lookups, Prefetched), AwsError> {
+        let (lookups, world) = lookups_and_world(aws, stack, &names).await?;
+        let keys = names
+            .iter()
+            .map(|d| (d.address.clone(), find_key(d, &names)))
+            .collect();
+        Ok((lookups, Prefetched { keys, world }))
     }
-    let account = account_id.as_str();
-    let secret_arns = stream::iter(stack.external_secrets())
-        .map(|(store, name)| async move {
-            let arn = match store {
-                "ssm" => secrets::lookup_parameter_arn(aws, account, &name).await?,
-                _ => secrets::lookup_secret_arn(aws, &name).await?,
-            };
-            Ok::<_, AwsError>((external_secret_key(store, &name), arn))
+
+    /// The live state for `desired`. Found resources of addresses `desired` lacks (after
+    /// `--target`) are kept as owned elsewhere when they are owned, as a read of `desired`
+    /// alone would find them through their tags; an address of `desired` that was not read,
+    /// or was read by another name, is read now.
+    pub async fn world_for(
+        &self,
+        aws: &Aws,
+        stack: &Stack,
+        lookups: &Lookups,
+        desired: &[Desired],
+    ) -> Result<World, AwsError> {
+        let World {
+            found: read,
+            mut owned_elsewhere,
+            revisions,
+        } = self.world.clone();
+        let stale: Vec<Desired> = desired
+            .iter()
+            .filter(|d| self.keys.get(&d.address) != Some(&find_key(d, desired)))
+            .cloned()
+            .collect();
+        let wanted: BTreeSet<&Address> = desired.iter().map(|d| &d.address).collect();
+        let mut found = BTreeMap::new();
+        for (address, list) in read {
+            if wanted.contains(&address) {
+                found.insert(address, list);
+            } else {
+                owned_elsewhere.extend(
+                    list.into_iter().filter(|o| {
+                        o.ownership(&stack.stack, &stack.environment) == Ownership::Owned
+                    }),
+                );
+            }
+        }
+        if !stale.is_empty() {
+            let again = observe(aws, stack, lookups, &stale).await?;
+            found.extend(again.found);
+        }
+        Ok(World {
+            found,
+            owned_elsewhere,
+            revisions,
         })
-        .buffer_unordered(PARALLEL_READS)
-        .try_collect::<BTreeMap<_, _>>();
-    let (subnet_ids, secrets, targets_by_port) = tokio::try_join!(
-        ec2::lookup_subnets(aws, &vpc_id, &stack.lookups.subnets.tags),
-        secret_arns,
-        elbv2::targets_by_port(aws, &listeners),
-    )?;
-    load_balancer.targets_by_port = targets_by_port;
-    Ok(Lookups {
-        account_id,
-        region: aws.region.clone(),
-        vpc_id,
-        vpc_cidr,
-        subnet_ids,
-        load_balancer,
-        secrets,
-    })
+    }
+}
+
+/// Observes the live state for `desired`, with the lookups already made.
+pub async fn observe(
+    aws: &Aws,
+    stack: &Stack,
+    lookups: &Lookups,
+    desired: &[Desired],
+) -> Result<World, AwsError> {
+    read_world(aws, stack, &LookupReads::ready(lookups), desired).await
+}
+
+/// What a resource is found by: everything [`read_world`] reads of a desired resource. Two
+/// desired resources with the same address and key are found the same way.
+fn find_key(d: &Desired, desired: &[Desired]) -> String {
+    match &d.attrs {
+        Attrs::EcsService(a) => format!("{}/{}", cluster_name(&a.cluster, desired), a.name),
+        Attrs::ServiceDiscoveryService(a) => {
+            format!("{}/{}", cluster_name(&a.namespace, desired), a.name)
+        }
+        Attrs::EfsMountTargets(a) => cluster_name(&a.file_system, desired),
+        Attrs::ListenerRule(a) => a.priority.to_string(),
+        other => other.aws_name().to_string(),
+    }
 }
 
 /// Cluster name for a service's `cluster` attribute (an address of the stack, or a name).
@@ -82,88 +310,337 @@ fn cluster_name(cluster: &str, desired: &[Desired]) -> String {
         .unwrap_or_else(|| cluster.to_string())
 }
 
-async fn find(
-    aws: &Aws,
-    d: &Desired,
-    desired: &[Desired],
-    vpc_id: &str,
-    stack: &Stack,
-) -> Result<Vec<Observed>, AwsError> {
-    let addr = &d.address;
-    let one = |o: Option<Observed>| o.into_iter().collect::<Vec<_>>();
-    Ok(match &d.attrs {
-        Attrs::LogGroup(a) => one(logs::find_log_group(aws, &a.name, addr).await?),
-        Attrs::IamRole(a) => one(iam::find_role(aws, &a.name, addr).await?),
-        Attrs::SecurityGroup(a) => ec2::find_security_groups(aws, vpc_id, &a.name, addr).await?,
-        Attrs::EcsCluster(a) => one(ecs::find_cluster(aws, &a.name, addr).await?),
-        Attrs::TaskDefinition(a) => {
-            one(
-                ecs::find_task_definition(aws, &a.family, addr, &stack.stack, &stack.environment)
-                    .await?,
-            )
-        }
-        Attrs::EcsService(a) => {
-            let cluster = cluster_name(&a.cluster, desired);
-            one(ecs::find_service(aws, &cluster, &a.name, addr).await?)
-        }
-        Attrs::Secret(a) => one(secrets::find_secret(aws, &a.name, addr).await?),
-        Attrs::TargetGroup(a) => one(elbv2_targets::find_target_group(aws, &a.name, addr).await?),
-        Attrs::ListenerRule(a) => {
-            elbv2_targets::find_listener_rules(aws, &a.listener, a.priority, addr).await?
-        }
-        Attrs::ServiceDiscoveryNamespace(a) => {
-            cloudmap::find_namespaces(aws, &a.name, vpc_id, addr).await?
-        }
-        Attrs::ServiceDiscoveryService(a) => {
-            // The namespace by its DNS name (the service's `namespace` is its address; the
-            // lookup that gives a cluster's name from its address gives this too).
-            let namespace = cluster_name(&a.namespace, desired);
-            cloudmap::find_services(aws, &namespace, &a.name, addr).await?
-        }
-        Attrs::EfsFileSystem(a) => one(efs::find_file_system(aws, &a.creation_token, addr).await?),
-        Attrs::EfsMountTargets(a) => {
-            // Found through their file system: its creation token, or the id as written.
-            let fs = desired
-                .iter()
-                .find(|d| d.address.to_string() == a.file_system)
-                .map(|d| d.attrs.aws_name().to_string())
-                .unwrap_or_else(|| a.file_system.clone());
-            one(efs::find_mount_targets(aws, &fs, addr).await?)
-        }
-        Attrs::EfsAccessPoint(a) => efs::find_access_points(aws, &a.name, addr).await?,
-    })
-    .map(|mut list: Vec<Observed>| {
-        for o in &mut list {
-            o.address = d.address.clone();
-        }
-        list
-    })
+/// Found resources by the address they were read for.
+type Found = Vec<(Address, Vec<Observed>)>;
+
+fn one(address: &Address, o: Option<Observed>) -> (Address, Vec<Observed>) {
+    (address.clone(), o.into_iter().collect())
 }
 
-/// Observes the live state for `desired`.
-pub async fn observe(
+/// Runs `read` for each of `items` at once.
+async fn each<'b, T: 'b, F, Fut>(
+    items: impl IntoIterator<Item = &'b T>,
+    read: F,
+) -> Result<Found, AwsError>
+where
+    F: Fn(&'b T) -> Fut,
+    Fut: Future<Output = Result<(Address, Vec<Observed>), AwsError>>,
+{
+    future::try_join_all(items.into_iter().map(read)).await
+}
+
+/// Runs `find` (by AWS name) for each of `items` at once.
+async fn each_by_name<'b, F, Fut>(
+    items: impl IntoIterator<Item = &'b Desired>,
+    find: F,
+) -> Result<Found, AwsError>
+where
+    F: Fn(&'b str, &'b Address) -> Fut,
+    Fut: Future<Output = Result<Option<Observed>, AwsError>>,
+{
+    each(items, |d| {
+        let read = find(d.attrs.aws_name(), &d.address);
+        async move { Ok(one(&d.address, read.await?)) }
+    })
+    .await
+}
+
+/// Reads the live state of `desired` (each read waits only for the lookups it needs), then what
+/// the stack owns beyond it, then the task definition revisions its services run.
+async fn read_world(
     aws: &Aws,
     stack: &Stack,
-    lookups: &Lookups,
+    reads: &LookupReads<'_>,
     desired: &[Desired],
 ) -> Result<World, AwsError> {
-    let found_fut = stream::iter(desired.iter())
-        .map(|d| async move {
-            find(aws, d, desired, &lookups.vpc_id, stack)
-                .await
-                .map(|l| (d.address.clone(), l))
-        })
-        .buffer_unordered(PARALLEL_READS)
-        .try_collect::<Vec<_>>();
+    let of_kind = |kind: Kind| desired.iter().filter(move |d| d.address.kind == kind);
+    let named = |kind: Kind| -> Vec<(String, Address)> {
+        of_kind(kind)
+            .map(|d| (d.attrs.aws_name().to_string(), d.address.clone()))
+            .collect()
+    };
+
+    let log_groups = async {
+        let wanted = named(Kind::LogGroup);
+        let found = logs::find_log_groups(aws, &wanted).await?;
+        Ok::<Found, AwsError>(found.into_iter().map(|(a, o)| one(&a, o)).collect())
+    };
+    let roles = each_by_name(of_kind(Kind::IamRole), |name, a| {
+        iam::find_role(aws, name, a)
+    });
+    let security_groups = async {
+        let wanted = named(Kind::SecurityGroup);
+        if wanted.is_empty() {
+            return Ok(Found::new());
+        }
+        let (vpc_id, _) = reads.vpc.clone().await?;
+        let found = ec2::find_security_groups_of_stack(aws, &vpc_id, &wanted).await?;
+        Ok::<Found, AwsError>(found.into_iter().collect())
+    };
+    let clusters = each_by_name(of_kind(Kind::EcsCluster), |name, a| {
+        ecs::find_cluster(aws, name, a)
+    });
+    let task_definitions = each(of_kind(Kind::TaskDefinition), |d| async move {
+        let o = ecs::find_task_definition(
+            aws,
+            d.attrs.aws_name(),
+            &d.address,
+            &stack.stack,
+            &stack.environment,
+        )
+        .await?;
+        Ok(one(&d.address, o))
+    });
+    let services = async {
+        let mut by_cluster: BTreeMap<String, Vec<(String, Address)>> = BTreeMap::new();
+        for d in of_kind(Kind::EcsService) {
+            if let Attrs::EcsService(a) = &d.attrs {
+                by_cluster
+                    .entry(cluster_name(&a.cluster, desired))
+                    .or_default()
+                    .push((a.name.clone(), d.address.clone()));
+            }
+        }
+        let per_cluster = future::try_join_all(
+            by_cluster
+                .iter()
+                .map(|(cluster, wanted)| ecs::find_services(aws, cluster, wanted)),
+        )
+        .await?;
+        Ok::<Found, AwsError>(
+            per_cluster
+                .into_iter()
+                .flatten()
+                .map(|(a, o)| one(&a, o))
+                .collect(),
+        )
+    };
+    let generated_secrets = each_by_name(of_kind(Kind::Secret), |name, a| {
+        secrets::find_secret(aws, name, a)
+    });
+    let load_balancing = async {
+        let target_groups = named(Kind::TargetGroup);
+        let rules: Vec<(i32, Address)> = of_kind(Kind::ListenerRule)
+            .filter_map(|d| match &d.attrs {
+                Attrs::ListenerRule(a) => Some((a.priority, d.address.clone())),
+                _ => None,
+            })
+            .collect();
+        if target_groups.is_empty() && rules.is_empty() {
+            return Ok(Found::new());
+        }
+        let https = reads.https_listener.clone();
+        // Listener rules exist only in stacks with rules, whose lookups require the listener.
+        let listener = async move {
+            https.await?.ok_or_else(|| {
+                AwsError::other("elbv2", "DescribeListeners", "no HTTPS listener looked up")
+            })
+        };
+        let (groups, rules) =
+            elbv2_targets::find_target_groups_and_rules(aws, &target_groups, listener, &rules)
+                .await?;
+        Ok::<Found, AwsError>(
+            groups
+                .into_iter()
+                .map(|(a, o)| one(&a, o))
+                .chain(rules)
+                .collect(),
+        )
+    };
+    let discovery = async {
+        let namespaces: Vec<&Desired> = of_kind(Kind::ServiceDiscoveryNamespace).collect();
+        let services: Vec<&Desired> = of_kind(Kind::ServiceDiscoveryService).collect();
+        if namespaces.is_empty() && services.is_empty() {
+            return Ok(Found::new());
+        }
+        let listed = cloudmap::private_namespaces(aws);
+        let vpc = reads.vpc.clone();
+        let (listed, (vpc_id, _)) = tokio::try_join!(listed, vpc)?;
+        let (listed, vpc_id) = (&listed, &vpc_id);
+        let (mut found, found_services) = tokio::try_join!(
+            each(namespaces, |d| async move {
+                let list = cloudmap::find_namespaces_in(
+                    aws,
+                    listed,
+                    d.attrs.aws_name(),
+                    vpc_id,
+                    &d.address,
+                )
+                .await?;
+                Ok((d.address.clone(), list))
+            }),
+            each(services, |d| async move {
+                let Attrs::ServiceDiscoveryService(a) = &d.attrs else {
+                    return Ok((d.address.clone(), vec![]));
+                };
+                // The namespace by its DNS name (the service's `namespace` is its address; the
+                // lookup that gives a cluster's name from its address gives this too).
+                let namespace = cluster_name(&a.namespace, desired);
+                let list = cloudmap::find_services_in(aws, listed, &namespace, &a.name, &d.address)
+                    .await?;
+                Ok((d.address.clone(), list))
+            }),
+        )?;
+        found.extend(found_services);
+        Ok::<Found, AwsError>(found)
+    };
+    let file_storage = read_file_storage(aws, desired);
+
     let role_path = format!("/deploy/{}/", stack.stack);
-    let (found, owned_arns, role_names) = tokio::try_join!(
-        found_fut,
+    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, owned_arns, role_names) = tokio::try_join!(
+        log_groups,
+        roles,
+        security_groups,
+        clusters,
+        task_definitions,
+        services,
+        generated_secrets,
+        load_balancing,
+        discovery,
+        file_storage,
         tagging::owned_arns(aws, &stack.stack, &stack.environment),
         iam::list_roles_under_path(aws, &role_path),
     )?;
-    let found: BTreeMap<Address, Vec<Observed>> = found.into_iter().collect();
+    let mut found: BTreeMap<Address, Vec<Observed>> = desired
+        .iter()
+        .map(|d| (d.address.clone(), Vec::new()))
+        .collect();
+    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs]
+        .into_iter()
+        .flatten()
+    {
+        found
+            .entry(address.clone())
+            .or_default()
+            .extend(list.into_iter().map(|mut o| {
+                o.address = address.clone();
+                o
+            }));
+    }
 
-    // What carries our tags but was not found through a desired address.
+    let vpc_id = reads.vpc.clone().await?.0;
+    let mut owned_elsewhere = read_owned_elsewhere(
+        aws,
+        stack,
+        &vpc_id,
+        desired,
+        &found,
+        &owned_arns,
+        role_names,
+    )
+    .await?;
+    adopt_missed(&mut found, &mut owned_elsewhere, desired);
+    let revisions = read_revisions(aws, &found, &owned_elsewhere).await?;
+    Ok(World {
+        found,
+        owned_elsewhere,
+        revisions,
+    })
+}
+
+/// Moves into `found` what the read by name missed but the read by tag found: an owned
+/// resource carrying a desired address and that resource's name, where nothing was found for
+/// the address. It is the desired resource itself, created between the two reads (the reads
+/// run at once; an interrupted apply's last create may land in between). Left where it was,
+/// the plan would create it again and delete it as removed from the stack.
+fn adopt_missed(
+    found: &mut BTreeMap<Address, Vec<Observed>>,
+    owned_elsewhere: &mut Vec<Observed>,
+    desired: &[Desired],
+) {
+    let names: BTreeMap<&Address, &str> = desired
+        .iter()
+        .map(|d| (&d.address, d.attrs.aws_name()))
+        .collect();
+    let (missed, rest): (Vec<Observed>, Vec<Observed>) =
+        std::mem::take(owned_elsewhere).into_iter().partition(|o| {
+            names.get(&o.address) == Some(&o.attrs.aws_name())
+                && found.get(&o.address).is_some_and(Vec::is_empty)
+        });
+    *owned_elsewhere = rest;
+    for o in missed {
+        found.entry(o.address.clone()).or_default().push(o);
+    }
+}
+
+/// File systems, their mount targets (one DescribeFileSystems per file system serves both)
+/// and access points.
+async fn read_file_storage(aws: &Aws, desired: &[Desired]) -> Result<Found, AwsError> {
+    // Creation token of each file system the stack reads, and its description, read once.
+    let token_of = |file_system: &str| cluster_name(file_system, desired);
+    let mut tokens: BTreeSet<String> = BTreeSet::new();
+    for d in desired {
+        match &d.attrs {
+            Attrs::EfsFileSystem(a) => {
+                tokens.insert(a.creation_token.clone());
+            }
+            Attrs::EfsMountTargets(a) if !token_of(&a.file_system).starts_with("fs-") => {
+                tokens.insert(token_of(&a.file_system));
+            }
+            _ => {}
+        }
+    }
+    let described: BTreeMap<String, Read<'_, Option<_>>> = tokens
+        .into_iter()
+        .map(|t| {
+            let read = {
+                let t = t.clone();
+                shared(async move { efs::describe_by_token(aws, &t).await })
+            };
+            (t, read)
+        })
+        .collect();
+    let described = &described;
+    each(
+        desired.iter().filter(|d| {
+            matches!(
+                d.address.kind,
+                Kind::EfsFileSystem | Kind::EfsMountTargets | Kind::EfsAccessPoint
+            )
+        }),
+        |d| async move {
+            let at = |e: AwsError| e.at(&d.address);
+            let list = match &d.attrs {
+                Attrs::EfsFileSystem(a) => {
+                    match described[&a.creation_token].clone().await.map_err(at)? {
+                        Some(fs) => vec![efs::observe_file_system(aws, &fs, &d.address).await?],
+                        None => vec![],
+                    }
+                }
+                Attrs::EfsMountTargets(a) => {
+                    // Found through their file system: its creation token, or the id as written.
+                    let token = token_of(&a.file_system);
+                    let o = match described.get(&token) {
+                        Some(read) => match read.clone().await.map_err(at)? {
+                            Some(fs) => efs::observe_mount_targets(aws, &fs, &d.address).await?,
+                            None => None,
+                        },
+                        None => efs::find_mount_targets(aws, &token, &d.address).await?,
+                    };
+                    o.into_iter().collect()
+                }
+                Attrs::EfsAccessPoint(a) => {
+                    efs::find_access_points(aws, &a.name, &d.address).await?
+                }
+                _ => vec![],
+            };
+            Ok((d.address.clone(), list))
+        },
+    )
+    .await
+}
+
+/// What carries this stack's tags (or sits under its role path) but was not found through a
+/// desired address, read by id at once; only what the stack owns is kept.
+async fn read_owned_elsewhere(
+    aws: &Aws,
+    stack: &Stack,
+    vpc_id: &str,
+    desired: &[Desired],
+    found: &BTreeMap<Address, Vec<Observed>>,
+    owned_arns: &[String],
+    role_names: Vec<String>,
+) -> Result<Vec<Observed>, AwsError> {
     let known_ids: BTreeSet<String> = found.values().flatten().map(|o| o.id.clone()).collect();
     let known_families: BTreeSet<String> = found
         .values()
@@ -184,7 +661,7 @@ pub async fn observe(
         .collect();
     let mut extra: Vec<(Kind, String)> = Vec::new();
     let mut families_seen = BTreeSet::new();
-    for arn in &owned_arns {
+    for arn in owned_arns {
         let Some((kind, id)) = tagging::classify_arn(arn) else {
             continue;
         };
@@ -216,63 +693,59 @@ pub async fn observe(
             extra.push((Kind::IamRole, name));
         }
     }
-    let owned_elsewhere: Vec<Observed> = stream::iter(extra)
-        .map(
-            |(kind, id)| async move { observe_by_id(aws, stack, &lookups.vpc_id, kind, &id).await },
-        )
-        .buffer_unordered(PARALLEL_READS)
-        .try_collect::<Vec<_>>()
-        .await?
+    let read = future::try_join_all(
+        extra
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, stack, vpc_id, *kind, id)),
+    )
+    .await?;
+    Ok(read
         .into_iter()
         .flatten()
         .filter(|o| o.ownership(&stack.stack, &stack.environment) == Ownership::Owned)
-        .collect();
+        .collect())
+}
 
-    // The revisions services run, to compare by content.
+/// The revisions services run, to compare by content: those already read, and the others
+/// read at once.
+async fn read_revisions(
+    aws: &Aws,
+    found: &BTreeMap<Address, Vec<Observed>>,
+    owned_elsewhere: &[Observed],
+) -> Result<BTreeMap<String, crate::model::TaskDefinitionAttrs>, AwsError> {
+    let observed = || found.values().flatten().chain(owned_elsewhere.iter());
+    let tds: BTreeMap<&str, &crate::model::TaskDefinitionAttrs> = observed()
+        .filter_map(|o| match &o.attrs {
+            Attrs::TaskDefinition(t) => Some((o.id.as_str(), t)),
+            _ => None,
+        })
+        .collect();
+    let wanted: BTreeSet<&str> = observed()
+        .filter_map(|o| match &o.attrs {
+            Attrs::EcsService(s) => Some(s.task_definition.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut revisions = BTreeMap::new();
-    let tds: BTreeMap<String, crate::model::TaskDefinitionAttrs> = found
-        .values()
-        .flatten()
-        .chain(owned_elsewhere.iter())
-        .filter_map(|o| match &o.attrs {
-            Attrs::TaskDefinition(t) => Some((o.id.clone(), t.clone())),
-            _ => None,
-        })
-        .collect();
-    let wanted: BTreeSet<String> = found
-        .values()
-        .flatten()
-        .chain(owned_elsewhere.iter())
-        .filter_map(|o| match &o.attrs {
-            Attrs::EcsService(s) => Some(s.task_definition.clone()),
-            _ => None,
-        })
-        .collect();
-    let to_describe: Vec<String> = wanted
-        .into_iter()
-        .filter(|arn| {
-            if let Some(t) = tds.get(arn) {
-                revisions.insert(arn.clone(), t.clone());
-                false
-            } else {
-                true
+    let mut to_describe = Vec::new();
+    for arn in wanted {
+        match tds.get(arn) {
+            Some(t) => {
+                revisions.insert(arn.to_string(), (*t).clone());
             }
-        })
-        .collect();
-    let described = stream::iter(to_describe)
-        .map(|arn| async move { ecs::describe_task_definition(aws, &arn).await })
-        .buffer_unordered(PARALLEL_READS)
-        .try_collect::<Vec<_>>()
-        .await?;
+            None => to_describe.push(arn),
+        }
+    }
+    let described = future::try_join_all(
+        to_describe
+            .into_iter()
+            .map(|arn| ecs::describe_task_definition(aws, arn)),
+    )
+    .await?;
     for (arn, attrs, _) in described.into_iter().flatten() {
         revisions.insert(arn, attrs);
     }
-
-    Ok(World {
-        found,
-        owned_elsewhere,
-        revisions,
-    })
+    Ok(revisions)
 }
 
 /// `arn:aws:ecs:r:a:task-definition/FAMILY:REV` → FAMILY.
@@ -332,4 +805,57 @@ async fn observe_by_id(
             .unwrap_or_else(|| Address::new(kind, o.attrs.aws_name().replace(['/', ':'], "_")));
         o
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EcsClusterAttrs, Tags};
+
+    fn cluster(address: &str, name: &str) -> Observed {
+        Observed {
+            address: address.parse().unwrap(),
+            id: format!("arn:aws:ecs:us-west-2:123456789012:cluster/{name}"),
+            attrs: Attrs::EcsCluster(EcsClusterAttrs {
+                name: name.into(),
+                container_insights: "enabled".into(),
+                tags: Tags::new(),
+            }),
+            all_tags: Tags::new(),
+            handles: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_resource_found_only_by_tag_under_its_own_address_and_name_is_found() {
+        let wanted = cluster("ecs_cluster.monitoring", "monitoring");
+        let desired = vec![Desired {
+            address: wanted.address.clone(),
+            attrs: wanted.attrs.clone(),
+            ignore: Default::default(),
+            restart_loses: None,
+        }];
+        let mut found = BTreeMap::from([(wanted.address.clone(), vec![])]);
+        // Same address, other name (renamed in the stack file): stays owned elsewhere.
+        let renamed = cluster("ecs_cluster.monitoring", "old-monitoring");
+        let mut elsewhere = vec![renamed.clone(), wanted.clone()];
+        adopt_missed(&mut found, &mut elsewhere, &desired);
+        assert_eq!(found[&wanted.address], vec![wanted.clone()]);
+        assert_eq!(elsewhere, vec![renamed]);
+        // Found by name already: nothing moves.
+        let mut elsewhere = vec![wanted.clone()];
+        adopt_missed(&mut found, &mut elsewhere, &desired);
+        assert_eq!(elsewhere.len(), 1);
+    }
+
+    #[test]
+    fn the_account_is_the_fifth_field_of_an_arn() {
+        assert_eq!(
+            account_of("arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/a/1")
+                .as_deref(),
+            Some("123456789012")
+        );
+        assert_eq!(account_of("arn:aws:s3:::bucket"), None);
+        assert_eq!(account_of("not an arn"), None);
+    }
 }

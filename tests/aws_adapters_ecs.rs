@@ -391,6 +391,15 @@ async fn task_definition_register_reuse_find_and_deregister() {
         .unwrap();
     assert_eq!(revision_of(&second), 2);
 
+    // The latest ACTIVE revision is ours: one call finds it.
+    recorder.take();
+    let latest = ecs::find_task_definition(&aws, "prom-task", &address, STACK, ENV)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.id, second);
+    assert_eq!(recorder.operations(), ["DescribeTaskDefinition"]);
+
     // Someone registers a newer revision by hand, without tags.
     aws.ecs
         .register_task_definition()
@@ -423,11 +432,12 @@ async fn task_definition_register_reuse_find_and_deregister() {
     assert_eq!(
         recorder.operations(),
         [
-            "ListTaskDefinitions",
             "DescribeTaskDefinition",
+            "ListTaskDefinitions",
             "DescribeTaskDefinition"
         ],
-        "1 list + k describes, stopping at the first owned revision"
+        "the latest revision (not ours), then 1 list + the other revisions newest first, \
+         stopping at the first owned one"
     );
 
     // Another environment of the same stack owns nothing here: it gets the newest, as a conflict.

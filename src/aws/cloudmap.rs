@@ -52,6 +52,19 @@ async fn list_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
         .collect())
 }
 
+/// The tags of `arn` when it is known ahead (so they are read beside the resource itself),
+/// `None` when it is not or the resource is gone. Calls: ListTagsForResource when known.
+async fn tags_if_known(
+    aws: &Aws,
+    arn: Option<&str>,
+    address: &Address,
+) -> Result<Option<Tags>, AwsError> {
+    match arn {
+        Some(arn) => found(list_tags(aws, arn).await.map_err(|e| e.at(address))),
+        None => Ok(None),
+    }
+}
+
 /// Waits for an asynchronous operation: GetOperation every [`POLL`] (the first right away)
 /// until SUCCESS (returns its targets) or FAIL (an error with Cloud Map's code and message).
 async fn wait_for_operation(
@@ -114,9 +127,18 @@ async fn wait_for_operation(
 // Namespaces
 // ---------------------------------------------------------------------------------------------
 
-/// Private DNS namespaces named `name`: (id, arn). ListNamespaces filtered by type and name
-/// (filters are re-applied here, since not every implementation honours them).
-async fn namespaces_named(aws: &Aws, name: &str) -> Result<Vec<(String, String)>, AwsError> {
+/// A private DNS namespace as ListNamespaces lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceSummary {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+}
+
+/// Every private DNS namespace of the account: ListNamespaces filtered by type (re-applied
+/// here, since not every implementation honours it), every page. One listing serves every
+/// namespace and discovery service of a stack.
+pub async fn private_namespaces(aws: &Aws) -> Result<Vec<NamespaceSummary>, AwsError> {
     let filter = sd::NamespaceFilter::builder()
         .name(sd::NamespaceFilterName::Type)
         .values("DNS_PRIVATE")
@@ -135,8 +157,24 @@ async fn namespaces_named(aws: &Aws, name: &str) -> Result<Vec<(String, String)>
     Ok(pages
         .iter()
         .flat_map(|p| p.namespaces())
-        .filter(|n| n.name() == Some(name) && n.r#type() == Some(&sd::NamespaceType::DnsPrivate))
-        .filter_map(|n| Some((n.id()?.to_string(), n.arn()?.to_string())))
+        .filter(|n| n.r#type() == Some(&sd::NamespaceType::DnsPrivate))
+        .filter_map(|n| {
+            Some(NamespaceSummary {
+                name: n.name()?.to_string(),
+                id: n.id()?.to_string(),
+                arn: n.arn()?.to_string(),
+            })
+        })
+        .collect())
+}
+
+/// Private DNS namespaces named `name`: (id, arn). Calls: ListNamespaces.
+async fn namespaces_named(aws: &Aws, name: &str) -> Result<Vec<(String, String)>, AwsError> {
+    Ok(private_namespaces(aws)
+        .await?
+        .into_iter()
+        .filter(|n| n.name == name)
+        .map(|n| (n.id, n.arn))
         .collect())
 }
 
@@ -151,15 +189,32 @@ pub async fn observe_namespace(
     vpc_id: &str,
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
-    let answer = aws.servicediscovery.get_namespace().id(id).send().await;
-    let Some(out) = found(answer.map_err(|e| err(SERVICE, "GetNamespace")(e).at(address)))? else {
-        return Ok(None);
+    observe_namespace_with(aws, id, None, vpc_id, address).await
+}
+
+/// [`observe_namespace`]; with its ARN known (from ListNamespaces) its tags are read at the
+/// same time as the namespace.
+async fn observe_namespace_with(
+    aws: &Aws,
+    id: &str,
+    arn: Option<&str>,
+    vpc_id: &str,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
+    let get = async {
+        let answer = aws.servicediscovery.get_namespace().id(id).send().await;
+        found(answer.map_err(|e| err(SERVICE, "GetNamespace")(e).at(address)))
     };
-    let Some(ns) = out.namespace() else {
+    let known_tags = tags_if_known(aws, arn, address);
+    let (out, known_tags) = futures::try_join!(get, known_tags)?;
+    let Some(ns) = out.as_ref().and_then(|o| o.namespace()) else {
         return Ok(None);
     };
     let arn = ns.arn().unwrap_or_default().to_string();
-    let all_tags = list_tags(aws, &arn).await.map_err(|e| e.at(address))?;
+    let all_tags = match known_tags {
+        Some(t) => t,
+        None => list_tags(aws, &arn).await.map_err(|e| e.at(address))?,
+    };
     let hosted_zone = ns
         .properties()
         .and_then(|p| p.dns_properties())
@@ -191,14 +246,27 @@ pub async fn find_namespaces(
     vpc_id: &str,
     address: &Address,
 ) -> Result<Vec<Observed>, AwsError> {
-    let mut out = Vec::new();
-    for (id, _) in namespaces_named(aws, name)
-        .await
-        .map_err(|e| e.at(address))?
-    {
-        out.extend(observe_namespace(aws, &id, vpc_id, address).await?);
-    }
-    Ok(out)
+    let listed = private_namespaces(aws).await.map_err(|e| e.at(address))?;
+    find_namespaces_in(aws, &listed, name, vpc_id, address).await
+}
+
+/// [`find_namespaces`] among namespaces already listed by [`private_namespaces`]: GetNamespace
+/// and ListTagsForResource for each one named `name`, all at once.
+pub async fn find_namespaces_in(
+    aws: &Aws,
+    listed: &[NamespaceSummary],
+    name: &str,
+    vpc_id: &str,
+    address: &Address,
+) -> Result<Vec<Observed>, AwsError> {
+    let found = futures::future::try_join_all(
+        listed
+            .iter()
+            .filter(|n| n.name == name)
+            .map(|n| observe_namespace_with(aws, &n.id, Some(&n.arn), vpc_id, address)),
+    )
+    .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// CreatePrivateDnsNamespace with all tags, then waits for the operation. Returns the id.
@@ -308,15 +376,31 @@ pub async fn observe_service(
     id: &str,
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
-    let answer = aws.servicediscovery.get_service().id(id).send().await;
-    let Some(out) = found(answer.map_err(|e| err(SERVICE, "GetService")(e).at(address)))? else {
-        return Ok(None);
+    observe_service_with(aws, id, None, address).await
+}
+
+/// [`observe_service`]; with its ARN known (from ListServices) its tags are read at the same
+/// time as the service.
+async fn observe_service_with(
+    aws: &Aws,
+    id: &str,
+    arn: Option<&str>,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
+    let get = async {
+        let answer = aws.servicediscovery.get_service().id(id).send().await;
+        found(answer.map_err(|e| err(SERVICE, "GetService")(e).at(address)))
     };
-    let Some(s) = out.service() else {
+    let known_tags = tags_if_known(aws, arn, address);
+    let (out, known_tags) = futures::try_join!(get, known_tags)?;
+    let Some(s) = out.as_ref().and_then(|o| o.service()) else {
         return Ok(None);
     };
     let arn = s.arn().unwrap_or_default().to_string();
-    let all_tags = list_tags(aws, &arn).await.map_err(|e| e.at(address))?;
+    let all_tags = match known_tags {
+        Some(t) => t,
+        None => list_tags(aws, &arn).await.map_err(|e| e.at(address))?,
+    };
     let dns = s.dns_config();
     let record = dns.and_then(|d| d.dns_records().first());
     Ok(Some(Observed {
@@ -356,42 +440,67 @@ pub async fn find_services(
     name: &str,
     address: &Address,
 ) -> Result<Vec<Observed>, AwsError> {
-    let mut found = Vec::new();
-    for (ns_id, _) in namespaces_named(aws, namespace)
-        .await
-        .map_err(|e| e.at(address))?
-    {
-        let filter = sd::ServiceFilter::builder()
-            .name(sd::ServiceFilterName::NamespaceId)
-            .values(&ns_id)
-            .condition(sd::FilterCondition::Eq)
-            .build()
-            .map_err(|e| AwsError::other(SERVICE, "ListServices", e.to_string()))?;
-        let pages: Vec<_> = aws
-            .servicediscovery
-            .list_services()
-            .filters(filter)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| err(SERVICE, "ListServices")(e).at(address))?;
-        let ids: Vec<String> = pages
-            .iter()
-            .flat_map(|p| p.services())
-            .filter(|s| s.name() == Some(name))
-            .filter_map(|s| s.id().map(str::to_string))
-            .collect();
-        for id in ids {
-            if let Some(o) = observe_service(aws, &id, address).await? {
-                // The filter is re-applied: not every implementation honours it.
-                if matches!(&o.attrs, Attrs::ServiceDiscoveryService(a) if a.namespace == ns_id) {
-                    found.push(o);
-                }
-            }
-        }
-    }
-    Ok(found)
+    let listed = private_namespaces(aws).await.map_err(|e| e.at(address))?;
+    find_services_in(aws, &listed, namespace, name, address).await
+}
+
+/// [`find_services`] among namespaces already listed by [`private_namespaces`]: ListServices
+/// for each namespace named `namespace`, then GetService and ListTagsForResource for each
+/// service named `name`, all at once.
+pub async fn find_services_in(
+    aws: &Aws,
+    listed: &[NamespaceSummary],
+    namespace: &str,
+    name: &str,
+    address: &Address,
+) -> Result<Vec<Observed>, AwsError> {
+    let per_namespace = listed
+        .iter()
+        .filter(|n| n.name == namespace)
+        .map(|ns| async move {
+            let filter = sd::ServiceFilter::builder()
+                .name(sd::ServiceFilterName::NamespaceId)
+                .values(&ns.id)
+                .condition(sd::FilterCondition::Eq)
+                .build()
+                .map_err(|e| AwsError::other(SERVICE, "ListServices", e.to_string()))?;
+            let pages: Vec<_> = aws
+                .servicediscovery
+                .list_services()
+                .filters(filter)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| err(SERVICE, "ListServices")(e).at(address))?;
+            let services: Vec<(String, Option<String>)> = pages
+                .iter()
+                .flat_map(|p| p.services())
+                .filter(|s| s.name() == Some(name))
+                .filter_map(|s| Some((s.id()?.to_string(), s.arn().map(str::to_string))))
+                .collect();
+            let observed = futures::future::try_join_all(
+                services
+                    .iter()
+                    .map(|(id, arn)| observe_service_with(aws, id, arn.as_deref(), address)),
+            )
+            .await?;
+            // The filter is re-applied: not every implementation honours it.
+            Ok::<_, AwsError>(
+            observed
+                .into_iter()
+                .flatten()
+                .filter(|o| {
+                    matches!(&o.attrs, Attrs::ServiceDiscoveryService(a) if a.namespace == ns.id)
+                })
+                .collect::<Vec<_>>(),
+        )
+        });
+    Ok(futures::future::try_join_all(per_namespace)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// ECS reports task health to Cloud Map through a custom health check. Its failure threshold

@@ -214,26 +214,26 @@ fn rule_from_aws(r: &SecurityGroupRule) -> Result<(bool, Rule, String), String> 
     Ok((r.is_egress().unwrap_or(false), rule, id))
 }
 
-/// All rules of the given groups, by group id (one paginated DescribeSecurityGroupRules).
+/// All rules of the given groups, by group id: one paginated DescribeSecurityGroupRules per
+/// [`FILTER_VALUES`] groups, run concurrently.
 async fn rules_of(
     aws: &Aws,
     group_ids: &[String],
 ) -> Result<BTreeMap<String, Vec<SecurityGroupRule>>, AwsError> {
+    let pages = futures::future::try_join_all(group_ids.chunks(FILTER_VALUES).map(|chunk| {
+        aws.ec2
+            .describe_security_group_rules()
+            .filters(filter("group-id", chunk.iter().map(String::as_str)))
+            .into_paginator()
+            .send()
+            .try_collect()
+    }))
+    .await
+    .map_err(err("ec2", "DescribeSecurityGroupRules"))?;
     let mut by_group: BTreeMap<String, Vec<SecurityGroupRule>> = BTreeMap::new();
-    if group_ids.is_empty() {
-        return Ok(by_group);
-    }
-    let pages = aws
-        .ec2
-        .describe_security_group_rules()
-        .filters(filter("group-id", group_ids.iter().map(String::as_str)))
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(err("ec2", "DescribeSecurityGroupRules"))?;
     for rule in pages
         .into_iter()
+        .flatten()
         .flat_map(|p| p.security_group_rules.unwrap_or_default())
     {
         if let Some(g) = rule.group_id() {
@@ -352,29 +352,81 @@ async fn observe_groups(
 }
 
 /// The groups of `vpc_id` named `name` or tagged with `deploy:address` = `address` (a
-/// replacement carries a suffixed name), sorted by group id. Three calls: two
-/// DescribeSecurityGroups (by name, by address tag; run concurrently) and one
-/// DescribeSecurityGroupRules for all groups found (none when nothing is found).
+/// replacement carries a suffixed name), sorted by group id.
 pub async fn find_security_groups(
     aws: &Aws,
     vpc_id: &str,
     name: &str,
     address: &Address,
 ) -> Result<Vec<Observed>, AwsError> {
-    let by_name = describe_groups(
-        aws,
-        vec![filter("vpc-id", [vpc_id]), filter("group-name", [name])],
-    );
-    let by_tag = describe_groups(
-        aws,
-        vec![
-            filter("vpc-id", [vpc_id]),
-            filter(&format!("tag:{TAG_ADDRESS}"), [address.to_string()]),
-        ],
-    );
-    let (mut groups, tagged) = futures::try_join!(by_name, by_tag).map_err(|e| e.at(address))?;
-    groups.extend(tagged);
-    observe_groups(aws, groups, address).await
+    let wanted = [(name.to_string(), address.clone())];
+    let mut found = find_security_groups_of_stack(aws, vpc_id, &wanted).await?;
+    Ok(found.remove(address).unwrap_or_default())
+}
+
+/// Most values one EC2 filter takes.
+const FILTER_VALUES: usize = 200;
+
+/// For each (name, address) in `wanted`, the groups of `vpc_id` named `name` or tagged with
+/// `deploy:address` = `address` (a replacement carries a suffixed name), sorted by group id;
+/// every address has an entry. Three calls whatever the number of groups (up to 200): two
+/// DescribeSecurityGroups run concurrently (by the names, by the address tags: EC2 ANDs
+/// different filters, so one call cannot ask for both) and one DescribeSecurityGroupRules for
+/// every group found (none when nothing is found).
+pub async fn find_security_groups_of_stack(
+    aws: &Aws,
+    vpc_id: &str,
+    wanted: &[(String, Address)],
+) -> Result<BTreeMap<Address, Vec<Observed>>, AwsError> {
+    let mut out: BTreeMap<Address, Vec<Observed>> = wanted
+        .iter()
+        .map(|(_, a)| (a.clone(), Vec::new()))
+        .collect();
+    let Some((_, first)) = wanted.first() else {
+        return Ok(out);
+    };
+    let mut queries = Vec::new();
+    for chunk in wanted.chunks(FILTER_VALUES) {
+        let names = chunk.iter().map(|(n, _)| n.as_str());
+        let addresses = chunk.iter().map(|(_, a)| a.to_string());
+        queries.push(describe_groups(
+            aws,
+            vec![filter("vpc-id", [vpc_id]), filter("group-name", names)],
+        ));
+        queries.push(describe_groups(
+            aws,
+            vec![
+                filter("vpc-id", [vpc_id]),
+                filter(&format!("tag:{TAG_ADDRESS}"), addresses),
+            ],
+        ));
+    }
+    // Errors name the first group's address: the call was made for all of them.
+    let answers = futures::future::try_join_all(queries)
+        .await
+        .map_err(|e| e.at(first))?;
+    let mut by_id: BTreeMap<String, SecurityGroup> = BTreeMap::new();
+    for g in answers.into_iter().flatten() {
+        if let Some(id) = g.group_id() {
+            by_id.insert(id.to_string(), g);
+        }
+    }
+    let ids: Vec<String> = by_id.keys().cloned().collect();
+    let rules = rules_of(aws, &ids).await.map_err(|e| e.at(first))?;
+    for (id, g) in &by_id {
+        let tagged = ec2_tags(g.tags()).get(TAG_ADDRESS).cloned();
+        for (name, address) in wanted {
+            let mine = g.group_name() == Some(name.as_str())
+                || tagged.as_deref() == Some(address.to_string().as_str());
+            if !mine {
+                continue;
+            }
+            let own = rules.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let o = observed_group(g, own, address).map_err(|m| unreadable_rule(m).at(address))?;
+            out.entry(address.clone()).or_default().push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// One group by id; `None` when it does not exist. Two calls (DescribeSecurityGroups with a

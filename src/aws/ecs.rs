@@ -587,6 +587,16 @@ pub async fn describe_task_definition(
     aws: &Aws,
     arn_or_family_revision: &str,
 ) -> Result<Option<(String, TaskDefinitionAttrs, Tags)>, AwsError> {
+    Ok(describe_revision(aws, arn_or_family_revision)
+        .await?
+        .map(|(arn, attrs, tags, _)| (arn, attrs, tags)))
+}
+
+/// [`describe_task_definition`] and whether the revision is ACTIVE.
+async fn describe_revision(
+    aws: &Aws,
+    arn_or_family_revision: &str,
+) -> Result<Option<(String, TaskDefinitionAttrs, Tags, bool)>, AwsError> {
     let out = match aws
         .ecs
         .describe_task_definition()
@@ -610,7 +620,13 @@ pub async fn describe_task_definition(
     };
     let all_tags = tags_from(out.tags());
     let arn = td.task_definition_arn().unwrap_or_default().to_string();
-    Ok(Some((arn, task_definition_attrs(td, &all_tags), all_tags)))
+    let active = td.status() == Some(&ecs::TaskDefinitionStatus::Active);
+    Ok(Some((
+        arn,
+        task_definition_attrs(td, &all_tags),
+        all_tags,
+        active,
+    )))
 }
 
 /// `family` and revision number of a revision ARN (`…:task-definition/family:12`).
@@ -659,8 +675,9 @@ async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsErr
 /// environment) ownership tags among the [`RECENT_REVISIONS`] newest; when none of them is
 /// owned, the newest one (so the planner reports the conflict); `None` when the family has no
 /// ACTIVE revision. `handles["revisions"]` holds the comma-joined ACTIVE revision ARNs seen.
-/// Calls: 1 ListTaskDefinitions + k DescribeTaskDefinition (newest first, stopping at the
-/// first owned one).
+/// Calls: 1 DescribeTaskDefinition (the family's latest ACTIVE revision), and when that one is
+/// not owned, 1 ListTaskDefinitions + k DescribeTaskDefinition of the other revisions (newest
+/// first, stopping at the first owned one).
 pub async fn find_task_definition(
     aws: &Aws,
     family: &str,
@@ -668,16 +685,43 @@ pub async fn find_task_definition(
     stack: &str,
     environment: &str,
 ) -> Result<Option<Observed>, AwsError> {
+    // DescribeTaskDefinition of the bare family answers its latest ACTIVE revision: when that
+    // one is ours (the usual case) it is the answer, in one call. Otherwise the newest
+    // revisions are listed and read, as below.
+    let latest = describe_revision(aws, family)
+        .await
+        .map_err(|e| e.at(address))?;
+    let mut latest = latest.filter(|(arn, _, _, active)| {
+        *active && family_and_revision(arn).is_some_and(|(f, _)| f == family)
+    });
+    if let Some((arn, attrs, all_tags, _)) = &latest {
+        if Ownership::judge(all_tags, stack, environment) == Ownership::Owned {
+            return Ok(Some(Observed {
+                address: address.clone(),
+                handles: BTreeMap::from([("revisions".to_string(), arn.clone())]),
+                id: arn.clone(),
+                attrs: Attrs::TaskDefinition(attrs.clone()),
+                all_tags: all_tags.clone(),
+            }));
+        }
+    }
     let arns = recent_revisions(aws, family)
         .await
         .map_err(|e| e.at(address))?;
     let mut newest = None;
     let mut chosen = None;
     for arn in &arns {
-        let Some(found) = describe_task_definition(aws, arn)
-            .await
-            .map_err(|e| e.at(address))?
-        else {
+        // The latest revision was read above: not again.
+        let already = latest
+            .take_if(|(a, ..)| a == arn)
+            .map(|(a, attrs, tags, _)| (a, attrs, tags));
+        let found = match already {
+            Some(found) => Some(found),
+            None => describe_task_definition(aws, arn)
+                .await
+                .map_err(|e| e.at(address))?,
+        };
+        let Some(found) = found else {
             continue; // deregistered between the list and the describe
         };
         if Ownership::judge(&found.2, stack, environment) == Ownership::Owned {
@@ -920,55 +964,67 @@ fn sdk_registries(a: &EcsServiceAttrs) -> Vec<ecs::ServiceRegistry> {
         .collect()
 }
 
+/// Most services one DescribeServices takes.
+const SERVICES_PER_CALL: usize = 10;
+
+/// The services of `cluster` named in `names` that are not INACTIVE, by name (a missing one,
+/// or every one when the cluster is missing, is absent). One DescribeServices (include TAGS)
+/// per [`SERVICES_PER_CALL`] names, run concurrently.
+async fn describe_services(
+    aws: &Aws,
+    cluster: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, ecs::Service>, AwsError> {
+    let answers = futures::future::join_all(names.chunks(SERVICES_PER_CALL).map(|chunk| {
+        aws.ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(ecs::ServiceField::Tags)
+            .send()
+    }))
+    .await;
+    let mut by_name = BTreeMap::new();
+    for answer in answers {
+        let out = match answer {
+            Ok(out) => out,
+            Err(e) => {
+                let e = err(SERVICE, "DescribeServices")(e);
+                if e.code_is("ClusterNotFoundException") {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        for s in out.services() {
+            if s.status() == Some("INACTIVE") {
+                continue;
+            }
+            if let Some(name) = s.service_name() {
+                by_name.insert(name.to_string(), s.clone());
+            }
+        }
+    }
+    Ok(by_name)
+}
+
 /// DescribeServices for one service: `None` when it (or its cluster) is missing or INACTIVE.
 async fn describe_service(
     aws: &Aws,
     cluster: &str,
     name: &str,
 ) -> Result<Option<ecs::Service>, AwsError> {
-    let out = match aws
-        .ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(name)
-        .include(ecs::ServiceField::Tags)
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) => {
-            let e = err(SERVICE, "DescribeServices")(e);
-            return if e.code_is("ClusterNotFoundException") {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-    };
-    Ok(out
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-        .cloned())
+    Ok(describe_services(aws, cluster, &[name.to_string()])
+        .await?
+        .remove(name))
 }
 
-/// The service `name` in `cluster` (a name or ARN), or `None` when missing or INACTIVE (a
-/// DRAINING one is returned: it still holds its name). `handles["task_definition_arn"]` is the
-/// revision it runs, `handles["status"]` its status. Calls: DescribeServices (include TAGS).
-pub async fn find_service(
-    aws: &Aws,
-    cluster: &str,
-    name: &str,
-    address: &Address,
-) -> Result<Option<Observed>, AwsError> {
-    let Some(s) = describe_service(aws, cluster, name)
-        .await
-        .map_err(|e| e.at(address))?
-    else {
-        return Ok(None);
-    };
+/// The service as the model sees it. `handles["task_definition_arn"]` is the revision it
+/// runs, `handles["status"]` its status, `handles["primary_deployment"]` its PRIMARY
+/// deployment's id.
+fn observed_service(s: &ecs::Service, cluster: &str, address: &Address) -> Observed {
     let all_tags = tags_from(s.tags());
-    let attrs = service_attrs(&s, cluster, &all_tags);
+    let attrs = service_attrs(s, cluster, &all_tags);
     let mut handles = BTreeMap::new();
     handles.insert(
         "task_definition_arn".to_string(),
@@ -978,17 +1034,55 @@ pub async fn find_service(
         "status".to_string(),
         s.status().unwrap_or_default().to_string(),
     );
-    if let Some(d) = primary_deployment(&s) {
+    if let Some(d) = primary_deployment(s) {
         // Whether an update starts a deployment is told by the answer's PRIMARY id.
         handles.insert("primary_deployment".to_string(), d.id);
     }
-    Ok(Some(Observed {
+    Observed {
         address: address.clone(),
         id: s.service_arn().unwrap_or_default().to_string(),
         attrs: Attrs::EcsService(attrs),
         all_tags,
         handles,
-    }))
+    }
+}
+
+/// The service `name` in `cluster` (a name or ARN), or `None` when missing or INACTIVE (a
+/// DRAINING one is returned: it still holds its name). Calls: DescribeServices (include TAGS).
+pub async fn find_service(
+    aws: &Aws,
+    cluster: &str,
+    name: &str,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
+    let wanted = [(name.to_string(), address.clone())];
+    let mut found = find_services(aws, cluster, &wanted).await?;
+    Ok(found.remove(address).flatten())
+}
+
+/// For each (name, address) in `wanted`, the service `name` in `cluster` as [`find_service`]
+/// finds it; every address has an entry. One DescribeServices per 10 services.
+pub async fn find_services(
+    aws: &Aws,
+    cluster: &str,
+    wanted: &[(String, Address)],
+) -> Result<BTreeMap<Address, Option<Observed>>, AwsError> {
+    let Some((_, first)) = wanted.first() else {
+        return Ok(BTreeMap::new());
+    };
+    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    let found = describe_services(aws, cluster, &names)
+        .await
+        .map_err(|e| e.at(first))?;
+    Ok(wanted
+        .iter()
+        .map(|(name, address)| {
+            let o = found
+                .get(name)
+                .map(|s| observed_service(s, cluster, address));
+            (address.clone(), o)
+        })
+        .collect())
 }
 
 fn network_configuration(a: &EcsServiceAttrs) -> Result<ecs::NetworkConfiguration, BuildError> {

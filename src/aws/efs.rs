@@ -91,8 +91,9 @@ async fn sleep_or_give_up(
 // ---------------------------------------------------------------------------------------------
 
 /// The file system with this creation token, if any (a `deleted` one counts as gone).
-/// Calls: DescribeFileSystems.
-async fn describe_by_token(
+/// Calls: DescribeFileSystems. (Public so that one read serves both the file system and its
+/// mount targets: see [`observe_file_system`] and [`observe_mount_targets`].)
+pub async fn describe_by_token(
     aws: &Aws,
     token: &str,
 ) -> Result<Option<efs::FileSystemDescription>, AwsError> {
@@ -136,7 +137,7 @@ async fn describe_by_id(
 }
 
 /// Normalized attributes of a described file system. Calls: DescribeLifecycleConfiguration.
-async fn observe_file_system(
+pub async fn observe_file_system(
     aws: &Aws,
     fs: &efs::FileSystemDescription,
     address: &Address,
@@ -499,7 +500,19 @@ pub async fn find_mount_targets(
         describe_by_token(aws, token_or_id).await
     }
     .map_err(|e| e.at(address))?;
-    let Some(fs) = fs else { return Ok(None) };
+    match fs {
+        Some(fs) => observe_mount_targets(aws, &fs, address).await,
+        None => Ok(None),
+    }
+}
+
+/// The mount targets of a described file system, normalized as [`find_mount_targets`] gives
+/// them. Calls: DescribeMountTargets, then DescribeMountTargetSecurityGroups for each, at once.
+pub async fn observe_mount_targets(
+    aws: &Aws,
+    fs: &efs::FileSystemDescription,
+    address: &Address,
+) -> Result<Option<Observed>, AwsError> {
     let fs_id = fs.file_system_id().to_string();
     let targets = list_mount_targets(aws, &fs_id)
         .await
@@ -507,13 +520,17 @@ pub async fn find_mount_targets(
     if targets.is_empty() {
         return Ok(None);
     }
+    let groups_of = futures::future::try_join_all(
+        targets
+            .iter()
+            .map(|(mt_id, _)| mount_target_groups(aws, mt_id)),
+    )
+    .await
+    .map_err(|e| e.at(address))?;
     let mut handles = BTreeMap::new();
     let mut subnets = BTreeSet::new();
     let mut group_sets = Vec::new();
-    for (mt_id, subnet) in &targets {
-        let groups = mount_target_groups(aws, mt_id)
-            .await
-            .map_err(|e| e.at(address))?;
+    for ((mt_id, subnet), groups) in targets.iter().zip(groups_of) {
         handles.insert(format!("mt:{subnet}"), mt_id.clone());
         handles.insert(
             format!("sg:{subnet}"),

@@ -24,26 +24,25 @@ fn elb_tags(tags: &Tags) -> Vec<elb::Tag> {
     super::tag_list(tags, |k, v| elb::Tag::builder().key(k).value(v).build())
 }
 
-/// ARN → tags, DescribeTags in batches of [`TAGS_PER_CALL`].
+/// ARN → tags: DescribeTags in batches of [`TAGS_PER_CALL`], run concurrently.
 async fn tags_of(aws: &Aws, arns: &[String]) -> Result<BTreeMap<String, Tags>, AwsError> {
-    let mut out = BTreeMap::new();
-    for chunk in arns.chunks(TAGS_PER_CALL) {
-        let res = aws
-            .elbv2
+    let answers = futures::future::try_join_all(arns.chunks(TAGS_PER_CALL).map(|chunk| {
+        aws.elbv2
             .describe_tags()
             .set_resource_arns(Some(chunk.to_vec()))
             .send()
-            .await
-            .map_err(err(SERVICE, "DescribeTags"))?;
-        for d in res.tag_descriptions() {
-            if let Some(arn) = d.resource_arn() {
-                let tags: Tags = d
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                    .collect();
-                out.insert(arn.to_string(), tags);
-            }
+    }))
+    .await
+    .map_err(err(SERVICE, "DescribeTags"))?;
+    let mut out = BTreeMap::new();
+    for d in answers.iter().flat_map(|res| res.tag_descriptions()) {
+        if let Some(arn) = d.resource_arn() {
+            let tags: Tags = d
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect();
+            out.insert(arn.to_string(), tags);
         }
     }
     Ok(out)
@@ -117,12 +116,54 @@ fn target_group_attrs(tg: &elb::TargetGroup, delay: i32, all_tags: &Tags) -> Tar
     }
 }
 
-async fn observe_target_group(
+/// A target group with its deregistration delay, before its tags are read.
+struct TargetGroupRead {
+    group: elb::TargetGroup,
+    delay: i32,
+}
+
+impl TargetGroupRead {
+    fn arn(&self) -> String {
+        self.group
+            .target_group_arn()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn observed(&self, all_tags: Tags, address: &Address) -> Observed {
+        Observed {
+            address: address.clone(),
+            id: self.arn(),
+            attrs: Attrs::TargetGroup(target_group_attrs(&self.group, self.delay, &all_tags)),
+            all_tags,
+            handles: BTreeMap::new(),
+        }
+    }
+}
+
+/// The target group named or with ARN `name_or_arn` and its deregistration delay, or `None`.
+/// Calls: DescribeTargetGroups, DescribeTargetGroupAttributes.
+async fn read_target_group(
     aws: &Aws,
-    tg: &elb::TargetGroup,
+    name_or_arn: &str,
     address: &Address,
-) -> Result<Observed, AwsError> {
-    let arn = tg.target_group_arn().unwrap_or_default().to_string();
+) -> Result<Option<TargetGroupRead>, AwsError> {
+    let req = aws.elbv2.describe_target_groups();
+    // One name a call: a name that does not exist fails the whole call.
+    let req = if name_or_arn.starts_with("arn:") {
+        req.target_group_arns(name_or_arn)
+    } else {
+        req.names(name_or_arn)
+    };
+    let answer = req.send().await;
+    let Some(out) = found(answer.map_err(|e| err(SERVICE, "DescribeTargetGroups")(e).at(address)))?
+    else {
+        return Ok(None);
+    };
+    let Some(group) = out.target_groups().first().cloned() else {
+        return Ok(None);
+    };
+    let arn = group.target_group_arn().unwrap_or_default().to_string();
     let attrs = aws
         .elbv2
         .describe_target_group_attributes()
@@ -137,18 +178,7 @@ async fn observe_target_group(
         .and_then(|a| a.value()?.parse().ok())
         // ELBv2's default when the attribute is not reported.
         .unwrap_or(300);
-    let all_tags = tags_of(aws, std::slice::from_ref(&arn))
-        .await
-        .map_err(|e| e.at(address))?
-        .remove(&arn)
-        .unwrap_or_default();
-    Ok(Observed {
-        address: address.clone(),
-        id: arn,
-        attrs: Attrs::TargetGroup(target_group_attrs(tg, delay, &all_tags)),
-        all_tags,
-        handles: BTreeMap::new(),
-    })
+    Ok(Some(TargetGroupRead { group, delay }))
 }
 
 /// The target group named or with ARN `name_or_arn`, or `None`. Calls: DescribeTargetGroups,
@@ -158,21 +188,90 @@ pub async fn find_target_group(
     name_or_arn: &str,
     address: &Address,
 ) -> Result<Option<Observed>, AwsError> {
-    let req = aws.elbv2.describe_target_groups();
-    let req = if name_or_arn.starts_with("arn:") {
-        req.target_group_arns(name_or_arn)
-    } else {
-        req.names(name_or_arn)
-    };
-    let answer = req.send().await;
-    let Some(out) = found(answer.map_err(|e| err(SERVICE, "DescribeTargetGroups")(e).at(address)))?
-    else {
+    let Some(read) = read_target_group(aws, name_or_arn, address).await? else {
         return Ok(None);
     };
-    match out.target_groups().first() {
-        Some(tg) => Ok(Some(observe_target_group(aws, tg, address).await?)),
-        None => Ok(None),
-    }
+    let arn = read.arn();
+    let all_tags = tags_of(aws, std::slice::from_ref(&arn))
+        .await
+        .map_err(|e| e.at(address))?
+        .remove(&arn)
+        .unwrap_or_default();
+    Ok(Some(read.observed(all_tags, address)))
+}
+
+/// What [`find_target_groups_and_rules`] found: the target group of each address (`None`:
+/// absent), and the rules that matter to each listener rule address.
+pub type TargetGroupsAndRules = (
+    BTreeMap<Address, Option<Observed>>,
+    BTreeMap<Address, Vec<Observed>>,
+);
+
+/// Every target group of `target_groups` (name, address) as [`find_target_group`] finds it,
+/// and for every rule of `rules` (priority, address) on the listener `listener` resolves to
+/// what [`find_listener_rules`] finds, with the tags of all of them read together: the target
+/// groups (DescribeTargetGroups and DescribeTargetGroupAttributes each, at once) and the
+/// listener's rules (DescribeRules, once `listener` is known) are read concurrently, then one
+/// DescribeTags per 20 ARNs. `listener` is awaited only when there are rules.
+pub async fn find_target_groups_and_rules(
+    aws: &Aws,
+    target_groups: &[(String, Address)],
+    listener: impl std::future::Future<Output = Result<String, AwsError>>,
+    rules: &[(i32, Address)],
+) -> Result<TargetGroupsAndRules, AwsError> {
+    let groups = futures::future::try_join_all(
+        target_groups
+            .iter()
+            .map(|(name, address)| read_target_group(aws, name, address)),
+    );
+    let listener_rules = async {
+        let Some((_, first)) = rules.first() else {
+            return Ok((String::new(), Vec::new()));
+        };
+        let listener = listener.await?;
+        match describe_rules(aws, &listener).await {
+            Ok(r) => Ok((listener, r)),
+            Err(e) if e.is_not_found() => Ok((listener, Vec::new())),
+            Err(e) => Err(e.at(first)),
+        }
+    };
+    let (groups, (listener, listed)) = futures::try_join!(groups, listener_rules)?;
+    let mut arns: Vec<String> = groups.iter().flatten().map(TargetGroupRead::arn).collect();
+    arns.extend(
+        listed
+            .iter()
+            .filter_map(|r| r.rule_arn().map(str::to_string)),
+    );
+    let first = target_groups
+        .first()
+        .map(|(_, a)| a)
+        .or(rules.first().map(|(_, a)| a));
+    let mut tags = tags_of(aws, &arns).await.map_err(|e| match first {
+        Some(a) => e.at(a),
+        None => e,
+    })?;
+    let found_groups = target_groups
+        .iter()
+        .zip(&groups)
+        .map(|((_, address), read)| {
+            let o = read.as_ref().map(|r| {
+                let t = tags.get(&r.arn()).cloned().unwrap_or_default();
+                r.observed(t, address)
+            });
+            (address.clone(), o)
+        })
+        .collect();
+    let tagged = with_tags(listed, &mut tags);
+    let found_rules = rules
+        .iter()
+        .map(|(priority, address)| {
+            (
+                address.clone(),
+                rules_at(&listener, &tagged, *priority, address),
+            )
+        })
+        .collect();
+    Ok((found_groups, found_rules))
 }
 
 fn health_check_matcher(h: &TargetHealthCheck) -> elb::Matcher {
@@ -349,9 +448,8 @@ fn rule_attrs(listener: &str, r: &elb::Rule, all_tags: &Tags) -> ListenerRuleAtt
     }
 }
 
-/// Every non-default rule of `listener` with its tags. Calls: DescribeRules (pages),
-/// DescribeTags (20 rules a call).
-async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tags)>, AwsError> {
+/// Every non-default rule of `listener`. Calls: DescribeRules (pages).
+async fn describe_rules(aws: &Aws, listener: &str) -> Result<Vec<elb::Rule>, AwsError> {
     let mut rules = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -371,15 +469,26 @@ async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tag
         );
         match out.next_marker() {
             Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
+            _ => return Ok(rules),
         }
     }
+}
+
+/// Every non-default rule of `listener` with its tags. Calls: DescribeRules (pages),
+/// DescribeTags (20 rules a call).
+async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tags)>, AwsError> {
+    let rules = describe_rules(aws, listener).await?;
     let arns: Vec<String> = rules
         .iter()
         .filter_map(|r| r.rule_arn().map(str::to_string))
         .collect();
     let mut tags = tags_of(aws, &arns).await?;
-    Ok(rules
+    Ok(with_tags(rules, &mut tags))
+}
+
+/// Each rule with its tags, taken from `tags` (by rule ARN).
+fn with_tags(rules: Vec<elb::Rule>, tags: &mut BTreeMap<String, Tags>) -> Vec<(elb::Rule, Tags)> {
+    rules
         .into_iter()
         .map(|r| {
             let t = r
@@ -388,7 +497,7 @@ async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tag
                 .unwrap_or_default();
             (r, t)
         })
-        .collect())
+        .collect()
 }
 
 fn observed_rule(listener: &str, r: &elb::Rule, all_tags: Tags, address: &Address) -> Observed {
@@ -416,16 +525,27 @@ pub async fn find_listener_rules(
         Err(e) if e.is_not_found() => return Ok(vec![]),
         Err(e) => return Err(e.at(address)),
     };
+    Ok(rules_at(listener, &rules, priority, address))
+}
+
+/// Of a listener's rules, those that matter to the rule at `address`: the one holding
+/// `priority` and any carrying `address` as its `deploy:address` tag.
+fn rules_at(
+    listener: &str,
+    rules: &[(elb::Rule, Tags)],
+    priority: i32,
+    address: &Address,
+) -> Vec<Observed> {
     let wanted = priority.to_string();
     let me = address.to_string();
-    Ok(rules
-        .into_iter()
+    rules
+        .iter()
         .filter(|(r, tags)| {
             r.priority() == Some(wanted.as_str())
                 || tags.get(TAG_ADDRESS).map(String::as_str) == Some(me.as_str())
         })
-        .map(|(r, tags)| observed_rule(listener, &r, tags, address))
-        .collect())
+        .map(|(r, tags)| observed_rule(listener, r, tags.clone(), address))
+        .collect()
 }
 
 /// The listener ARN a rule ARN belongs to:

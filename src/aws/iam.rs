@@ -89,8 +89,8 @@ async fn attached_policy_arns(aws: &Aws, name: &str) -> Result<BTreeSet<String>,
 }
 
 /// The role `name`, or `None` when IAM has no such role.
-/// Calls: GetRole (tags come with it) + ListRolePolicies (per page) + one GetRolePolicy per
-/// inline policy + ListAttachedRolePolicies (per page).
+/// Calls: GetRole (tags come with it), then ListRolePolicies and ListAttachedRolePolicies (per
+/// page) together, then one GetRolePolicy per inline policy, all at once.
 pub async fn find_role(
     aws: &Aws,
     name: &str,
@@ -111,8 +111,13 @@ pub async fn find_role(
         Some(text) => decode_policy(text).map_err(|m| at(bad("GetRole")(m)))?,
         None => Value::Null,
     };
-    let mut inline_policies = BTreeMap::new();
-    for policy in inline_policy_names(aws, name).await.map_err(at)? {
+    // The role exists: its policy lists are read together, then every inline policy at once.
+    let (names, managed_policy_arns) = tokio::try_join!(
+        inline_policy_names(aws, name),
+        attached_policy_arns(aws, name)
+    )
+    .map_err(at)?;
+    let documents = futures::future::try_join_all(names.into_iter().map(|policy| async move {
         let out = aws
             .iam
             .get_role_policy()
@@ -122,9 +127,10 @@ pub async fn find_role(
             .await
             .map_err(|e| at(err(SERVICE, "GetRolePolicy")(e)))?;
         let doc = decode_policy(out.policy_document()).map_err(|m| at(bad("GetRolePolicy")(m)))?;
-        inline_policies.insert(policy, doc);
-    }
-    let managed_policy_arns = attached_policy_arns(aws, name).await.map_err(at)?;
+        Ok::<_, AwsError>((policy, doc))
+    }))
+    .await?;
+    let inline_policies: BTreeMap<String, Value> = documents.into_iter().collect();
     let all_tags = tags_from(role.tags());
     let attrs = IamRoleAttrs {
         name: role.role_name().to_string(),

@@ -56,7 +56,62 @@ pub async fn find_log_group(
     let Some(group) = describe_exact(aws, name).await.map_err(|e| e.at(address))? else {
         return Ok(None);
     };
-    let arn = tagging_arn(&group).ok_or_else(|| {
+    observe_group(aws, &group, name, address).await.map(Some)
+}
+
+/// Most names one DescribeLogGroups takes in `logGroupIdentifiers`.
+const IDENTIFIERS_PER_CALL: usize = 50;
+
+/// For each (name, address) in `wanted`, the log group named exactly `name` with its tags, or
+/// `None`. Calls: one DescribeLogGroups per 50 names (`logGroupIdentifiers`, every page),
+/// then one ListTagsForResource per group found, concurrently. (moto ignores
+/// `logGroupIdentifiers` and lists every group; the answer is filtered here by exact name, so
+/// both give the same result.)
+pub async fn find_log_groups(
+    aws: &Aws,
+    wanted: &[(String, Address)],
+) -> Result<BTreeMap<Address, Option<Observed>>, AwsError> {
+    let Some((_, first)) = wanted.first() else {
+        return Ok(BTreeMap::new());
+    };
+    let pages = futures::future::try_join_all(wanted.chunks(IDENTIFIERS_PER_CALL).map(|chunk| {
+        aws.logs
+            .describe_log_groups()
+            .set_log_group_identifiers(Some(chunk.iter().map(|(n, _)| n.clone()).collect()))
+            .into_paginator()
+            .send()
+            .try_collect()
+    }))
+    .await
+    .map_err(|e| err("logs", "DescribeLogGroups")(e).at(first))?;
+    let groups: BTreeMap<&str, &LogGroup> = pages
+        .iter()
+        .flatten()
+        .flat_map(|p| p.log_groups())
+        .filter_map(|g| Some((g.log_group_name()?, g)))
+        .collect();
+    let observed = futures::future::try_join_all(wanted.iter().map(|(name, address)| {
+        let group = groups.get(name.as_str()).copied();
+        async move {
+            let o = match group {
+                Some(g) => Some(observe_group(aws, g, name, address).await?),
+                None => None,
+            };
+            Ok::<_, AwsError>((address.clone(), o))
+        }
+    }))
+    .await?;
+    Ok(observed.into_iter().collect())
+}
+
+/// A described group with its tags. Calls: ListTagsForResource.
+async fn observe_group(
+    aws: &Aws,
+    group: &LogGroup,
+    name: &str,
+    address: &Address,
+) -> Result<Observed, AwsError> {
+    let arn = tagging_arn(group).ok_or_else(|| {
         AwsError::other(
             "logs",
             "DescribeLogGroups",
@@ -76,7 +131,7 @@ pub async fn find_log_group(
         .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     let user = user_tags(&all_tags);
-    Ok(Some(Observed {
+    Ok(Observed {
         address: address.clone(),
         id: name.to_string(),
         attrs: Attrs::LogGroup(LogGroupAttrs {
@@ -86,7 +141,7 @@ pub async fn find_log_group(
         }),
         all_tags,
         handles: BTreeMap::from([("arn".to_string(), arn)]),
-    }))
+    })
 }
 
 /// Creates the group with all `tags` (ownership included) in the CreateLogGroup call, then

@@ -4,6 +4,7 @@
 //! Adapters take and return raw AWS ids (group ids, ARNs, names). Turning ids into stack
 //! addresses and back is the planner's and the executor's business, not theirs.
 
+pub mod budget;
 pub mod cloudmap;
 pub mod ec2;
 pub mod ecs;
@@ -40,22 +41,48 @@ pub struct Aws {
     pub servicediscovery: aws_sdk_servicediscovery::Client,
 }
 
-/// How many attempts a throttled or 5xx call gets (the SDK's standard retry mode: exponential
-/// backoff with jitter; access denied and other client errors are not retried).
+/// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
+/// denied and other client errors are not retried).
 pub const MAX_ATTEMPTS: u32 = 6;
+
+/// The SDK's standard retry mode: exponential backoff with jitter, and a retry quota per
+/// service. What adapts to throttling is the per-service in-flight budget
+/// ([`budget::limited`]), which halves on a throttled answer.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10))
+}
+
+/// Builds one service's client from the shared configuration, sending through `http`.
+macro_rules! client {
+    ($krate:ident, $config:expr, $http:expr) => {
+        $krate::Client::from_conf(
+            $krate::config::Builder::from($config)
+                .http_client($http)
+                .build(),
+        )
+    };
+}
 
 impl Aws {
     /// Loads the standard credential chain (environment, profiles, SSO…); `AWS_ENDPOINT_URL`
     /// is honoured by the SDK itself. Region: the one given, else the chain's. A missing region
     /// or credentials that cannot be loaded are reported here, before any request, with what
-    /// to do about them ([`setup`]).
+    /// to do about them ([`setup`]). Requests in flight per service:
+    /// [`budget::Concurrency::from_env`].
     pub async fn connect(profile: Option<&str>, region: Option<&str>) -> Result<Aws, AwsError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(MAX_ATTEMPTS)
-                .with_initial_backoff(Duration::from_millis(200))
-                .with_max_backoff(Duration::from_secs(10)),
-        );
+        let concurrency = budget::Concurrency::from_env().map_err(|m| AwsError {
+            service: "config",
+            operation: "LoadConcurrency",
+            address: None,
+            code: Some("BadConcurrency".into()),
+            message: m,
+            request_id: None,
+        })?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(retry_config());
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }
@@ -78,23 +105,39 @@ impl Aws {
             .provide_credentials()
             .await
             .map_err(|e| setup::credentials_problem(&e, profile))?;
-        Ok(Aws::from_config(&config, region))
+        Ok(Aws::with_concurrency(&config, region, &concurrency))
     }
 
+    /// Clients with the default per-service budgets.
     pub fn from_config(config: &aws_config::SdkConfig, region: String) -> Aws {
+        Aws::with_concurrency(config, region, &budget::Concurrency::default())
+    }
+
+    /// Clients that keep at most `concurrency.of(service)` requests in flight per service.
+    pub fn with_concurrency(
+        config: &aws_config::SdkConfig,
+        region: String,
+        concurrency: &budget::Concurrency,
+    ) -> Aws {
+        let base = budget::default_https_client();
+        let http = |service: &str| budget::limited(base.clone(), concurrency.of(service));
         Aws {
             region,
-            ec2: aws_sdk_ec2::Client::new(config),
-            ecs: aws_sdk_ecs::Client::new(config),
-            efs: aws_sdk_efs::Client::new(config),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(config),
-            secretsmanager: aws_sdk_secretsmanager::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
-            tagging: aws_sdk_resourcegroupstagging::Client::new(config),
-            servicediscovery: aws_sdk_servicediscovery::Client::new(config),
+            ec2: client!(aws_sdk_ec2, config, http("ec2")),
+            ecs: client!(aws_sdk_ecs, config, http("ecs")),
+            efs: client!(aws_sdk_efs, config, http("elasticfilesystem")),
+            elbv2: client!(
+                aws_sdk_elasticloadbalancingv2,
+                config,
+                http("elasticloadbalancing")
+            ),
+            iam: client!(aws_sdk_iam, config, http("iam")),
+            logs: client!(aws_sdk_cloudwatchlogs, config, http("logs")),
+            secretsmanager: client!(aws_sdk_secretsmanager, config, http("secretsmanager")),
+            ssm: client!(aws_sdk_ssm, config, http("ssm")),
+            sts: client!(aws_sdk_sts, config, http("sts")),
+            tagging: client!(aws_sdk_resourcegroupstagging, config, http("tagging")),
+            servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
         }
     }
 

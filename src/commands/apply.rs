@@ -96,7 +96,7 @@ pub async fn converge(
     targets: &[String],
     wait: &WaitArgs,
 ) -> Result<(), Failure> {
-    let mut ctx = Context::load(stack_args, aws_args).await?;
+    let mut ctx = Context::load(stack_args, aws_args, true).await?;
     ctx.delete_data |= delete_data;
     ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;

@@ -69,6 +69,8 @@ pub struct Context {
     pub targeted: Option<std::collections::BTreeSet<Address>>,
     /// Deletions may take data-bearing resources (`--delete-data` or `disposable: true`).
     pub delete_data: bool,
+    /// The live state, read with the lookups (for commands that plan).
+    pub prefetched: Option<observe::Prefetched>,
 }
 
 pub struct Planned {
@@ -79,7 +81,13 @@ pub struct Planned {
 }
 
 impl Context {
-    pub async fn load(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<Context, Failure> {
+    /// `will_plan`: the command plans, so the live state is read together with the lookups
+    /// (each read starts as soon as what it needs is known).
+    pub async fn load(
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        will_plan: bool,
+    ) -> Result<Context, Failure> {
         let loaded = load_valid(stack_args)?;
         // Offline checks first: bad input never reaches AWS.
         let offline = Lookups::placeholders(loaded.stack.region.as_deref().unwrap_or("<region>"));
@@ -92,7 +100,13 @@ impl Context {
             .clone()
             .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
-        let lookups = observe::lookups(&aws, &loaded.stack).await?;
+        let (lookups, prefetched) = if will_plan {
+            let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
+            let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
+            (l, Some(p))
+        } else {
+            (observe::lookups(&aws, &loaded.stack).await?, None)
+        };
         tracing::info!(
             account = %lookups.account_id,
             region = %lookups.region,
@@ -111,6 +125,7 @@ impl Context {
             built,
             targeted: None,
             delete_data: loaded_disposable,
+            prefetched,
         })
     }
 
@@ -149,13 +164,11 @@ impl Context {
         destroy: bool,
         extra_imports: &BTreeMap<Address, String>,
     ) -> Result<Planned, Failure> {
-        let world = observe::observe(
-            &self.aws,
-            &self.loaded.stack,
-            &self.lookups,
-            &self.built.desired,
-        )
-        .await?;
+        let (aws, stack, desired) = (&self.aws, &self.loaded.stack, &self.built.desired);
+        let world = match &self.prefetched {
+            Some(p) => p.world_for(aws, stack, &self.lookups, desired).await?,
+            None => observe::observe(aws, stack, &self.lookups, desired).await?,
+        };
         tracing::info!(
             found = world.found.values().map(Vec::len).sum::<usize>(),
             owned_elsewhere = world.owned_elsewhere.len(),
