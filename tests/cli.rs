@@ -164,8 +164,19 @@ fn groff(roff: &[u8]) -> (String, String) {
         "`bash scripts/setup.sh` installs it (apt-get install groff-base)",
     );
     assert!(out.status.success(), "groff failed: {}", stderr(&out));
-    // Some groff builds render `\-` as a Unicode minus or hyphen; flags read as typed.
+    // Some groff builds render `\-` as a Unicode minus or hyphen; flags read as typed. groff
+    // justifies lines by widening spaces: runs of spaces read as one.
     let text = stdout(&out).replace(['\u{2212}', '\u{2010}'], "-");
+    let text = text
+        .lines()
+        .map(|l| {
+            l.split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     (text, stderr(&out))
 }
 

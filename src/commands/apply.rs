@@ -96,9 +96,8 @@ pub async fn converge(
     targets: &[String],
     wait: &WaitArgs,
 ) -> Result<(), Failure> {
-    let mut ctx = Context::load(stack_args, aws_args, true).await?;
+    let mut ctx = Context::load(stack_args, aws_args, true, targets).await?;
     ctx.delete_data |= delete_data;
-    ctx.target(targets)?;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     preview_plan(&planned.plan);
     refuse_conflicts(&planned.plan)?;

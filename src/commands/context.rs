@@ -87,13 +87,20 @@ impl Context {
         stack_args: &StackArgs,
         aws_args: &AwsArgs,
         will_plan: bool,
+        targets: &[String],
     ) -> Result<Context, Failure> {
         let loaded = load_valid(stack_args)?;
         // Offline checks first: bad input never reaches AWS.
         let offline = Lookups::placeholders(loaded.stack.region.as_deref().unwrap_or("<region>"));
         let templates = Templates::new(&stack_args.templates);
-        let offline_built = spec::build_desired(&loaded, &offline, &templates)?;
+        let mut offline_built = spec::build_desired(&loaded, &offline, &templates)?;
         requests::check_sizes(&loaded, &offline_built, &offline)?;
+        // With --target, only the targets and what they depend on are read ahead.
+        if let Some(closure) = target_closure(&offline_built.desired, targets)? {
+            offline_built
+                .desired
+                .retain(|d| closure.contains(&d.address));
+        }
 
         let region = aws_args
             .region
@@ -118,7 +125,7 @@ impl Context {
         let built = spec::build_desired(&loaded, &lookups, &templates)?;
         requests::check_sizes(&loaded, &built, &lookups)?;
         let loaded_disposable = loaded.stack.disposable;
-        Ok(Context {
+        let mut ctx = Context {
             loaded,
             aws,
             lookups,
@@ -126,22 +133,17 @@ impl Context {
             targeted: None,
             delete_data: loaded_disposable,
             prefetched,
-        })
+        };
+        ctx.target(targets)?;
+        Ok(ctx)
     }
 
     /// Narrows the desired state to the targets and what they depend on.
-    pub fn target(&mut self, targets: &[String]) -> Result<(), Failure> {
-        if targets.is_empty() {
-            return Ok(());
+    fn target(&mut self, targets: &[String]) -> Result<(), Failure> {
+        if let Some(closure) = target_closure(&self.built.desired, targets)? {
+            self.built.desired.retain(|d| closure.contains(&d.address));
+            self.targeted = Some(closure);
         }
-        let addresses = targets
-            .iter()
-            .map(|t| t.parse::<Address>().map_err(Failure::Other))
-            .collect::<Result<Vec<_>, _>>()?;
-        let closure =
-            crate::plan::target_closure(&self.built.desired, &addresses).map_err(Failure::Other)?;
-        self.built.desired.retain(|d| closure.contains(&d.address));
-        self.targeted = Some(closure);
         Ok(())
     }
 
@@ -218,4 +220,21 @@ impl Context {
         }
         Ok(Planned { plan, refs, world })
     }
+}
+
+/// The targets and what they depend on; `None` without targets.
+fn target_closure(
+    desired: &[crate::model::Desired],
+    targets: &[String],
+) -> Result<Option<std::collections::BTreeSet<Address>>, Failure> {
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let addresses = targets
+        .iter()
+        .map(|t| t.parse::<Address>().map_err(Failure::Other))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::plan::target_closure(desired, &addresses)
+        .map(Some)
+        .map_err(Failure::Other)
 }

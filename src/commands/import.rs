@@ -19,7 +19,7 @@ pub async fn run(
     id: &str,
 ) -> Result<(), Failure> {
     let addr: Address = address.parse().map_err(Failure::Other)?;
-    let ctx = Context::load(stack_args, aws_args, true).await?;
+    let ctx = Context::load(stack_args, aws_args, true, &[]).await?;
     if !ctx.built.desired.iter().any(|d| d.address == addr) {
         return Err(Failure::Other(format!(
             "{addr} is not defined in {}: add it to the stack first, then import",

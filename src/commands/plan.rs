@@ -22,9 +22,8 @@ pub struct PlanArgs<'a> {
 
 /// Returns the exit code of a success: 2 with `--detailed-exitcode` when there are changes.
 pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
-    let mut ctx = Context::load(args.stack, args.aws, true).await?;
+    let mut ctx = Context::load(args.stack, args.aws, true, args.targets).await?;
     ctx.delete_data |= args.delete_data;
-    ctx.target(args.targets)?;
     let planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
     emit_plan(&planned.plan, &everything(&args));
     refuse_conflicts(&planned.plan)?;

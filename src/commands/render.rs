@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// `deploy render`: writes every rendered file and task definition request under `out`.
 pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs, out: &Path) -> Result<(), Failure> {
-    let ctx = Context::load(stack_args, aws_args, false).await?;
+    let ctx = Context::load(stack_args, aws_args, false, &[]).await?;
     let write = |path: &Path, bytes: &[u8]| -> Result<(), Failure> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
