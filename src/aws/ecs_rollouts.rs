@@ -197,8 +197,18 @@ pub async fn service_state(
         }
     }
     Ok(ServiceState {
+        running_by_revision,
+        stopped,
+        targets,
+        ..service(s, address, cluster)
+    })
+}
+
+/// A described service as the rollout types see it (its tasks and targets left empty).
+fn service(s: &ecs::Service, address: &str, cluster: &str) -> ServiceState {
+    ServiceState {
         address: address.to_string(),
-        name: name.to_string(),
+        name: s.service_name().unwrap_or_default().to_string(),
         cluster: cluster.to_string(),
         status: s.status().unwrap_or_default().to_string(),
         task_definition: s.task_definition().unwrap_or_default().to_string(),
@@ -214,10 +224,10 @@ pub async fn service_state(
                 message: e.message().unwrap_or_default().to_string(),
             })
             .collect(),
-        running_by_revision,
-        stopped,
-        targets,
-    })
+        running_by_revision: BTreeMap::new(),
+        stopped: vec![],
+        targets: BTreeMap::new(),
+    }
 }
 
 /// DescribeServices takes at most 10 services a call.
@@ -247,28 +257,7 @@ pub async fn poll_services(
                 .iter()
                 .find(|s| s.service_name() == Some(name) && s.status() != Some("INACTIVE"));
             out.push(match found {
-                Some(s) => ServiceState {
-                    address: address.clone(),
-                    name: name.clone(),
-                    cluster: cluster.to_string(),
-                    status: s.status().unwrap_or_default().to_string(),
-                    task_definition: s.task_definition().unwrap_or_default().to_string(),
-                    desired: s.desired_count(),
-                    running: s.running_count(),
-                    pending: s.pending_count(),
-                    deployments: s.deployments().iter().map(deployment).collect(),
-                    events: s
-                        .events()
-                        .iter()
-                        .map(|e| ServiceEvent {
-                            at: secs(e.created_at()),
-                            message: e.message().unwrap_or_default().to_string(),
-                        })
-                        .collect(),
-                    running_by_revision: BTreeMap::new(),
-                    stopped: vec![],
-                    targets: BTreeMap::new(),
-                },
+                Some(s) => service(s, address, cluster),
                 None => ServiceState::missing(address, name, cluster),
             });
         }
