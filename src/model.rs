@@ -18,7 +18,9 @@ pub use lb_discovery::{
     DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, ListenerRuleAttrs, RuleConditions,
     ServiceLoadBalancer, TargetGroupAttrs, TargetHealthCheck,
 };
-pub use secret_generation::{tag_safe, Generation, SecretFormat, MAX_GENERATION_LEN};
+pub use secret_generation::{
+    tag_safe, Generation, SecretFormat, MAX_GENERATION_LEN, PASSWORD_LENGTHS, VALIDITY_DAYS,
+};
 
 /// Tag naming the stack that owns a resource.
 pub const TAG_STACK: &str = "deploy:stack";

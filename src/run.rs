@@ -270,6 +270,12 @@ fn read_plan(file: &Path) -> Result<SavedPlan, Failure> {
             saved::FORMAT_VERSION
         )));
     }
+    saved::check(&saved).map_err(|why| {
+        Failure::Other(format!(
+            "{} is not a plan saved by this deploy: {why}",
+            file.display()
+        ))
+    })?;
     Ok(saved)
 }
 
@@ -728,7 +734,9 @@ async fn execute_plan(
         environment: loaded.stack.environment.clone(),
         ownership: spec::ownership_tags(&loaded.stack),
     };
-    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop).await;
+    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop)
+        .await
+        .map_err(Failure::Other)?;
     eprint!("\n{}", output::report_text(&report));
     if json_output() {
         println!("{}", to_json(&report::apply_report(plan, &report)));
