@@ -250,18 +250,22 @@ impl Drop for Moto {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     /// SigV4 signing name: `ec2`, `ecs`, `logs`, `iam`, `elasticloadbalancing`, `sts`, ...
+    /// Empty when the proxy could not name it.
     pub service: String,
-    /// Operation name, e.g. `DescribeLogGroups`.
+    /// Operation name, e.g. `DescribeLogGroups`; empty when the proxy could not name it.
     pub action: String,
     pub method: String,
     pub status: u16,
     /// true when the proxy answered with an injected fault instead of forwarding.
     pub injected: bool,
+    /// The proxy's classification (see [`AwsActions`]): false only for a listed read.
+    pub write: bool,
 }
 
 impl Call {
+    /// Whether the call may have changed state: everything but a listed read.
     pub fn is_mutating(&self) -> bool {
-        is_mutating(&self.action)
+        self.write
     }
 }
 
@@ -275,28 +279,35 @@ impl std::fmt::Display for Call {
     }
 }
 
-/// Whether an AWS action name changes state (by its verb prefix).
-pub fn is_mutating(action: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "Create",
-        "Put",
-        "Delete",
-        "Register",
-        "Deregister",
-        "Update",
-        "Authorize",
-        "Revoke",
-        "Attach",
-        "Detach",
-        "Tag",
-        "Untag",
-        "Modify",
-        "Run",
-        "Start",
-        "Stop",
-        "Set",
-    ];
-    PREFIXES.iter().any(|p| action.starts_with(p))
+/// tests/fixtures/aws_actions.json: the actions deploy calls, per signing name, as reads and
+/// writes. The proxy classifies every call by it (a call is a write unless listed as a read).
+pub struct AwsActions {
+    pub reads: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub writes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl AwsActions {
+    pub fn load() -> AwsActions {
+        let path = fixtures_dir().join("aws_actions.json");
+        let v: Value = serde_json::from_str(&fs::read_to_string(&path).expect("aws_actions.json"))
+            .expect("aws_actions.json is JSON");
+        let lists = |key: &str| {
+            serde_json::from_value(v[key].clone())
+                .unwrap_or_else(|e| panic!("aws_actions.json {key}: {e}"))
+        };
+        AwsActions {
+            reads: lists("reads"),
+            writes: lists("writes"),
+        }
+    }
+
+    pub fn is_read(&self, service: &str, action: &str) -> bool {
+        self.reads.get(service).is_some_and(|a| a.contains(action))
+    }
+
+    pub fn is_write(&self, service: &str, action: &str) -> bool {
+        self.writes.get(service).is_some_and(|a| a.contains(action))
+    }
 }
 
 /// tests/fixtures/proxy.py in front of a moto server, killed on drop.
@@ -391,12 +402,15 @@ impl Proxy {
                     method: text("method"),
                     status: v["status"].as_u64().unwrap_or(0) as u16,
                     injected: v["injected"].as_bool().unwrap_or(false),
+                    write: v["write"]
+                        .as_bool()
+                        .unwrap_or_else(|| panic!("proxy log line without `write`: {line}")),
                 }
             })
             .collect()
     }
 
-    /// The calls whose action changes state (see `is_mutating`).
+    /// The calls that may change state: every call but a listed read (see [`AwsActions`]).
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.calls().into_iter().filter(Call::is_mutating).collect()
     }
