@@ -690,9 +690,15 @@ pub fn assert_failure(out: &Output) {
 }
 
 /// Validates a document against schemas/deploy-v1.schema.json with the Python `jsonschema`
-/// package (installed with moto in the test venv): a real validator, not ours.
+/// package (installed with moto in the test venv): a real validator, not ours. `Err` holds the
+/// validator's findings, one line each (validator, path, message; every branch of a `oneOf`):
+/// the document is invalid. When the check cannot run at all (no
+/// python, no jsonschema, a broken schema) this panics instead, so a negative test can never
+/// pass because the validator failed to start.
 pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
     use std::io::Write;
+    // Exit 0: valid; 3: invalid (the messages on stdout); anything else: could not run.
+    const INVALID: i32 = 3;
     let schema = repo_root().join("schemas/deploy-v1.schema.json");
     let mut child = std::process::Command::new(python_path())
         .args([
@@ -701,8 +707,9 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
              schema = json.load(open(sys.argv[1]))\n\
              jsonschema.Draft202012Validator.check_schema(schema)\n\
              errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)))\n\
-             [print(e.message[:300], list(e.absolute_path)) for e in errors]\n\
-             sys.exit(1 if errors else 0)",
+             leaves = lambda e: [l for c in e.context for l in leaves(c)] if e.context else [e]\n\
+             [print(e.validator, list(e.absolute_path), e.message[:300]) for t in errors for e in leaves(t)]\n\
+             sys.exit(3 if errors else 0)",
         ])
         .arg(&schema)
         .stdin(std::process::Stdio::piped())
@@ -717,9 +724,14 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
         .write_all(doc.to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}", stdout(&out), stderr(&out)))
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(INVALID) if !stdout(&out).trim().is_empty() => Err(stdout(&out)),
+        _ => panic!(
+            "the schema check could not run ({}): {}{}\nTo install: {INSTALL_HINT}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        ),
     }
 }
