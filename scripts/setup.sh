@@ -3,6 +3,8 @@
 # step checks first and says what it does):
 #   - promtool / amtool (Debian packages prometheus, prometheus-alertmanager): rendered
 #     configs are checked with them;
+#   - busybox (Debian package busybox): the stock images' /bin/sh, which the delivery scripts
+#     are run under in tests/render_config.rs;
 #   - moto server 5.2.5 (the local AWS) with boto3, in a venv at ~/.cache/deploy/venv;
 #   - tests/app's npm packages, when that app exists.
 set -euo pipefail
@@ -36,6 +38,13 @@ else
   apt_install prometheus prometheus-alertmanager
 fi
 # The Debian packages start the daemons where systemd runs; the tests need only the tools.
+
+# --- busybox: the shell of the prom/prometheus and alertmanager images ------------------------
+if command -v busybox >/dev/null 2>&1; then
+  say "busybox present ($(busybox 2>&1 | head -n1))"
+else
+  apt_install busybox
+fi
 
 # --- moto server in a venv ----------------------------------------------------------------------
 moto_ok() {
