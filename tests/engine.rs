@@ -1128,17 +1128,8 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
                 out.sort();
                 out
             };
-            let mut environment: Vec<(String, String)> = c
-                .environment()
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.name().unwrap().to_string(),
-                        kv.value().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            environment.sort();
+            let environment: Vec<(String, String)> =
+                common::registered_environment(c).into_iter().collect();
             assert_eq!(
                 environment,
                 pairs(&rc["environment"], "value"),

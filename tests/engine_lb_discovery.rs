@@ -273,16 +273,7 @@ async fn grafanas_data_source_url_names_the_namespace_and_service_that_exist() {
         .iter()
         .find(|c| c.name() == Some("grafana"))
         .expect("a grafana container");
-    let environment: std::collections::BTreeMap<String, String> = grafana
-        .environment()
-        .iter()
-        .map(|kv| {
-            (
-                kv.name().unwrap().to_string(),
-                kv.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let environment = common::registered_environment(grafana);
     let files = deploy::render::delivered_files(&grafana.command()[0], &environment);
     let rendered = files
         .get("/etc/grafana/provisioning/datasources/deploy.yml")

@@ -655,6 +655,21 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Output {
     }
 }
 
+/// A registered container's environment (DescribeTaskDefinition) as name → value.
+pub fn registered_environment(
+    c: &aws_sdk_ecs::types::ContainerDefinition,
+) -> std::collections::BTreeMap<String, String> {
+    c.environment()
+        .iter()
+        .map(|kv| {
+            (
+                kv.name().unwrap_or_default().to_string(),
+                kv.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The process's stdout as (lossy) UTF-8.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
