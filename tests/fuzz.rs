@@ -183,7 +183,10 @@ fn edit_stack(mut bytes: Vec<u8>, edits: &[StackEdit]) -> Vec<u8> {
 /// Whether an error's place is one a user can go to: a line and column of the stack file, or
 /// a line of a template the stack renders (the error's path then names the stack's field).
 fn located(file: &Path, err_file: &Path, line: usize, column: usize, path: &str) -> bool {
-    let template = err_file.starts_with(common::repo_root().join("templates"));
+    // The binary names templates as given (`--templates`, default `templates`, relative to
+    // where it runs); the library as the Templates dir was made (absolute here).
+    let template = err_file.starts_with(common::repo_root().join("templates"))
+        || err_file.starts_with("templates");
     line > 0 && ((err_file == file && column > 0) || (template && !path.is_empty()))
 }
 
