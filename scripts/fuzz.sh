@@ -23,7 +23,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --quiet --test fuzz -- --test-threads=1 --nocapture mutated_ >"$log" 2>&1 || status=$?
-grep -E '^(FUZZ|  [a-z]+: )|test result|panicked|seed [0-9]+:' "$log" || true
+# (With --nocapture a test's first line follows cargo's "test NAME ... " on the same line.)
+grep -E 'FUZZ|^  [a-z]+: |^ +[0-9]+  |test result|panicked|seed [0-9]+:' "$log" || true
 if [ "$status" -ne 0 ]; then
   echo "fuzz: FAILED; the last lines of the run:"
   tail -n 60 "$log"
