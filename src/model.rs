@@ -20,7 +20,9 @@ pub use lb_discovery::{
     DiscoveryNamespaceAttrs, DiscoveryServiceAttrs, ListenerRuleAttrs, RuleConditions,
     ServiceLoadBalancer, TargetGroupAttrs, TargetHealthCheck,
 };
-pub use secret_generation::{tag_safe, Generation, SecretFormat, MAX_GENERATION_LEN};
+pub use secret_generation::{
+    tag_safe, Generation, SecretFormat, MAX_GENERATION_LEN, PASSWORD_LENGTHS, VALIDITY_DAYS,
+};
 
 /// Tag naming the stack that owns a resource.
 pub const TAG_STACK: &str = "deploy:stack";
@@ -1209,5 +1211,41 @@ mod tests {
         );
         let ignore: BTreeSet<String> = ["retention_days".to_string()].into();
         assert_eq!(a.applied_hash(&ignore), b.applied_hash(&ignore));
+
+        // The same trust policy with its keys written in another order (serde_json keeps
+        // insertion order here, so the two serialize differently): the same hash.
+        let role = |policy: &str| {
+            Attrs::IamRole(IamRoleAttrs {
+                name: "r".into(),
+                path: "/".into(),
+                description: String::new(),
+                assume_role_policy: serde_json::from_str(policy).unwrap(),
+                inline_policies: BTreeMap::new(),
+                managed_policy_arns: BTreeSet::new(),
+                tags: Tags::new(),
+            })
+        };
+        let one = role(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}"#,
+        );
+        let other = role(
+            r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow"}],"Version":"2012-10-17"}"#,
+        );
+        assert_ne!(
+            serde_json::to_string(&one).unwrap(),
+            serde_json::to_string(&other).unwrap(),
+            "the two must differ in key order for this test to mean anything"
+        );
+        assert_eq!(
+            one.applied_hash(&BTreeSet::new()),
+            other.applied_hash(&BTreeSet::new())
+        );
+        let denied = role(
+            r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Deny"}],"Version":"2012-10-17"}"#,
+        );
+        assert_ne!(
+            one.applied_hash(&BTreeSet::new()),
+            denied.applied_hash(&BTreeSet::new())
+        );
     }
 }

@@ -404,34 +404,60 @@ pub fn target_closure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attrs, Desired, EcsClusterAttrs, LogGroupAttrs, Tags};
+    use crate::model::{Attrs, Desired, Peer, Rule, SecurityGroupAttrs, Tags};
 
     #[test]
     fn targets_bring_what_they_reference() {
-        let lg = Desired {
-            address: "log_group.a".parse().unwrap(),
-            attrs: Attrs::LogGroup(LogGroupAttrs {
-                name: "/a".into(),
-                retention_days: None,
+        // a admits b, b admits c: targeting a brings b and, through b, c; d stays out.
+        let group = |name: &str, admits: Option<&str>| Desired {
+            address: format!("security_group.{name}").parse().unwrap(),
+            attrs: Attrs::SecurityGroup(SecurityGroupAttrs {
+                name: name.into(),
+                description: String::new(),
+                vpc_id: "vpc-1".into(),
+                ingress: admits
+                    .map(|peer| Rule {
+                        protocol: "tcp".into(),
+                        from_port: 9090,
+                        to_port: 9090,
+                        peer: Peer::Group(format!("security_group.{peer}")),
+                        description: String::new(),
+                    })
+                    .into_iter()
+                    .collect(),
+                egress: Default::default(),
                 tags: Tags::new(),
             }),
             ignore: Default::default(),
             restart_loses: None,
         };
-        let cluster = Desired {
-            address: "ecs_cluster.c".parse().unwrap(),
-            attrs: Attrs::EcsCluster(EcsClusterAttrs {
-                name: "c".into(),
-                container_insights: "enabled".into(),
-                tags: Tags::new(),
-            }),
-            ignore: Default::default(),
-            restart_loses: None,
+        let all = [
+            group("a", Some("b")),
+            group("b", Some("c")),
+            group("c", None),
+            group("d", None),
+        ];
+        let addr = |s: &str| -> Address { s.parse().unwrap() };
+        let names = |targets: &[&str]| -> Vec<String> {
+            let targets: Vec<Address> = targets.iter().map(|t| addr(t)).collect();
+            target_closure(&all, &targets)
+                .unwrap()
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
         };
-        let all = [lg, cluster];
-        let only: Vec<Address> = vec!["log_group.a".parse().unwrap()];
-        let c = target_closure(&all, &only).unwrap();
-        assert_eq!(c.len(), 1);
-        assert!(target_closure(&all, &["log_group.nope".parse().unwrap()]).is_err());
+        assert_eq!(
+            names(&["security_group.a"]),
+            ["security_group.a", "security_group.b", "security_group.c"]
+        );
+        assert_eq!(names(&["security_group.c"]), ["security_group.c"]);
+        assert_eq!(
+            names(&["security_group.b", "security_group.d"]),
+            ["security_group.b", "security_group.c", "security_group.d"]
+        );
+        assert!(target_closure(&all, &[addr("log_group.nope")]).is_err());
+        // A reference to something the stack lacks is an error, not a silent drop.
+        let dangling = [group("a", Some("gone"))];
+        assert!(target_closure(&dangling, &[addr("security_group.a")]).is_err());
     }
 }

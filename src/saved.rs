@@ -5,8 +5,8 @@
 
 use crate::apply::Refs;
 use crate::diff::World;
-use crate::model::{short_hash, Address, Desired, Lookups, Observed};
-use crate::plan::Plan;
+use crate::model::{short_hash, Address, Attrs, Desired, Generation, Lookups, Observed};
+use crate::plan::{order_steps, Action, Plan, StepOp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -140,6 +140,107 @@ pub fn staleness(saved: &SavedPlan, lookups: &Lookups, world: &World) -> Vec<Str
         why.push(format!("{id} now carries this stack's tags"));
     }
     why
+}
+
+/// Checks a saved plan read from a file the way `plan` would have made it, before anything
+/// acts on it: every step index in range and the steps exactly those its changes order into,
+/// each change holding the sides its action and steps need (matching the desired state and
+/// the fingerprints saved with it), the stack text valid and naming the plan's stack, and
+/// every secret generation line one deploy writes, within the stack's limits. Why not, when
+/// it is not; the caller refuses the file without calling AWS.
+pub fn check(saved: &SavedPlan) -> Result<(), String> {
+    let plan = &saved.plan;
+    let changes = plan.changes.len();
+    if let Some(why) = crate::apply::unrunnable_steps(plan) {
+        return Err(why);
+    }
+    for (i, c) in plan.changes.iter().enumerate() {
+        let at = |why: &str| format!("change {i} ({}) {why}", c.address);
+        let (needs_desired, needs_observed) = match c.action {
+            Action::Create => (true, false),
+            Action::Update | Action::Replace => (true, true),
+            Action::Delete => (false, true),
+            Action::NoOp => (false, false),
+        };
+        if needs_desired && c.desired.is_none() {
+            return Err(at("has no desired state for its action"));
+        }
+        if needs_observed && c.observed.is_none() {
+            return Err(at("has no live resource for its action"));
+        }
+        if let Some(d) = &c.desired {
+            if d.address != c.address || d.attrs.kind() != c.address.kind {
+                return Err(at("has a desired state of another resource"));
+            }
+            if !saved.desired.contains(d) {
+                return Err(at("has a desired state the plan's desired resources lack"));
+            }
+        }
+        if let Some(o) = &c.observed {
+            if o.attrs.kind() != c.address.kind {
+                return Err(at("has a live resource of another kind"));
+            }
+        }
+    }
+    let expected_steps = order_steps(&plan.changes);
+    if plan.steps != expected_steps {
+        return Err("its steps are not the ones its changes order into".into());
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let c = &plan.changes[step.change];
+        let sides_there = match step.op {
+            StepOp::Create | StepOp::CreateReplacement => c.desired.is_some(),
+            StepOp::AuthorizeDeferred => {
+                matches!(
+                    c.desired.as_ref().map(|d| &d.attrs),
+                    Some(Attrs::SecurityGroup(_))
+                )
+            }
+            StepOp::Update => c.desired.is_some() && c.observed.is_some(),
+            StepOp::Delete | StepOp::DeleteReplaced => c.observed.is_some(),
+        };
+        if !sides_there {
+            return Err(format!(
+                "step {i} ({:?} {}) lacks the state it needs",
+                step.op, c.address
+            ));
+        }
+    }
+    if saved.live.len() != changes {
+        return Err(format!(
+            "it has {} live fingerprints for {changes} changes",
+            saved.live.len()
+        ));
+    }
+    for (i, (c, live)) in plan.changes.iter().zip(&saved.live).enumerate() {
+        let matches = live.address == c.address
+            && c.observed.as_ref().is_none_or(|o| {
+                live.id.as_deref() == Some(o.id.as_str())
+                    && live.hash.as_deref() == Some(fingerprint(o).as_str())
+            });
+        if !matches {
+            return Err(format!(
+                "change {i} ({}) does not match the live state saved with it",
+                c.address
+            ));
+        }
+    }
+    let loaded = crate::spec::parse(std::path::Path::new(&saved.stack_file), &saved.stack_text)
+        .and_then(|l| l.validate().map(|()| l))
+        .map_err(|e| format!("its stack text is not valid: {e}"))?;
+    if loaded.stack.stack != plan.stack || loaded.stack.environment != plan.environment {
+        return Err(format!(
+            "it is a plan of {}/{}, its stack text is {}/{}",
+            plan.stack, plan.environment, loaded.stack.stack, loaded.stack.environment
+        ));
+    }
+    for d in &saved.desired {
+        if let Attrs::Secret(s) = &d.attrs {
+            Generation::parse_checked(&s.value)
+                .map_err(|why| format!("the value generation of {}: {why}", d.address))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

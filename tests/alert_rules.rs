@@ -17,6 +17,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The alerts whose threshold is a number of the stack's vars (the rest fire on any failure).
+const THRESHOLD_ALERTS: [&str; 9] = [
+    "BackendHighErrorRatio",
+    "BackendHighLatencyP99",
+    "BackendHighCpu",
+    "BackendHighMemory",
+    "BackendEventLoopLag",
+    "BackendErrorBudgetBurn1h",
+    "BackendErrorBudgetBurn6h",
+    "BackendErrorBudgetBurn1d",
+    "BackendErrorBudgetBurn3d",
+];
+
 /// The rule templates, as named in the stack's `files:` (relative to templates/).
 const RULE_TEMPLATES: [&str; 2] = ["rules/recording.yml", "rules/alerts.yml"];
 
@@ -583,20 +596,56 @@ fn changed_thresholds_move_the_unit_tests_with_them() {
     let stale = Tree::new(&changed, &context());
     let (ok, text) = stale.unit_tests();
     assert!(!ok, "stale cases still passed:\n{text}");
-    for alert in [
-        "BackendHighErrorRatio",
-        "BackendHighLatencyP99",
-        "BackendHighCpu",
-        "BackendHighMemory",
-        "BackendEventLoopLag",
-        "BackendErrorBudgetBurn1h",
-        "BackendErrorBudgetBurn6h",
-        "BackendErrorBudgetBurn1d",
-        "BackendErrorBudgetBurn3d",
-    ] {
+    for alert in THRESHOLD_ALERTS {
         assert!(
             text.contains(&format!("alertname: {alert},")),
             "stale cases of {alert} did not fail:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn below_cases_sit_just_under_their_thresholds() {
+    // Rules with every numeric threshold 15% lower, cases rendered for the reference ones:
+    // each "below" case (at 90-98% of its threshold) is then above it and must fail, alert by
+    // alert. A "below" case far under its threshold would still pass here and prove little.
+    let reference = reference_stack();
+    let mut stack = reference.clone();
+    let lower = |v: &Value| json!(v.as_f64().unwrap() * 0.85);
+    for key in [
+        "error_ratio",
+        "latency_p99_seconds",
+        "cpu_ratio",
+        "memory_ratio",
+        "event_loop_lag_seconds",
+    ] {
+        stack["vars"]["alerts"][key] = lower(&reference["vars"]["alerts"][key]);
+    }
+    // The burn-rate thresholds are multiples of the error budget (1 - availability).
+    let availability = reference["vars"]["slo"]["availability"].as_f64().unwrap();
+    stack["vars"]["slo"]["availability"] = json!(1.0 - (1.0 - availability) * 0.85);
+    let (ok, text) = Tree::new(&context_for(&stack), &context()).unit_tests();
+    assert!(!ok, "no case failed under lowered thresholds:\n{text}");
+    // promtool names each failing group (`name: <Alert> below,`) before its alert.
+    let failed_groups: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name: "))
+        .map(|n| n.trim_end_matches(','))
+        .collect();
+    for alert in THRESHOLD_ALERTS {
+        let group = format!("{alert} below");
+        assert!(
+            failed_groups.contains(group.as_str()),
+            "the \"{group}\" case still passed with its threshold 15% lower: it does not sit \
+             near the threshold\n{text}"
+        );
+    }
+    // Every failure is a case expected quiet that fired ("below" cases, and "short" ones of
+    // gauges whose tail now sits above the lowered threshold): "fires" cases stay above it.
+    for group in &failed_groups {
+        assert!(
+            group.ends_with(" below") || group.ends_with(" short"),
+            "{group} failed under lowered thresholds\n{text}"
         );
     }
 }

@@ -425,6 +425,8 @@ async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone(
             "    enable_execute_command: true\n    ignore_changes: [desired_count]\n",
         )
         .replace("retention_days: 30", "retention_days: 60")
+        // A new prometheus.yml: a new revision, so the service is updated.
+        .replace("scrape_interval: 15s", "scrape_interval: 30s")
     });
     let out = env.deploy(&["plan", "-f", &edited]);
     assert_success(&out);
@@ -436,6 +438,36 @@ async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone(
     );
     assert!(text.contains("~ retention_days: 30 -> 60"), "{text}");
     assert!(!text.contains("Changed outside deploy"), "{text}");
+
+    // Applied: the edit is made (the service rolls to the new revision) and the ignored
+    // attribute keeps its live value.
+    env.proxy.clear();
+    apply(&env, &edited);
+    assert!(
+        env.proxy
+            .calls()
+            .iter()
+            .any(|c| c.action == "UpdateService" && c.service == "ecs"),
+        "the service was not updated, so nothing could reset its count"
+    );
+    let svc = service(&ecsc).await.expect("the service");
+    assert!(
+        svc.task_definition().unwrap().ends_with(":2"),
+        "{:?}",
+        svc.task_definition()
+    );
+    assert_eq!(svc.desired_count(), 3, "apply reset an ignored attribute");
+    let (_, _, _, logsc) = clients(&env).await;
+    let group = logsc
+        .describe_log_groups()
+        .log_group_name_prefix("/ecs/prom-task")
+        .send()
+        .await
+        .unwrap()
+        .log_groups()[0]
+        .clone();
+    assert_eq!(group.retention_in_days(), Some(60));
+    plan_says_no_changes(&env, &edited);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1026,6 +1058,116 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
     ] {
         assert!(command[1..].iter().any(|a| a == arg), "{command:?}");
     }
+
+    // What apply then registers is what render wrote, container by container: entry point,
+    // command, environment and secrets (a secret the render names by its stack address is
+    // registered with that secret's ARN).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
+    assert_success(&out);
+    let conf = rt.block_on(env.sdk_config(REGION));
+    let ecsc = ecs::Client::new(&conf);
+    let smc = aws_sdk_secretsmanager::Client::new(&conf);
+    let stack: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(common::repo_root().join(STACK)).unwrap())
+            .unwrap();
+    let mut families = Vec::new();
+    for entry in std::fs::read_dir(dir.join("task-definitions")).unwrap() {
+        let rendered: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        let family = rendered["family"].as_str().unwrap().to_string();
+        let registered = rt
+            .block_on(
+                ecsc.describe_task_definition()
+                    .task_definition(&family)
+                    .send(),
+            )
+            .unwrap()
+            .task_definition
+            .unwrap();
+        let by_name = |c: &ecs::types::ContainerDefinition| c.name().unwrap().to_string();
+        let rendered_containers = rendered["containerDefinitions"].as_array().unwrap();
+        assert_eq!(
+            rendered_containers.len(),
+            registered.container_definitions().len(),
+            "{family}"
+        );
+        for rc in rendered_containers {
+            let name = rc["name"].as_str().unwrap();
+            let c = registered
+                .container_definitions()
+                .iter()
+                .find(|c| by_name(c) == name)
+                .unwrap_or_else(|| panic!("{family}: no registered container {name}"));
+            let strings = |v: &serde_json::Value| -> Vec<String> {
+                v.as_array()
+                    .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            let what = format!("{family}/{name}");
+            assert_eq!(
+                c.entry_point(),
+                strings(&rc["entryPoint"]),
+                "{what} entryPoint"
+            );
+            assert_eq!(c.command(), strings(&rc["command"]), "{what} command");
+            let pairs = |v: &serde_json::Value, value: &str| -> Vec<(String, String)> {
+                let mut out: Vec<(String, String)> = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|kv| {
+                                (
+                                    kv["name"].as_str().unwrap().to_string(),
+                                    kv[value].as_str().unwrap().to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.sort();
+                out
+            };
+            let environment: Vec<(String, String)> =
+                common::registered_environment(c).into_iter().collect();
+            assert_eq!(
+                environment,
+                pairs(&rc["environment"], "value"),
+                "{what} environment"
+            );
+            let mut secrets: Vec<(String, String)> = c
+                .secrets()
+                .iter()
+                .map(|s| (s.name().to_string(), s.value_from().to_string()))
+                .collect();
+            secrets.sort();
+            let expected: Vec<(String, String)> = pairs(&rc["secrets"], "valueFrom")
+                .into_iter()
+                .map(|(var, from)| match from.strip_prefix("secret.") {
+                    // The stack's own secret (`secret.KEY`, then `:json_key::` when one key
+                    // of its JSON is used): registered with the secret's ARN in its place.
+                    Some(rest) => {
+                        let (key, json_key) = match rest.split_once(':') {
+                            Some((key, tail)) => (key, format!(":{tail}")),
+                            None => (rest, String::new()),
+                        };
+                        let secret_name = stack["secrets"][key]["name"].as_str().unwrap();
+                        let arn = rt
+                            .block_on(smc.describe_secret().secret_id(secret_name).send())
+                            .unwrap()
+                            .arn
+                            .unwrap();
+                        (var, format!("{arn}{json_key}"))
+                    }
+                    None => (var, from),
+                })
+                .collect();
+            assert_eq!(secrets, expected, "{what} secrets");
+        }
+        families.push(family);
+    }
+    families.sort();
+    assert_eq!(families, ["grafana-task", "prom-task"]);
 }
 
 #[test]
@@ -1214,17 +1356,26 @@ fn a_task_definition_over_the_ecs_limit_is_refused_offline() {
     );
     let file = dir.path().join("big.yaml");
     std::fs::write(&file, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deploy"))
-        .args(["validate", "-f", file.to_str().unwrap()])
-        .current_dir(common::repo_root())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("task_definitions.prometheus") && err.contains("over ECS's limit of 65536"),
-        "{err}"
-    );
+    // Through the recording proxy: "offline" means not one AWS call, counted.
+    let env = TestEnv::new();
+    env.seed(false);
+    for command in ["validate", "plan", "apply"] {
+        env.proxy.clear();
+        let mut args = vec![command, "-f", file.to_str().unwrap()];
+        if command == "apply" {
+            args.push("--auto-approve");
+        }
+        let out = env.deploy(&args);
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("task_definitions.prometheus")
+                && err.contains("over ECS's limit of 65536"),
+            "{command}: {err}"
+        );
+        let calls = env.proxy.calls();
+        assert!(calls.is_empty(), "{command} called AWS: {calls:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1232,37 +1383,108 @@ async fn an_existing_cluster_is_used_and_never_changed() {
     let env = TestEnv::new();
     env.seed(false);
     let (_, ecsc, _, _) = clients(&env).await;
+    // Settings and tags of its own, which the stack's cluster section would set otherwise.
     ecsc.create_cluster()
         .cluster_name("shared")
+        .settings(
+            ecs::types::ClusterSetting::builder()
+                .name(ecs::types::ClusterSettingName::ContainerInsights)
+                .value("disabled")
+                .build(),
+        )
+        .tags(
+            ecs::types::Tag::builder()
+                .key("team")
+                .value("platform")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
+    // (status, settings, tags) of the shared cluster as ECS reports them.
+    let cluster_state = || async {
+        let c = ecsc
+            .describe_clusters()
+            .clusters("shared")
+            .include(ecs::types::ClusterField::Settings)
+            .include(ecs::types::ClusterField::Tags)
+            .send()
+            .await
+            .unwrap()
+            .clusters()[0]
+            .clone();
+        let settings: Vec<(String, String)> = c
+            .settings()
+            .iter()
+            .map(|s| {
+                (
+                    s.name().map(|n| n.as_str().to_string()).unwrap_or_default(),
+                    s.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let mut tags: Vec<(String, String)> = c
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        tags.sort();
+        (c.status().unwrap_or_default().to_string(), settings, tags)
+    };
+    let before = cluster_state().await;
+    assert_eq!(before.2, [("team".to_string(), "platform".to_string())]);
+    assert_eq!(
+        before.1,
+        [("containerInsights".to_string(), "disabled".to_string())]
+    );
     let file = env.stack_copy("existing.yaml", |t| {
         t.replace(
             "    name: monitoring\n    container_insights: true\n",
             "    name: shared\n    existing: true\n",
         )
     });
+    env.proxy.clear();
     let out = env.deploy(&["plan", "-f", &file]);
     assert_success(&out);
     assert!(!stdout(&out).contains("ecs_cluster."), "{}", stdout(&out));
     apply(&env, &file);
+    let mut calls = env.proxy.calls();
     plan_says_no_changes(&env, &file);
     let services = ecsc.list_services().cluster("shared").send().await.unwrap();
     assert_eq!(services.service_arns().len(), 2, "Prometheus and Grafana");
+    assert_eq!(cluster_state().await, before, "apply changed the cluster");
+    env.proxy.clear();
     let out = env.deploy(&["destroy", "-f", &file, "--auto-approve"]);
     assert_success(&out);
-    let clusters = ecsc
-        .describe_clusters()
-        .clusters("shared")
-        .send()
-        .await
-        .unwrap();
+    calls.extend(env.proxy.calls());
     assert_eq!(
-        clusters.clusters()[0].status(),
-        Some("ACTIVE"),
-        "the existing cluster stays"
+        cluster_state().await,
+        before,
+        "destroy changed the existing cluster"
     );
+    // Not one call that writes a cluster, over plan, apply and destroy.
+    assert!(calls.iter().any(|c| c.action == "CreateService"));
+    let cluster_writes: Vec<String> = calls
+        .iter()
+        .filter(|c| {
+            c.service == "ecs"
+                && [
+                    "CreateCluster",
+                    "UpdateCluster",
+                    "UpdateClusterSettings",
+                    "DeleteCluster",
+                    "PutClusterCapacityProviders",
+                ]
+                .contains(&c.action.as_str())
+        })
+        .map(|c| c.to_string())
+        .collect();
+    assert!(cluster_writes.is_empty(), "{cluster_writes:?}");
     let svc = ecsc
         .describe_services()
         .cluster("shared")
@@ -1381,9 +1603,94 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
         .await
         .unwrap();
 
-    // Unchanged world: applied without asking, exactly as planned.
-    let out = env.deploy(&["apply", plan_path]);
+    // Unchanged world: applied without asking, exactly as planned: the steps carried out
+    // are the plan's, in its words (the JSON result) and at AWS (one create call per planned
+    // create, counted by the proxy).
+    env.proxy.clear();
+    let out = env.deploy(&["apply", plan_path, "--format", "json"]);
     assert_success(&out);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let planned_steps: Vec<(String, String)> = saved["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let change = &saved["plan"]["changes"][s["change"].as_u64().unwrap() as usize];
+            (
+                change["address"].as_str().unwrap().to_string(),
+                s["op"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let result = json_of(&out);
+    let carried_out: Vec<(String, String)> = result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["outcome"], "done", "{s}");
+            (
+                s["address"].as_str().unwrap().to_string(),
+                s["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(carried_out, planned_steps);
+    assert!(planned_steps.len() >= 20, "{planned_steps:?}");
+    let calls = env.proxy.calls();
+    for (kind, service, action) in [
+        ("log_group", "logs", "CreateLogGroup"),
+        ("iam_role", "iam", "CreateRole"),
+        ("security_group", "ec2", "CreateSecurityGroup"),
+        ("ecs_cluster", "ecs", "CreateCluster"),
+        ("task_definition", "ecs", "RegisterTaskDefinition"),
+        ("secret", "secretsmanager", "CreateSecret"),
+        ("target_group", "elasticloadbalancing", "CreateTargetGroup"),
+        ("listener_rule", "elasticloadbalancing", "CreateRule"),
+        ("efs_file_system", "elasticfilesystem", "CreateFileSystem"),
+        ("efs_access_point", "elasticfilesystem", "CreateAccessPoint"),
+        (
+            "service_discovery_namespace",
+            "servicediscovery",
+            "CreatePrivateDnsNamespace",
+        ),
+    ] {
+        let planned = planned_steps
+            .iter()
+            .filter(|(a, op)| a.starts_with(&format!("{kind}.")) && op == "create")
+            .count();
+        let made = calls
+            .iter()
+            .filter(|c| {
+                c.service == service && c.action == action && (200..300).contains(&c.status)
+            })
+            .count();
+        assert!(planned > 0, "the plan creates no {kind}: {planned_steps:?}");
+        assert_eq!(made, planned, "{service}:{action} calls for {kind} creates");
+    }
+    // Services of ECS and of Cloud Map share the action name.
+    let services = |prefix: &str| {
+        planned_steps
+            .iter()
+            .filter(|(a, op)| a.starts_with(prefix) && op == "create")
+            .count()
+    };
+    let made = |service: &str| {
+        calls
+            .iter()
+            .filter(|c| {
+                c.service == service
+                    && c.action == "CreateService"
+                    && (200..300).contains(&c.status)
+            })
+            .count()
+    };
+    assert_eq!(made("ecs"), services("ecs_service."));
+    assert_eq!(
+        made("servicediscovery"),
+        services("service_discovery_service.")
+    );
     plan_says_no_changes(&env, STACK);
 
     // A changed live resource and a changed lookup make later plans stale too.
@@ -1450,9 +1757,13 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
     // Another account or another deploy version: refused.
     let text = std::fs::read_to_string(&update).unwrap();
     let tampered = env.path().join("tampered.plan");
+    // (Only the plan's own account: the ARNs in its live state are what it saw.)
     std::fs::write(
         &tampered,
-        text.replace("\"123456789012\"", "\"999999999999\""),
+        text.replace(
+            "\"account_id\": \"123456789012\"",
+            "\"account_id\": \"999999999999\"",
+        ),
     )
     .unwrap();
     let out = env.deploy(&["apply", tampered.to_str().unwrap()]);
@@ -1632,25 +1943,23 @@ async fn json_output_follows_its_versioned_schema() {
     assert_eq!(destroyed["kind"], "destroy_result");
     assert_eq!(destroyed["plan"]["summary"]["destroy"], 19);
 
-    // The schema really constrains: malformed documents fail it.
+    // The schema really constrains: malformed documents fail it, each for its own fault.
+    let fails_for = |doc: &serde_json::Value, words: &[&str]| {
+        let why = schema_check(doc).expect_err("a malformed document passed the schema");
+        assert!(words.iter().all(|w| why.contains(w)), "{why}");
+    };
     let mut extra = plan.clone();
     extra["surprise"] = serde_json::json!(1);
-    assert!(schema_check(&extra).is_err(), "an unknown key must fail");
+    fails_for(&extra, &["'surprise'", "Additional properties"]);
     let mut missing = plan.clone();
     missing.as_object_mut().unwrap().remove("summary");
-    assert!(schema_check(&missing).is_err(), "a missing key must fail");
+    fails_for(&missing, &["'summary' is a required property"]);
     let mut bad_action = plan.clone();
     bad_action["changes"][0]["action"] = serde_json::json!("explode");
-    assert!(
-        schema_check(&bad_action).is_err(),
-        "an unknown action must fail"
-    );
+    fails_for(&bad_action, &["'explode'", "['changes', 0, 'action']"]);
     let mut bad_attrs = plan;
     bad_attrs["changes"][0]["after"]["retention_dayz"] = serde_json::json!(1);
-    assert!(
-        schema_check(&bad_attrs).is_err(),
-        "an unknown attribute must fail"
-    );
+    fails_for(&bad_attrs, &["'retention_dayz'", "['changes', 0, 'after']"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

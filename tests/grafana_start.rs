@@ -212,12 +212,24 @@ fn the_task_definition_runs_the_script_and_takes_the_password_by_reference() {
     assert_eq!(env_value("GF_SERVER_PROTOCOL").as_deref(), Some("https"));
 }
 
-#[test]
-fn rotating_the_admin_password_restarts_grafana_only() {
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_admin_password_restarts_grafana_only() {
     let env = TestEnv::new();
     env.seed(false);
     let file = env.stack_copy("grafana.yaml", |t| t);
     assert_success(&env.deploy(&["apply", "-f", &file, "--auto-approve"]));
+    let sm = aws_sdk_secretsmanager::Client::new(&env.sdk_config(common::REGION).await);
+    let admin_password = || async {
+        sm.get_secret_value()
+            .secret_id("monitoring/grafana/admin-password")
+            .send()
+            .await
+            .unwrap()
+            .secret_string
+            .unwrap()
+    };
+    let generated = admin_password().await;
+    assert!(generated.len() >= 32, "a generated password");
     let rotated = env.stack_copy("grafana-rotated.yaml", |t| {
         let from = "    generate: { length: 32, exclude_punctuation: true }\n";
         assert_eq!(t.matches(from).count(), 1, "the stack changed shape");
@@ -239,5 +251,20 @@ fn rotating_the_admin_password_restarts_grafana_only() {
     );
     let text = plan.to_string();
     assert!(text.contains("(restart)"), "{text}");
-    assert!(!text.contains("new-secret"), "no value in the plan");
+    assert!(
+        !text.contains(&generated) && !stderr(&out).contains(&generated),
+        "the generated admin password is in the plan's output"
+    );
+
+    // Applied: a new password, which no output shows either; nor the old one.
+    let out = env.deploy(&["apply", "-f", &rotated, "--auto-approve"]);
+    assert_success(&out);
+    let rotated_password = admin_password().await;
+    assert_ne!(rotated_password, generated, "the rotation made a new value");
+    for value in [&generated, &rotated_password] {
+        assert!(
+            !stdout(&out).contains(value.as_str()) && !stderr(&out).contains(value.as_str()),
+            "an admin password is in apply's output"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::Filter;
 use aws_sdk_elasticloadbalancingv2::types::{
     ActionTypeEnum, LoadBalancerSchemeEnum, TargetTypeEnum,
 };
-use common::{is_mutating, Call, TestEnv, REGION};
+use common::{AwsActions, Call, TestEnv, REGION};
 use serde_json::json;
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -408,14 +408,16 @@ async fn access_denied_is_not_retried_in_json_and_query_protocols() {
                 action: "DescribeLogGroups".into(),
                 method: "POST".into(),
                 status: 400,
-                injected: true
+                injected: true,
+                write: false,
             },
             Call {
                 service: "iam".into(),
                 action: "ListRoles".into(),
                 method: "POST".into(),
                 status: 403,
-                injected: true
+                injected: true,
+                write: false,
             },
         ],
         "exactly one attempt each, no retry"
@@ -458,38 +460,218 @@ async fn ec2_internal_error_is_retried() {
     assert_eq!(err.message(), Some("boom"));
 }
 
-#[test]
-fn mutating_actions_are_classified_by_verb() {
-    for action in [
-        "CreateService",
-        "PutRetentionPolicy",
-        "DeleteLogGroup",
-        "RegisterTaskDefinition",
-        "DeregisterTaskDefinition",
-        "UpdateService",
-        "AuthorizeSecurityGroupEgress",
-        "RevokeSecurityGroupIngress",
-        "AttachRolePolicy",
-        "DetachRolePolicy",
-        "TagResource",
-        "UntagResource",
-        "ModifyVpcAttribute",
-        "RunTask",
-        "StartTask",
-        "StopTask",
-        "SetSecurityGroups",
-    ] {
-        assert!(is_mutating(action), "{action}");
+/// The SDK operations the adapters (src/aws/, where every AWS call lives) make, as (signing
+/// name, action): every `.CLIENT.operation()` chain on the `Aws` clients, the operation's name
+/// in the API's own spelling.
+fn operations_called_by_the_adapters() -> std::collections::BTreeSet<(String, String)> {
+    fn signing_name(client: &str) -> &str {
+        match client {
+            "efs" => "elasticfilesystem",
+            "elbv2" => "elasticloadbalancing",
+            other => other,
+        }
     }
-    for action in [
-        "DescribeServices",
-        "ListTagsForResource",
-        "GetRole",
-        "GetCallerIdentity",
-        "DescribeTaskDefinition",
-        "GetResources",
-        "ListRolePolicies",
+    let clients = [
+        "ec2",
+        "ecs",
+        "efs",
+        "elbv2",
+        "iam",
+        "logs",
+        "secretsmanager",
+        "ssm",
+        "sts",
+        "tagging",
+        "servicediscovery",
+    ];
+    let mut out = std::collections::BTreeSet::new();
+    let mut files = vec![common::repo_root().join("src/aws")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        // Whitespace (a chain split over lines) dropped, then `.client.operation()`.
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for client in clients {
+            let needle = format!(".{client}.");
+            for (at, _) in text.match_indices(&needle) {
+                let rest = &text[at + needle.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if name.is_empty() || !rest[name.len()..].starts_with("()") {
+                    continue;
+                }
+                let action: String = name
+                    .split('_')
+                    .map(|w| w[..1].to_uppercase() + &w[1..])
+                    .collect();
+                out.insert((signing_name(client).to_string(), action));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_operation_the_adapters_call_is_a_listed_read_or_write() {
+    let actions = AwsActions::load();
+    let called = operations_called_by_the_adapters();
+    // The scan finds the adapters' calls (a broken scan would find nothing and pass).
+    for known in [
+        ("elasticloadbalancing", "AddTags"),
+        ("elasticloadbalancing", "RemoveTags"),
+        ("ecs", "RegisterTaskDefinition"),
+        ("sts", "GetCallerIdentity"),
+        ("elasticfilesystem", "CreateMountTarget"),
+        ("servicediscovery", "CreatePrivateDnsNamespace"),
     ] {
-        assert!(!is_mutating(action), "{action}");
+        assert!(
+            called.contains(&(known.0.to_string(), known.1.to_string())),
+            "the scan of src/aws missed {known:?}: {called:?}"
+        );
+    }
+    let mut unlisted = Vec::new();
+    for (service, action) in &called {
+        let read = actions.is_read(service, action);
+        let write = actions.is_write(service, action);
+        assert!(
+            !(read && write),
+            "{service}:{action} is listed both as a read and as a write"
+        );
+        if !read && !write {
+            unlisted.push(format!("{service}:{action}"));
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "calls the adapters make that tests/fixtures/aws_actions.json does not list (add each \
+         to reads only if it changes nothing): {unlisted:?}"
+    );
+    // Tagging another stack's target group or rule is a write (it once counted as a read).
+    for (service, action) in [
+        ("elasticloadbalancing", "AddTags"),
+        ("elasticloadbalancing", "RemoveTags"),
+        ("ec2", "CreateTags"),
+        ("logs", "TagResource"),
+        ("iam", "TagRole"),
+        ("secretsmanager", "PutSecretValue"),
+    ] {
+        assert!(!actions.is_read(service, action), "{service}:{action}");
+        assert!(actions.is_write(service, action), "{service}:{action}");
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_counts_only_listed_reads_as_reads() {
+    let env = TestEnv::new();
+    let conf = env.proxy_sdk_config(REGION).await;
+    let logs = logs_via_proxy(&conf);
+    logs.describe_log_groups().send().await.unwrap();
+    logs.create_log_group()
+        .log_group_name("/test/classified")
+        .send()
+        .await
+        .unwrap();
+    // A write the verbs of old did not know: ELBv2 tagging (moto answers it with an error
+    // for a made-up ARN, which is still a call that could have written).
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    let _ = elb
+        .add_tags()
+        .resource_arns("arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/x/1")
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("k")
+                .value("v")
+                .build(),
+        )
+        .send()
+        .await;
+    // A request the proxy cannot name (no signature, no action) counts as a write.
+    let _ = common::http_request(env.proxy.port(), "POST", "/", b"nothing=here");
+    let seen: Vec<(String, String, bool)> = env
+        .proxy
+        .calls()
+        .into_iter()
+        .map(|c| (c.service, c.action, c.write))
+        .collect();
+    let own = |s: &str, a: &str, w: bool| (s.to_string(), a.to_string(), w);
+    assert_eq!(
+        seen,
+        [
+            own("logs", "DescribeLogGroups", false),
+            own("logs", "CreateLogGroup", true),
+            own("elasticloadbalancing", "AddTags", true),
+            own("", "", true),
+        ]
+    );
+}
+
+/// Every call an apply and a destroy of the reference stack make is listed as a read or a
+/// write, and the proxy counts as writes exactly the calls the list names as writes: a
+/// "touched nothing" assertion can only be trusted when no write passes for a read.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_and_destroy_of_the_reference_stack_call_only_listed_actions() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let actions = AwsActions::load();
+    let mut seen = Vec::new();
+    for args in [
+        ["apply", "-f", "stacks/monitoring.yaml", "--auto-approve"],
+        ["destroy", "-f", "stacks/monitoring.yaml", "--auto-approve"],
+    ] {
+        env.proxy.clear();
+        common::assert_success(&env.deploy(&args));
+        let calls = env.proxy.calls();
+        assert!(
+            calls.iter().any(Call::is_mutating),
+            "`deploy {}` wrote nothing: {calls:?}",
+            args[0]
+        );
+        seen.extend(calls);
+    }
+    let mut unlisted = std::collections::BTreeSet::new();
+    for c in &seen {
+        let read = actions.is_read(&c.service, &c.action);
+        let write = actions.is_write(&c.service, &c.action);
+        if read == write {
+            unlisted.insert(format!("{}:{}", c.service, c.action));
+        }
+        assert_eq!(c.write, !read, "the proxy classified {c} against the list");
+    }
+    assert!(
+        unlisted.is_empty(),
+        "calls neither (or both) listed in tests/fixtures/aws_actions.json: {unlisted:?}"
+    );
+    // The writes apply and destroy make, by service: all of them counted as writes.
+    let writes: std::collections::BTreeSet<String> = seen
+        .iter()
+        .filter(|c| c.is_mutating())
+        .map(|c| format!("{}:{}", c.service, c.action))
+        .collect();
+    for expected in [
+        "elasticloadbalancing:CreateTargetGroup",
+        "elasticloadbalancing:CreateRule",
+        "elasticloadbalancing:DeleteRule",
+        "ecs:RegisterTaskDefinition",
+        "ecs:DeregisterTaskDefinition",
+        "iam:PutRolePolicy",
+        "secretsmanager:CreateSecret",
+        "elasticfilesystem:CreateMountTarget",
+        "servicediscovery:CreatePrivateDnsNamespace",
+    ] {
+        assert!(
+            writes.contains(expected),
+            "{expected} not seen as a write: {writes:?}"
+        );
     }
 }

@@ -83,19 +83,27 @@ fn rendered_prometheus_config_passes_promtool_and_scrapes_the_alb() {
     );
 }
 
-/// The shells to run the delivery under: the container's own `/bin/sh` line, plus dash and
-/// busybox (the prom/prometheus image's shell) when installed here.
+/// The shells to run the delivery under: the container's own `/bin/sh` line, dash (Debian's
+/// /bin/sh) and busybox's `sh` (the shell of the prom/prometheus and alertmanager images).
+/// A missing one fails with how to install it: the delivery must be proven under each.
 fn shells() -> Vec<Vec<String>> {
     let mut shells = vec![vec![]]; // empty: exactly the Delivery's entry point
-    if Path::new("/bin/dash").exists() {
-        shells.push(vec!["/bin/dash".into()]);
-    }
-    for busybox in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(busybox).exists() {
-            shells.push(vec![busybox.into(), "sh".into()]);
-            break;
-        }
-    }
+    let find = |name: &str, package: &str| -> String {
+        ["/bin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} is not installed: run `bash scripts/setup.sh` (or \
+                     `apt-get install {package}`)"
+                )
+            })
+            .display()
+            .to_string()
+    };
+    shells.push(vec![find("dash", "dash")]);
+    shells.push(vec![find("busybox", "busybox"), "sh".into()]);
     shells
 }
 

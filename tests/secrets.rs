@@ -80,7 +80,14 @@ async fn secret_arn(env: &TestEnv, name: &str) -> Option<String> {
         .await
     {
         Ok(out) => out.arn,
-        Err(_) => None,
+        // Only "no such secret" means deleted; any other failure is the test's to report.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!("DescribeSecret {name}: {e:?}"),
     }
 }
 

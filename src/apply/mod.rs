@@ -65,14 +65,43 @@ impl Report {
 /// How many steps run at once.
 pub const PARALLEL_STEPS: usize = 4;
 
+/// Why the plan's steps cannot be carried out as they are: a step naming a change or a step
+/// the plan does not have (only a plan read from a file can; nothing is started then).
+pub fn unrunnable_steps(plan: &Plan) -> Option<String> {
+    plan.steps.iter().enumerate().find_map(|(i, step)| {
+        if step.change >= plan.changes.len() {
+            Some(format!(
+                "step {i} names change {}, the plan has {}",
+                step.change,
+                plan.changes.len()
+            ))
+        } else {
+            step.after
+                .iter()
+                .find(|&&d| d >= plan.steps.len())
+                .map(|d| {
+                    format!(
+                        "step {i} waits for step {d}, the plan has {}",
+                        plan.steps.len()
+                    )
+                })
+        }
+    })
+}
+
 /// Runs the plan. `stop` is raised by Ctrl-C (or anything else) to stop starting steps.
+/// Refuses, starting nothing, a plan whose steps name what it does not have.
 pub async fn execute<P: Provider, R: Reporter>(
     plan: &Plan,
     provider: &P,
     reporter: &R,
     initial_refs: Refs,
     stop: Arc<AtomicBool>,
-) -> Report {
+) -> Result<Report, String> {
+    if let Some(why) = unrunnable_steps(plan) {
+        return Err(why);
+    }
+    // Every index below is in range from here on.
     let n = plan.steps.len();
     #[derive(Clone, PartialEq)]
     enum State {
@@ -113,7 +142,9 @@ pub async fn execute<P: Provider, R: Reporter>(
         if running.is_empty() {
             break;
         }
-        let (i, result, took) = running.next().await.expect("a step is running");
+        let Some((i, result, took)) = running.next().await else {
+            break;
+        };
         let step = &plan.steps[i];
         let change = &plan.changes[step.change];
         let result = match result {
@@ -146,10 +177,10 @@ pub async fn execute<P: Provider, R: Reporter>(
             (plan.changes[s.change].address.clone(), s.op, outcome)
         })
         .collect();
-    Report {
+    Ok(Report {
         outcomes,
         interrupted: stop.load(Ordering::SeqCst),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -262,7 +293,9 @@ mod tests {
             fail: fail.map(str::to_string),
         };
         let stop = Arc::new(AtomicBool::new(stop));
-        let report = execute(&chain_plan(), &p, &Quiet, Refs::new(), stop).await;
+        let report = execute(&chain_plan(), &p, &Quiet, Refs::new(), stop)
+            .await
+            .expect("the chain plan's steps are in range");
         let calls = p.calls.lock().unwrap().clone();
         (report, calls)
     }
@@ -295,6 +328,26 @@ mod tests {
         assert_eq!(by_name["log_group.c"], Outcome::NotStarted);
         // d was started alongside a (in flight), so it finished.
         assert_eq!(by_name["log_group.d"], Outcome::Done);
+    }
+
+    #[tokio::test]
+    async fn steps_naming_what_the_plan_lacks_start_nothing() {
+        for (change, after, why) in [
+            (4, vec![], "step 1 names change 4, the plan has 4"),
+            (1, vec![9], "step 1 waits for step 9, the plan has 4"),
+        ] {
+            let mut plan = chain_plan();
+            plan.steps[1].change = change;
+            plan.steps[1].after = after;
+            let p = Scripted {
+                calls: Mutex::new(vec![]),
+                fail: None,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let refused = execute(&plan, &p, &Quiet, Refs::new(), stop).await;
+            assert_eq!(refused.unwrap_err(), why);
+            assert!(p.calls.lock().unwrap().is_empty());
+        }
     }
 
     #[tokio::test]

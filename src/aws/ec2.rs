@@ -867,6 +867,44 @@ mod tests {
         ]
         .into();
         assert_eq!(keys.len(), 4);
-        assert_eq!(rule_key("ingress", &a), rule_key("ingress", &a.clone()));
+        // Without the description's quoting these two would share the text `p:q:r`.
+        assert_ne!(
+            rule_key("ingress", &rule("tcp", 1, 1, Peer::Cidr("p".into()), "q:r")),
+            rule_key("ingress", &rule("tcp", 1, 1, Peer::Cidr("p:q".into()), "r"))
+        );
+    }
+
+    #[test]
+    fn a_rule_read_from_aws_has_the_key_of_the_stack_rule_it_is() {
+        use aws_sdk_ec2::types::ReferencedSecurityGroup;
+        // AWS reports protocols by number and a missing description as none; the key observe
+        // records for the live rule must still be the one an update looks up for the stack's.
+        let live = |protocol: &str, egress: bool, peer: &str| {
+            let r = SecurityGroupRule::builder()
+                .security_group_rule_id("sgr-1")
+                .group_id("sg-1")
+                .ip_protocol(protocol)
+                .from_port(9090)
+                .to_port(9090)
+                .is_egress(egress);
+            let r = if peer.starts_with("sg-") {
+                r.referenced_group_info(ReferencedSecurityGroup::builder().group_id(peer).build())
+            } else {
+                r.cidr_ipv4(peer)
+            };
+            rule_from_aws(&r.build()).unwrap()
+        };
+        let (egress, from_aws, id) = live("6", false, "sg-0abc");
+        assert!(!egress);
+        assert_eq!(id, "sgr-1");
+        let stack = rule("tcp", 9090, 9090, Peer::Group("sg-0abc".into()), "");
+        assert_eq!(rule_key("ingress", &from_aws), rule_key("ingress", &stack));
+        let (egress, from_aws, _) = live("tcp", true, "10.0.0.0/16");
+        assert!(egress);
+        let stack = rule("tcp", 9090, 9090, Peer::Cidr("10.0.0.0/16".into()), "");
+        assert_eq!(rule_key("egress", &from_aws), rule_key("egress", &stack));
+        // A different port is a different rule.
+        let other = rule("tcp", 9093, 9093, Peer::Cidr("10.0.0.0/16".into()), "");
+        assert_ne!(rule_key("egress", &from_aws), rule_key("egress", &other));
     }
 }

@@ -128,10 +128,7 @@ impl Provider for AwsProvider {
         tracing::debug!(address = %addr, op = ?op, action = ?change.action, "running step");
         match op {
             StepOp::Create | StepOp::CreateReplacement => {
-                let d = change
-                    .desired
-                    .as_ref()
-                    .expect("a create has a desired state");
+                let d = desired_side(change, op)?;
                 let mut attrs = resolve(&without_deferred_rules(&d.attrs, refs), refs)
                     .map_err(|m| AwsError::other("deploy", "ResolveReferences", m))?;
                 let tags = d.create_tags(&self.ownership);
@@ -187,14 +184,8 @@ impl Provider for AwsProvider {
                 Ok(Some(id))
             }
             StepOp::Update => {
-                let d = change
-                    .desired
-                    .as_ref()
-                    .expect("an update has a desired state");
-                let o = change
-                    .observed
-                    .as_ref()
-                    .expect("an update has a live resource");
+                let d = desired_side(change, op)?;
+                let o = observed_side(change, op)?;
                 let after = resolve(&d.attrs, refs)
                     .map_err(|m| AwsError::other("deploy", "ResolveReferences", m))?;
                 match (&o.attrs, &after) {
@@ -269,10 +260,7 @@ impl Provider for AwsProvider {
                 Ok(Some(o.id.clone()))
             }
             StepOp::AuthorizeDeferred => {
-                let d = change
-                    .desired
-                    .as_ref()
-                    .expect("deferred rules belong to a desired group");
+                let d = desired_side(change, op)?;
                 let unresolved =
                     |m: String| AwsError::other("deploy", "ResolveReferences", m).at(&addr);
                 let id = refs
@@ -286,10 +274,7 @@ impl Provider for AwsProvider {
                 Ok(None)
             }
             StepOp::Delete | StepOp::DeleteReplaced => {
-                let o = change
-                    .observed
-                    .as_ref()
-                    .expect("a delete has a live resource");
+                let o = observed_side(change, op)?;
                 match &o.attrs {
                     Attrs::LogGroup(a) => logs::delete_log_group(aws, &a.name).await?,
                     Attrs::IamRole(a) => iam::delete_role(aws, &a.name).await?,
@@ -324,6 +309,34 @@ impl Provider for AwsProvider {
             }
         }
     }
+}
+
+/// The desired state the step's operation needs; an error (no panic) when the change lacks
+/// it, as only a plan read from a file can.
+#[allow(clippy::result_large_err)] // the provider's own error type, as everywhere in aws/
+fn desired_side(change: &Change, op: StepOp) -> Result<&Desired, AwsError> {
+    change
+        .desired
+        .as_ref()
+        .ok_or_else(|| missing_side(change, op, "desired state"))
+}
+
+/// The live resource the step's operation needs (see [`desired_side`]).
+#[allow(clippy::result_large_err)]
+fn observed_side(change: &Change, op: StepOp) -> Result<&Observed, AwsError> {
+    change
+        .observed
+        .as_ref()
+        .ok_or_else(|| missing_side(change, op, "live resource"))
+}
+
+fn missing_side(change: &Change, op: StepOp, side: &str) -> AwsError {
+    AwsError::other(
+        "deploy",
+        "Plan",
+        format!("a {op:?} step needs a {side}, the plan has none"),
+    )
+    .at(change.address.to_string())
 }
 
 /// For an ignored attribute, the update sends the live value (so it is left alone).

@@ -86,11 +86,13 @@ pub async fn find_secret(
 /// certificate with its key. Calls: GetRandomPassword (password and basic_auth).
 async fn random_value(aws: &Aws, generation: &str) -> Result<String, AwsError> {
     tracing::info!(generation, "generating a secret value (never shown)");
-    let g = Generation::parse(generation).ok_or_else(|| {
+    // Checked, not just parsed: the line may come from a saved plan, and a validity beyond
+    // the stack's limit would overflow the certificate's date arithmetic.
+    let g = Generation::parse_checked(generation).map_err(|why| {
         AwsError::other(
             "deploy",
             "GenerateSecret",
-            "the secret's generation settings cannot be read",
+            format!("the secret's generation settings cannot be used: {why}"),
         )
     })?;
     match &g.format {

@@ -141,7 +141,9 @@ async fn execute_plan(
         ownership: spec::ownership_tags(&loaded.stack),
         started: Default::default(),
     };
-    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop.clone()).await;
+    let report = apply::execute(plan, &provider, &StderrReporter, refs, stop.clone())
+        .await
+        .map_err(Failure::Other)?;
     eprint!("\n{}", output::report_text(&report));
     let mut followed = provider
         .started

@@ -46,5 +46,11 @@ pub fn read_plan(file: &Path) -> Result<SavedPlan, Failure> {
             saved::FORMAT_VERSION
         )));
     }
+    saved::check(&saved).map_err(|why| {
+        Failure::Other(format!(
+            "{} is not a plan saved by this deploy: {why}",
+            file.display()
+        ))
+    })?;
     Ok(saved)
 }

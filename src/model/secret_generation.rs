@@ -37,6 +37,13 @@ pub struct Generation {
 /// Tag values take at most this many characters.
 pub const MAX_GENERATION_LEN: usize = 256;
 
+/// How long a generated password may be (GetRandomPassword takes up to 4096).
+pub const PASSWORD_LENGTHS: std::ops::RangeInclusive<i64> = 8..=4096;
+
+/// How many days a generated certificate may be valid (ten years at most, so the date
+/// arithmetic can never overflow).
+pub const VALIDITY_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+
 /// The characters a tag value may hold on every AWS tagging API.
 pub fn tag_safe(s: &str) -> bool {
     s.chars()
@@ -74,6 +81,57 @@ impl Generation {
                 names.join("+")
             ),
         }
+    }
+
+    /// Reads a line that must be one this deploy writes, within the limits `validate` enforces
+    /// on the stack (a saved plan's lines come from a file): why not, when it is not.
+    pub fn parse_checked(line: &str) -> Result<Generation, String> {
+        let g = Generation::parse(line).ok_or("it is not a generation line")?;
+        if g.encode() != line {
+            return Err("it is not written the way deploy writes one".into());
+        }
+        if line.len() > MAX_GENERATION_LEN || !tag_safe(line) {
+            return Err(format!(
+                "it does not fit a tag ({MAX_GENERATION_LEN} characters of letters, digits \
+                 and ` +-=._:/@`)"
+            ));
+        }
+        if g.rotation < 0 {
+            return Err("its rotation is negative".into());
+        }
+        match &g.format {
+            SecretFormat::Password | SecretFormat::BasicAuth { .. } => {
+                if !PASSWORD_LENGTHS.contains(&g.length) {
+                    return Err(format!(
+                        "its length {} is outside {}..={}",
+                        g.length,
+                        PASSWORD_LENGTHS.start(),
+                        PASSWORD_LENGTHS.end()
+                    ));
+                }
+            }
+            SecretFormat::Tls {
+                names,
+                validity_days,
+            } => {
+                if !VALIDITY_DAYS.contains(validity_days) {
+                    return Err(format!(
+                        "its validity of {validity_days} days is outside {}..={}",
+                        VALIDITY_DAYS.start(),
+                        VALIDITY_DAYS.end()
+                    ));
+                }
+                if names.iter().any(String::is_empty) {
+                    return Err("it names an empty host name".into());
+                }
+            }
+        }
+        if let SecretFormat::BasicAuth { username } = &g.format {
+            if username.is_empty() {
+                return Err("its user name is empty".into());
+            }
+        }
+        Ok(g)
     }
 
     /// Reads [`Generation::encode`]'s line back; `None` when it is not one.
@@ -171,6 +229,30 @@ mod tests {
             Generation::parse("format=pgp length=3 punctuation=no"),
             None
         );
+    }
+
+    #[test]
+    fn a_checked_line_is_within_the_stack_limits() {
+        let tls = "format=tls names=a.internal days=825 rotation=0";
+        assert!(Generation::parse_checked(tls).is_ok());
+        // Parses, but generating it would overflow the date arithmetic.
+        let far = "format=tls names=a.internal days=5000000 rotation=0";
+        assert!(Generation::parse(far).is_some());
+        assert!(Generation::parse_checked(far)
+            .unwrap_err()
+            .contains("5000000 days"));
+        for bad in [
+            "length=7 punctuation=no rotation=0",
+            "length=5000 punctuation=no rotation=0",
+            "length=32 punctuation=no rotation=-1",
+            "length=32  punctuation=no rotation=0",
+            "format=tls names=a..b+ days=30 rotation=0",
+            "format=basic_auth username= length=32 punctuation=no rotation=0",
+            "set outside deploy",
+        ] {
+            assert!(Generation::parse_checked(bad).is_err(), "{bad}");
+        }
+        assert!(Generation::parse_checked("length=32 punctuation=no rotation=0").is_ok());
     }
 
     #[test]

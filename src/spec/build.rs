@@ -425,12 +425,21 @@ pub fn build_desired(
                         });
                         files.insert(path.clone(), text);
                     }
-                    Err(e) => errors.push(SpecError {
-                        file: e.template.clone().into(),
-                        line: e.line.unwrap_or(0),
-                        column: 0,
-                        path: format!("{cpath}.files.{path}"),
-                        message: e.message.clone(),
+                    // An error inside the template is located there; one without a line
+                    // (no such template, or one that cannot be read) is the stack's naming
+                    // of it, located at the stack's field.
+                    Err(e) => errors.push(match e.line {
+                        Some(line) => SpecError {
+                            file: e.template.clone().into(),
+                            line,
+                            column: 0,
+                            path: format!("{cpath}.files.{path}"),
+                            message: e.message.clone(),
+                        },
+                        None => loaded.error_at(
+                            &format!("{cpath}.files.{path}"),
+                            format!("template {template:?}: {}", e.message),
+                        ),
                     }),
                 }
             }

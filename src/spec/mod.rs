@@ -618,13 +618,33 @@ impl LoadedStack {
 
 /// Reads and parses a stack file (strict schema), without semantic checks.
 pub fn load(file: &Path) -> Result<LoadedStack, SpecErrors> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let bytes = std::fs::read(file).map_err(|e| {
         SpecErrors(vec![SpecError {
             file: file.to_path_buf(),
             line: 0,
             column: 0,
             path: String::new(),
             message: format!("cannot read the stack file: {e}"),
+        }])
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Where the text stops being UTF-8, as a line and column of the valid part.
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        SpecErrors(vec![SpecError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            path: String::new(),
+            message: format!(
+                "the stack file is not UTF-8 text (byte 0x{:02x})",
+                e.as_bytes()[valid.len()]
+            ),
         }])
     })?;
     parse(file, &text)
@@ -711,6 +731,10 @@ fn strip_location_suffix(message: &str) -> String {
             m = &m[i + 2..];
         }
     }
+    // A hint to the parser's caller, not to the person who wrote the file.
+    if let Some(i) = m.find(", set DuplicateKeyPolicy") {
+        m = &m[..i];
+    }
     match m.rfind(" at line ") {
         Some(i) => m[..i].to_string(),
         None => m.to_string(),
@@ -771,6 +795,35 @@ mod tests {
         assert_eq!(e.line, line_of(&text, "retension"));
         assert!(e.path.starts_with("log_groups.prometheus"), "{e}");
         assert!(e.message.contains("retension"), "{e}");
+    }
+
+    #[test]
+    fn a_duplicated_key_is_located_and_said_in_the_writer_s_terms() {
+        // Found by tests/fuzz.rs: the parser's message ended in a hint to its own caller.
+        let text = REFERENCE.replace(
+            "    retention_days: 30\n",
+            "    retention_days: 30\n    retention_days: 30\n",
+        );
+        let e = &errors(&text)[0];
+        assert_eq!(e.message, "duplicate mapping key: retention_days", "{e}");
+        assert!(e.line > 0 && e.column > 0, "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_located() {
+        // Found by tests/fuzz.rs: a flipped byte gave an error at line 0.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        let mut bytes = b"stack: monitoring\nenvironment: pr".to_vec();
+        bytes.push(0xff);
+        bytes.extend_from_slice(b"od\n");
+        std::fs::write(&file, bytes).unwrap();
+        let e = &load(&file).unwrap_err().0[0];
+        assert_eq!((e.line, e.column), (2, 16), "{e}");
+        assert!(
+            e.message.contains("not UTF-8") && e.message.contains("0xff"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                 "a Secrets Manager name is 1-512 letters, digits or /_+=.@-".into(),
             );
         }
-        if !(8..=4096).contains(&sec.generate.length) {
+        if !crate::model::PASSWORD_LENGTHS.contains(&sec.generate.length) {
             err(
                 format!("{p}.generate.length"),
                 "a generated value is 8 to 4096 characters long".into(),
@@ -841,7 +841,7 @@ fn check_generate(
                 }
             }
             if let Some(d) = g.validity_days {
-                if !(1..=3650).contains(&d) {
+                if !crate::model::VALIDITY_DAYS.contains(&d) {
                     err(
                         format!("{p}.validity_days"),
                         "a certificate is valid for 1 to 3650 days".into(),

@@ -264,18 +264,22 @@ impl Drop for Moto {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     /// SigV4 signing name: `ec2`, `ecs`, `logs`, `iam`, `elasticloadbalancing`, `sts`, ...
+    /// Empty when the proxy could not name it.
     pub service: String,
-    /// Operation name, e.g. `DescribeLogGroups`.
+    /// Operation name, e.g. `DescribeLogGroups`; empty when the proxy could not name it.
     pub action: String,
     pub method: String,
     pub status: u16,
     /// true when the proxy answered with an injected fault instead of forwarding.
     pub injected: bool,
+    /// The proxy's classification (see [`AwsActions`]): false only for a listed read.
+    pub write: bool,
 }
 
 impl Call {
+    /// Whether the call may have changed state: everything but a listed read.
     pub fn is_mutating(&self) -> bool {
-        is_mutating(&self.action)
+        self.write
     }
 }
 
@@ -289,28 +293,35 @@ impl std::fmt::Display for Call {
     }
 }
 
-/// Whether an AWS action name changes state (by its verb prefix).
-pub fn is_mutating(action: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "Create",
-        "Put",
-        "Delete",
-        "Register",
-        "Deregister",
-        "Update",
-        "Authorize",
-        "Revoke",
-        "Attach",
-        "Detach",
-        "Tag",
-        "Untag",
-        "Modify",
-        "Run",
-        "Start",
-        "Stop",
-        "Set",
-    ];
-    PREFIXES.iter().any(|p| action.starts_with(p))
+/// tests/fixtures/aws_actions.json: the actions deploy calls, per signing name, as reads and
+/// writes. The proxy classifies every call by it (a call is a write unless listed as a read).
+pub struct AwsActions {
+    pub reads: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub writes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl AwsActions {
+    pub fn load() -> AwsActions {
+        let path = fixtures_dir().join("aws_actions.json");
+        let v: Value = serde_json::from_str(&fs::read_to_string(&path).expect("aws_actions.json"))
+            .expect("aws_actions.json is JSON");
+        let lists = |key: &str| {
+            serde_json::from_value(v[key].clone())
+                .unwrap_or_else(|e| panic!("aws_actions.json {key}: {e}"))
+        };
+        AwsActions {
+            reads: lists("reads"),
+            writes: lists("writes"),
+        }
+    }
+
+    pub fn is_read(&self, service: &str, action: &str) -> bool {
+        self.reads.get(service).is_some_and(|a| a.contains(action))
+    }
+
+    pub fn is_write(&self, service: &str, action: &str) -> bool {
+        self.writes.get(service).is_some_and(|a| a.contains(action))
+    }
 }
 
 /// tests/fixtures/proxy.py in front of a moto server, killed on drop.
@@ -405,12 +416,15 @@ impl Proxy {
                     method: text("method"),
                     status: v["status"].as_u64().unwrap_or(0) as u16,
                     injected: v["injected"].as_bool().unwrap_or(false),
+                    write: v["write"]
+                        .as_bool()
+                        .unwrap_or_else(|| panic!("proxy log line without `write`: {line}")),
                 }
             })
             .collect()
     }
 
-    /// The calls whose action changes state (see `is_mutating`).
+    /// The calls that may change state: every call but a listed read (see [`AwsActions`]).
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.calls().into_iter().filter(Call::is_mutating).collect()
     }
@@ -716,6 +730,21 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Output {
     }
 }
 
+/// A registered container's environment (DescribeTaskDefinition) as name → value.
+pub fn registered_environment(
+    c: &aws_sdk_ecs::types::ContainerDefinition,
+) -> std::collections::BTreeMap<String, String> {
+    c.environment()
+        .iter()
+        .map(|kv| {
+            (
+                kv.name().unwrap_or_default().to_string(),
+                kv.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The process's stdout as (lossy) UTF-8.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -751,9 +780,15 @@ pub fn assert_failure(out: &Output) {
 }
 
 /// Validates a document against schemas/deploy-v1.schema.json with the Python `jsonschema`
-/// package (installed with moto in the test venv): a real validator, not ours.
+/// package (installed with moto in the test venv): a real validator, not ours. `Err` holds the
+/// validator's findings, one line each (validator, path, message; every branch of a `oneOf`):
+/// the document is invalid. When the check cannot run at all (no
+/// python, no jsonschema, a broken schema) this panics instead, so a negative test can never
+/// pass because the validator failed to start.
 pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
     use std::io::Write;
+    // Exit 0: valid; 3: invalid (the messages on stdout); anything else: could not run.
+    const INVALID: i32 = 3;
     let schema = repo_root().join("schemas/deploy-v1.schema.json");
     let mut child = std::process::Command::new(python_path())
         .args([
@@ -762,8 +797,9 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
              schema = json.load(open(sys.argv[1]))\n\
              jsonschema.Draft202012Validator.check_schema(schema)\n\
              errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)))\n\
-             [print(e.message[:300], list(e.absolute_path)) for e in errors]\n\
-             sys.exit(1 if errors else 0)",
+             leaves = lambda e: [l for c in e.context for l in leaves(c)] if e.context else [e]\n\
+             [print(e.validator, list(e.absolute_path), e.message[:300]) for t in errors for e in leaves(t)]\n\
+             sys.exit(3 if errors else 0)",
         ])
         .arg(&schema)
         .stdin(std::process::Stdio::piped())
@@ -778,9 +814,14 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
         .write_all(doc.to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}", stdout(&out), stderr(&out)))
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(INVALID) if !stdout(&out).trim().is_empty() => Err(stdout(&out)),
+        _ => panic!(
+            "the schema check could not run ({}): {}{}\nTo install: {INSTALL_HINT}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        ),
     }
 }

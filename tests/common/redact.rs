@@ -1,9 +1,12 @@
 // Redaction for snapshot tests of plans (text and markdown): what moto makes up differs on
-// every run, so snapshots hold placeholders for it and only what the tool decides.
+// every run, so snapshots hold numbered placeholders for it and only what the tool decides.
 
 /// Replaces ids that moto makes up (sg-…, subnet-…, vpc-…, fs-…, fsap-…, Cloud Map and ELBv2
-/// ids), content hashes and delivered files' digests with stable placeholders.
+/// ids), content hashes and delivered files' digests with numbered placeholders, in order of first appearance: the
+/// same id is the same `[idN]` wherever it appears and two different ids never share one, so
+/// a rule pointing at the wrong group or a revision that kept its hash still shows.
 pub fn redact(text: &str) -> String {
+    let mut seen = Numbering::default();
     let mut out = String::new();
     let mut rest = text;
     'scan: while !rest.is_empty() {
@@ -23,7 +26,8 @@ pub fn redact(text: &str) -> String {
             if let Some(tail) = rest.strip_prefix(prefix) {
                 let n = tail.chars().take_while(|c| is_id(*c)).count();
                 if n >= 8 {
-                    out.push_str(&format!("{prefix}[id]"));
+                    out.push_str(prefix);
+                    out.push_str(&seen.id(&tail[..n]));
                     rest = &tail[n..];
                     continue 'scan;
                 }
@@ -33,7 +37,8 @@ pub fn redact(text: &str) -> String {
         if let Some(tail) = rest.strip_prefix('/') {
             let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
             if n == 16 {
-                out.push_str("/[id]");
+                out.push('/');
+                out.push_str(&seen.id(&tail[..n]));
                 rest = &tail[n..];
                 continue;
             }
@@ -48,7 +53,7 @@ pub fn redact(text: &str) -> String {
             out.push_str(":secret:");
             match token.len().checked_sub(7).map(|i| token.split_at(i)) {
                 Some((name, suffix)) if suffix.starts_with('-') => {
-                    out.push_str(&format!("{name}-[random]"));
+                    out.push_str(&format!("{name}-{}", seen.id(suffix)));
                 }
                 _ => out.push_str(token),
             }
@@ -59,7 +64,8 @@ pub fn redact(text: &str) -> String {
         if let Some(tail) = rest.strip_prefix("sha256 ") {
             let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
             if n == 12 {
-                out.push_str("sha256 [sha]");
+                out.push_str("sha256 ");
+                out.push_str(&seen.sha(&tail[..n]));
                 rest = &tail[n..];
                 continue;
             }
@@ -67,7 +73,8 @@ pub fn redact(text: &str) -> String {
         if let Some(tail) = rest.strip_prefix('@') {
             let n = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
             if n == 32 {
-                out.push_str("@[hash]");
+                out.push('@');
+                out.push_str(&seen.hash(&tail[..n]));
                 rest = &tail[n..];
                 continue;
             }
@@ -77,4 +84,37 @@ pub fn redact(text: &str) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// Placeholders numbered in order of first appearance: one series for ids, one for content
+/// hashes, one for file digests.
+#[derive(Default)]
+struct Numbering {
+    ids: Vec<String>,
+    hashes: Vec<String>,
+    shas: Vec<String>,
+}
+
+impl Numbering {
+    fn id(&mut self, id: &str) -> String {
+        format!("[id{}]", Self::number(&mut self.ids, id))
+    }
+
+    fn hash(&mut self, hash: &str) -> String {
+        format!("[hash{}]", Self::number(&mut self.hashes, hash))
+    }
+
+    fn sha(&mut self, sha: &str) -> String {
+        format!("[sha{}]", Self::number(&mut self.shas, sha))
+    }
+
+    fn number(seen: &mut Vec<String>, value: &str) -> usize {
+        match seen.iter().position(|s| s == value) {
+            Some(i) => i + 1,
+            None => {
+                seen.push(value.to_string());
+                seen.len()
+            }
+        }
+    }
 }

@@ -132,10 +132,14 @@ pub fn curl() -> PathBuf {
         .unwrap_or_else(|| panic!("curl is not installed: apt-get install curl"))
 }
 
-/// Plain HTTP to the HTTPS port must not get an answer from the API.
+/// Plain HTTP to the HTTPS port gets Go's TLS server's own refusal (400, "Client sent an HTTP
+/// request to an HTTPS server"), not an API answer. Anything else is false, a connection
+/// error included: a server that is down refuses nothing.
 pub fn plain_http_refused(port: u16) -> bool {
     match super::http_request(port, "GET", "/api/v1/status/buildinfo", b"") {
-        Ok((status, _)) => status == 400,
-        Err(_) => true,
+        Ok((status, body)) => {
+            status == 400 && body.contains("Client sent an HTTP request to an HTTPS server")
+        }
+        Err(_) => false,
     }
 }
