@@ -429,7 +429,8 @@ pub fn report_text(report: &Report) -> String {
         }
     }
     if report.succeeded() {
-        let _ = writeln!(out, "Apply complete: {} steps done.", done.len());
+        // Not "complete" yet: the rollouts the steps started may still fail.
+        let _ = writeln!(out, "All {} steps done.", done.len());
         return out;
     }
     if report.interrupted {

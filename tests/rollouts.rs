@@ -40,6 +40,10 @@ fn a_created_stack_is_applied_once_its_services_run() {
         err.contains("ecs_service.grafana: rollout completed"),
         "{err}"
     );
+    assert!(
+        err.contains("Apply complete: the services run what was applied."),
+        "{err}"
+    );
     let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
     schema_check(&doc).unwrap();
     // In address order, whatever order the steps finished in.
@@ -119,6 +123,11 @@ fn tasks_that_never_start_time_out_with_the_evidence() {
         "{err}"
     );
     assert!(err.contains("ECS goes on with this deployment"), "{err}");
+    assert!(
+        err.contains("Apply not complete: 2 rollout(s) did not complete."),
+        "{err}"
+    );
+    assert!(!err.contains("Apply complete"), "{err}");
     let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
     schema_check(&doc).unwrap();
     assert_eq!(doc["succeeded"], false);

@@ -199,13 +199,23 @@ async fn execute_plan(
         });
     }
     let interrupted = stop.load(Ordering::SeqCst);
-    if waited && rollouts.iter().any(|r| r.outcome != Outcome::Completed) {
+    let open = rollouts
+        .iter()
+        .filter(|r| r.outcome != Outcome::Completed)
+        .count();
+    if waited && open > 0 {
         if interrupted {
             eprintln!(
                 "Stopped waiting; ECS goes on with the deployments. See how they end with: deploy status"
             );
         }
+        eprintln!("Apply not complete: {open} rollout(s) did not complete.");
         return Err(Failure::Rollouts { interrupted });
+    }
+    if wait.no_wait && !rollouts.is_empty() {
+        eprintln!("Apply done; its rollouts were not followed (--no-wait): see deploy status.");
+    } else {
+        eprintln!("Apply complete: the services run what was applied.");
     }
     Ok(())
 }
