@@ -1310,6 +1310,7 @@ async fn kill_9_at_several_points_then_a_rerun_converges() {
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         env.proxy.clear_faults();
+        env.proxy.wait_idle();
         let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
         assert_success(&out);
         plan_says_no_changes(&env, STACK);

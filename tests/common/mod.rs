@@ -445,6 +445,28 @@ impl Proxy {
     pub fn clear_faults(&self) {
         self.control("DELETE", "/__proxy/faults", b"");
     }
+
+    /// Waits until no request is in flight: a request a killed client left delayed in the
+    /// proxy still reaches moto, and a re-run must not race it (on AWS a request is handled
+    /// in milliseconds; the test's delay holds it far longer).
+    pub fn wait_idle(&self) {
+        let started = Instant::now();
+        loop {
+            let n: usize = self
+                .control("GET", "/__proxy/inflight", b"")
+                .trim()
+                .parse()
+                .expect("the proxy's in-flight count");
+            if n == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{n} requests still in flight at the proxy after 60 s"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Proxy {
