@@ -434,4 +434,115 @@ mod tests {
             Verdict::Done(Outcome::Completed, _)
         ));
     }
+
+    /// A crash-looping Grafana as the wait reports it: the plain progress lines while it
+    /// follows the rollout, then the failure report with its evidence.
+    #[test]
+    fn a_crash_looping_grafana_is_reported_with_its_evidence() {
+        use crate::rollout::{ContainerExit, ContainerLog, ServiceEvent, TargetState, TaskState};
+        const GRAFANA_NEW: &str =
+            "arn:aws:ecs:us-west-2:123456789012:task-definition/grafana-task:7";
+        const GRAFANA_OLD: &str =
+            "arn:aws:ecs:us-west-2:123456789012:task-definition/grafana-task:6";
+        struct CrashLoop {
+            polls: RefCell<i32>,
+        }
+        impl Watcher for CrashLoop {
+            async fn poll(&self, _f: &[Followed]) -> Result<Vec<ServiceState>, AwsError> {
+                let n = {
+                    let mut p = self.polls.borrow_mut();
+                    *p += 1;
+                    *p
+                };
+                let mut s = ServiceState::missing("ecs_service.grafana", "grafana", "monitoring");
+                s.status = "ACTIVE".into();
+                s.task_definition = GRAFANA_NEW.into();
+                s.desired = 1;
+                s.running = 1;
+                let mut new = dep("ecs-svc/7", "PRIMARY", GRAFANA_NEW, "IN_PROGRESS", 0, n - 1);
+                new.pending = if n == 1 { 1 } else { 0 };
+                s.deployments = vec![
+                    new,
+                    dep("ecs-svc/6", "ACTIVE", GRAFANA_OLD, "COMPLETED", 1, 0),
+                ];
+                Ok(vec![s])
+            }
+            async fn evidence(&self, _f: &Followed) -> Evidence {
+                let stopped = |id: &str| TaskState {
+                    id: id.into(),
+                    task_definition: GRAFANA_NEW.into(),
+                    last_status: "STOPPED".into(),
+                    stopped_reason: Some("Essential container in task exited".into()),
+                    stopped_at: None,
+                    containers: vec![ContainerExit {
+                        name: "grafana".into(),
+                        exit_code: Some(1),
+                        reason: None,
+                    }],
+                };
+                Evidence {
+                    rollout_state: Some("IN_PROGRESS".into()),
+                    rollout_state_reason: Some("ECS deployment ecs-svc/7 in progress.".into()),
+                    failed_tasks: 2,
+                    breaker_threshold: 3,
+                    stopped: vec![stopped("0a1b2c3d"), stopped("4e5f6a7b")],
+                    events: vec![ServiceEvent {
+                        at: None,
+                        message: "(service grafana) has started 1 tasks: (task 4e5f6a7b).".into(),
+                    }],
+                    unhealthy_targets: vec![(
+                        "monitoring-grafana".into(),
+                        TargetState {
+                            id: "10.20.1.77".into(),
+                            port: Some(3000),
+                            state: "unhealthy".into(),
+                            reason: Some("Target.FailedHealthChecks".into()),
+                            description: Some("Health checks failed".into()),
+                        },
+                    )],
+                    logs: vec![ContainerLog {
+                        task: "4e5f6a7b".into(),
+                        container: "grafana".into(),
+                        log_group: "/ecs/grafana-task".into(),
+                        log_stream: "grafana/grafana/4e5f6a7b".into(),
+                        lines: vec![
+                            "logger=settings t=2026-12-01T15:00:02Z level=info msg=\"Starting Grafana\"".into(),
+                            "logger=sqlstore level=error msg=\"unable to open database file\" error=\"permission denied\"".into(),
+                            "Error: ✗ unable to open database file: permission denied".into(),
+                        ],
+                    }],
+                }
+            }
+        }
+        let f = Followed {
+            address: "ecs_service.grafana".into(),
+            cluster: "monitoring".into(),
+            service: "grafana".into(),
+            deployment: Some("ecs-svc/7".into()),
+            task_definition: GRAFANA_NEW.into(),
+            desired: 1,
+            since: None,
+        };
+        let lines = Lines(RefCell::new(vec![]));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let results = rt.block_on(wait(
+            std::slice::from_ref(&f),
+            &CrashLoop {
+                polls: RefCell::new(0),
+            },
+            &lines,
+            &settings(),
+            Arc::new(AtomicBool::new(false)),
+        ));
+        assert_eq!(results[0].outcome, Outcome::Failed);
+        let shown = format!(
+            "{}\n\n{}",
+            lines.0.into_inner().join("\n"),
+            crate::output::rollouts_text(&results)
+        );
+        insta::assert_snapshot!("crash_looping_grafana", shown);
+    }
 }
