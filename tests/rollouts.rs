@@ -99,20 +99,20 @@ fn a_created_stack_is_applied_once_its_services_run() {
     );
 }
 
-#[test]
-fn tasks_that_never_start_time_out_with_the_evidence() {
+/// `deploy apply --format json` of the reference stack, with `extra` arguments, on a moto
+/// whose services never run a task (their rollouts stay IN_PROGRESS).
+fn apply_where_no_task_starts(extra: &[&str]) -> (TestEnv, std::process::Output) {
     let env = TestEnv::with_moto_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
     env.seed(false);
-    let out = env.deploy(&[
-        "apply",
-        "-f",
-        STACK,
-        "--auto-approve",
-        "--wait-timeout",
-        "6s",
-        "--format",
-        "json",
-    ]);
+    let mut args = vec!["apply", "-f", STACK, "--auto-approve", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = env.deploy(&args);
+    (env, out)
+}
+
+#[test]
+fn tasks_that_never_start_time_out_with_the_evidence() {
+    let (_env, out) = apply_where_no_task_starts(&["--wait-timeout", "6s"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("IN_PROGRESS: running 0/1"), "{err}");
@@ -143,17 +143,7 @@ fn tasks_that_never_start_time_out_with_the_evidence() {
 
 #[test]
 fn no_wait_returns_after_the_calls() {
-    let env = TestEnv::with_moto_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
-    env.seed(false);
-    let out = env.deploy(&[
-        "apply",
-        "-f",
-        STACK,
-        "--auto-approve",
-        "--no-wait",
-        "--format",
-        "json",
-    ]);
+    let (_env, out) = apply_where_no_task_starts(&["--no-wait"]);
     assert_success(&out);
     assert!(!stderr(&out).contains("Following"), "{}", stderr(&out));
     let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();

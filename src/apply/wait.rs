@@ -268,25 +268,38 @@ mod tests {
     }
 
     fn run(script: Vec<Vec<ServiceState>>, n: usize) -> (Vec<RolloutResult>, Vec<String>, usize) {
+        run_with(script, n, &settings())
+    }
+
+    /// Follows services 0..n whose polls answer `script` (one list per service).
+    fn run_with(
+        script: Vec<Vec<ServiceState>>,
+        n: usize,
+        settings: &Settings,
+    ) -> (Vec<RolloutResult>, Vec<String>, usize) {
         let watcher = Script {
             states: RefCell::new(script.into_iter().map(VecDeque::from).collect()),
             polls: RefCell::new(0),
         };
         let lines = Lines(RefCell::new(vec![]));
         let f: Vec<Followed> = (0..n).map(followed).collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let results = rt.block_on(wait(
+        let results = block_on(wait(
             &f,
             &watcher,
             &lines,
-            &settings(),
+            settings,
             Arc::new(AtomicBool::new(false)),
         ));
         let polls = *watcher.polls.borrow();
         (results, lines.0.into_inner(), polls)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -378,43 +391,30 @@ mod tests {
 
     #[test]
     fn it_times_out_and_follows_each_service_apart() {
-        let watcher_states = vec![
-            vec![state(vec![dep(
-                "ecs-svc/new",
-                "PRIMARY",
-                NEW,
-                "IN_PROGRESS",
-                0,
-                0,
-            )])],
-            vec![state(vec![dep(
-                "ecs-svc/new",
-                "PRIMARY",
-                NEW,
-                "COMPLETED",
-                1,
-                0,
-            )])],
-        ];
-        let watcher = Script {
-            states: RefCell::new(watcher_states.into_iter().map(VecDeque::from).collect()),
-            polls: RefCell::new(0),
-        };
-        let lines = Lines(RefCell::new(vec![]));
-        let f: Vec<Followed> = (0..2).map(followed).collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
         let mut s = settings();
         s.timeout = Duration::from_millis(30);
-        let r = rt.block_on(wait(
-            &f,
-            &watcher,
-            &lines,
+        let (r, _, _) = run_with(
+            vec![
+                vec![state(vec![dep(
+                    "ecs-svc/new",
+                    "PRIMARY",
+                    NEW,
+                    "IN_PROGRESS",
+                    0,
+                    0,
+                )])],
+                vec![state(vec![dep(
+                    "ecs-svc/new",
+                    "PRIMARY",
+                    NEW,
+                    "COMPLETED",
+                    1,
+                    0,
+                )])],
+            ],
+            2,
             &s,
-            Arc::new(AtomicBool::new(false)),
-        ));
+        );
         assert_eq!(r[0].outcome, Outcome::TimedOut);
         assert!(r[0].evidence.is_some());
         assert_eq!(r[1].outcome, Outcome::Completed);
@@ -524,11 +524,7 @@ mod tests {
             since: None,
         };
         let lines = Lines(RefCell::new(vec![]));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let results = rt.block_on(wait(
+        let results = block_on(wait(
             std::slice::from_ref(&f),
             &CrashLoop {
                 polls: RefCell::new(0),
