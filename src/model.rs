@@ -854,6 +854,17 @@ impl Attrs {
     }
 }
 
+/// The AWS name a reference names: the name of the stack's resource when `reference` is one
+/// of `desired`'s addresses (`ecs_cluster.monitoring` → `monitoring`), else the reference as
+/// written (an existing resource's name or id).
+pub fn aws_name_of(desired: &[Desired], reference: &str) -> String {
+    desired
+        .iter()
+        .find(|d| d.address.to_string() == reference)
+        .map(|d| d.attrs.aws_name().to_string())
+        .unwrap_or_else(|| reference.to_string())
+}
+
 /// What the value of a sensitive attribute is replaced with, everywhere it is shown.
 pub const SENSITIVE: &str = "(sensitive)";
 

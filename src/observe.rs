@@ -16,8 +16,8 @@ use crate::aws::{
 };
 use crate::diff::World;
 use crate::model::{
-    external_secret_key, Address, Attrs, Desired, Kind, LoadBalancer, Lookups, Observed, Ownership,
-    TAG_ADDRESS,
+    aws_name_of, external_secret_key, Address, Attrs, Desired, Kind, LoadBalancer, Lookups,
+    Observed, Ownership, TAG_ADDRESS,
 };
 use crate::render::Templates;
 use crate::spec::{Built, LoadedStack, SpecErrors, Stack};
@@ -291,23 +291,14 @@ pub async fn observe(
 /// desired resources with the same address and key are found the same way.
 fn find_key(d: &Desired, desired: &[Desired]) -> String {
     match &d.attrs {
-        Attrs::EcsService(a) => format!("{}/{}", cluster_name(&a.cluster, desired), a.name),
+        Attrs::EcsService(a) => format!("{}/{}", aws_name_of(desired, &a.cluster), a.name),
         Attrs::ServiceDiscoveryService(a) => {
-            format!("{}/{}", cluster_name(&a.namespace, desired), a.name)
+            format!("{}/{}", aws_name_of(desired, &a.namespace), a.name)
         }
-        Attrs::EfsMountTargets(a) => cluster_name(&a.file_system, desired),
+        Attrs::EfsMountTargets(a) => aws_name_of(desired, &a.file_system),
         Attrs::ListenerRule(a) => a.priority.to_string(),
         other => other.aws_name().to_string(),
     }
-}
-
-/// Cluster name for a service's `cluster` attribute (an address of the stack, or a name).
-fn cluster_name(cluster: &str, desired: &[Desired]) -> String {
-    desired
-        .iter()
-        .find(|d| d.address.to_string() == cluster)
-        .map(|d| d.attrs.aws_name().to_string())
-        .unwrap_or_else(|| cluster.to_string())
 }
 
 /// Found resources by the address they were read for.
@@ -396,7 +387,7 @@ async fn read_world(
         for d in of_kind(Kind::EcsService) {
             if let Attrs::EcsService(a) = &d.attrs {
                 by_cluster
-                    .entry(cluster_name(&a.cluster, desired))
+                    .entry(aws_name_of(desired, &a.cluster))
                     .or_default()
                     .push((a.name.clone(), d.address.clone()));
             }
@@ -475,7 +466,7 @@ async fn read_world(
                 };
                 // The namespace by its DNS name (the service's `namespace` is its address; the
                 // lookup that gives a cluster's name from its address gives this too).
-                let namespace = cluster_name(&a.namespace, desired);
+                let namespace = aws_name_of(desired, &a.namespace);
                 let list = cloudmap::find_services_in(aws, listed, &namespace, &a.name, &d.address)
                     .await?;
                 Ok((d.address.clone(), list))
@@ -567,7 +558,7 @@ fn adopt_missed(
 /// and access points.
 async fn read_file_storage(aws: &Aws, desired: &[Desired]) -> Result<Found, AwsError> {
     // Creation token of each file system the stack reads, and its description, read once.
-    let token_of = |file_system: &str| cluster_name(file_system, desired);
+    let token_of = |file_system: &str| aws_name_of(desired, file_system);
     let mut tokens: BTreeSet<String> = BTreeSet::new();
     for d in desired {
         match &d.attrs {

@@ -4,7 +4,7 @@
 //! Pure: the stack's desired state and a few names in, policy documents out; no AWS call.
 
 use crate::model::kinds::{self, IamScope, KindInfo, On, Operation, ScopeBy};
-use crate::model::{Attrs, Desired, Kind, TAG_ENV, TAG_STACK};
+use crate::model::{aws_name_of, Attrs, Desired, Kind, TAG_ENV, TAG_STACK};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -271,7 +271,9 @@ fn own(
             for d in input.desired.iter().filter(|d| d.address.kind == info.kind) {
                 let (path, cluster) = match &d.attrs {
                     Attrs::IamRole(r) => (r.path.clone(), "*".to_string()),
-                    Attrs::EcsService(s) => ("*".to_string(), cluster_name(input, &s.cluster)),
+                    Attrs::EcsService(s) => {
+                        ("*".to_string(), aws_name_of(input.desired, &s.cluster))
+                    }
                     _ => ("*".to_string(), "*".to_string()),
                 };
                 for t in scope.arns {
@@ -285,16 +287,6 @@ fn own(
             grants
         }
     }
-}
-
-/// A service's cluster: the name of the stack's cluster it names, or the name as written.
-fn cluster_name(input: &Input, cluster: &str) -> String {
-    input
-        .desired
-        .iter()
-        .find(|d| d.address.to_string() == cluster)
-        .map(|d| d.attrs.aws_name().to_string())
-        .unwrap_or_else(|| cluster.to_string())
 }
 
 fn fill(template: &str, input: &Input, name: &str, path: &str, cluster: &str) -> String {

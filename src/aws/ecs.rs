@@ -965,7 +965,7 @@ fn sdk_registries(a: &EcsServiceAttrs) -> Vec<ecs::ServiceRegistry> {
 }
 
 /// Most services one DescribeServices takes.
-const SERVICES_PER_CALL: usize = 10;
+pub const SERVICES_PER_CALL: usize = 10;
 
 /// The services of `cluster` named in `names` that are not INACTIVE, by name (a missing one,
 /// or every one when the cluster is missing, is absent). One DescribeServices (include TAGS)

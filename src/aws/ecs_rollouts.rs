@@ -135,14 +135,14 @@ pub async fn target_states(aws: &Aws, target_group: &str) -> Result<Vec<TargetSt
         .collect())
 }
 
-/// Everything `status` shows of one service. Calls: DescribeServices; ListTasks (running,
-/// stopped); DescribeTasks (when there are tasks); DescribeTargetHealth per target group.
+/// Everything `status` shows of one service; stopped tasks of the last hour by this machine's
+/// clock. Calls: DescribeServices; ListTasks (running, stopped); DescribeTasks (when there are
+/// tasks); DescribeTargetHealth per target group.
 pub async fn service_state(
     aws: &Aws,
     address: &str,
     cluster: &str,
     name: &str,
-    now: i64,
 ) -> Result<ServiceState, AwsError> {
     let at = |e: AwsError| e.at(address);
     let missing = || ServiceState::missing(address, name, cluster);
@@ -174,6 +174,10 @@ pub async fn service_state(
     .map_err(at)?;
     let all: Vec<String> = running_arns.iter().chain(&stopped_arns).cloned().collect();
     let tasks = describe_tasks(aws, cluster, &all).await.map_err(at)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let mut running_by_revision = BTreeMap::new();
     let mut stopped = Vec::new();
     for t in tasks {
@@ -230,19 +234,16 @@ fn service(s: &ecs::Service, address: &str, cluster: &str) -> ServiceState {
     }
 }
 
-/// DescribeServices takes at most 10 services a call.
-const DESCRIBE_SERVICES_MAX: usize = 10;
-
 /// What a rollout wait polls: the services' deployments, counts and events, one
-/// DescribeServices per cluster (10 services a call); tasks and targets are left empty (read
-/// only when a rollout fails). A service not found comes back `MISSING`.
+/// DescribeServices per cluster ([`super::ecs::SERVICES_PER_CALL`] services a call); tasks
+/// and targets are left empty (read only when a rollout fails). A service not found comes back `MISSING`.
 pub async fn poll_services(
     aws: &Aws,
     cluster: &str,
     services: &[(String, String)],
 ) -> Result<Vec<ServiceState>, AwsError> {
     let mut out = Vec::new();
-    for chunk in services.chunks(DESCRIBE_SERVICES_MAX) {
+    for chunk in services.chunks(super::ecs::SERVICES_PER_CALL) {
         let answer = aws
             .ecs
             .describe_services()

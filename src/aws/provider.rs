@@ -384,12 +384,8 @@ impl Watcher for AwsProvider {
     /// settings from the revision, and their last log lines. A read that fails leaves its part
     /// out: the report is evidence, not a second failure.
     async fn evidence(&self, f: &Followed) -> Evidence {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         let Ok(state) =
-            ecs_rollouts::service_state(&self.aws, &f.address, &f.cluster, &f.service, now).await
+            ecs_rollouts::service_state(&self.aws, &f.address, &f.cluster, &f.service).await
         else {
             return Evidence::default();
         };

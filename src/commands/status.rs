@@ -5,7 +5,7 @@
 use super::load_valid;
 use crate::aws::{ecs_rollouts, Aws};
 use crate::cli::{AwsArgs, StackArgs};
-use crate::model::{Attrs, Lookups};
+use crate::model::{aws_name_of, Attrs, Lookups};
 use crate::printer::{json_output, to_json};
 use crate::render::Templates;
 use crate::report;
@@ -31,34 +31,23 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
     let built = spec::build_desired(&loaded, &offline, &Templates::new(&stack_args.templates))?;
     let region = aws_args.region.clone().or_else(|| stack.region.clone());
     let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
-    let cluster_of = |cluster: &str| {
-        built
-            .desired
-            .iter()
-            .find(|d| d.address.to_string() == cluster)
-            .map(|d| d.attrs.aws_name().to_string())
-            .unwrap_or_else(|| cluster.to_string())
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
     let services: Vec<(String, String, String)> = built
         .desired
         .iter()
         .filter_map(|d| match &d.attrs {
             Attrs::EcsService(s) => Some((
                 d.address.to_string(),
-                cluster_of(&s.cluster),
+                aws_name_of(&built.desired, &s.cluster),
                 s.name.clone(),
             )),
             _ => None,
         })
         .collect();
-    let states = try_join_all(services.iter().map(|(address, cluster, name)| {
-        ecs_rollouts::service_state(&aws, address, cluster, name, now)
-    }))
-    .await?;
+    let states =
+        try_join_all(services.iter().map(|(address, cluster, name)| {
+            ecs_rollouts::service_state(&aws, address, cluster, name)
+        }))
+        .await?;
     let look = WhereToLook {
         urls: built
             .desired
