@@ -24,6 +24,22 @@ pub fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
     Ok(loaded)
 }
 
+/// The stack's desired state before any lookup (what `validate`, `policy` and `status` work
+/// from, and what a plan checks offline first): lookups are marked placeholders in `region`,
+/// else the stack's region; every name follows from the stack alone.
+pub fn build_offline(
+    loaded: &LoadedStack,
+    region: Option<&str>,
+    templates: &Templates,
+) -> Result<(Lookups, Built), Failure> {
+    let region = region
+        .or(loaded.stack.region.as_deref())
+        .unwrap_or("<region>");
+    let lookups = Lookups::placeholders(region);
+    let built = spec::build_desired(loaded, &lookups, templates)?;
+    Ok((lookups, built))
+}
+
 /// A stack file that is not there: which one was looked for, where the default is, and `-f`.
 fn missing_stack_file(args: &StackArgs) -> String {
     let cwd = std::env::current_dir()
@@ -91,9 +107,8 @@ impl Context {
     ) -> Result<Context, Failure> {
         let loaded = load_valid(stack_args)?;
         // Offline checks first: bad input never reaches AWS.
-        let offline = Lookups::placeholders(loaded.stack.region.as_deref().unwrap_or("<region>"));
         let templates = Templates::new(&stack_args.templates);
-        let mut offline_built = spec::build_desired(&loaded, &offline, &templates)?;
+        let (offline, mut offline_built) = build_offline(&loaded, None, &templates)?;
         requests::check_sizes(&loaded, &offline_built, &offline)?;
         // With --target, only the targets and what they depend on are read ahead.
         if let Some(closure) = target_closure(&offline_built.desired, targets)? {

@@ -15,4 +15,4 @@ pub mod show;
 pub mod status;
 pub mod validate;
 
-pub use context::{load_valid, refuse_conflicts, Context, Planned};
+pub use context::{build_offline, load_valid, refuse_conflicts, Context, Planned};

@@ -2,15 +2,13 @@
 //! offline from the stack and the kinds' descriptors (see `src/policy.rs`). The README's
 //! policies are this command's output for the reference stack (a test holds them to it).
 
-use super::load_valid;
+use super::{build_offline, load_valid};
 use crate::cli::StackArgs;
-use crate::model::Lookups;
 use crate::policy::{self, Role};
 use crate::printer::{json_output, to_json};
 use crate::render::Templates;
 use crate::report;
 use crate::run::Failure;
-use crate::spec;
 
 /// `deploy policy`: the document on stdout (or the JSON report); the reasons for each `*`
 /// on stderr.
@@ -26,8 +24,7 @@ pub fn run(
         .map(str::to_string)
         .or_else(|| stack.region.clone())
         .unwrap_or_else(|| "*".to_string());
-    let lookups = Lookups::placeholders(&region);
-    let built = spec::build_desired(&loaded, &lookups, &Templates::new(&args.templates))?;
+    let (_, built) = build_offline(&loaded, Some(&region), &Templates::new(&args.templates))?;
     let mut external_secrets = Vec::new();
     let mut external_parameters = false;
     for (store, name) in stack.external_secrets() {

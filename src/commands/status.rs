@@ -2,16 +2,15 @@
 //! deployments, tasks per revision, target health, recently stopped tasks and newest events,
 //! and where to look next. Exit 0 when every service is healthy, 2 when any is not.
 
-use super::load_valid;
+use super::{build_offline, load_valid};
 use crate::aws::{ecs_rollouts, Aws};
 use crate::cli::{AwsArgs, StackArgs};
-use crate::model::{aws_name_of, Attrs, Lookups};
+use crate::model::{aws_name_of, Attrs};
 use crate::printer::{json_output, to_json};
 use crate::render::Templates;
 use crate::report;
 use crate::rollout::{revision_of, target_group_name, ServiceState, EVENTS_SHOWN};
 use crate::run::Failure;
-use crate::spec;
 use futures::future::try_join_all;
 use std::fmt::Write;
 
@@ -27,8 +26,7 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
     let loaded = load_valid(stack_args)?;
     let stack = &loaded.stack;
     // Names follow from the stack alone: no lookup is needed to find the services.
-    let offline = Lookups::placeholders(stack.region.as_deref().unwrap_or("<region>"));
-    let built = spec::build_desired(&loaded, &offline, &Templates::new(&stack_args.templates))?;
+    let (_, built) = build_offline(&loaded, None, &Templates::new(&stack_args.templates))?;
     let region = aws_args.region.clone().or_else(|| stack.region.clone());
     let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
     let services: Vec<(String, String, String)> = built

@@ -1,24 +1,16 @@
 //! `deploy validate`: the stack checked offline (schema, references, templates, request
 //! sizes); makes no AWS call.
 
-use super::load_valid;
+use super::{build_offline, load_valid};
 use crate::cli::StackArgs;
-use crate::model::Lookups;
 use crate::render::requests::{self, TASK_DEFINITION_LIMIT};
 use crate::render::Templates;
 use crate::run::Failure;
-use crate::spec;
 
 /// `deploy validate`: parse and check offline, and measure the task definition requests.
 pub fn run(args: &StackArgs) -> Result<(), Failure> {
     let loaded = load_valid(args)?;
-    let region = loaded
-        .stack
-        .region
-        .clone()
-        .unwrap_or_else(|| "<region>".into());
-    let lookups = Lookups::placeholders(&region);
-    let built = spec::build_desired(&loaded, &lookups, &Templates::new(&args.templates))?;
+    let (lookups, built) = build_offline(&loaded, None, &Templates::new(&args.templates))?;
     let sizes = requests::check_sizes(&loaded, &built, &lookups)?;
     println!(
         "{}: valid ({} resources; lookups not performed: values shown as <lookup:…>)",
