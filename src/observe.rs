@@ -90,24 +90,22 @@ impl<'a> LookupReads<'a> {
         }));
         let secret_arns = {
             let account = account.clone();
-            shared(future::try_join_all(
-                stack
-                    .external_secrets()
-                    .into_iter()
-                    .map(move |(store, name)| {
-                        let account = account.clone();
-                        async move {
-                            let arn = match store {
-                                "ssm" => {
-                                    let account = account.await?;
-                                    secrets::lookup_parameter_arn(aws, &account, &name).await?
-                                }
-                                _ => secrets::lookup_secret_arn(aws, &name).await?,
-                            };
-                            Ok::<_, AwsError>((external_secret_key(store, &name), arn))
-                        }
-                    }),
-            ))
+            let reads = future::join_all(stack.external_secrets().into_iter().map(
+                move |(store, name)| {
+                    let account = account.clone();
+                    async move {
+                        let arn = match store {
+                            "ssm" => {
+                                let account = account.await?;
+                                secrets::lookup_parameter_arn(aws, &account, &name).await?
+                            }
+                            _ => secrets::lookup_secret_arn(aws, &name).await?,
+                        };
+                        Ok::<_, AwsError>((external_secret_key(store, &name), arn))
+                    }
+                },
+            ));
+            shared(async move { every_missing_secret_at_once(reads.await) })
         };
         let targets = shared(
             listeners
@@ -798,8 +796,84 @@ async fn observe_by_id(
     }))
 }
 
+/// The external secrets found, or — when some do not exist — one error naming every missing
+/// one with the command that creates it (reads run at once: reporting only the first to
+/// answer would name a different one from run to run, and make the user fix them one by one).
+// AwsError is the adapters' error everywhere; boxing it for this one function buys nothing.
+#[allow(clippy::result_large_err)]
+fn every_missing_secret_at_once(
+    reads: Vec<Result<(String, String), AwsError>>,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let mut found = Vec::new();
+    let mut missing: Vec<AwsError> = Vec::new();
+    for read in reads {
+        match read {
+            Ok(pair) => found.push(pair),
+            Err(e) if e.code_is("LookupFailed") => missing.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match missing.len() {
+        0 => Ok(found),
+        1 => Err(missing.remove(0)),
+        n => Err(AwsError {
+            service: "lookups",
+            operation: "ExternalSecrets",
+            address: None,
+            code: Some("LookupFailed".into()),
+            message: format!(
+                "{n} secrets the stack refers to do not exist:\n  {}",
+                missing
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+            request_id: None,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    fn missing(what: &str) -> AwsError {
+        AwsError {
+            service: "secretsmanager",
+            operation: "DescribeSecret",
+            address: None,
+            code: Some("LookupFailed".into()),
+            message: format!("{what} does not exist; create it"),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn every_missing_secret_is_named_at_once() {
+        let found = ("secretsmanager:a".to_string(), "arn:a".to_string());
+        assert_eq!(
+            every_missing_secret_at_once(vec![Ok(found.clone())]).unwrap(),
+            vec![found.clone()]
+        );
+        let one = every_missing_secret_at_once(vec![Ok(found.clone()), Err(missing("b"))]);
+        assert_eq!(one.unwrap_err().message, "b does not exist; create it");
+        let both = every_missing_secret_at_once(vec![
+            Err(missing("b")),
+            Ok(found.clone()),
+            Err(missing("c")),
+        ])
+        .unwrap_err();
+        assert!(both.code_is("LookupFailed"));
+        assert_eq!(
+            both.message,
+            "2 secrets the stack refers to do not exist:\n  b does not exist; create it\n  c does not exist; create it"
+        );
+        // Any other failure is not hidden behind the missing ones.
+        let mut denied = missing("d");
+        denied.code = Some("AccessDeniedException".into());
+        let other = every_missing_secret_at_once(vec![Err(missing("b")), Err(denied)]);
+        assert!(other.unwrap_err().code_is("AccessDeniedException"));
+    }
+
     use super::*;
     use crate::model::{EcsClusterAttrs, Tags};
 
