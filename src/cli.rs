@@ -91,6 +91,16 @@ pub struct WaitArgs {
     /// breaker's minimum threshold of 3, so a crash loop fails fast).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub max_task_failures: i32,
+    /// When a rollout fails or times out, stop its deployment with a rollback
+    /// (StopServiceDeployment) and wait, up to --wait-timeout again, for the previous revision.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// How often the wait reads the services: one DescribeServices per cluster each time (both
+    /// services of the reference stack share one call). ECS's state changes take seconds (task
+    /// placement, image pull, health checks every 30 s by default): 5 s shows each change soon
+    /// while staying far below ECS's DescribeServices rate limit.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub poll_interval: std::time::Duration,
 }
 
 /// `90s`, `15m`, `1h`, `2d`, or plain seconds.

@@ -33,6 +33,13 @@ pub const TAG_APPLIED: &str = "deploy:applied";
 /// Tag holding the resource's address in its stack (finds renamed or replaced resources).
 pub const TAG_ADDRESS: &str = "deploy:address";
 
+/// Tag on a task definition revision: when a rollout of it completed (RFC 3339), written by
+/// `apply` and `rollback` once they saw it complete; `rollback` returns to such revisions.
+pub const TAG_ROLLOUT_COMPLETED: &str = "deploy:rollout-completed";
+/// Tag on a service `rollback` moved off the stack's revision: `from REVISION at TIME`, so the
+/// next plan can warn that it re-deploys the newer revision.
+pub const TAG_ROLLED_BACK: &str = "deploy:rolled-back";
+
 /// True for tag keys this tool manages itself (never part of the user's `tags`).
 pub fn is_managed_tag(key: &str) -> bool {
     key.starts_with("deploy:")

@@ -408,9 +408,14 @@ pub fn rollouts_text(rollouts: &[crate::apply::wait::RolloutResult]) -> String {
         if let Some(e) = &r.evidence {
             out.push_str(&e.text());
         }
-        if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
+        if let Some(arn) = &r.stopped_service_deployment {
+            out.push_str(&format!(
+                "    --rollback-on-failure stopped service deployment {arn} with a rollback.\n"
+            ));
+        } else if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
             out.push_str(
-                "    ECS goes on with this deployment: its circuit breaker rolls it back if it keeps failing.\n",
+                "    ECS goes on with this deployment (its circuit breaker rolls it back if it keeps failing); \
+                 `apply --rollback-on-failure` stops a failing one with a rollback.\n",
             );
         }
     }

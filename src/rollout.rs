@@ -26,6 +26,18 @@ pub struct Deployment {
     pub created_at: Option<i64>,
 }
 
+/// One service deployment (ListServiceDeployments), with the revision it deployed (from its
+/// service revision). Its ARN is what StopServiceDeployment takes — not a deployment's `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceDeployment {
+    pub arn: String,
+    /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `STOPPED`, `ROLLBACK_…`.
+    pub status: String,
+    pub task_definition: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub created_at: Option<i64>,
+}
+
 /// A service event (`events[]`), newest first as ECS lists them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServiceEvent {
@@ -339,6 +351,118 @@ pub fn judge(f: &Followed, s: &ServiceState, max_task_failures: i32) -> Verdict 
     Verdict::Waiting
 }
 
+/// A revision of a service's family as `rollback` weighs it (newest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionRecord {
+    pub arn: String,
+    /// When deploy saw a rollout of it complete (the `deploy:rollout-completed` tag).
+    pub completed_at: Option<String>,
+}
+
+/// The revision `deploy rollback` returns a service running `current` to: the one named
+/// (`--to` as `7`, `family:7` or an ARN; it must be an ACTIVE revision of the family), else the
+/// newest other revision deploy recorded a completed rollout of, else the newest other revision
+/// of ECS's successful service deployments (`successful`, newest first). A revision whose
+/// rollout failed is never chosen: only completions are recorded or successful.
+pub fn rollback_target(
+    current: &str,
+    revisions: &[RevisionRecord],
+    successful: &[String],
+    to: Option<&str>,
+) -> Result<String, String> {
+    let family = family_of(current);
+    if let Some(to) = to {
+        let wanted = if to.starts_with("arn:") {
+            to.to_string()
+        } else {
+            let number = to.rsplit(':').next().unwrap_or(to);
+            if let Some((f, _)) = to.rsplit_once(':') {
+                if f != family {
+                    return Err(format!("{to} is not a revision of {family}"));
+                }
+            }
+            let prefix = current.rsplit_once(':').map(|(p, _)| p).unwrap_or(current);
+            format!("{prefix}:{number}")
+        };
+        if wanted == current {
+            return Err(format!("the service already runs {}", revision_of(current)));
+        }
+        return match revisions.iter().find(|r| r.arn == wanted) {
+            Some(r) => Ok(r.arn.clone()),
+            None => Err(format!(
+                "{} is not one of the ACTIVE revisions of {family} ({})",
+                revision_of(&wanted),
+                revisions
+                    .iter()
+                    .map(|r| revision_of(&r.arn))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+    }
+    let mut recorded: Vec<&RevisionRecord> = revisions
+        .iter()
+        .filter(|r| r.arn != current && r.completed_at.is_some())
+        .collect();
+    // RFC 3339 times in UTC sort as text.
+    recorded.sort_by(|a, b| b.completed_at.cmp(&a.completed_at));
+    if let Some(r) = recorded.first() {
+        return Ok(r.arn.clone());
+    }
+    let active = |arn: &String| revisions.iter().any(|r| &r.arn == arn);
+    successful
+        .iter()
+        .find(|arn| *arn != current && active(arn))
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "no earlier revision of {family} completed a rollout (none is recorded, and ECS \
+                 lists no successful deployment of another ACTIVE revision): name one with --to"
+            )
+        })
+}
+
+/// `grafana-task` of `arn:…:task-definition/grafana-task:7`.
+pub fn family_of(arn: &str) -> &str {
+    let tail = revision_of(arn);
+    tail.rsplit_once(':').map(|(f, _)| f).unwrap_or(tail)
+}
+
+/// After `--rollback-on-failure` stopped `f`'s deployment: done when the service's PRIMARY
+/// deployment runs another revision and completed (the rollback), failed when that rollback
+/// failed; waiting while ECS has not switched yet.
+pub fn judge_rollback(f: &Followed, s: &ServiceState) -> Verdict {
+    if s.status != "ACTIVE" {
+        return Verdict::Done(Outcome::Failed, format!("the service is {}", s.status));
+    }
+    let Some(p) = s.deployments.iter().find(|d| d.status == "PRIMARY") else {
+        return Verdict::Waiting;
+    };
+    if p.task_definition == f.task_definition {
+        return Verdict::Waiting;
+    }
+    let back_to = revision_of(&p.task_definition);
+    match p.rollout_state.as_deref() {
+        Some("FAILED") => Verdict::Done(
+            Outcome::Failed,
+            format!(
+                "the rollback to {back_to} failed too: {}",
+                p.rollout_state_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            ),
+        ),
+        Some("COMPLETED") | None if p.running == p.desired && p.pending == 0 => Verdict::Done(
+            Outcome::RolledBack,
+            format!(
+                "rolled back to {back_to} ({} of {} tasks running)",
+                p.running, p.desired
+            ),
+        ),
+        _ => Verdict::Waiting,
+    }
+}
+
 /// One line of a followed rollout's progress (printed when it changes).
 pub fn progress_line(f: &Followed, s: &ServiceState) -> String {
     match f
@@ -395,6 +519,23 @@ pub const STOPPED_SHOWN: usize = 3;
 pub const LOG_LINES: usize = 20;
 
 impl Evidence {
+    /// The followed deployment's state as the wait judged it, where the later full read no
+    /// longer shows that deployment (ECS removes a rolled-back one once the rollback is done).
+    pub fn keep_judged(&mut self, f: &Followed, judged: &ServiceState) {
+        if self.rollout_state.is_some() {
+            return;
+        }
+        if let Some(d) = f
+            .deployment
+            .as_ref()
+            .and_then(|id| judged.deployments.iter().find(|d| &d.id == id))
+        {
+            self.rollout_state = d.rollout_state.clone();
+            self.rollout_state_reason = d.rollout_state_reason.clone();
+            self.failed_tasks = self.failed_tasks.max(d.failed);
+        }
+    }
+
     /// Picks from a full read of the service what explains a failed rollout of `f`.
     pub fn from_state(f: &Followed, s: &ServiceState) -> Evidence {
         let d = f
@@ -655,5 +796,69 @@ mod tests {
                 ("Task failed ELB health checks".to_string(), 1)
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod rollback_target_tests {
+    use super::*;
+
+    const P: &str = "arn:aws:ecs:us-west-2:1:task-definition/grafana-task";
+
+    fn rev(n: u32, completed: Option<&str>) -> RevisionRecord {
+        RevisionRecord {
+            arn: format!("{P}:{n}"),
+            completed_at: completed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_newest_recorded_completion_other_than_the_current_one_is_chosen() {
+        let revs = [
+            rev(4, Some("2026-12-01T10:00:00Z")),
+            rev(3, None),
+            rev(2, Some("2026-12-01T09:00:00Z")),
+            rev(1, Some("2026-11-30T09:00:00Z")),
+        ];
+        // 3 failed (never recorded): 2 is the last that completed before 4.
+        assert_eq!(
+            rollback_target(&format!("{P}:4"), &revs, &[], None),
+            Ok(format!("{P}:2"))
+        );
+    }
+
+    #[test]
+    fn without_a_record_the_successful_service_deployments_tell() {
+        let revs = [rev(3, None), rev(2, None), rev(1, None)];
+        let ok = [format!("{P}:3"), format!("{P}:1")];
+        assert_eq!(
+            rollback_target(&format!("{P}:3"), &revs, &ok, None),
+            Ok(format!("{P}:1"))
+        );
+        let err = rollback_target(&format!("{P}:3"), &revs, &ok[..1], None).unwrap_err();
+        assert!(err.contains("name one with --to"), "{err}");
+    }
+
+    #[test]
+    fn a_named_revision_must_be_an_active_one_of_the_family() {
+        let revs = [rev(3, None), rev(2, None)];
+        let current = format!("{P}:3");
+        assert_eq!(
+            rollback_target(&current, &revs, &[], Some("2")),
+            Ok(format!("{P}:2"))
+        );
+        assert_eq!(
+            rollback_target(&current, &revs, &[], Some("grafana-task:2")),
+            Ok(format!("{P}:2"))
+        );
+        assert!(rollback_target(&current, &revs, &[], Some("prom-task:2"))
+            .unwrap_err()
+            .contains("not a revision of grafana-task"));
+        assert!(rollback_target(&current, &revs, &[], Some("1"))
+            .unwrap_err()
+            .contains("not one of the ACTIVE revisions"));
+        assert!(rollback_target(&current, &revs, &[], Some("3"))
+            .unwrap_err()
+            .contains("already runs"));
     }
 }

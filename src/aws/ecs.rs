@@ -630,7 +630,7 @@ async fn describe_revision(
 }
 
 /// `family` and revision number of a revision ARN (`…:task-definition/family:12`).
-fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
+pub(crate) fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
     let tail = arn.rsplit_once("task-definition/")?.1;
     let (family, rev) = tail.rsplit_once(':')?;
     Some((family, rev.parse().ok()?))
@@ -639,7 +639,7 @@ fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
 /// The newest ACTIVE revision ARNs of exactly `family`, newest first, at most
 /// [`RECENT_REVISIONS`]. One ListTaskDefinitions call in the usual case; more pages only while
 /// other families sharing the prefix (`family-2`, which sort first under DESC) fill them.
-async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+pub(crate) async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
     let mut found: Vec<String> = Vec::new();
     let mut token: Option<String> = None;
     loop {

@@ -3,12 +3,16 @@
 //! to the pure `rollout` types that `deploy status` (and apply's rollout wait) judge.
 
 use super::{err, Aws, AwsError};
+use crate::model::{TaskDefinitionAttrs, TAG_ROLLED_BACK, TAG_ROLLOUT_COMPLETED};
 use crate::rollout::{
-    ContainerExit, Deployment, ServiceEvent, ServiceState, TargetState, TaskState,
+    revision_of, ContainerExit, Deployment, Followed, RevisionRecord, ServiceDeployment,
+    ServiceEvent, ServiceState, TargetState, TaskState,
 };
 use aws_sdk_ecs::types as ecs;
 use std::collections::BTreeMap;
 
+/// DescribeServiceRevisions takes at most 20 ARNs a call.
+const DESCRIBE_REVISIONS_MAX: usize = 20;
 /// DescribeTasks takes at most 100 tasks a call.
 const DESCRIBE_TASKS_MAX: usize = 100;
 /// How far back `status` looks for stopped tasks (ECS keeps them visible about an hour).
@@ -264,4 +268,291 @@ pub async fn poll_services(
         }
     }
     Ok(out)
+}
+
+/// The service deployments of a service in the statuses given (all when empty), newest first,
+/// each with the revision it deployed. Calls: ListServiceDeployments (a call a page), then
+/// DescribeServiceRevisions (20 a call).
+pub async fn service_deployments(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    statuses: &[ecs::ServiceDeploymentStatus],
+) -> Result<Vec<ServiceDeployment>, AwsError> {
+    let mut briefs = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = aws
+            .ecs
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .set_status((!statuses.is_empty()).then(|| statuses.to_vec()))
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .map_err(err("ecs", "ListServiceDeployments"))?;
+        briefs.extend(page.service_deployments().iter().cloned());
+        next = page.next_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    let revision_arns: Vec<String> = briefs
+        .iter()
+        .filter_map(|b| b.target_service_revision_arn().map(str::to_string))
+        .collect();
+    let mut revisions = BTreeMap::new();
+    for chunk in revision_arns.chunks(DESCRIBE_REVISIONS_MAX) {
+        let answer = aws
+            .ecs
+            .describe_service_revisions()
+            .set_service_revision_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(err("ecs", "DescribeServiceRevisions"))?;
+        for r in answer.service_revisions() {
+            if let (Some(arn), Some(td)) = (r.service_revision_arn(), r.task_definition()) {
+                revisions.insert(arn.to_string(), td.to_string());
+            }
+        }
+    }
+    let mut out: Vec<ServiceDeployment> = briefs
+        .iter()
+        .map(|b| ServiceDeployment {
+            arn: b.service_deployment_arn().unwrap_or_default().to_string(),
+            status: b
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            task_definition: b
+                .target_service_revision_arn()
+                .and_then(|r| revisions.get(r).cloned()),
+            created_at: secs(b.created_at()),
+        })
+        .collect();
+    out.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+    Ok(out)
+}
+
+/// Stops the running service deployment of `service` that deploys `task_definition` with a
+/// rollback to the service's previous revision (StopServiceDeployment, stopType ROLLBACK);
+/// answers its ARN. Finding it: ListServiceDeployments in PENDING/IN_PROGRESS, matched by the
+/// revision (a deployment's id is not its service deployment's ARN).
+pub async fn stop_with_rollback(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+) -> Result<String, AwsError> {
+    let running = service_deployments(
+        aws,
+        cluster,
+        service,
+        &[
+            ecs::ServiceDeploymentStatus::Pending,
+            ecs::ServiceDeploymentStatus::InProgress,
+        ],
+    )
+    .await?;
+    let Some(found) = running
+        .iter()
+        .find(|d| d.task_definition.as_deref() == Some(task_definition))
+    else {
+        return Err(AwsError::other(
+            "ecs",
+            "ListServiceDeployments",
+            format!(
+                "no service deployment of {service} deploying {} is in progress",
+                crate::rollout::revision_of(task_definition)
+            ),
+        ));
+    };
+    aws.ecs
+        .stop_service_deployment()
+        .service_deployment_arn(&found.arn)
+        .stop_type(ecs::StopServiceDeploymentStopType::Rollback)
+        .send()
+        .await
+        .map_err(err("ecs", "StopServiceDeployment"))?;
+    Ok(found.arn.clone())
+}
+
+/// Now as RFC 3339 (UTC), as the rollout tags hold it.
+fn now_rfc3339() -> String {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// The newest ACTIVE revisions of `family` (at most [`super::ecs::RECENT_REVISIONS`]), newest
+/// first, each with deploy's record of a completed rollout and its attributes. Calls: 1
+/// ListTaskDefinitions, then 1 DescribeTaskDefinition (with tags) per revision.
+pub async fn revision_records(
+    aws: &Aws,
+    family: &str,
+) -> Result<Vec<(RevisionRecord, TaskDefinitionAttrs)>, AwsError> {
+    let arns = super::ecs::recent_revisions(aws, family).await?;
+    let described = futures::future::try_join_all(
+        arns.iter()
+            .map(|arn| super::ecs::describe_task_definition(aws, arn)),
+    )
+    .await?;
+    Ok(described
+        .into_iter()
+        .flatten()
+        .map(|(arn, attrs, tags)| {
+            (
+                RevisionRecord {
+                    arn,
+                    completed_at: tags.get(TAG_ROLLOUT_COMPLETED).cloned(),
+                },
+                attrs,
+            )
+        })
+        .collect())
+}
+
+/// Records on the revision that a rollout of it completed now (TagResource
+/// `deploy:rollout-completed`): `rollback` returns to such revisions.
+pub async fn record_completed(aws: &Aws, task_definition: &str) -> Result<(), AwsError> {
+    aws.ecs
+        .tag_resource()
+        .resource_arn(task_definition)
+        .tags(
+            ecs::Tag::builder()
+                .key(TAG_ROLLOUT_COMPLETED)
+                .value(now_rfc3339())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(err("ecs", "TagResource"))?;
+    Ok(())
+}
+
+/// What a revision refers to that no longer exists: its IAM roles, EFS access points, awslogs
+/// log groups and Secrets Manager secrets. Calls: GetRole per role, DescribeAccessPoints per
+/// access point, DescribeLogGroups per log group, DescribeSecret per secret.
+pub async fn gone_references(
+    aws: &Aws,
+    attrs: &TaskDefinitionAttrs,
+) -> Result<Vec<String>, AwsError> {
+    let mut gone = Vec::new();
+    for role in attrs.execution_role.iter().chain(&attrs.task_role) {
+        let name = role.rsplit('/').next().unwrap_or(role);
+        match aws.iam.get_role().role_name(name).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                let e = err("iam", "GetRole")(e);
+                if e.code_is("NoSuchEntity") {
+                    gone.push(format!("IAM role {name}"));
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let probe = crate::model::Address::new(crate::model::Kind::TaskDefinition, &attrs.family);
+    for (volume, v) in &attrs.volumes {
+        if let Some(ap) = &v.access_point {
+            if super::efs::observe_access_point(aws, ap, &probe)
+                .await?
+                .is_none()
+            {
+                gone.push(format!("EFS access point {ap} (volume {volume})"));
+            }
+        }
+    }
+    let mut groups: Vec<&String> = attrs
+        .containers
+        .iter()
+        .filter_map(|c| c.log.as_ref())
+        .filter(|l| l.driver == "awslogs")
+        .filter_map(|l| l.options.get("awslogs-group"))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        if super::logs::find_log_group(aws, group, &probe)
+            .await?
+            .is_none()
+        {
+            gone.push(format!("log group {group}"));
+        }
+    }
+    let mut secrets: Vec<String> = attrs
+        .containers
+        .iter()
+        .flat_map(|c| c.secrets.values())
+        .filter(|r| r.from.starts_with("arn:aws:secretsmanager:"))
+        // valueFrom may carry `:json-key:version-stage:version-id` after the secret's ARN.
+        .map(|r| r.from.split(':').take(7).collect::<Vec<_>>().join(":"))
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    for secret in secrets {
+        if super::secrets::lookup_secret_arn(aws, &secret)
+            .await
+            .is_err()
+        {
+            gone.push(format!("secret {secret}"));
+        }
+    }
+    Ok(gone)
+}
+
+/// Points `service` at `to` (UpdateService) and tags it `deploy:rolled-back = from REVISION at
+/// TIME`; answers what a wait follows: the deployment the call started when its PRIMARY id is
+/// new (`primary_before` is the one seen before the call).
+pub async fn roll_service_back(
+    aws: &Aws,
+    state: &ServiceState,
+    to: &str,
+) -> Result<Followed, AwsError> {
+    let answer = aws
+        .ecs
+        .update_service()
+        .cluster(&state.cluster)
+        .service(&state.name)
+        .task_definition(to)
+        .send()
+        .await
+        .map_err(err("ecs", "UpdateService"))?;
+    let service = answer.service();
+    let primary_before = state
+        .deployments
+        .iter()
+        .find(|d| d.status == "PRIMARY")
+        .map(|d| d.id.clone());
+    let started = service
+        .and_then(super::ecs::primary_deployment)
+        .filter(|p| Some(&p.id) != primary_before.as_ref());
+    if let Some(arn) = service.and_then(|s| s.service_arn()) {
+        aws.ecs
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(
+                ecs::Tag::builder()
+                    .key(TAG_ROLLED_BACK)
+                    .value(format!(
+                        "from {} at {}",
+                        revision_of(&state.task_definition),
+                        now_rfc3339()
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(err("ecs", "TagResource"))?;
+    }
+    Ok(Followed {
+        address: state.address.clone(),
+        cluster: state.cluster.clone(),
+        service: state.name.clone(),
+        deployment: started.as_ref().map(|d| d.id.clone()),
+        task_definition: to.to_string(),
+        desired: state.desired,
+        since: started.and_then(|d| d.created_at),
+    })
 }

@@ -380,6 +380,12 @@ impl Watcher for AwsProvider {
             .collect())
     }
 
+    async fn roll_back(&self, f: &Followed) -> Result<String, AwsError> {
+        ecs_rollouts::stop_with_rollback(&self.aws, &f.cluster, &f.service, &f.task_definition)
+            .await
+            .map_err(|e| e.at(&f.address))
+    }
+
     /// The service read in full (tasks, targets, events), the stopped containers' awslogs
     /// settings from the revision, and their last log lines. A read that fails leaves its part
     /// out: the report is evidence, not a second failure.

@@ -24,12 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often a rollout wait reads the services: one DescribeServices per cluster each time
-/// (both services of the reference stack share one call). ECS's state changes take seconds
-/// (task placement, image pull, health checks every 30 s by default), so 5 s shows each change
-/// soon enough while staying far below ECS's DescribeServices rate limit.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
-
 /// Applies a saved plan exactly: re-reads what it was made from and refuses, changing
 /// nothing, if any of it moved.
 pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Result<(), Failure> {
@@ -171,8 +165,9 @@ async fn execute_plan(
         );
         let settings = Settings {
             timeout: wait.wait_timeout,
-            interval: POLL_INTERVAL,
+            interval: wait.poll_interval.max(Duration::from_secs(1)),
             max_task_failures: wait.max_task_failures,
+            rollback_on_failure: wait.rollback_on_failure,
         };
         rollout_wait(
             &followed,

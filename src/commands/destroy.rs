@@ -17,6 +17,8 @@ pub async fn run(
         no_wait: true,
         wait_timeout: std::time::Duration::ZERO,
         max_task_failures: 0,
+        rollback_on_failure: false,
+        poll_interval: std::time::Duration::ZERO,
     };
     super::apply::converge(stack, aws, auto_approve, true, delete_data, &[], &no_wait).await
 }

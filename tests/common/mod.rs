@@ -441,6 +441,18 @@ impl Proxy {
         self.control("POST", "/__proxy/faults", rules.to_string().as_bytes());
     }
 
+    /// Plays ECS's deployment lifecycle (which moto lacks) for the named services, from their
+    /// next CreateService/UpdateService: a simulation of AWS's answers, see
+    /// tests/fixtures/ecs_play.py, e.g. `json!({"service": "grafana", "scenario": "breaker"})`.
+    pub fn play_ecs(&self, scenarios: Value) {
+        self.control("POST", "/__proxy/ecs", scenarios.to_string().as_bytes());
+    }
+
+    /// What the proxy plays per service (its deployments and whether a rollback was asked).
+    pub fn played_ecs(&self) -> Value {
+        serde_json::from_str(&self.control("GET", "/__proxy/ecs", b"")).expect("played ECS state")
+    }
+
     /// Drops all fault rules, used or not.
     pub fn clear_faults(&self) {
         self.control("DELETE", "/__proxy/faults", b"");

@@ -1,0 +1,273 @@
+// Apply's rollout wait against the deployment lifecycle moto lacks. moto completes no update's
+// deployment by itself and has no service-deployment API, so the test proxy PLAYS those
+// answers (tests/fixtures/ecs_play.py: a simulation of AWS, documented as such, each answer
+// checked against botocore's ECS and ELBv2 models by tests/fixtures/ecs_play_check.py): an
+// update that goes in progress then completes, tasks failing until the circuit breaker rolls
+// back, a crash loop caught by --max-task-failures, a deployment superseded by another, and
+// unhealthy targets. Everything else — the services, task definitions, the stopped container's
+// log lines (written into moto's CloudWatch Logs with PutLogEvents) — is moto's.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::process::{Command, Output};
+
+const STACK: &str = "stacks/monitoring.yaml";
+
+/// The reference stack applied (its create completes on moto), the proxy then playing
+/// `scenario` for the grafana service, and a stack copy that changes Grafana's image.
+fn applied_then_played(scenario: Value) -> (TestEnv, String) {
+    let env = TestEnv::new();
+    env.seed(false);
+    let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
+    assert_success(&out);
+    env.proxy.play_ecs(scenario);
+    let changed = env.stack_copy("grafana-next.yaml", |t| {
+        t.replacen("grafana/grafana:12.2.0", "grafana/grafana:12.2.1", 1)
+    });
+    (env, changed)
+}
+
+fn apply_json(env: &TestEnv, stack: &str, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec![
+        "apply",
+        "-f",
+        stack,
+        "--auto-approve",
+        "--format",
+        "json",
+        "--poll-interval",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    let out = env.deploy(&args);
+    let doc: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("apply's JSON: {e}\n{}", stderr(&out)));
+    schema_check(&doc).unwrap();
+    (out, doc)
+}
+
+fn grafana_rollout(doc: &Value) -> &Value {
+    doc["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "ecs_service.grafana")
+        .unwrap_or_else(|| panic!("no grafana rollout: {doc}"))
+}
+
+/// Writes `lines` into moto's CloudWatch Logs as the grafana container of task `task_id`
+/// would through awslogs (log group /ecs/grafana-task, stream grafana/grafana/TASK).
+fn write_container_log(env: &TestEnv, task_id: &str, lines: &[&str]) {
+    let script = r#"
+import json, sys, time, boto3
+endpoint, stream, lines = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+logs = boto3.client("logs", endpoint_url=endpoint, region_name="us-west-2",
+                    aws_access_key_id="testing", aws_secret_access_key="testing")
+logs.create_log_stream(logGroupName="/ecs/grafana-task", logStreamName=stream)
+now = int(time.time() * 1000)
+logs.put_log_events(logGroupName="/ecs/grafana-task", logStreamName=stream,
+    logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines)])
+"#;
+    let out = Command::new(python_path())
+        .args([
+            "-c",
+            script,
+            &env.endpoint(),
+            &format!("grafana/grafana/{task_id}"),
+            &serde_json::to_string(lines).unwrap(),
+        ])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "PutLogEvents into moto failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn calls_named(env: &TestEnv, action: &str) -> usize {
+    env.proxy
+        .calls()
+        .iter()
+        .filter(|c| c.action == action)
+        .count()
+}
+
+#[test]
+fn every_played_answer_matches_botocores_models() {
+    let out = Command::new(python_path())
+        .arg(fixtures_dir().join("ecs_play_check.py"))
+        .output()
+        .expect("run ecs_play_check.py");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_update_in_progress_then_completed_is_followed_to_the_end() {
+    let (env, changed) =
+        applied_then_played(json!({"service": "grafana", "scenario": "complete", "polls": 2}));
+    let (out, doc) = apply_json(&env, &changed, &[]);
+    let err = stderr(&out);
+    assert_success(&out);
+    let r = grafana_rollout(&doc);
+    assert_eq!(r["outcome"], "completed", "{doc}");
+    let played = env.proxy.played_ecs();
+    assert_eq!(
+        r["deployment"], played["grafana"]["deployments"][0]["id"],
+        "apply follows the deployment its UpdateService started: {doc}\n{played}"
+    );
+    assert!(err.contains("IN_PROGRESS: running 0/1"), "{err}");
+    assert!(
+        err.contains("ecs_service.grafana: rollout completed"),
+        "{err}"
+    );
+    assert!(err.contains("Apply complete"), "{err}");
+}
+
+#[test]
+fn a_breaker_rollback_fails_the_apply_with_stopped_tasks_and_their_logs() {
+    let tasks = [
+        "1f0e2d3c4b5a69788796a5b4c3d2e1f0",
+        "2f0e2d3c4b5a69788796a5b4c3d2e1f0",
+        "3f0e2d3c4b5a69788796a5b4c3d2e1f0",
+    ];
+    let (env, changed) = applied_then_played(json!({
+        "service": "grafana", "scenario": "breaker", "threshold": 3,
+        "container": "grafana", "exit_code": 1, "task_ids": tasks,
+    }));
+    for t in &tasks {
+        write_container_log(
+            &env,
+            t,
+            &[
+                "logger=settings level=info msg=\"Starting Grafana\"",
+                "logger=sqlstore level=error msg=\"unable to open database file\" error=\"permission denied\"",
+            ],
+        );
+    }
+    let (out, doc) = apply_json(&env, &changed, &["--max-task-failures", "5"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let r = grafana_rollout(&doc);
+    assert_eq!(r["outcome"], "rolled_back", "{doc}");
+    assert_eq!(doc["succeeded"], false);
+    assert!(
+        err.contains("ECS deployment circuit breaker: tasks failed to start."),
+        "{err}"
+    );
+    assert!(err.contains("ECS rolled the service back to"), "{err}");
+    let evidence = &r["evidence"];
+    assert_eq!(evidence["failed_tasks"], 3, "{evidence}");
+    let stopped = evidence["stopped"].as_array().unwrap();
+    assert!(!stopped.is_empty(), "{evidence}");
+    assert_eq!(
+        stopped[0]["stopped_reason"],
+        "Essential container in task exited"
+    );
+    assert_eq!(stopped[0]["containers"][0]["exit_code"], 1);
+    assert!(
+        err.contains("unable to open database file"),
+        "the stopped container's log lines, read from moto: {err}"
+    );
+    assert!(err.contains("Apply not complete"), "{err}");
+}
+
+#[test]
+fn a_crash_loop_is_caught_at_max_task_failures_before_the_breaker() {
+    let (env, changed) = applied_then_played(json!({
+        "service": "grafana", "scenario": "crash_loop", "container": "grafana",
+        "exit_code": 137, "stopped_reason": "Essential container in task exited",
+    }));
+    let (out, doc) = apply_json(&env, &changed, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let r = grafana_rollout(&doc);
+    assert_eq!(r["outcome"], "failed", "{doc}");
+    assert_eq!(r["stopped_service_deployment"], Value::Null);
+    assert!(
+        err.contains("2 tasks of grafana-task:2 failed (--max-task-failures 2; the circuit breaker's threshold is 3)"),
+        "{err}"
+    );
+    assert!(err.contains("container grafana: exit code 137"), "{err}");
+    assert!(
+        err.contains("ECS goes on with this deployment") && err.contains("--rollback-on-failure"),
+        "{err}"
+    );
+    assert_eq!(calls_named(&env, "StopServiceDeployment"), 0);
+}
+
+#[test]
+fn rollback_on_failure_stops_a_crash_loop_and_waits_for_the_rollback() {
+    let (env, changed) = applied_then_played(json!({
+        "service": "grafana", "scenario": "crash_loop", "container": "grafana",
+    }));
+    let (out, doc) = apply_json(&env, &changed, &["--rollback-on-failure"]);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rolled-back apply is not a success: {err}"
+    );
+    let r = grafana_rollout(&doc);
+    assert_eq!(r["outcome"], "rolled_back", "{doc}");
+    let stopped = r["stopped_service_deployment"].as_str().unwrap();
+    assert!(
+        stopped.contains(":service-deployment/"),
+        "the service deployment ARN, not the deployment id: {stopped}"
+    );
+    assert_ne!(r["deployment"].as_str().unwrap(), stopped);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by --rollback-on-failure: rolled back to grafana-task:1"),
+        "{doc}"
+    );
+    assert_eq!(calls_named(&env, "StopServiceDeployment"), 1);
+    assert_eq!(
+        env.proxy.played_ecs()["grafana"]["rollback_requested"],
+        true
+    );
+    assert!(err.contains("with a rollback"), "{err}");
+}
+
+#[test]
+fn a_deployment_superseded_by_another_fails_the_apply() {
+    let (env, changed) =
+        applied_then_played(json!({"service": "grafana", "scenario": "superseded", "polls": 2}));
+    let (out, doc) = apply_json(&env, &changed, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(grafana_rollout(&doc)["outcome"], "superseded", "{doc}");
+    assert!(err.contains("rollout SUPERSEDED"), "{err}");
+    assert!(
+        err.contains("replaced") && err.contains("before it completed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unhealthy_targets_are_named_in_the_failure() {
+    let (env, changed) = applied_then_played(json!({
+        "service": "grafana", "scenario": "unhealthy", "container": "grafana",
+    }));
+    let (out, doc) = apply_json(&env, &changed, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let r = grafana_rollout(&doc);
+    assert_eq!(r["outcome"], "failed", "{doc}");
+    let unhealthy = r["evidence"]["unhealthy_targets"].as_array().unwrap();
+    assert!(!unhealthy.is_empty(), "{doc}");
+    assert!(
+        err.contains("unhealthy (Target.FailedHealthChecks"),
+        "{err}"
+    );
+    assert!(err.contains("Task failed ELB health checks"), "{err}");
+}
