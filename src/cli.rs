@@ -184,6 +184,27 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Return services to the last revision that completed a rollout (or the one named), and
+    /// wait like apply. The stack file still describes the newer revision: the next plan warns
+    /// that it re-deploys it.
+    Rollback {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Services to roll back, by name or address (`grafana`, `ecs_service.grafana`);
+        /// default: every service of the stack.
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        /// The revision to return to: `7`, `grafana-task:7` or its ARN (one service only).
+        #[arg(long, value_name = "REVISION")]
+        to: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Print a saved plan.
     Show {
         /// A plan saved with `deploy plan --out`.

@@ -306,6 +306,9 @@ pub fn diff(input: &DiffInput) -> Plan {
             }
         }
     }
+    for c in changes.iter_mut() {
+        service_rollout_warnings(c);
+    }
     for c in &changes {
         warnings.extend(c.warnings.iter().cloned());
     }
@@ -629,6 +632,37 @@ fn add_dependency_updates(changes: &mut [Change]) {
                 forces_replacement: false,
             });
         }
+    }
+}
+
+/// What a plan says about a service's rollouts: one still in progress (ECS goes on with it
+/// whatever this plan does), and a `deploy rollback` this plan undoes by re-deploying the
+/// revision the stack file describes.
+fn service_rollout_warnings(c: &mut Change) {
+    if c.address.kind != Kind::EcsService || c.action == Action::Delete {
+        return;
+    }
+    let Some(o) = &c.observed else {
+        return;
+    };
+    if let Some(rolling) = o.handles.get("rollout_in_progress") {
+        c.warnings.push(format!(
+            "{}: a rollout is still in progress ({rolling}); ECS goes on with it: see `deploy status`",
+            c.address
+        ));
+    }
+    let redeploys =
+        c.action == Action::Update && c.attrs.iter().any(|a| a.name == "task_definition");
+    if let (true, Some(back)) = (redeploys, o.all_tags.get(crate::model::TAG_ROLLED_BACK)) {
+        let runs = o
+            .handles
+            .get("task_definition_arn")
+            .map(|arn| crate::rollout::revision_of(arn).to_string())
+            .unwrap_or_default();
+        c.warnings.push(format!(
+            "{} runs {runs}, set by `deploy rollback` ({back}): this plan re-deploys the revision the stack file describes",
+            c.address
+        ));
     }
 }
 

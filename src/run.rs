@@ -184,6 +184,16 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             .await
             .map(|()| 0),
         Command::Status { stack, aws } => commands::status::run(&stack, &aws).await,
+        Command::Rollback {
+            stack,
+            aws,
+            services,
+            to,
+            auto_approve,
+            wait,
+        } => commands::rollback::run(&stack, &aws, &services, to.as_deref(), auto_approve, &wait)
+            .await
+            .map(|()| 0),
         Command::Policy {
             stack,
             role,

@@ -271,3 +271,194 @@ fn unhealthy_targets_are_named_in_the_failure() {
     );
     assert!(err.contains("Task failed ELB health checks"), "{err}");
 }
+
+/// The revision the service runs according to moto itself (not through the proxy's play).
+fn moto_task_definition(env: &TestEnv) -> String {
+    let script = r#"
+import sys, boto3
+ecs = boto3.client("ecs", endpoint_url=sys.argv[1], region_name="us-west-2",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+s = ecs.describe_services(cluster="monitoring", services=["grafana"])["services"][0]
+print(s["taskDefinition"])
+"#;
+    let out = Command::new(python_path())
+        .args(["-c", script, &env.endpoint()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn rollback_json(env: &TestEnv, stack: &str, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec![
+        "rollback",
+        "-f",
+        stack,
+        "--auto-approve",
+        "--format",
+        "json",
+        "--poll-interval",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    let out = env.deploy(&args);
+    let doc: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("rollback's JSON: {e}\n{}", stderr(&out)));
+    schema_check(&doc).unwrap();
+    (out, doc)
+}
+
+#[test]
+fn rollback_returns_to_the_revision_that_completed_and_the_next_plan_warns() {
+    let env = TestEnv::new();
+    env.seed(false);
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    let changed = env.stack_copy("grafana-next.yaml", |t| {
+        t.replacen("grafana/grafana:12.2.0", "grafana/grafana:12.2.1", 1)
+    });
+    assert_success(&env.deploy(&["apply", "-f", &changed, "--auto-approve"]));
+    assert!(moto_task_definition(&env).ends_with("grafana-task:2"));
+    // The rollback's own deployment is played through to completion.
+    env.proxy
+        .play_ecs(json!({"service": "grafana", "scenario": "complete", "polls": 2}));
+    env.proxy.clear();
+    let (out, doc) = rollback_json(&env, &changed, &["grafana"]);
+    let err = stderr(&out);
+    assert_success(&out);
+    assert_eq!(doc["kind"], "rollback_result");
+    assert!(
+        doc["targets"][0]["from"]
+            .as_str()
+            .unwrap()
+            .ends_with("grafana-task:2"),
+        "{doc}"
+    );
+    assert!(
+        doc["targets"][0]["to"]
+            .as_str()
+            .unwrap()
+            .ends_with("grafana-task:1"),
+        "{doc}"
+    );
+    assert!(
+        doc["targets"][0]["completed_at"].is_string(),
+        "chosen by deploy's record: {doc}"
+    );
+    assert_eq!(doc["rollouts"][0]["outcome"], "completed", "{doc}");
+    assert_eq!(
+        doc["rollouts"][0]["deployment"],
+        env.proxy.played_ecs()["grafana"]["deployments"][0]["id"],
+        "the rollback follows the deployment its UpdateService started"
+    );
+    assert!(moto_task_definition(&env).ends_with("grafana-task:1"));
+    assert!(err.contains("grafana-task:2 -> grafana-task:1"), "{err}");
+    assert!(
+        err.contains("the next `deploy plan` re-deploys it"),
+        "{err}"
+    );
+    // Only the service was written: one UpdateService, its tag and the completion record.
+    let writes: Vec<String> = env
+        .proxy
+        .mutating_calls()
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(
+        writes,
+        ["UpdateService", "TagResource", "TagResource"],
+        "{writes:?}"
+    );
+
+    let plan = env.deploy(&["plan", "-f", &changed]);
+    let text = format!("{}{}", stdout(&plan), stderr(&plan));
+    assert!(
+        text.contains("ecs_service.grafana runs grafana-task:1, set by `deploy rollback` (from grafana-task:2 at"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failed_rollout_is_never_the_rollback_target() {
+    let env = TestEnv::new();
+    env.seed(false);
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    // Revision 2 crash-loops: the apply fails and records nothing.
+    env.proxy
+        .play_ecs(json!({"service": "grafana", "scenario": "crash_loop", "container": "grafana"}));
+    let v2 = env.stack_copy("v2.yaml", |t| {
+        t.replacen("grafana/grafana:12.2.0", "grafana/grafana:12.2.1", 1)
+    });
+    let (out, _) = apply_json(&env, &v2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Revision 3 completes.
+    env.proxy
+        .play_ecs(json!({"service": "grafana", "scenario": "complete"}));
+    let v3 = env.stack_copy("v3.yaml", |t| {
+        t.replacen("grafana/grafana:12.2.0", "grafana/grafana:12.2.2", 1)
+    });
+    let (out, _) = apply_json(&env, &v3, &[]);
+    assert_success(&out);
+    env.proxy
+        .play_ecs(json!({"service": "grafana", "scenario": "complete"}));
+    // The whole stack: Prometheus has no earlier revision and is left as it is.
+    let (out, doc) = rollback_json(&env, &v3, &[]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains(
+            "ecs_service.prometheus: left as it is: prom-task has no other ACTIVE revision"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(doc["targets"].as_array().unwrap().len(), 1, "{doc}");
+    let grafana = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["address"] == "ecs_service.grafana")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert!(
+        grafana["from"]
+            .as_str()
+            .unwrap()
+            .ends_with("grafana-task:3"),
+        "{doc}"
+    );
+    assert!(
+        grafana["to"].as_str().unwrap().ends_with("grafana-task:1"),
+        "revision 2 failed its rollout and is skipped: {doc}"
+    );
+}
+
+#[test]
+fn rollback_refuses_a_revision_whose_access_point_was_replaced() {
+    let env = TestEnv::new();
+    env.seed(false);
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    // A new access point (permissions force its replacement) and so a new revision.
+    let replaced = env.stack_copy("ap.yaml", |t| {
+        t.replacen("permissions: \"0750\"", "permissions: \"0770\"", 1)
+    });
+    assert_success(&env.deploy(&["apply", "-f", &replaced, "--auto-approve"]));
+    env.proxy.clear();
+    let out = env.deploy(&["rollback", "-f", &replaced, "grafana", "--auto-approve"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot roll back, nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("grafana-task:1 refers to what no longer exists: EFS access point fsap-"),
+        "{err}"
+    );
+    assert!(
+        env.proxy.mutating_calls().is_empty(),
+        "{:?}",
+        env.proxy.mutating_calls()
+    );
+}

@@ -1038,6 +1038,21 @@ fn observed_service(s: &ecs::Service, cluster: &str, address: &Address) -> Obser
         // Whether an update starts a deployment is told by the answer's PRIMARY id.
         handles.insert("primary_deployment".to_string(), d.id);
     }
+    // A rollout under way (the plan says so: ECS goes on with it whatever the plan does).
+    if let Some(d) = s
+        .deployments()
+        .iter()
+        .find(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::InProgress))
+    {
+        handles.insert(
+            "rollout_in_progress".to_string(),
+            format!(
+                "deployment {} of {}",
+                d.id().unwrap_or_default(),
+                crate::rollout::revision_of(d.task_definition().unwrap_or_default())
+            ),
+        );
+    }
     Observed {
         address: address.clone(),
         id: s.service_arn().unwrap_or_default().to_string(),

@@ -5,6 +5,7 @@ use super::show::read_plan;
 use super::{refuse_conflicts, Context};
 use crate::apply::wait::{wait as rollout_wait, RolloutResult, Settings};
 use crate::apply::{self, progress::StderrReporter, Refs};
+use crate::aws::ecs_rollouts;
 use crate::aws::provider::AwsProvider;
 use crate::aws::Aws;
 use crate::cli::{AwsArgs, StackArgs, WaitArgs};
@@ -13,6 +14,7 @@ use crate::output;
 use crate::plan::Plan;
 use crate::printer::{json_output, preview_plan, to_json};
 use crate::report;
+use crate::rollout::Followed;
 use crate::rollout::Outcome;
 use crate::run::Failure;
 use crate::saved;
@@ -59,7 +61,7 @@ pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Re
     execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait).await
 }
 
-fn confirm(destroy: bool) -> Result<bool, Failure> {
+pub(crate) fn confirm(destroy: bool) -> Result<bool, Failure> {
     // The answer may come from a terminal or a pipe; an empty pipe (EOF) is a no.
     let stdin = std::io::stdin();
     eprint!(
@@ -120,14 +122,7 @@ async fn execute_plan(
         }
         return Ok(());
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nInterrupt: finishing the changes in flight, starting no new one…");
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
+    let stop = interrupt_flag("\nInterrupt: finishing the changes in flight, starting no new one…");
     let provider = AwsProvider {
         aws: aws.clone(),
         stack: loaded.stack.stack.clone(),
@@ -145,43 +140,8 @@ async fn execute_plan(
         .map(|l| l.clone())
         .unwrap_or_default();
     followed.sort_by(|a, b| a.address.cmp(&b.address));
-    let rollouts = if followed.is_empty() {
-        vec![]
-    } else if wait.no_wait || !report.succeeded() {
-        let why = if wait.no_wait {
-            "--no-wait"
-        } else {
-            "the apply did not complete"
-        };
-        followed
-            .iter()
-            .map(|f| RolloutResult::not_waited(f, why))
-            .collect()
-    } else {
-        eprintln!(
-            "\nFollowing {} service change(s) until they run what was applied (--wait-timeout {}s, --no-wait to skip):",
-            followed.len(),
-            wait.wait_timeout.as_secs()
-        );
-        let settings = Settings {
-            timeout: wait.wait_timeout,
-            interval: wait.poll_interval.max(Duration::from_secs(1)),
-            max_task_failures: wait.max_task_failures,
-            rollback_on_failure: wait.rollback_on_failure,
-        };
-        rollout_wait(
-            &followed,
-            &provider,
-            &StderrReporter,
-            &settings,
-            stop.clone(),
-        )
-        .await
-    };
-    let waited = !rollouts.is_empty() && !wait.no_wait && report.succeeded();
-    if waited {
-        eprint!("\n{}", output::rollouts_text(&rollouts));
-    }
+    let why_not = (!report.succeeded()).then_some("the apply did not complete");
+    let rollouts = follow_rollouts(&followed, &provider, wait, stop.clone(), why_not).await;
     if json_output() {
         println!(
             "{}",
@@ -193,24 +153,108 @@ async fn execute_plan(
             interrupted: report.interrupted,
         });
     }
+    rollouts_outcome(&rollouts, wait, &stop, "Apply")?;
+    if wait.no_wait && !rollouts.is_empty() {
+        eprintln!("Apply done; its rollouts were not followed (--no-wait): see deploy status.");
+    } else {
+        eprintln!("Apply complete: the services run what was applied.");
+    }
+    Ok(())
+}
+
+/// Raised on Ctrl-C (after printing `message`): the engine starts no new change and the
+/// rollout wait stops waiting.
+pub(crate) fn interrupt_flag(message: &'static str) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("{message}");
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    stop
+}
+
+/// Follows the rollouts `followed` started until they end (unless `--no-wait`, or `why_not`
+/// says they cannot be waited for), records on each revision whose rollout completed that it
+/// did (what `deploy rollback` returns to), and prints their report. Shared by apply and
+/// rollback.
+pub(crate) async fn follow_rollouts(
+    followed: &[Followed],
+    provider: &AwsProvider,
+    wait: &WaitArgs,
+    stop: Arc<AtomicBool>,
+    why_not: Option<&str>,
+) -> Vec<RolloutResult> {
+    if followed.is_empty() {
+        return vec![];
+    }
+    if let Some(why) = why_not.or(wait.no_wait.then_some("--no-wait")) {
+        return followed
+            .iter()
+            .map(|f| RolloutResult::not_waited(f, why))
+            .collect();
+    }
+    eprintln!(
+        "\nFollowing {} service change(s) until they run what was applied (--wait-timeout {}s, --no-wait to skip):",
+        followed.len(),
+        wait.wait_timeout.as_secs()
+    );
+    let settings = Settings {
+        timeout: wait.wait_timeout,
+        interval: wait.poll_interval.max(Duration::from_secs(1)),
+        max_task_failures: wait.max_task_failures,
+        rollback_on_failure: wait.rollback_on_failure,
+    };
+    let rollouts = rollout_wait(followed, provider, &StderrReporter, &settings, stop).await;
+    for r in rollouts.iter().filter(|r| r.outcome == Outcome::Completed) {
+        // The record is a convenience for `rollback` (which falls back to ECS's own list of
+        // successful deployments): a failure to write it fails nothing.
+        if let Err(e) = ecs_rollouts::record_completed(&provider.aws, &r.task_definition).await {
+            eprintln!(
+                "warning: could not record the completed rollout of {} ({e}); `deploy rollback` will ask ECS instead",
+                crate::rollout::revision_of(&r.task_definition)
+            );
+        }
+    }
+    eprint!("\n{}", output::rollouts_text(&rollouts));
+    rollouts
+}
+
+/// Exit status of followed rollouts: an error (exit 1, or 130 when interrupted) unless every
+/// one completed or was not waited for on purpose.
+pub(crate) fn rollouts_outcome(
+    rollouts: &[RolloutResult],
+    wait: &WaitArgs,
+    stop: &AtomicBool,
+    what: &str,
+) -> Result<(), Failure> {
     let interrupted = stop.load(Ordering::SeqCst);
     let open = rollouts
         .iter()
         .filter(|r| r.outcome != Outcome::Completed)
         .count();
-    if waited && open > 0 {
+    if !wait.no_wait && open > 0 {
         if interrupted {
+            let ids: Vec<String> = rollouts
+                .iter()
+                .filter(|r| r.outcome != Outcome::Completed)
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        r.address,
+                        r.deployment.as_deref().unwrap_or("(no deployment)")
+                    )
+                })
+                .collect();
             eprintln!(
-                "Stopped waiting; ECS goes on with the deployments. See how they end with: deploy status"
+                "Stopped waiting; ECS goes on with the deployments ({}). See how they end with: deploy status",
+                ids.join(", ")
             );
         }
-        eprintln!("Apply not complete: {open} rollout(s) did not complete.");
+        eprintln!("{what} not complete: {open} rollout(s) did not complete.");
         return Err(Failure::Rollouts { interrupted });
-    }
-    if wait.no_wait && !rollouts.is_empty() {
-        eprintln!("Apply done; its rollouts were not followed (--no-wait): see deploy status.");
-    } else {
-        eprintln!("Apply complete: the services run what was applied.");
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod man;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod rollback;
 pub mod show;
 pub mod status;
 pub mod validate;
