@@ -726,6 +726,8 @@ mod tests {
                 assign_public_ip: false,
                 circuit_breaker: true,
                 circuit_breaker_rollback: true,
+                breaker_threshold: crate::model::DEFAULT_BREAKER_THRESHOLD.into(),
+                breaker_reset_on_healthy_task: true,
                 minimum_healthy_percent: 100,
                 maximum_percent: 200,
                 enable_execute_command: false,

@@ -485,6 +485,16 @@ pub struct EcsServiceAttrs {
     pub assign_public_ip: bool,
     pub circuit_breaker: bool,
     pub circuit_breaker_rollback: bool,
+    /// The circuit breaker's failure threshold as `TYPE VALUE` (`COUNT 3`); left out at
+    /// ECS's default, [`DEFAULT_BREAKER_THRESHOLD`].
+    #[serde(
+        default = "default_breaker_threshold",
+        skip_serializing_if = "is_default_breaker_threshold"
+    )]
+    pub breaker_threshold: String,
+    /// Whether a task that turns healthy resets the breaker's failure count (ECS's default).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub breaker_reset_on_healthy_task: bool,
     pub minimum_healthy_percent: i32,
     pub maximum_percent: i32,
     pub enable_execute_command: bool,
@@ -500,6 +510,26 @@ pub struct EcsServiceAttrs {
     /// Cloud Map services the tasks register in: addresses of this stack or registry ARNs.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub service_registries: BTreeSet<String>,
+}
+
+/// ECS's circuit breaker threshold when none is set: half the desired count, at least 3 and
+/// at most 200 failed tasks.
+pub const DEFAULT_BREAKER_THRESHOLD: &str = "BOUNDED_PERCENT 50";
+
+fn default_breaker_threshold() -> String {
+    DEFAULT_BREAKER_THRESHOLD.to_string()
+}
+
+fn is_default_breaker_threshold(t: &String) -> bool {
+    t == DEFAULT_BREAKER_THRESHOLD
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &i32) -> bool {

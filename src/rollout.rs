@@ -116,6 +116,8 @@ pub struct Followed {
     pub desired: i32,
     /// When the followed deployment began (seconds since the epoch).
     pub since: Option<i64>,
+    /// The failed tasks at which the service's circuit breaker stops the deployment.
+    pub breaker_threshold: i32,
 }
 
 /// How many of the newest events `status` shows.
@@ -257,7 +259,24 @@ pub enum Verdict {
 /// The circuit breaker's failure threshold for a desired count: half the tasks, at least 3
 /// and at most 200 (ECS's documented formula).
 pub fn breaker_threshold(desired: i32) -> i32 {
-    ((desired + 1) / 2).clamp(3, 200)
+    breaker_threshold_of(crate::model::DEFAULT_BREAKER_THRESHOLD, desired)
+}
+
+/// The failed tasks at which the breaker set as `TYPE VALUE` (a service's
+/// `breaker_threshold`) stops a deployment of `desired` tasks: COUNT is the value itself;
+/// the percentages take that share of the desired count, BOUNDED_PERCENT at least 3 and at
+/// most 200.
+pub fn breaker_threshold_of(threshold: &str, desired: i32) -> i32 {
+    let (kind, value) = threshold
+        .split_once(' ')
+        .unwrap_or(("BOUNDED_PERCENT", "50"));
+    let value: i32 = value.parse().unwrap_or(50);
+    let share = (desired * value + 99) / 100;
+    match kind {
+        "COUNT" => value,
+        "UNBOUNDED_PERCENT" => share.max(1),
+        _ => share.clamp(3, 200),
+    }
 }
 
 /// Judges one poll of a followed change. With a deployment: it succeeded when it COMPLETED
@@ -344,7 +363,7 @@ pub fn judge(f: &Followed, s: &ServiceState, max_task_failures: i32) -> Verdict 
                 "{} tasks of {} failed (--max-task-failures {max_task_failures}; the circuit breaker's threshold is {})",
                 d.failed,
                 revision_of(&f.task_definition),
-                breaker_threshold(d.desired)
+                f.breaker_threshold
             ),
         );
     }
@@ -546,7 +565,7 @@ impl Evidence {
             rollout_state: d.and_then(|d| d.rollout_state.clone()),
             rollout_state_reason: d.and_then(|d| d.rollout_state_reason.clone()),
             failed_tasks: d.map(|d| d.failed).unwrap_or(0),
-            breaker_threshold: breaker_threshold(f.desired),
+            breaker_threshold: f.breaker_threshold,
             stopped: s
                 .stopped
                 .iter()
@@ -860,5 +879,21 @@ mod rollback_target_tests {
         assert!(rollback_target(&current, &revs, &[], Some("3"))
             .unwrap_err()
             .contains("already runs"));
+    }
+}
+
+#[cfg(test)]
+mod breaker_tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_threshold_follows_its_type() {
+        assert_eq!(breaker_threshold(1), 3, "ECS's default: at least 3");
+        assert_eq!(breaker_threshold(10), 5);
+        assert_eq!(breaker_threshold(1000), 200, "and at most 200");
+        assert_eq!(breaker_threshold_of("COUNT 2", 1), 2);
+        assert_eq!(breaker_threshold_of("BOUNDED_PERCENT 100", 1), 3);
+        assert_eq!(breaker_threshold_of("UNBOUNDED_PERCENT 100", 1), 1);
+        assert_eq!(breaker_threshold_of("UNBOUNDED_PERCENT 50", 5), 3);
     }
 }

@@ -119,7 +119,7 @@ fn tasks_that_never_start_time_out_with_the_evidence() {
     assert!(err.contains("rollout TIMED OUT"), "{err}");
     assert!(err.contains("not done after 6s (--wait-timeout)"), "{err}");
     assert!(
-        err.contains("failed tasks: 0 (the circuit breaker rolls back at 3)"),
+        err.contains("failed tasks: 0 (the circuit breaker rolls back at 2)"),
         "{err}"
     );
     assert!(err.contains("ECS goes on with this deployment"), "{err}");
@@ -151,5 +151,33 @@ fn no_wait_returns_after_the_calls() {
     assert!(
         rollouts(&doc).iter().all(|(_, o)| o == "not_waited"),
         "{doc}"
+    );
+}
+
+#[test]
+fn a_bad_breaker_threshold_is_refused_with_its_file_line_and_field() {
+    let env = TestEnv::new();
+    let bad = env.stack_copy("bad-breaker.yaml", |t| {
+        t.replacen(
+            "circuit_breaker: { threshold: { type: COUNT, value: 2 } }\n    load_balancers",
+            "circuit_breaker: { threshold: { type: PERCENT, value: 0 } }\n    load_balancers",
+            1,
+        )
+    });
+    let out = env.deploy(&["validate", "-f", &bad]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("services.grafana.deployment.circuit_breaker.threshold.type")
+            && err.contains("`PERCENT`: one of COUNT, BOUNDED_PERCENT, UNBOUNDED_PERCENT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("services.grafana.deployment.circuit_breaker.threshold.value"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad-breaker.yaml:"),
+        "names the file and line: {err}"
     );
 }

@@ -192,7 +192,7 @@ fn a_crash_loop_is_caught_at_max_task_failures_before_the_breaker() {
     assert_eq!(r["outcome"], "failed", "{doc}");
     assert_eq!(r["stopped_service_deployment"], Value::Null);
     assert!(
-        err.contains("2 tasks of grafana-task:2 failed (--max-task-failures 2; the circuit breaker's threshold is 3)"),
+        err.contains("2 tasks of grafana-task:2 failed (--max-task-failures 2; the circuit breaker's threshold is 2)"),
         "{err}"
     );
     assert!(err.contains("container grafana: exit code 137"), "{err}");

@@ -333,6 +333,7 @@ mod tests {
             task_definition: NEW.into(),
             desired: 1,
             since: None,
+            breaker_threshold: 3,
         }
     }
 
@@ -673,6 +674,7 @@ mod tests {
             task_definition: GRAFANA_NEW.into(),
             desired: 1,
             since: None,
+            breaker_threshold: 3,
         };
         let lines = Lines(RefCell::new(vec![]));
         let results = block_on(wait(

@@ -914,6 +914,14 @@ fn service_attrs(s: &ecs::Service, cluster: &str, all_tags: &Tags) -> EcsService
             == Some(&ecs::AssignPublicIp::Enabled),
         circuit_breaker: breaker.is_some_and(|b| b.enable()),
         circuit_breaker_rollback: breaker.is_some_and(|b| b.rollback()),
+        // Absent means ECS's defaults (moto leaves them out until an update sets them).
+        breaker_threshold: breaker
+            .and_then(|b| b.threshold_configuration())
+            .map(|t| format!("{} {}", t.r#type().as_str(), t.value()))
+            .unwrap_or_else(|| crate::model::DEFAULT_BREAKER_THRESHOLD.to_string()),
+        breaker_reset_on_healthy_task: breaker
+            .and_then(|b| b.reset_on_healthy_task())
+            .unwrap_or(true),
         minimum_healthy_percent: deployment
             .and_then(|d| d.minimum_healthy_percent())
             .unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT),
@@ -1121,6 +1129,8 @@ fn deployment_configuration(a: &EcsServiceAttrs) -> ecs::DeploymentConfiguration
             ecs::DeploymentCircuitBreaker::builder()
                 .enable(a.circuit_breaker)
                 .rollback(a.circuit_breaker_rollback)
+                .reset_on_healthy_task(a.breaker_reset_on_healthy_task)
+                .set_threshold_configuration(breaker_threshold(&a.breaker_threshold))
                 .build(),
         )
         .maximum_percent(a.maximum_percent)
@@ -1128,15 +1138,29 @@ fn deployment_configuration(a: &EcsServiceAttrs) -> ecs::DeploymentConfiguration
         .build()
 }
 
+/// `TYPE VALUE` as the API's threshold configuration (validated by the stack's checks).
+fn breaker_threshold(text: &str) -> Option<ecs::ThresholdConfiguration> {
+    let (kind, value) = text.split_once(' ')?;
+    ecs::ThresholdConfiguration::builder()
+        .r#type(ecs::ThresholdType::from(kind))
+        .value(value.parse().ok()?)
+        .build()
+        .ok()
+}
+
 fn deployment_differs(a: &EcsServiceAttrs, b: &EcsServiceAttrs) -> bool {
     (
         a.circuit_breaker,
         a.circuit_breaker_rollback,
+        &a.breaker_threshold,
+        a.breaker_reset_on_healthy_task,
         a.minimum_healthy_percent,
         a.maximum_percent,
     ) != (
         b.circuit_breaker,
         b.circuit_breaker_rollback,
+        &b.breaker_threshold,
+        b.breaker_reset_on_healthy_task,
         b.minimum_healthy_percent,
         b.maximum_percent,
     )

@@ -554,5 +554,16 @@ pub async fn roll_service_back(
         task_definition: to.to_string(),
         desired: state.desired,
         since: started.and_then(|d| d.created_at),
+        breaker_threshold: service
+            .and_then(|s| s.deployment_configuration())
+            .and_then(|d| d.deployment_circuit_breaker())
+            .and_then(|b| b.threshold_configuration())
+            .map(|t| {
+                crate::rollout::breaker_threshold_of(
+                    &format!("{} {}", t.r#type().as_str(), t.value()),
+                    state.desired,
+                )
+            })
+            .unwrap_or_else(|| crate::rollout::breaker_threshold(state.desired)),
     })
 }

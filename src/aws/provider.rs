@@ -35,6 +35,10 @@ impl AwsProvider {
             task_definition: a.task_definition.clone(),
             desired: a.desired_count,
             since: started.and_then(|d| d.created_at),
+            breaker_threshold: crate::rollout::breaker_threshold_of(
+                &a.breaker_threshold,
+                a.desired_count,
+            ),
         };
         if let Ok(mut list) = self.started.lock() {
             list.push(followed);

@@ -580,6 +580,14 @@ pub fn build_desired(
                 assign_public_ip: svc.assign_public_ip,
                 circuit_breaker: true,
                 circuit_breaker_rollback: true,
+                breaker_threshold: svc
+                    .deployment
+                    .circuit_breaker
+                    .threshold
+                    .as_ref()
+                    .map(|t| format!("{} {}", t.kind, t.value))
+                    .unwrap_or_else(|| crate::model::DEFAULT_BREAKER_THRESHOLD.to_string()),
+                breaker_reset_on_healthy_task: svc.deployment.circuit_breaker.reset_on_healthy_task,
                 minimum_healthy_percent: svc.deployment.minimum_healthy_percent as i32,
                 maximum_percent: svc.deployment.maximum_percent as i32,
                 enable_execute_command: svc.enable_execute_command,

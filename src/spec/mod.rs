@@ -510,6 +510,9 @@ pub struct DeploymentSpec {
     pub minimum_healthy_percent: i64,
     #[serde(default = "two_hundred")]
     pub maximum_percent: i64,
+    /// The deployment circuit breaker's own settings (it is always on, with rollback).
+    #[serde(default)]
+    pub circuit_breaker: BreakerSpec,
 }
 
 impl Default for DeploymentSpec {
@@ -517,8 +520,41 @@ impl Default for DeploymentSpec {
         DeploymentSpec {
             minimum_healthy_percent: 100,
             maximum_percent: 200,
+            circuit_breaker: BreakerSpec::default(),
         }
     }
+}
+
+/// When ECS's circuit breaker gives a deployment up, so ECS fails fast even when nobody waits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSpec {
+    /// How many failed tasks trigger it; ECS's default is BOUNDED_PERCENT 50 (half the
+    /// desired count, at least 3, at most 200).
+    #[serde(default)]
+    pub threshold: Option<ThresholdSpec>,
+    /// Whether a task that turns healthy resets the failure count (ECS's default: true).
+    #[serde(default = "yes")]
+    pub reset_on_healthy_task: bool,
+}
+
+impl Default for BreakerSpec {
+    fn default() -> Self {
+        BreakerSpec {
+            threshold: None,
+            reset_on_healthy_task: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    /// `COUNT` (value is the number of failed tasks), `BOUNDED_PERCENT` (percent of the
+    /// desired count, at least 3 and at most 200) or `UNBOUNDED_PERCENT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: i64,
 }
 
 fn hundred() -> i64 {

@@ -512,6 +512,20 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         if !(100..=200).contains(&d.maximum_percent) {
             err(format!("{p}.deployment.maximum_percent"), "100-200".into());
         }
+        if let Some(t) = &d.circuit_breaker.threshold {
+            let at = format!("{p}.deployment.circuit_breaker.threshold");
+            match t.kind.as_str() {
+                "COUNT" | "BOUNDED_PERCENT" | "UNBOUNDED_PERCENT" => {}
+                other => err(
+                    format!("{at}.type"),
+                    format!("`{other}`: one of COUNT, BOUNDED_PERCENT, UNBOUNDED_PERCENT"),
+                ),
+            }
+            let most = if t.kind == "COUNT" { 200 } else { 100 };
+            if !(1..=most).contains(&t.value) {
+                err(format!("{at}.value"), format!("1-{most}"));
+            }
+        }
         for (i, a) in svc.ignore_changes.iter().enumerate() {
             if !ignorable.contains(&a.as_str()) {
                 err(
