@@ -330,6 +330,7 @@ pub fn diff(input: &DiffInput) -> Plan {
         warnings,
         steps,
         kept,
+        deregister_revisions: vec![],
     }
 }
 

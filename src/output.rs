@@ -374,6 +374,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{}", head_line(c, style));
         out.push_str(&indent(&change_body(c, style), 6));
     }
+    if !plan.deregister_revisions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOld revisions deregistered once the rollouts complete (keep_revisions):"
+        );
+        for arn in &plan.deregister_revisions {
+            let _ = writeln!(out, "  - {}", crate::rollout::revision_of(arn));
+        }
+    }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for w in &plan.warnings {

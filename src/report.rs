@@ -24,6 +24,8 @@ pub struct PlanReport {
     pub warnings: Vec<String>,
     /// Data-bearing resources a deletion leaves in place (no `--delete-data`).
     pub kept: Vec<KeptReport>,
+    /// Task definition revisions the apply deregisters once its rollouts completed.
+    pub deregister_revisions: Vec<String>,
     pub summary: Summary,
 }
 
@@ -163,6 +165,7 @@ pub fn plan_report(plan: &Plan) -> PlanReport {
                 data: k.data.clone(),
             })
             .collect(),
+        deregister_revisions: plan.deregister_revisions.clone(),
         summary: plan.summary(),
     }
 }

@@ -441,6 +441,57 @@ pub fn rollback_target(
         })
 }
 
+/// An ACTIVE revision of a family as revision hygiene weighs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionFacts {
+    pub arn: String,
+    /// Carries this stack's and environment's ownership tags.
+    pub owned: bool,
+    /// When deploy saw a rollout of it complete.
+    pub completed_at: Option<String>,
+}
+
+/// How many of a family's existing ACTIVE revisions stay when an apply keeps `keep` (one of
+/// them the revision it registers, when it registers one).
+pub fn revisions_kept(keep: usize, registers_new: bool) -> usize {
+    if registers_new {
+        keep.saturating_sub(1)
+    } else {
+        keep
+    }
+}
+
+/// The revisions (newest first in, newest first out) an apply deregisters once its rollouts
+/// completed: the owned ones beyond the newest [`revisions_kept`] owned ones, except any a
+/// service's deployment names (`in_use`) and the rollback target — the newest revision whose
+/// rollout completed, other than the one the service runs after the apply. Revisions this
+/// stack does not own are neither counted nor touched.
+pub fn revisions_to_deregister(
+    newest_first: &[RevisionFacts],
+    keep: usize,
+    registers_new: bool,
+    in_use: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let kept = revisions_kept(keep, registers_new);
+    let owned: Vec<&RevisionFacts> = newest_first.iter().filter(|r| r.owned).collect();
+    if owned.len() <= kept {
+        return vec![];
+    }
+    // Without a new revision the newest one is what the service runs: not a rollback target.
+    let runs_after = if registers_new { None } else { owned.first() };
+    let rollback_target = owned
+        .iter()
+        .filter(|r| Some(*r) != runs_after && r.completed_at.is_some())
+        .max_by(|a, b| a.completed_at.cmp(&b.completed_at))
+        .map(|r| r.arn.clone());
+    owned[kept..]
+        .iter()
+        .filter(|r| !in_use.contains(&r.arn))
+        .filter(|r| Some(&r.arn) != rollback_target.as_ref())
+        .map(|r| r.arn.clone())
+        .collect()
+}
+
 /// `grafana-task` of `arn:…:task-definition/grafana-task:7`.
 pub fn family_of(arn: &str) -> &str {
     let tail = revision_of(arn);
@@ -895,5 +946,48 @@ mod breaker_tests {
         assert_eq!(breaker_threshold_of("BOUNDED_PERCENT 100", 1), 3);
         assert_eq!(breaker_threshold_of("UNBOUNDED_PERCENT 100", 1), 1);
         assert_eq!(breaker_threshold_of("UNBOUNDED_PERCENT 50", 5), 3);
+    }
+}
+
+#[cfg(test)]
+mod hygiene_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn facts(n: u32, owned: bool, completed: Option<&str>) -> RevisionFacts {
+        RevisionFacts {
+            arn: format!("arn:aws:ecs:r:1:task-definition/grafana-task:{n}"),
+            owned,
+            completed_at: completed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn beyond_the_kept_ones_only_owned_unused_revisions_go() {
+        // 7 revisions; the apply registers an 8th: keeps 4 existing + the new one.
+        let revs: Vec<RevisionFacts> = (1..=7)
+            .rev()
+            .map(|n| facts(n, n != 2, Some("2026-12-01T00:00:00Z")))
+            .collect();
+        let in_use = BTreeSet::from([revs[6].arn.clone()]); // revision 1 still deployed
+        let gone = revisions_to_deregister(&revs, 5, true, &in_use);
+        let numbers: Vec<&str> = gone.iter().map(|a| revision_of(a)).collect();
+        // Owned: 7,6,5,4 kept (with the new one, 5); 3 goes; 2 is not owned (neither counted
+        // nor touched); 1 is in use.
+        assert_eq!(numbers, ["grafana-task:3"]);
+    }
+
+    #[test]
+    fn the_rollback_target_is_kept_even_when_old() {
+        // 4..6 failed (never recorded); 1 completed last: it is what rollback returns to.
+        let mut revs: Vec<RevisionFacts> = (2..=6).rev().map(|n| facts(n, true, None)).collect();
+        revs.push(facts(1, true, Some("2026-11-30T00:00:00Z")));
+        let gone = revisions_to_deregister(&revs, 2, false, &BTreeSet::new());
+        let numbers: Vec<&str> = gone.iter().map(|a| revision_of(a)).collect();
+        assert_eq!(
+            numbers,
+            ["grafana-task:4", "grafana-task:3", "grafana-task:2"]
+        );
+        assert!(revisions_to_deregister(&revs[..2], 2, false, &BTreeSet::new()).is_empty());
     }
 }

@@ -286,6 +286,7 @@ mod tests {
             warnings: vec![],
             steps: vec![],
             kept: vec![],
+            deregister_revisions: vec![],
         };
         let live = live_fingerprints(&plan, world);
         SavedPlan {

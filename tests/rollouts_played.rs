@@ -462,3 +462,75 @@ fn rollback_refuses_a_revision_whose_access_point_was_replaced() {
         env.proxy.mutating_calls()
     );
 }
+
+/// The ACTIVE revision numbers of grafana-task, as moto has them.
+fn active_grafana_revisions(env: &TestEnv) -> Vec<u32> {
+    let script = r#"
+import sys, boto3
+ecs = boto3.client("ecs", endpoint_url=sys.argv[1], region_name="us-west-2",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+arns = ecs.list_task_definitions(familyPrefix="grafana-task", status="ACTIVE")["taskDefinitionArns"]
+print(" ".join(a.rsplit(":", 1)[1] for a in arns))
+"#;
+    let out = Command::new(python_path())
+        .args(["-c", script, &env.endpoint()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut revs: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    revs.sort();
+    revs
+}
+
+#[test]
+fn revision_hygiene_keeps_exactly_what_it_should_across_seven_applies() {
+    let env = TestEnv::new();
+    env.seed(false);
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    // Revision 2 is registered by someone else (no ownership tags): never counted or touched.
+    let script = r#"
+import sys, boto3
+ecs = boto3.client("ecs", endpoint_url=sys.argv[1], region_name="us-west-2",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+ecs.register_task_definition(family="grafana-task", requiresCompatibilities=["FARGATE"],
+    networkMode="awsvpc", cpu="256", memory="512",
+    containerDefinitions=[{"name": "grafana", "image": "grafana/grafana:11.0.0", "essential": True}])
+"#;
+    let out = Command::new(python_path())
+        .args(["-c", script, &env.endpoint()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut last = String::new();
+    for n in 1..=6 {
+        let image = format!("grafana/grafana:12.2.{n}");
+        let stack = env.stack_copy(&format!("v{n}.yaml"), |t| {
+            t.replacen("grafana/grafana:12.2.0", &image, 1)
+        });
+        if n == 6 {
+            let plan = env.deploy(&["plan", "-f", &stack]);
+            last = stdout(&plan);
+        }
+        let out = env.deploy(&["apply", "-f", &stack, "--auto-approve"]);
+        assert_success(&out);
+    }
+    // keep_revisions 5: the owned 8, 7, 6, 5, 4 stay; 3 went at the seventh apply; 2 is not
+    // this stack's; 1 stays because moto's service still names it in deployments[0] (its
+    // UpdateService never replaces that deployment), and a named revision is never removed.
+    assert_eq!(active_grafana_revisions(&env), [1, 2, 4, 5, 6, 7, 8]);
+    assert!(
+        last.contains("Old revisions deregistered once the rollouts complete (keep_revisions):\n  - grafana-task:3\n"),
+        "the plan lists them: {last}"
+    );
+}

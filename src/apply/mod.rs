@@ -282,6 +282,7 @@ mod tests {
             warnings: vec![],
             steps,
             kept: vec![],
+            deregister_revisions: vec![],
         }
     }
 

@@ -1046,6 +1046,13 @@ fn observed_service(s: &ecs::Service, cluster: &str, address: &Address) -> Obser
         // Whether an update starts a deployment is told by the answer's PRIMARY id.
         handles.insert("primary_deployment".to_string(), d.id);
     }
+    // Revisions any deployment runs: revision hygiene never deregisters them.
+    let in_use: Vec<&str> = s
+        .deployments()
+        .iter()
+        .filter_map(|d| d.task_definition())
+        .collect();
+    handles.insert("deployment_revisions".to_string(), in_use.join(","));
     // A rollout under way (the plan says so: ECS goes on with it whatever the plan does).
     if let Some(d) = s
         .deployments()

@@ -5,8 +5,8 @@
 use super::{err, Aws, AwsError};
 use crate::model::{TaskDefinitionAttrs, TAG_ROLLED_BACK, TAG_ROLLOUT_COMPLETED};
 use crate::rollout::{
-    revision_of, ContainerExit, Deployment, Followed, RevisionRecord, ServiceDeployment,
-    ServiceEvent, ServiceState, TargetState, TaskState,
+    revision_of, ContainerExit, Deployment, Followed, RevisionFacts, RevisionRecord,
+    ServiceDeployment, ServiceEvent, ServiceState, TargetState, TaskState,
 };
 use aws_sdk_ecs::types as ecs;
 use std::collections::BTreeMap;
@@ -566,4 +566,92 @@ pub async fn roll_service_back(
             })
             .unwrap_or_else(|| crate::rollout::breaker_threshold(state.desired)),
     })
+}
+
+/// Every ACTIVE revision ARN of exactly `family`, newest first (ListTaskDefinitions, a call
+/// per 100).
+async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = aws
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(ecs::TaskDefinitionStatus::Active)
+            .sort(ecs::SortOrder::Desc)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(err("ecs", "ListTaskDefinitions"))?;
+        found.extend(
+            out.task_definition_arns()
+                .iter()
+                .filter(|a| super::ecs::family_and_revision(a).is_some_and(|(f, _)| f == family))
+                .cloned(),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    found.sort_by_key(|a| {
+        std::cmp::Reverse(super::ecs::family_and_revision(a).map_or(0, |(_, r)| r))
+    });
+    Ok(found)
+}
+
+/// The ACTIVE revisions of `family`, newest first, for revision hygiene. Calls: ListTaskDefinitions;
+/// only when there are more than `kept` of them, a DescribeTaskDefinition (with tags) each, to
+/// know which are owned and which completed a rollout (otherwise nothing is deregistered and
+/// the facts stay unread: not owned, no completion).
+pub async fn revision_facts(
+    aws: &Aws,
+    family: &str,
+    kept: usize,
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<RevisionFacts>, AwsError> {
+    let arns = active_revisions(aws, family).await?;
+    if arns.len() <= kept {
+        return Ok(arns
+            .into_iter()
+            .map(|arn| RevisionFacts {
+                arn,
+                owned: false,
+                completed_at: None,
+            })
+            .collect());
+    }
+    let described = futures::future::try_join_all(
+        arns.iter()
+            .map(|arn| super::ecs::describe_task_definition(aws, arn)),
+    )
+    .await?;
+    Ok(arns
+        .into_iter()
+        .zip(described)
+        .map(|(arn, d)| {
+            let tags = d.map(|(_, _, tags)| tags).unwrap_or_default();
+            RevisionFacts {
+                owned: crate::model::Ownership::judge(&tags, stack, environment)
+                    == crate::model::Ownership::Owned,
+                completed_at: tags.get(TAG_ROLLOUT_COMPLETED).cloned(),
+                arn,
+            }
+        })
+        .collect())
+}
+
+/// Deregisters the revisions (DeregisterTaskDefinition each); one already gone is fine.
+pub async fn deregister_revisions(aws: &Aws, arns: &[String]) -> Result<(), AwsError> {
+    for arn in arns {
+        aws.ecs
+            .deregister_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(err("ecs", "DeregisterTaskDefinition"))?;
+    }
+    Ok(())
 }

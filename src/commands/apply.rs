@@ -154,12 +154,62 @@ async fn execute_plan(
         });
     }
     rollouts_outcome(&rollouts, wait, &stop, "Apply")?;
+    if !plan.deregister_revisions.is_empty() {
+        if wait.no_wait {
+            eprintln!(
+                "Old revisions left registered: the rollouts were not followed (--no-wait); the next apply deregisters them."
+            );
+        } else {
+            deregister_old_revisions(plan, aws).await;
+        }
+    }
     if wait.no_wait && !rollouts.is_empty() {
         eprintln!("Apply done; its rollouts were not followed (--no-wait): see deploy status.");
     } else {
         eprintln!("Apply complete: the services run what was applied.");
     }
     Ok(())
+}
+
+/// Revision hygiene, after every rollout completed: deregisters the plan's old revisions,
+/// except any a service's deployment names now (read again: someone may have deployed one
+/// since the plan). A failure is reported, not fatal: the services run what was applied.
+async fn deregister_old_revisions(plan: &Plan, aws: &Aws) {
+    let mut in_use = std::collections::BTreeSet::new();
+    for c in &plan.changes {
+        let Some(crate::model::Attrs::EcsService(s)) = c.observed.as_ref().map(|o| &o.attrs) else {
+            continue;
+        };
+        let service = [(c.address.to_string(), s.name.clone())];
+        match ecs_rollouts::poll_services(aws, &s.cluster, &service).await {
+            Ok(states) => in_use.extend(
+                states
+                    .iter()
+                    .flat_map(|st| st.deployments.iter().map(|d| d.task_definition.clone())),
+            ),
+            Err(e) => {
+                eprintln!("warning: old revisions left registered: {e}");
+                return;
+            }
+        }
+    }
+    let gone: Vec<String> = plan
+        .deregister_revisions
+        .iter()
+        .filter(|arn| !in_use.contains(*arn))
+        .cloned()
+        .collect();
+    match ecs_rollouts::deregister_revisions(aws, &gone).await {
+        Ok(()) => eprintln!(
+            "Deregistered {} old revision(s) (keep_revisions): {}",
+            gone.len(),
+            gone.iter()
+                .map(|a| crate::rollout::revision_of(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => eprintln!("warning: old revisions left registered: {e}"),
+    }
 }
 
 /// Raised on Ctrl-C (after printing `message`): the engine starts no new change and the

@@ -220,6 +220,9 @@ impl Context {
                 names.join(", ")
             ));
         }
+        if !destroy && self.targeted.is_none() && plan.has_changes() {
+            plan.deregister_revisions = self.revisions_to_deregister(&plan).await?;
+        }
         // Ids of what exists and will be kept, for the executor to start from.
         let mut refs = spec::deterministic_ids(&self.loaded.stack, &self.lookups);
         for c in &plan.changes {
@@ -234,6 +237,62 @@ impl Context {
             }
         }
         Ok(Planned { plan, refs, world })
+    }
+}
+
+impl Context {
+    /// Revision hygiene: the owned revisions of each family beyond `keep_revisions` that the
+    /// apply of `plan` deregisters once its rollouts completed.
+    async fn revisions_to_deregister(
+        &self,
+        plan: &crate::plan::Plan,
+    ) -> Result<Vec<String>, Failure> {
+        let keep = self.loaded.stack.keep_revisions.max(1) as usize;
+        let mut in_use = std::collections::BTreeSet::new();
+        for c in &plan.changes {
+            if let Some(o) = c
+                .observed
+                .as_ref()
+                .filter(|_| c.address.kind == crate::model::Kind::EcsService)
+            {
+                for key in ["deployment_revisions", "task_definition_arn"] {
+                    if let Some(list) = o.handles.get(key) {
+                        in_use.extend(
+                            list.split(',')
+                                .filter(|a| !a.is_empty())
+                                .map(str::to_string),
+                        );
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for d in &self.built.desired {
+            let Attrs::TaskDefinition(td) = &d.attrs else {
+                continue;
+            };
+            let registers_new = plan.changes.iter().any(|c| {
+                c.address == d.address
+                    && (c.new_revision || c.action == crate::plan::Action::Create)
+            });
+            let kept = crate::rollout::revisions_kept(keep, registers_new);
+            let facts = crate::aws::ecs_rollouts::revision_facts(
+                &self.aws,
+                &td.family,
+                kept,
+                &self.loaded.stack.stack,
+                &self.loaded.stack.environment,
+            )
+            .await
+            .map_err(|e| e.at(&d.address))?;
+            out.extend(crate::rollout::revisions_to_deregister(
+                &facts,
+                keep,
+                registers_new,
+                &in_use,
+            ));
+        }
+        Ok(out)
     }
 }
 

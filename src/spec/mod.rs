@@ -65,6 +65,11 @@ pub struct Stack {
     /// Existing resources to adopt (what `deploy import` writes).
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+    /// How many owned revisions of each task definition family apply keeps registered (older
+    /// ones are deregistered once the rollouts completed; never one a deployment names or the
+    /// rollback target).
+    #[serde(default = "five")]
+    pub keep_revisions: i64,
     /// ELBv2 target groups (IP targets) that services register their tasks in.
     #[serde(default)]
     pub target_groups: BTreeMap<String, TargetGroupSpec>,

@@ -37,6 +37,12 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             "must be 1-32 lowercase letters, digits or '-'".into(),
         );
     }
+    if !(1..=100).contains(&s.keep_revisions) {
+        err(
+            "keep_revisions".into(),
+            "1-100 (how many revisions of each family stay registered)".into(),
+        );
+    }
     if let Some(r) = &s.region {
         if !is_region(r) {
             err(
