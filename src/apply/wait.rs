@@ -27,9 +27,15 @@ pub trait Watcher {
     fn roll_back(&self, followed: &Followed) -> impl Future<Output = Result<String, AwsError>>;
 }
 
-/// Told each change of a rollout's state, as one line.
+/// Told each change of a rollout's state, as one line, and (for a live view) each poll's
+/// state of every open change.
 pub trait WaitReporter {
     fn progress(&self, line: &str);
+    /// The state `f`'s service was read in; the plain-line reporter needs no more than
+    /// [`WaitReporter::progress`].
+    fn state(&self, _f: &Followed, _s: &ServiceState) {}
+    /// `f` ended (its last line was given to `progress`).
+    fn ended(&self, _f: &Followed) {}
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +175,7 @@ async fn follow<W: Watcher, R: WaitReporter>(
             Ok(states) => {
                 for (&i, state) in open.iter().zip(&states) {
                     let f = &followed[i];
+                    reporter.state(f, state);
                     let line = progress_line(f, state);
                     if line != last_line[i] {
                         reporter.progress(&line);
@@ -189,6 +196,7 @@ async fn follow<W: Watcher, R: WaitReporter>(
                             f.address,
                             outcome_word(outcome)
                         ));
+                        reporter.ended(f);
                         results[i] = Some(RolloutResult {
                             address: f.address.clone(),
                             deployment: f.deployment.clone(),

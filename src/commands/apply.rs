@@ -257,7 +257,13 @@ pub(crate) async fn follow_rollouts(
         max_task_failures: wait.max_task_failures,
         rollback_on_failure: wait.rollback_on_failure,
     };
-    let rollouts = rollout_wait(followed, provider, &StderrReporter, &settings, stop).await;
+    // A terminal gets the in-place view; logs and pipes one plain line per change of state.
+    let rollouts = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let live = crate::apply::live::LiveReporter::new();
+        rollout_wait(followed, provider, &live, &settings, stop).await
+    } else {
+        rollout_wait(followed, provider, &StderrReporter, &settings, stop).await
+    };
     for r in rollouts.iter().filter(|r| r.outcome == Outcome::Completed) {
         // The record is a convenience for `rollback` (which falls back to ECS's own list of
         // successful deployments): a failure to write it fails nothing.
