@@ -19,7 +19,8 @@ pub fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
     if !file.exists() {
         return Err(Failure::Other(missing_stack_file(args)));
     }
-    let loaded = spec::load(&file)?;
+    let mut loaded = spec::load(&file)?;
+    spec::environments::select(&mut loaded, args.env.as_deref())?;
     loaded.validate()?;
     Ok(loaded)
 }
@@ -105,7 +106,24 @@ impl Context {
         will_plan: bool,
         targets: &[String],
     ) -> Result<Context, Failure> {
-        let loaded = load_valid(stack_args)?;
+        Self::load_from(
+            load_valid(stack_args)?,
+            stack_args,
+            aws_args,
+            will_plan,
+            targets,
+        )
+        .await
+    }
+
+    /// [`Context::load`] of a stack already loaded (and checked) by [`load_valid`].
+    pub async fn load_from(
+        mut loaded: LoadedStack,
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        will_plan: bool,
+        targets: &[String],
+    ) -> Result<Context, Failure> {
         // Offline checks first: bad input never reaches AWS.
         let templates = Templates::new(&stack_args.templates);
         let (offline, mut offline_built) = build_offline(&loaded, None, &templates)?;
@@ -129,6 +147,10 @@ impl Context {
         } else {
             (observe::lookups(&aws, &loaded.stack).await?, None)
         };
+        if let Some(p) = &prefetched {
+            let listener = lookups.load_balancer.https_listener_arn.as_deref();
+            crate::priorities::allocate(&aws, &mut loaded.stack, listener, p).await?;
+        }
         tracing::info!(
             account = %lookups.account_id,
             region = %lookups.region,

@@ -31,12 +31,13 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             "must be 1-32 lowercase letters, digits or '-'".into(),
         );
     }
-    if !is_slug(&s.environment) {
+    if !super::environments::is_environment_name(&s.environment) {
         err(
             "environment".into(),
-            "must be 1-32 lowercase letters, digits or '-'".into(),
+            "must be 1-63 lowercase letters, digits or '-', not at either end".into(),
         );
     }
+    super::environments::check(loaded, &mut err);
     if let Some(r) = &s.region {
         if !is_region(r) {
             err(
