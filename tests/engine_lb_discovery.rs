@@ -18,7 +18,7 @@ const OURS: &str = "100";
 /// The reference stack as it is: Grafana's target group and its rule on the HTTPS listener,
 /// the Cloud Map namespace and the discovery service the Prometheus service registers in.
 fn stack(env: &TestEnv) -> String {
-    env.stack_copy("lb-discovery.yaml", |text| text)
+    env.stack_copy("lb-discovery.yaml", common::unprotected)
 }
 
 async fn elb_client(env: &TestEnv) -> elb::Client {

@@ -513,6 +513,12 @@ impl TestEnv {
         path.to_string_lossy().into_owned()
     }
 
+    /// A copy of the reference stack with `production`'s protection lifted (the edit the
+    /// README documents), for tests that destroy it or delete its data; returns its path.
+    pub fn unprotected_stack(&self) -> String {
+        self.stack_copy("unprotected.yaml", unprotected)
+    }
+
     /// moto itself: calls made here are not recorded.
     pub fn endpoint(&self) -> String {
         self.moto.endpoint()
@@ -846,4 +852,11 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
             stderr(&out)
         ),
     }
+}
+
+/// Stack text with `protected: true` (the reference stack's `production`) made `false`.
+pub fn unprotected(text: String) -> String {
+    let lifted = text.replace("    protected: true\n", "    protected: false\n");
+    assert_ne!(lifted, text, "the stack protects no environment any more");
+    lifted
 }
