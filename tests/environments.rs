@@ -195,6 +195,14 @@ fn validate_refuses_environments_whose_names_would_collide_without_a_call() {
     assert!(stdout(&out).contains(long), "{}", stdout(&out));
     // And a name that is not one.
     assert_failure(&env.deploy(&["validate", "-f", STACK, "--env", "Not_A_Name"]));
+    // Another environment's policy can read the namespace it registers in but does not own.
+    let out = env.deploy(&["policy", "-f", STACK, "--env", PR, "--role", "ci"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("servicediscovery:ListNamespaces"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(env.proxy.calls().len(), 0, "validate made AWS calls");
 }
 
@@ -326,4 +334,94 @@ fn prompts_on_a_terminal_change_nothing_unless_confirmed() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let out = env.deploy(&["plan", "-f", STACK, "--env", PR]);
     assert!(!stdout(&out).contains("No changes."), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_no_certificate_of_the_listener_covers_is_said() {
+    let env = TestEnv::new();
+    let seeded = env.seed(false);
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    // The stack's own host is as written: its plan reads no certificate.
+    env.proxy.clear();
+    assert_success(&env.deploy(&["plan", "-f", STACK]));
+    assert!(
+        !env.proxy.calls().iter().any(|c| c.service == "acm"),
+        "{:?}",
+        env.proxy.calls()
+    );
+    // The seed's certificate is for grafana.showcase.example.com only.
+    let out = env.deploy(&["plan", "-f", STACK, "--env", "pr-7"]);
+    assert_success(&out);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("host grafana-pr-7.showcase.example.com: no certificate of the HTTPS listener covers it")
+            && text.contains("grafana.showcase.example.com)"),
+        "{text}"
+    );
+    // A wildcard certificate on the listener covers every environment's host.
+    let conf = env.sdk_config(REGION).await;
+    let wildcard = aws_sdk_acm::Client::new(&conf)
+        .request_certificate()
+        .domain_name("*.showcase.example.com")
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    elb::Client::new(&conf)
+        .add_listener_certificates()
+        .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
+        .certificates(
+            elb::types::Certificate::builder()
+                .certificate_arn(wildcard)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = env.deploy(&["plan", "-f", STACK, "--env", "pr-7"]);
+    assert_success(&out);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("no certificate"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_priority_held_by_another_rule_moves_along_the_environments_sequence() {
+    let env = TestEnv::new();
+    let seeded = env.seed(false);
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
+    let derived = deploy::spec::environments::rule_priority(100, "pr-5");
+    // A rule made by hand holds the priority pr-5 would start at.
+    let conf = env.sdk_config(REGION).await;
+    let elbc = elb::Client::new(&conf);
+    elbc.create_rule()
+        .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
+        .priority(derived as i32)
+        .conditions(
+            elb::types::RuleCondition::builder()
+                .field("path-pattern")
+                .values("/admin/*")
+                .build(),
+        )
+        .actions(
+            elb::types::Action::builder()
+                .r#type(elb::types::ActionTypeEnum::Forward)
+                .target_group_arn(seeded["target_group_arn"].as_str().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_success(&env.deploy(&["apply", "-f", STACK, "--env", "pr-5", "--auto-approve"]));
+    plan_says_no_changes(&env, &["--env", "pr-5"]);
+    let by_env = resources_by_environment(&env, &seeded).await;
+    let moved = deploy::spec::environments::next_priority(derived);
+    assert!(
+        by_env["pr-5"]
+            .iter()
+            .any(|a| a.starts_with(&format!("priority {moved} "))),
+        "{by_env:#?}"
+    );
 }

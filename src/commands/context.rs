@@ -88,6 +88,8 @@ pub struct Context {
     pub delete_data: bool,
     /// The live state, read with the lookups (for commands that plan).
     pub prefetched: Option<observe::Prefetched>,
+    /// Hosts of this environment no certificate of the HTTPS listener covers.
+    pub host_warnings: Vec<String>,
 }
 
 pub struct Planned {
@@ -147,9 +149,19 @@ impl Context {
         } else {
             (observe::lookups(&aws, &loaded.stack).await?, None)
         };
+        let mut host_warnings = Vec::new();
         if let Some(p) = &prefetched {
             let listener = lookups.load_balancer.https_listener_arn.as_deref();
             crate::priorities::allocate(&aws, &mut loaded.stack, listener, p).await?;
+            // Another environment's hosts are derived: is each on a certificate of the listener?
+            let hosts: Vec<String> = (loaded.stack.listener_rules.values())
+                .filter(|r| r.movable)
+                .flat_map(|r| r.host_headers.iter().cloned())
+                .collect();
+            if let Some(listener) = listener {
+                host_warnings =
+                    crate::aws::certificates::host_warnings(&aws, listener, &hosts).await?;
+            }
         }
         tracing::info!(
             account = %lookups.account_id,
@@ -170,6 +182,7 @@ impl Context {
             targeted: None,
             delete_data: loaded_disposable,
             prefetched,
+            host_warnings,
         };
         ctx.target(targets)?;
         Ok(ctx)
@@ -230,6 +243,7 @@ impl Context {
         if !destroy {
             plan.warnings
                 .extend(self.built.scrape_warnings(&self.lookups));
+            plan.warnings.extend(self.host_warnings.iter().cloned());
         }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
