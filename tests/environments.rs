@@ -425,3 +425,47 @@ async fn a_priority_held_by_another_rule_moves_along_the_environments_sequence()
         "{by_env:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_is_for_the_environment_it_was_made_in() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let file = env.stack_copy("import.yaml", |t| t);
+    assert_success(&env.deploy(&["apply", "-f", &file, "--auto-approve"]));
+    let conf = env.sdk_config(REGION).await;
+    aws_sdk_cloudwatchlogs::Client::new(&conf)
+        .create_log_group()
+        .log_group_name("/ecs/prom-task-pr-9")
+        .send()
+        .await
+        .unwrap();
+    let out = env.deploy(&[
+        "import",
+        "-f",
+        &file,
+        "--env",
+        "pr-9",
+        "log_group.prometheus",
+        "/ecs/prom-task-pr-9",
+    ]);
+    assert_success(&out);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("  - address: log_group.prometheus\n    id: \"/ecs/prom-task-pr-9\"\n    environment: pr-9\n"),
+        "{text}"
+    );
+    // The stack's own environment does not see it.
+    env.proxy.clear();
+    let out = env.deploy(&["plan", "-f", &file]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
+    let out = env.deploy(&["apply", "-f", &file, "--env", "pr-9", "--auto-approve"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("log_group.prometheus"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.deploy(&["plan", "-f", &file, "--env", "pr-9"]);
+    assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
+}

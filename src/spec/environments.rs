@@ -17,7 +17,7 @@
 //!
 //! Pure: no AWS call, no SDK type.
 
-use super::{LoadedStack, SpecError, SpecErrors, Stack};
+use super::{LoadedStack, SpecErrors, Stack};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -217,15 +217,13 @@ pub fn select(loaded: &mut LoadedStack, env: Option<&str>) -> Result<(), SpecErr
     let home = loaded.stack.environment.clone();
     let target = env.unwrap_or(&home).to_string();
     if !is_environment_name(&target) {
-        return Err(SpecErrors(vec![SpecError {
-            file: loaded.file.clone(),
-            line: 0,
-            column: 0,
-            path: "--env".into(),
-            message: format!(
-                "`{target}` is not an environment name: 1-63 lowercase letters, digits or '-', not at either end"
+        // Located at the stack's `environment`, the name --env stands in for.
+        return Err(SpecErrors(vec![loaded.error_at(
+            "environment",
+            format!(
+                "--env `{target}` is not an environment name: 1-63 lowercase letters, digits or '-', not at either end"
             ),
-        }]));
+        )]));
     }
     let entry = entry_for(&loaded.stack, &target)
         .map_err(|m| SpecErrors(vec![loaded.error_at("environments", m)]))?;
