@@ -52,21 +52,18 @@ async fn resources_by_environment(
         .try_collect()
         .await
         .unwrap();
-    let env_of = |tags: Vec<(String, String)>| {
-        tags.into_iter()
-            .find(|(k, _)| k == "deploy:environment")
-            .map(|(_, v)| v)
-            .unwrap_or_default()
+    // Each resource under the value of its `deploy:environment` tag.
+    let mut add = |tags: Vec<(&str, &str)>, what: String| {
+        let env = tags
+            .into_iter()
+            .find(|(k, _)| *k == "deploy:environment")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        out.entry(env).or_default().insert(what);
     };
     for m in pages.iter().flat_map(|p| p.resource_tag_mapping_list()) {
-        let tags = m
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
-        out.entry(env_of(tags))
-            .or_default()
-            .insert(m.resource_arn().unwrap().to_string());
+        let tags = m.tags().iter().map(|t| (t.key(), t.value())).collect();
+        add(tags, m.resource_arn().unwrap().to_string());
     }
     let elbc = elb::Client::new(&conf);
     let rules = elbc
@@ -81,38 +78,30 @@ async fn resources_by_environment(
         .filter(|r| r.is_default() != Some(true))
     {
         let arn = r.rule_arn().unwrap();
-        let tags = elbc
+        let described = elbc
             .describe_tags()
             .resource_arns(arn)
             .send()
             .await
             .unwrap();
-        let tags = tags.tag_descriptions()[0]
+        let tags = described.tag_descriptions()[0]
             .tags()
             .iter()
-            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
             .collect();
-        out.entry(env_of(tags))
-            .or_default()
-            .insert(format!("priority {} {arn}", r.priority().unwrap()));
+        add(tags, format!("priority {} {arn}", r.priority().unwrap()));
     }
     let sdc = sd::Client::new(&conf);
     for s in sdc.list_services().send().await.unwrap().services() {
         let arn = s.arn().unwrap();
-        let tags = sdc
+        let listed = sdc
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()
             .await
             .unwrap();
-        let tags = tags
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
-        out.entry(env_of(tags))
-            .or_default()
-            .insert(format!("{} {arn}", s.name().unwrap()));
+        let tags = listed.tags().iter().map(|t| (t.key(), t.value())).collect();
+        add(tags, format!("{} {arn}", s.name().unwrap()));
     }
     out
 }
@@ -394,26 +383,7 @@ async fn a_priority_held_by_another_rule_moves_along_the_environments_sequence()
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
     let derived = deploy::spec::environments::rule_priority(100, "pr-5");
     // A rule made by hand holds the priority pr-5 would start at.
-    let conf = env.sdk_config(REGION).await;
-    let elbc = elb::Client::new(&conf);
-    elbc.create_rule()
-        .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
-        .priority(derived as i32)
-        .conditions(
-            elb::types::RuleCondition::builder()
-                .field("path-pattern")
-                .values("/admin/*")
-                .build(),
-        )
-        .actions(
-            elb::types::Action::builder()
-                .r#type(elb::types::ActionTypeEnum::Forward)
-                .target_group_arn(seeded["target_group_arn"].as_str().unwrap())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    env.handmade_rule(&seeded, derived as i32).await;
     assert_success(&env.deploy(&["apply", "-f", STACK, "--env", "pr-5", "--auto-approve"]));
     plan_says_no_changes(&env, &["--env", "pr-5"]);
     let by_env = resources_by_environment(&env, &seeded).await;

@@ -519,6 +519,35 @@ impl TestEnv {
         self.stack_copy("unprotected.yaml", unprotected)
     }
 
+    /// A rule made by hand (untagged, directly in moto) on the seeded HTTPS listener at
+    /// `priority`, forwarding to the backend; returns its ARN.
+    pub async fn handmade_rule(&self, seeded: &Value, priority: i32) -> String {
+        use aws_sdk_elasticloadbalancingv2 as elb;
+        elb::Client::new(&self.sdk_config(REGION).await)
+            .create_rule()
+            .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
+            .priority(priority)
+            .conditions(
+                elb::types::RuleCondition::builder()
+                    .field("path-pattern")
+                    .values("/admin/*")
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(seeded["target_group_arn"].as_str().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .rules()[0]
+            .rule_arn()
+            .unwrap()
+            .to_string()
+    }
+
     /// moto itself: calls made here are not recorded.
     pub fn endpoint(&self) -> String {
         self.moto.endpoint()
