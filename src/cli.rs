@@ -32,6 +32,10 @@ pub struct Cli {
     /// SDK's own tracing. Secret values never appear at any level.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The environment to work on (`production`, `pr-123`…): its names and values come from the
+    /// stack's `environments:` and naming rule. Default: the stack's `environment`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +62,9 @@ pub struct StackArgs {
     /// Directory of the templates the stack names.
     #[arg(long, default_value = "templates")]
     pub templates: PathBuf,
+    /// The global `--env`, handed down by [`Command::select_env`].
+    #[arg(skip)]
+    pub env: Option<String>,
 }
 
 impl StackArgs {
@@ -269,6 +276,32 @@ pub enum Command {
         /// A command whose own page to print (e.g. plan).
         command: Option<String>,
     },
+}
+
+impl Command {
+    /// Hands the global `--env` to the command's stack arguments (a command that reads a stack
+    /// names its [`StackArgs`] here). `Err` when the command takes no environment.
+    pub fn select_env(&mut self, env: Option<String>) -> Result<(), String> {
+        let stack = match self {
+            Command::Validate { stack }
+            | Command::Render { stack, .. }
+            | Command::Plan { stack, .. }
+            | Command::Apply { stack, .. }
+            | Command::Destroy { stack, .. }
+            | Command::Status { stack, .. }
+            | Command::Policy { stack, .. }
+            | Command::Import { stack, .. }
+            | Command::Rollback { stack, .. } => stack,
+            Command::Show { .. } | Command::Completions { .. } | Command::Man { .. } => {
+                return match env {
+                    None => Ok(()),
+                    Some(_) => Err("--env applies to commands that read a stack file".into()),
+                }
+            }
+        };
+        stack.env = env;
+        Ok(())
+    }
 }
 
 /// The shells `deploy completions` writes a script for.

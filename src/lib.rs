@@ -15,6 +15,8 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod printer;
+pub mod priorities;
+pub mod protection;
 pub mod render;
 pub mod report;
 pub mod rollout;

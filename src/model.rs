@@ -1009,6 +1009,9 @@ pub struct Lookups {
     /// value).
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Cloud Map namespaces the stack uses without owning them (`existing`): name → id.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, String>,
 }
 
 /// The key of an external secret reference in [`Lookups::secrets`]: `secretsmanager:NAME` or
@@ -1080,6 +1083,7 @@ impl Lookups {
                 targets_by_port: BTreeMap::new(),
             },
             secrets: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
         }
     }
 }

@@ -112,19 +112,29 @@ impl<'a> LookupReads<'a> {
                 .clone()
                 .and_then(move |l| async move { elbv2::targets_by_port(aws, &l).await }),
         );
+        let namespaces = shared(existing_namespaces(aws, stack));
         let lookups = {
             let (vpc, https_listener) = (vpc.clone(), https_listener.clone());
             shared(async move {
-                let (account_id, (vpc_id, vpc_cidr), mut lb, https, subnet_ids, secrets, targets) =
-                    tokio::try_join!(
-                        account,
-                        vpc,
-                        load_balancer,
-                        https_listener,
-                        subnets,
-                        secret_arns,
-                        targets
-                    )?;
+                let (
+                    account_id,
+                    (vpc_id, vpc_cidr),
+                    mut lb,
+                    https,
+                    subnet_ids,
+                    secrets,
+                    targets,
+                    namespaces,
+                ) = tokio::try_join!(
+                    account,
+                    vpc,
+                    load_balancer,
+                    https_listener,
+                    subnets,
+                    secret_arns,
+                    targets,
+                    namespaces
+                )?;
                 if lb.vpc_id != vpc_id {
                     return Err(AwsError {
                         service: "elasticloadbalancing",
@@ -148,6 +158,7 @@ impl<'a> LookupReads<'a> {
                     subnet_ids,
                     load_balancer: lb,
                     secrets: secrets.into_iter().collect(),
+                    namespaces,
                 })
             })
         };
@@ -166,6 +177,65 @@ impl<'a> LookupReads<'a> {
             https_listener: shared(future::ok(l.load_balancer.https_listener_arn.clone())),
             lookups: shared(future::ok(l)),
         }
+    }
+}
+
+/// The ids of the Cloud Map namespaces the stack uses without owning them (another
+/// environment's, see [`crate::spec::environments`]): one ListNamespaces, none without such
+/// namespaces. A missing one is an error naming who makes it.
+async fn existing_namespaces(
+    aws: &Aws,
+    stack: &Stack,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let wanted: BTreeSet<String> = stack
+        .service_discovery_namespaces
+        .values()
+        .filter(|ns| ns.existing)
+        .map(|ns| crate::spec::namespace_name(stack, ns))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let listed = cloudmap::private_namespaces(aws).await?;
+    let mut out = BTreeMap::new();
+    for name in wanted {
+        match listed.iter().find(|n| n.name == name) {
+            Some(n) => {
+                out.insert(name, n.id.clone());
+            }
+            None => {
+                return Err(AwsError {
+                    service: "servicediscovery",
+                    operation: "ListNamespaces",
+                    address: None,
+                    code: Some("LookupFailed".into()),
+                    message: format!(
+                        "the Cloud Map namespace `{name}` does not exist: environments share the one of the stack's own environment, so apply that environment first"
+                    ),
+                    request_id: None,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The DNS name of the namespace a discovery service's `namespace` stands for: an address of
+/// `desired`, the id of a listed namespace, or an `existing` namespace's placeholder.
+fn namespace_name_of(
+    desired: &[Desired],
+    listed: &[cloudmap::NamespaceSummary],
+    reference: &str,
+) -> String {
+    if let Some(name) = reference
+        .strip_prefix("<lookup:namespace:")
+        .and_then(|r| r.strip_suffix('>'))
+    {
+        return name.to_string();
+    }
+    match listed.iter().find(|n| n.id == reference) {
+        Some(n) => n.name.clone(),
+        None => aws_name_of(desired, reference),
     }
 }
 
@@ -233,6 +303,15 @@ impl Prefetched {
     /// `--target`) are kept as owned elsewhere when they are owned, as a read of `desired`
     /// alone would find them through their tags; an address of `desired` that was not read,
     /// or was read by another name, is read now.
+    /// What the read ahead found at `address`.
+    pub fn found(&self, address: &Address) -> &[Observed] {
+        self.world
+            .found
+            .get(address)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     pub async fn world_for(
         &self,
         aws: &Aws,
@@ -464,7 +543,7 @@ async fn read_world(
                 };
                 // The namespace by its DNS name (the service's `namespace` is its address; the
                 // lookup that gives a cluster's name from its address gives this too).
-                let namespace = aws_name_of(desired, &a.namespace);
+                let namespace = namespace_name_of(desired, listed, &a.namespace);
                 let list = cloudmap::find_services_in(aws, listed, &namespace, &a.name, &d.address)
                     .await?;
                 Ok((d.address.clone(), list))

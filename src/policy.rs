@@ -22,6 +22,9 @@ pub enum Role {
     Reaper,
 }
 
+/// The ACM read of the certificates on the HTTPS listener.
+pub const LISTENER_CERTIFICATE_NAMES: &str = "acm:DescribeCertificate";
+
 /// What the generator is given.
 pub struct Input<'a> {
     pub stack: &'a str,
@@ -99,6 +102,15 @@ pub fn generate(role: Role, input: &Input) -> Generated {
     }
 
     let used: BTreeSet<Kind> = input.desired.iter().map(|d| d.address.kind).collect();
+    // The names on the HTTPS listener's certificates, which another environment's hosts are
+    // checked against (src/aws/certificates.rs): ACM, not a kind of the stack.
+    if used.contains(&Kind::ListenerRule) && role != Role::Reaper {
+        let arn = format!(
+            "arn:aws:acm:{}:{}:certificate/*",
+            input.region, input.account
+        );
+        add(&[LISTENER_CERTIFICATE_NAMES], vec![arn], Value::Null);
+    }
     let ops: &[Operation] = match role {
         Role::Ci => &[Operation::Read],
         Role::Operator => &Operation::ALL,
@@ -108,7 +120,22 @@ pub fn generate(role: Role, input: &Input) -> Generated {
         Role::Reaper => Kind::ALL.to_vec(),
         _ => Kind::ALL.into_iter().filter(|k| used.contains(k)).collect(),
     };
-    for kind in kinds_in_scope {
+    // Kinds the reads of used kinds find ids through, where the stack owns none (an
+    // environment that registers in another's Cloud Map namespace): their reads only.
+    let read_through: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| !kinds_in_scope.contains(k))
+        .filter(|k| {
+            used.iter()
+                .any(|u| u.info().reads_need.contains(&kinds::ReadNeed::Resource(*k)))
+        })
+        .collect();
+    let scoped = kinds_in_scope.into_iter().map(|k| (k, ops)).chain(
+        read_through
+            .into_iter()
+            .map(|k| (k, &[Operation::Read][..])),
+    );
+    for (kind, ops) in scoped {
         let info = kind.info();
         for &op in ops {
             let mut actions: Vec<&str> = info.iam.called(op).to_vec();

@@ -107,7 +107,10 @@ pub fn main(cli: Cli) -> i32 {
 
 /// Runs the command; `Ok` carries the exit code of a success (2: `--detailed-exitcode` with
 /// changes).
-async fn dispatch(cli: Cli) -> Result<i32, Failure> {
+async fn dispatch(mut cli: Cli) -> Result<i32, Failure> {
+    cli.command
+        .select_env(cli.env.take())
+        .map_err(Failure::Other)?;
     match cli.command {
         Command::Validate { stack } => commands::validate::run(&stack).map(|()| 0),
         Command::Render { stack, aws, out } => {
@@ -152,7 +155,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 ));
             }
             // A saved plan was reviewed already: it never asks.
-            commands::apply::apply_saved(&file, &aws, &wait)
+            commands::apply::apply_saved(&file, stack.env.as_deref(), &aws, &wait)
                 .await
                 .map(|()| 0)
         }

@@ -627,7 +627,7 @@ async fn apply_and_destroy_of_the_reference_stack_call_only_listed_actions() {
     let mut seen = Vec::new();
     for args in [
         ["apply", "-f", "stacks/monitoring.yaml", "--auto-approve"],
-        ["destroy", "-f", "stacks/monitoring.yaml", "--auto-approve"],
+        ["destroy", "-f", &env.unprotected_stack(), "--auto-approve"],
     ] {
         env.proxy.clear();
         common::assert_success(&env.deploy(&args));

@@ -64,7 +64,7 @@ fn assert_granted(env: &TestEnv, role_actions: &BTreeSet<String>, what: &str) ->
 fn every_action_the_commands_call_is_granted_to_their_role() {
     let env = TestEnv::new();
     env.seed(true); // hand-made /ecs/prom-task and prom-task, to import
-    let file = env.stack_copy("policy.yaml", |t| t);
+    let file = env.stack_copy("policy.yaml", common::unprotected);
     let ci = granted(&policy_report(&env, "ci", &file));
     let operator = granted(&policy_report(&env, "operator", &file));
     assert!(ci.is_subset(&operator), "the operator can do what CI can");

@@ -486,6 +486,16 @@ async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tag
     Ok(with_tags(rules, &mut tags))
 }
 
+/// The priority and tags of every non-default rule of `listener`. Calls: DescribeRules
+/// (pages), DescribeTags (one per 20 rules).
+pub async fn rule_priorities(aws: &Aws, listener: &str) -> Result<Vec<(i64, Tags)>, AwsError> {
+    Ok(listener_rules(aws, listener)
+        .await?
+        .into_iter()
+        .filter_map(|(r, tags)| Some((r.priority()?.parse().ok()?, tags)))
+        .collect())
+}
+
 /// Each rule with its tags, taken from `tags` (by rule ARN).
 fn with_tags(rules: Vec<elb::Rule>, tags: &mut BTreeMap<String, Tags>) -> Vec<(elb::Rule, Tags)> {
     rules

@@ -5,6 +5,7 @@
 //! addresses and back is the planner's and the executor's business, not theirs.
 
 pub mod budget;
+pub mod certificates;
 pub mod cloudmap;
 pub mod ec2;
 pub mod ecs;
@@ -39,6 +40,7 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub servicediscovery: aws_sdk_servicediscovery::Client,
+    pub acm: aws_sdk_acm::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
@@ -138,6 +140,7 @@ impl Aws {
             sts: client!(aws_sdk_sts, config, http("sts")),
             tagging: client!(aws_sdk_resourcegroupstagging, config, http("tagging")),
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
+            acm: client!(aws_sdk_acm, config, http("acm")),
         }
     }
 

@@ -28,8 +28,20 @@ use std::time::Duration;
 
 /// Applies a saved plan exactly: re-reads what it was made from and refuses, changing
 /// nothing, if any of it moved.
-pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Result<(), Failure> {
+pub async fn apply_saved(
+    file: &Path,
+    env: Option<&str>,
+    aws_args: &AwsArgs,
+    wait: &WaitArgs,
+) -> Result<(), Failure> {
     let saved = read_plan(file)?;
+    if let Some(env) = env.filter(|e| *e != saved.plan.environment) {
+        return Err(Failure::Refused(format!(
+            "the plan in {} is for environment `{}`, not `{env}`; nothing was changed",
+            file.display(),
+            saved.plan.environment
+        )));
+    }
     // The release alone decides: builds of other commits of the same release apply it.
     if !crate::version::can_apply_plan_from(&saved.tool_version) {
         return Err(Failure::Refused(format!(
@@ -38,7 +50,9 @@ pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Re
             crate::version::RELEASE
         )));
     }
-    let loaded = spec::parse(Path::new(&saved.stack_file), &saved.stack_text)?;
+    let mut loaded = spec::parse(Path::new(&saved.stack_file), &saved.stack_text)?;
+    spec::environments::select(&mut loaded, Some(&saved.plan.environment))?;
+    crate::protection::refuse_plan(&loaded.stack, &saved.plan)?;
     let aws = Aws::connect(aws_args.profile.as_deref(), Some(&saved.plan.region)).await?;
     let account = aws.account_id().await?;
     if account != saved.plan.account_id {
@@ -61,24 +75,62 @@ pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Re
     execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait).await
 }
 
-pub(crate) fn confirm(destroy: bool) -> Result<bool, Failure> {
-    // The answer may come from a terminal or a pipe; an empty pipe (EOF) is a no.
-    let stdin = std::io::stdin();
-    eprint!(
-        "\nDo you want to {}? Only 'yes' will be accepted: ",
-        if destroy {
-            "destroy these resources"
-        } else {
-            "perform these actions"
-        }
+/// Asks on the terminal whether to carry out `plan`, after saying where and what: `yes` for
+/// an apply, the environment's name for a destroy. Without a terminal it refuses: nobody is
+/// there to answer, and `--auto-approve` is how a script says yes.
+fn confirm(plan: &Plan) -> Result<(), Failure> {
+    let verb = if plan.destroy { "destroy" } else { "apply" };
+    let s = plan.summary();
+    let what = format!(
+        "Account {}, region {}, stack {}, environment {}:\n  {} to add, {} to change, {} to replace, {} to destroy.",
+        plan.account_id,
+        plan.region,
+        plan.stack,
+        plan.environment,
+        s.add,
+        s.change,
+        s.replace,
+        s.destroy
     );
+    if plan.destroy {
+        let question = format!(
+            "Destroy environment {} of stack {}? Type the environment's name to confirm: ",
+            plan.environment, plan.stack
+        );
+        ask(verb, &what, &question, &plan.environment)
+    } else {
+        ask(
+            verb,
+            &what,
+            "Do you want to perform these actions? Only 'yes' will be accepted: ",
+            "yes",
+        )
+    }
+}
+
+/// Asks `question` on the terminal after saying `what` will happen; Ok only when the answer
+/// is `expected`. Without a terminal it refuses: nobody is there to answer, and
+/// `--auto-approve` is how a script says yes. Shared by apply, destroy and rollback.
+pub(crate) fn ask(verb: &str, what: &str, question: &str, expected: &str) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Refused(format!(
+            "{verb} asks for confirmation on a terminal, and there is none: pass --auto-approve to `deploy {verb}` to go ahead without asking; nothing was changed"
+        )));
+    }
+    eprintln!("\n{what}");
+    eprint!("{question}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    stdin
+    std::io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| Failure::Other(format!("cannot read the answer: {e}")))?;
-    Ok(line.trim() == "yes")
+    if line.trim() == expected {
+        Ok(())
+    } else {
+        Err(Failure::Other("not confirmed; nothing was changed".into()))
+    }
 }
 
 /// Plans (the removal of everything owned, with `destroy`), asks unless `auto_approve`, then
@@ -92,13 +144,16 @@ pub async fn converge(
     targets: &[String],
     wait: &WaitArgs,
 ) -> Result<(), Failure> {
-    let mut ctx = Context::load(stack_args, aws_args, true, targets).await?;
+    let loaded = super::load_valid(stack_args)?;
+    crate::protection::refuse_early(&loaded.stack, destroy, delete_data)?;
+    let mut ctx = Context::load_from(loaded, stack_args, aws_args, true, targets).await?;
     ctx.delete_data |= delete_data;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     preview_plan(&planned.plan);
     refuse_conflicts(&planned.plan)?;
-    if planned.plan.has_changes() && !auto_approve && !confirm(destroy)? {
-        return Err(Failure::Other("not confirmed; nothing was changed".into()));
+    crate::protection::refuse_plan(&ctx.loaded.stack, &planned.plan)?;
+    if planned.plan.has_changes() && !auto_approve {
+        confirm(&planned.plan)?;
     }
     execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs, wait).await
 }

@@ -19,7 +19,8 @@ pub fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
     if !file.exists() {
         return Err(Failure::Other(missing_stack_file(args)));
     }
-    let loaded = spec::load(&file)?;
+    let mut loaded = spec::load(&file)?;
+    spec::environments::select(&mut loaded, args.env.as_deref())?;
     loaded.validate()?;
     Ok(loaded)
 }
@@ -87,6 +88,8 @@ pub struct Context {
     pub delete_data: bool,
     /// The live state, read with the lookups (for commands that plan).
     pub prefetched: Option<observe::Prefetched>,
+    /// Hosts of this environment no certificate of the HTTPS listener covers.
+    pub host_warnings: Vec<String>,
 }
 
 pub struct Planned {
@@ -105,7 +108,24 @@ impl Context {
         will_plan: bool,
         targets: &[String],
     ) -> Result<Context, Failure> {
-        let loaded = load_valid(stack_args)?;
+        Self::load_from(
+            load_valid(stack_args)?,
+            stack_args,
+            aws_args,
+            will_plan,
+            targets,
+        )
+        .await
+    }
+
+    /// [`Context::load`] of a stack already loaded (and checked) by [`load_valid`].
+    pub async fn load_from(
+        mut loaded: LoadedStack,
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        will_plan: bool,
+        targets: &[String],
+    ) -> Result<Context, Failure> {
         // Offline checks first: bad input never reaches AWS.
         let templates = Templates::new(&stack_args.templates);
         let (offline, mut offline_built) = build_offline(&loaded, None, &templates)?;
@@ -129,6 +149,20 @@ impl Context {
         } else {
             (observe::lookups(&aws, &loaded.stack).await?, None)
         };
+        let mut host_warnings = Vec::new();
+        if let Some(p) = &prefetched {
+            let listener = lookups.load_balancer.https_listener_arn.as_deref();
+            crate::priorities::allocate(&aws, &mut loaded.stack, listener, p).await?;
+            // Another environment's hosts are derived: is each on a certificate of the listener?
+            let hosts: Vec<String> = (loaded.stack.listener_rules.values())
+                .filter(|r| r.movable)
+                .flat_map(|r| r.host_headers.iter().cloned())
+                .collect();
+            if let Some(listener) = listener {
+                host_warnings =
+                    crate::aws::certificates::host_warnings(&aws, listener, &hosts).await?;
+            }
+        }
         tracing::info!(
             account = %lookups.account_id,
             region = %lookups.region,
@@ -148,6 +182,7 @@ impl Context {
             targeted: None,
             delete_data: loaded_disposable,
             prefetched,
+            host_warnings,
         };
         ctx.target(targets)?;
         Ok(ctx)
@@ -208,6 +243,7 @@ impl Context {
         if !destroy {
             plan.warnings
                 .extend(self.built.scrape_warnings(&self.lookups));
+            plan.warnings.extend(self.host_warnings.iter().cloned());
         }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.

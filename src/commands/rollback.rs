@@ -2,7 +2,7 @@
 //! one named), after checking that everything that revision refers to still exists, and
 //! follows the rollouts like apply. Nothing is changed when any service cannot be rolled back.
 
-use super::apply::{confirm, follow_rollouts, interrupt_flag, rollouts_outcome};
+use super::apply::{ask, follow_rollouts, interrupt_flag, rollouts_outcome};
 use super::status::stack_services;
 use super::{build_offline, load_valid};
 use crate::aws::provider::AwsProvider;
@@ -89,8 +89,19 @@ pub async fn run(
                 .unwrap_or_else(|| " (ECS lists a successful deployment of it)".into())
         );
     }
-    if !auto_approve && !confirm(false)? {
-        return Err(Failure::Other("not confirmed; nothing was changed".into()));
+    if !auto_approve {
+        ask(
+            "rollback",
+            &format!(
+                "Region {}, stack {}, environment {}: {} service(s) return to an earlier revision.",
+                aws.region,
+                stack.stack,
+                stack.environment,
+                targets.len()
+            ),
+            "Do you want to roll back? Only 'yes' will be accepted: ",
+            "yes",
+        )?;
     }
 
     let stop = interrupt_flag("\nInterrupt: no further service is rolled back…");

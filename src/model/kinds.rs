@@ -747,9 +747,12 @@ pub static KINDS: [KindInfo; 14] = [
         reads_need: &[ReadNeed::HttpsListener],
         create_rank: 2,
         iam: IamActions {
+            // The listener's certificates: whether another environment's host is covered
+            // (src/aws/certificates.rs; their names come from ACM, see policy.rs).
             read: &[
                 "elasticloadbalancing:DescribeRules",
                 "elasticloadbalancing:DescribeTags",
+                "elasticloadbalancing:DescribeListenerCertificates",
             ],
             create: &["elasticloadbalancing:CreateRule"],
             update: &[
@@ -772,6 +775,7 @@ pub static KINDS: [KindInfo; 14] = [
             on: &[
                 ("elasticloadbalancing:DescribeRules", On::Any),
                 ("elasticloadbalancing:DescribeTags", On::Any),
+                ("elasticloadbalancing:DescribeListenerCertificates", On::Any),
                 ("elasticloadbalancing:CreateRule", On::Listener),
             ],
         },

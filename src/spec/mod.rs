@@ -6,6 +6,7 @@
 
 mod build;
 mod efs;
+pub mod environments;
 mod lb_discovery;
 mod locate;
 mod validate;
@@ -15,8 +16,8 @@ pub use build::{
     SECRETS_POLICY,
 };
 pub use lb_discovery::{
-    DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec, ListenerRuleSpec,
-    ServiceLoadBalancerSpec, TargetGroupSpec,
+    namespace_name, DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec,
+    ListenerRuleSpec, ServiceLoadBalancerSpec, TargetGroupSpec,
 };
 pub use locate::Locator;
 
@@ -62,6 +63,12 @@ pub struct Stack {
     /// data (generated secrets), as `--delete-data` does.
     #[serde(default)]
     pub disposable: bool,
+    /// Destroy of this environment, `--delete-data` and replacements of data-bearing resources are refused.
+    #[serde(default)]
+    pub protected: bool,
+    /// How long after each apply this environment expires (`72h`, `30m`, `7d`); `apply --ttl` overrides it.
+    #[serde(default)]
+    pub ttl: Option<String>,
     /// Existing resources to adopt (what `deploy import` writes).
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
@@ -89,6 +96,10 @@ pub struct Stack {
     /// EFS access points: a POSIX identity and root directory on a file system.
     #[serde(default)]
     pub access_points: BTreeMap<String, AccessPointSpec>,
+    /// Values per environment (`--env`): an environment's name or a pattern with `*` →
+    /// what it changes (see [`environments`]).
+    #[serde(default)]
+    pub environments: BTreeMap<String, environments::EnvironmentSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -574,6 +585,8 @@ fn two_hundred() -> i64 {
 pub struct ImportSpec {
     pub address: String,
     pub id: String,
+    /// The environment the import is for; default the stack's own.
+    pub environment: Option<String>,
 }
 
 /// One problem in the stack file, located.

@@ -31,10 +31,10 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             "must be 1-32 lowercase letters, digits or '-'".into(),
         );
     }
-    if !is_slug(&s.environment) {
+    if !super::environments::is_environment_name(&s.environment) {
         err(
             "environment".into(),
-            "must be 1-32 lowercase letters, digits or '-'".into(),
+            "must be 1-63 lowercase letters, digits or '-', not at either end".into(),
         );
     }
     if !(1..=100).contains(&s.keep_revisions) {
@@ -43,6 +43,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             "1-100 (how many revisions of each family stay registered)".into(),
         );
     }
+    super::environments::check(loaded, &mut err);
     if let Some(r) = &s.region {
         if !is_region(r) {
             err(

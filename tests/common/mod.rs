@@ -525,6 +525,41 @@ impl TestEnv {
         path.to_string_lossy().into_owned()
     }
 
+    /// A copy of the reference stack with `production`'s protection lifted (the edit the
+    /// README documents), for tests that destroy it or delete its data; returns its path.
+    pub fn unprotected_stack(&self) -> String {
+        self.stack_copy("unprotected.yaml", unprotected)
+    }
+
+    /// A rule made by hand (untagged, directly in moto) on the seeded HTTPS listener at
+    /// `priority`, forwarding to the backend; returns its ARN.
+    pub async fn handmade_rule(&self, seeded: &Value, priority: i32) -> String {
+        use aws_sdk_elasticloadbalancingv2 as elb;
+        elb::Client::new(&self.sdk_config(REGION).await)
+            .create_rule()
+            .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
+            .priority(priority)
+            .conditions(
+                elb::types::RuleCondition::builder()
+                    .field("path-pattern")
+                    .values("/admin/*")
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(seeded["target_group_arn"].as_str().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .rules()[0]
+            .rule_arn()
+            .unwrap()
+            .to_string()
+    }
+
     /// moto itself: calls made here are not recorded.
     pub fn endpoint(&self) -> String {
         self.moto.endpoint()
@@ -858,4 +893,11 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
             stderr(&out)
         ),
     }
+}
+
+/// Stack text with `protected: true` (the reference stack's `production`) made `false`.
+pub fn unprotected(text: String) -> String {
+    let lifted = text.replace("    protected: true\n", "    protected: false\n");
+    assert_ne!(lifted, text, "the stack protects no environment any more");
+    lifted
 }
