@@ -93,6 +93,20 @@ pub struct WaitArgs {
     pub max_task_failures: i32,
 }
 
+/// How a command that changes a stack environment waits for its lock.
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// Wait up to this long for the environment's lock when another deploy holds it (e.g.
+    /// 5m); by default fail at once, naming the holder.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// A waiter takes over a lock it has seen unchanged (no heartbeat) for this long, on its
+    /// own clock. Holders renew every 30 s (a quarter of this when shorter).
+    #[arg(long, value_name = "DURATION", env = "DEPLOY_LOCK_STALE_AFTER", default_value = "2m",
+          value_parser = parse_duration)]
+    pub lock_stale_after: std::time::Duration,
+}
+
 /// `90s`, `15m`, `1h`, `2d`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -173,6 +187,12 @@ pub enum Command {
         delete_data: bool,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// The environment expires this long after this apply (s, m, h or d; e.g. 72h):
+        /// `deploy destroy --expired` removes it then. Overrides the stack's `ttl`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<std::time::Duration>,
     },
     /// Print a saved plan.
     Show {
@@ -191,6 +211,8 @@ pub enum Command {
         /// listed. A stack with `disposable: true` always deletes them.
         #[arg(long)]
         delete_data: bool,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Is the stack healthy now? Every service's deployments, tasks, targets, stopped tasks
     /// and events (read-only). Exit 0 when healthy, 2 when not, 1 on error.
@@ -227,6 +249,17 @@ pub enum Command {
         /// The existing resource's id (log group name, role name, sg-…, cluster name,
         /// task definition family, service name).
         id: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Remove a stack environment's lock now, whoever holds it (LOCK_ID as the holder's
+    /// details name it). Only for a holder that is gone: a live one stops before its next
+    /// write.
+    ForceUnlock {
+        /// The lock id, as an error naming the holder shows it.
+        lock_id: String,
+        #[command(flatten)]
+        aws: AwsArgs,
     },
     /// Print a shell completion script (e.g. `deploy completions bash > ~/.local/share/bash-completion/completions/deploy`).
     Completions {

@@ -140,6 +140,8 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             targets,
             delete_data,
             wait,
+            lock,
+            ttl,
             ..
         } => {
             if stack.file_arg.is_some()
@@ -152,7 +154,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 ));
             }
             // A saved plan was reviewed already: it never asks.
-            commands::apply::apply_saved(&file, &aws, &wait)
+            commands::apply::apply_saved(&file, &aws, &wait, &(&lock).into(), ttl)
                 .await
                 .map(|()| 0)
         }
@@ -164,14 +166,20 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             targets,
             delete_data,
             wait,
+            lock,
+            ttl,
         } => commands::apply::converge(
             &stack,
             &aws,
-            auto_approve,
-            false,
-            delete_data,
-            &targets,
-            &wait,
+            commands::apply::Converge {
+                auto_approve,
+                destroy: false,
+                delete_data,
+                targets: &targets,
+                wait: &wait,
+                lock: (&lock).into(),
+                ttl,
+            },
         )
         .await
         .map(|()| 0),
@@ -180,7 +188,8 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             aws,
             auto_approve,
             delete_data,
-        } => commands::destroy::run(&stack, &aws, auto_approve, delete_data)
+            lock,
+        } => commands::destroy::run(&stack, &aws, auto_approve, delete_data, (&lock).into())
             .await
             .map(|()| 0),
         Command::Status { stack, aws } => commands::status::run(&stack, &aws).await,
@@ -196,7 +205,11 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             aws,
             address,
             id,
-        } => commands::import::run(&stack, &aws, &address, &id)
+            lock,
+        } => commands::import::run(&stack, &aws, &address, &id, &(&lock).into())
+            .await
+            .map(|()| 0),
+        Command::ForceUnlock { lock_id, aws } => commands::force_unlock::run(&lock_id, &aws)
             .await
             .map(|()| 0),
         Command::Completions { shell } => commands::completions::run(shell).map(|()| 0),

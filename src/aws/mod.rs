@@ -17,6 +17,7 @@ pub mod logs;
 pub mod provider;
 pub mod secrets;
 pub mod setup;
+pub mod state_table;
 pub mod tagging;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -39,6 +40,8 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub servicediscovery: aws_sdk_servicediscovery::Client,
+    /// The table of locks and environment records ([`state_table`]).
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
@@ -138,6 +141,7 @@ impl Aws {
             sts: client!(aws_sdk_sts, config, http("sts")),
             tagging: client!(aws_sdk_resourcegroupstagging, config, http("tagging")),
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
+            dynamodb: client!(aws_sdk_dynamodb, config, http("dynamodb")),
         }
     }
 
@@ -151,6 +155,18 @@ impl Aws {
             .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
         out.account
             .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
+    }
+
+    /// Who the credentials are (the lock and the environment records name it).
+    pub async fn caller_arn(&self) -> Result<String, AwsError> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
+        out.arn
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no ARN in answer"))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::apply::{self, progress::StderrReporter, Refs};
 use crate::aws::provider::AwsProvider;
 use crate::aws::Aws;
 use crate::cli::{AwsArgs, StackArgs, WaitArgs};
+use crate::lock::{self, Held, LockOptions, Operation};
 use crate::observe;
 use crate::output;
 use crate::plan::Plan;
@@ -32,7 +33,13 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Applies a saved plan exactly: re-reads what it was made from and refuses, changing
 /// nothing, if any of it moved.
-pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Result<(), Failure> {
+pub async fn apply_saved(
+    file: &Path,
+    aws_args: &AwsArgs,
+    wait: &WaitArgs,
+    lock: &LockOptions,
+    ttl: Option<Duration>,
+) -> Result<(), Failure> {
     let saved = read_plan(file)?;
     // The release alone decides: builds of other commits of the same release apply it.
     if !crate::version::can_apply_plan_from(&saved.tool_version) {
@@ -51,6 +58,9 @@ pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Re
             saved.plan.account_id
         )));
     }
+    // Held from before the staleness check until the rollout waits end.
+    let s = &loaded.stack;
+    let guard = lock::take_for(&aws, &s.stack, &s.environment, Operation::Apply, lock).await?;
     let lookups = observe::lookups(&aws, &loaded.stack).await?;
     let world = observe::observe(&aws, &loaded.stack, &lookups, &saved.desired).await?;
     let why = saved::staleness(&saved, &lookups, &world);
@@ -62,7 +72,28 @@ pub async fn apply_saved(file: &Path, aws_args: &AwsArgs, wait: &WaitArgs) -> Re
         )));
     }
     preview_plan(&saved.plan);
-    execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait).await
+    let held = guard.held();
+    let done = execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait, &held).await;
+    record_outcome(&held, &loaded, false, ttl, done).await
+}
+
+/// After an apply's steps: the environment's record notes the apply (also when a rollout
+/// did not complete: the steps were made); after a complete destroy the record goes.
+async fn record_outcome(
+    held: &Held,
+    loaded: &LoadedStack,
+    destroy: bool,
+    ttl: Option<Duration>,
+    done: Result<(), Failure>,
+) -> Result<(), Failure> {
+    match (&done, destroy) {
+        (Ok(()), true) => held.forget_environment().await?,
+        (Ok(()) | Err(Failure::Rollouts { .. }), false) => {
+            held.record_apply(&loaded.stack, &loaded.text, ttl).await?
+        }
+        _ => {}
+    }
+    done
 }
 
 fn confirm(destroy: bool) -> Result<bool, Failure> {
@@ -85,18 +116,42 @@ fn confirm(destroy: bool) -> Result<bool, Failure> {
     Ok(line.trim() == "yes")
 }
 
-/// Plans (the removal of everything owned, with `destroy`), asks unless `auto_approve`, then
-/// carries the plan out. Shared by `apply` and `destroy`.
+/// How `converge` plans and carries out.
+pub struct Converge<'a> {
+    pub auto_approve: bool,
+    /// Plan the removal of everything owned.
+    pub destroy: bool,
+    pub delete_data: bool,
+    pub targets: &'a [String],
+    pub wait: &'a WaitArgs,
+    pub lock: LockOptions,
+    /// `apply --ttl`.
+    pub ttl: Option<Duration>,
+}
+
+/// Takes the environment's lock, plans (the removal of everything owned, with `destroy`),
+/// asks unless `auto_approve`, then carries the plan out and notes it in the environment's
+/// record. Shared by `apply` and `destroy`.
 pub async fn converge(
     stack_args: &StackArgs,
     aws_args: &AwsArgs,
-    auto_approve: bool,
-    destroy: bool,
-    delete_data: bool,
-    targets: &[String],
-    wait: &WaitArgs,
+    how: Converge<'_>,
 ) -> Result<(), Failure> {
-    let mut ctx = Context::load(stack_args, aws_args, true, targets).await?;
+    let Converge {
+        auto_approve,
+        destroy,
+        delete_data,
+        targets,
+        wait,
+        lock,
+        ttl,
+    } = how;
+    let op = if destroy {
+        Operation::Destroy
+    } else {
+        Operation::Apply
+    };
+    let mut ctx = Context::load_locked(stack_args, aws_args, targets, (op, &lock)).await?;
     ctx.delete_data |= delete_data;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     preview_plan(&planned.plan);
@@ -104,7 +159,21 @@ pub async fn converge(
     if planned.plan.has_changes() && !auto_approve && !confirm(destroy)? {
         return Err(Failure::Other("not confirmed; nothing was changed".into()));
     }
-    execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs, wait).await
+    let held = ctx
+        .lock
+        .as_ref()
+        .expect("load_locked holds the lock")
+        .held();
+    let done = execute_plan(
+        &planned.plan,
+        &ctx.aws,
+        &ctx.loaded,
+        planned.refs,
+        wait,
+        &held,
+    )
+    .await;
+    record_outcome(&held, &ctx.loaded, destroy, ttl, done).await
 }
 
 /// Carries out a plan with Ctrl-C handling, follows the rollouts it started (unless
@@ -115,6 +184,7 @@ async fn execute_plan(
     loaded: &LoadedStack,
     refs: Refs,
     wait: &WaitArgs,
+    held: &Arc<Held>,
 ) -> Result<(), Failure> {
     if !plan.has_changes() {
         if json_output() {
@@ -140,6 +210,7 @@ async fn execute_plan(
         environment: loaded.stack.environment.clone(),
         ownership: spec::ownership_tags(&loaded.stack),
         started: Default::default(),
+        lock: Some(held.clone()),
     };
     let report = apply::execute(plan, &provider, &StderrReporter, refs, stop.clone())
         .await

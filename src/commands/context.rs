@@ -87,6 +87,9 @@ pub struct Context {
     pub delete_data: bool,
     /// The live state, read with the lookups (for commands that plan).
     pub prefetched: Option<observe::Prefetched>,
+    /// The environment's lock, for commands that change it ([`Context::load_locked`]):
+    /// held until the context is dropped.
+    pub lock: Option<crate::lock::Guard>,
 }
 
 pub struct Planned {
@@ -105,6 +108,28 @@ impl Context {
         will_plan: bool,
         targets: &[String],
     ) -> Result<Context, Failure> {
+        Context::load_inner(stack_args, aws_args, will_plan, targets, None).await
+    }
+
+    /// Like `load` for a command that plans and changes the environment: takes its lock
+    /// (for `operation`) before the live state is read, so what it plans from cannot move
+    /// under it.
+    pub async fn load_locked(
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        targets: &[String],
+        lock: (crate::lock::Operation, &crate::lock::LockOptions),
+    ) -> Result<Context, Failure> {
+        Context::load_inner(stack_args, aws_args, true, targets, Some(lock)).await
+    }
+
+    async fn load_inner(
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        will_plan: bool,
+        targets: &[String],
+        lock: Option<(crate::lock::Operation, &crate::lock::LockOptions)>,
+    ) -> Result<Context, Failure> {
         let loaded = load_valid(stack_args)?;
         // Offline checks first: bad input never reaches AWS.
         let templates = Templates::new(&stack_args.templates);
@@ -122,6 +147,13 @@ impl Context {
             .clone()
             .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+        let guard = match lock {
+            Some((op, opts)) => {
+                let s = &loaded.stack;
+                Some(crate::lock::take_for(&aws, &s.stack, &s.environment, op, opts).await?)
+            }
+            None => None,
+        };
         let (lookups, prefetched) = if will_plan {
             let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
             let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
@@ -148,6 +180,7 @@ impl Context {
             targeted: None,
             delete_data: loaded_disposable,
             prefetched,
+            lock: guard,
         };
         ctx.target(targets)?;
         Ok(ctx)

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod completions;
 mod context;
 pub mod destroy;
+pub mod force_unlock;
 pub mod import;
 pub mod man;
 pub mod plan;

@@ -62,6 +62,12 @@ pub struct Stack {
     /// data (generated secrets), as `--delete-data` does.
     #[serde(default)]
     pub disposable: bool,
+    /// Destroy of this environment, `--delete-data` and replacements of data-bearing resources are refused.
+    #[serde(default)]
+    pub protected: bool,
+    /// How long after each apply this environment expires (`72h`, `30m`, `7d`); `apply --ttl` overrides it.
+    #[serde(default)]
+    pub ttl: Option<String>,
     /// Existing resources to adopt (what `deploy import` writes).
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
