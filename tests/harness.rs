@@ -411,6 +411,7 @@ async fn access_denied_is_not_retried_in_json_and_query_protocols() {
                 injected: true,
                 write: false,
                 bookkeeping: false,
+                key: "testing".into(),
             },
             Call {
                 service: "iam".into(),
@@ -420,6 +421,7 @@ async fn access_denied_is_not_retried_in_json_and_query_protocols() {
                 injected: true,
                 write: false,
                 bookkeeping: false,
+                key: "testing".into(),
             },
         ],
         "exactly one attempt each, no retry"

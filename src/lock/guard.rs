@@ -87,6 +87,17 @@ impl Held {
         Err(lock_lost(why))
     }
 
+    /// Before writing the record: a holder that lost the lock leaves it to the new holder.
+    async fn still_held(&self) -> bool {
+        match self.check().await {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("warning: the environment's record was not updated: {e}");
+                false
+            }
+        }
+    }
+
     /// One heartbeat; false once the lock is released or lost (the task stops).
     async fn beat(&self) -> bool {
         let mut st = self.state.lock().await;
@@ -157,6 +168,9 @@ impl Held {
         stack_text: &str,
         ttl: Option<Duration>,
     ) -> Result<(), Failure> {
+        if !self.still_held().await {
+            return Ok(());
+        }
         let ttl = match ttl {
             Some(t) => Some(t),
             None => match &stack.ttl {
@@ -190,6 +204,9 @@ impl Held {
 
     /// After a destroy removed everything: the environment has no record any more.
     pub async fn forget_environment(&self) -> Result<(), Failure> {
+        if !self.still_held().await {
+            return Ok(());
+        }
         state_table::delete_record(&self.aws, &self.stack, &self.environment).await?;
         Ok(())
     }

@@ -278,6 +278,9 @@ pub struct Call {
     /// A write to deploy's own table of locks and environment records (never to the
     /// stack's resources).
     pub bookkeeping: bool,
+    /// The access key id the call was signed with (tests give concurrent processes their
+    /// own keys to tell their calls apart).
+    pub key: String,
 }
 
 impl Call {
@@ -436,6 +439,7 @@ impl Proxy {
                     bookkeeping: v["bookkeeping"]
                         .as_bool()
                         .unwrap_or_else(|| panic!("proxy log line without `bookkeeping`: {line}")),
+                    key: text("key"),
                 }
             })
             .collect()
