@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// The table's name (one per account and region, shared by every stack).
-pub const TABLE: &str = "deploy-state";
+pub const TABLE: &str = crate::lock::STATE_TABLE;
 /// The tag that marks the table as deploy's own.
 pub const TABLE_TAG: (&str, &str) = ("deploy:table", "locks-and-environment-records");
 /// How long a new table may take to become ACTIVE (seconds on AWS).

@@ -9,6 +9,9 @@ pub use guard::{force_unlock, take, take_for, Guard, Held, LockOptions};
 
 use std::time::{Duration, Instant};
 
+/// The DynamoDB table of locks and environment records (one per account and region).
+pub const STATE_TABLE: &str = "deploy-state";
+
 /// What holds the lock: the operation that took it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
