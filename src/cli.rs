@@ -32,6 +32,9 @@ pub struct Cli {
     /// SDK's own tracing. Secret values never appear at any level.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Environment to act on (default: the stack's `environment`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -213,6 +216,23 @@ pub enum Command {
         delete_data: bool,
         #[command(flatten)]
         lock: LockArgs,
+        /// Without the stack file: destroy the environment `--env` of stack NAME, found by
+        /// its ownership tags (data-bearing resources go only when it was disposable;
+        /// protected environments are refused).
+        #[arg(
+            long = "stack",
+            value_name = "NAME",
+            requires = "env",
+            conflicts_with = "file_arg"
+        )]
+        stack_name: Option<String>,
+        /// Without the stack file: destroy every expired, unprotected environment in the
+        /// account and region (`apply --ttl` or the stack's `ttl` set the expiry).
+        #[arg(long, conflicts_with_all = ["stack_name", "file_arg"])]
+        expired: bool,
+        /// With --stack or --expired: list exactly what would be removed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Is the stack healthy now? Every service's deployments, tasks, targets, stopped tasks
     /// and events (read-only). Exit 0 when healthy, 2 when not, 1 on error.

@@ -682,17 +682,86 @@ async fn read_owned_elsewhere(
             extra.push((Kind::IamRole, name));
         }
     }
-    let read = future::try_join_all(
-        extra
-            .iter()
-            .map(|(kind, id)| observe_by_id(aws, stack, vpc_id, *kind, id)),
-    )
+    let read = future::try_join_all(extra.iter().map(|(kind, id)| {
+        observe_by_id(aws, (&stack.stack, &stack.environment), vpc_id, *kind, id)
+    }))
     .await?;
     Ok(read
         .into_iter()
         .flatten()
         .filter(|o| o.ownership(&stack.stack, &stack.environment) == Ownership::Owned)
         .collect())
+}
+
+/// Everything `stack`/`environment` owns in the account and region, found without its stack
+/// file: by the ownership tags (the tagging API, the roles' IAM path) and, for the kinds the
+/// tagging API may not list (listener rules, Cloud Map namespaces and services), by those
+/// kinds' own list calls. Each is read by id and kept only when its tags say it is owned.
+/// What a destroy without the stack file plans from.
+pub async fn owned_without_stack(
+    aws: &Aws,
+    stack: &str,
+    environment: &str,
+) -> Result<World, AwsError> {
+    let role_path = format!("/deploy/{stack}/");
+    let (arns, roles, rules, namespaces, services) = tokio::try_join!(
+        tagging::owned_arns(aws, stack, environment),
+        iam::list_roles_under_path(aws, &role_path),
+        elbv2_targets::owned_rules_everywhere(aws, stack, environment),
+        cloudmap::private_namespaces(aws),
+        cloudmap::all_service_arns(aws),
+    )?;
+    // Task definitions are read per family (the latest revision; every revision is
+    // deregistered with it).
+    let mut wanted: BTreeSet<(Kind, String)> = arns
+        .iter()
+        .filter_map(|arn| tagging::classify_arn(arn))
+        .filter(|(kind, _)| *kind != Kind::ListenerRule)
+        .map(|(kind, id)| match kind {
+            Kind::TaskDefinition => (kind, task_family(&id)),
+            _ => (kind, id),
+        })
+        .collect();
+    wanted.extend(roles.into_iter().map(|r| (Kind::IamRole, r)));
+    wanted.extend(
+        namespaces
+            .into_iter()
+            .map(|n| (Kind::ServiceDiscoveryNamespace, n.id)),
+    );
+    wanted.extend(
+        services
+            .into_iter()
+            .map(|s| (Kind::ServiceDiscoveryService, s)),
+    );
+    // The mount targets of each file system are one resource, read through it.
+    let file_systems: Vec<String> = wanted
+        .iter()
+        .filter(|(k, _)| *k == Kind::EfsFileSystem)
+        .map(|(_, id)| id.clone())
+        .collect();
+    wanted.extend(
+        file_systems
+            .into_iter()
+            .map(|fs| (Kind::EfsMountTargets, fs)),
+    );
+    let read = future::try_join_all(
+        wanted
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, (stack, environment), "", *kind, id)),
+    )
+    .await?;
+    let mut owned: Vec<Observed> = read
+        .into_iter()
+        .flatten()
+        .filter(|o| o.ownership(stack, environment) == Ownership::Owned)
+        .collect();
+    owned.extend(rules);
+    let revisions = read_revisions(aws, &BTreeMap::new(), &owned).await?;
+    Ok(World {
+        found: BTreeMap::new(),
+        owned_elsewhere: owned,
+        revisions,
+    })
 }
 
 /// The revisions services run, to compare by content: those already read, and the others
@@ -749,7 +818,7 @@ fn task_family(id: &str) -> String {
 /// Reads one resource found by tag, addressed by its `deploy:address` tag.
 async fn observe_by_id(
     aws: &Aws,
-    stack: &Stack,
+    owner: (&str, &str),
     vpc_id: &str,
     kind: Kind,
     id: &str,
@@ -761,8 +830,7 @@ async fn observe_by_id(
         Kind::SecurityGroup => ec2::observe_security_group(aws, id, &placeholder).await?,
         Kind::EcsCluster => ecs::find_cluster(aws, id, &placeholder).await?,
         Kind::TaskDefinition => {
-            ecs::find_task_definition(aws, id, &placeholder, &stack.stack, &stack.environment)
-                .await?
+            ecs::find_task_definition(aws, id, &placeholder, owner.0, owner.1).await?
         }
         Kind::EcsService => {
             // arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME

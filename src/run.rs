@@ -108,6 +108,7 @@ pub fn main(cli: Cli) -> i32 {
 /// Runs the command; `Ok` carries the exit code of a success (2: `--detailed-exitcode` with
 /// changes).
 async fn dispatch(cli: Cli) -> Result<i32, Failure> {
+    let env = cli.env;
     match cli.command {
         Command::Validate { stack } => commands::validate::run(&stack).map(|()| 0),
         Command::Render { stack, aws, out } => {
@@ -184,11 +185,31 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         .await
         .map(|()| 0),
         Command::Destroy {
+            aws,
+            lock,
+            stack_name,
+            expired,
+            dry_run,
+            ..
+        } if expired || stack_name.is_some() => {
+            let how = commands::reap::Reap {
+                aws: &aws,
+                dry_run,
+                lock: (&lock).into(),
+            };
+            match (stack_name, env) {
+                (Some(stack), Some(env)) => commands::reap::one(&how, &stack, &env).await,
+                _ => commands::reap::expired(&how).await,
+            }
+            .map(|()| 0)
+        }
+        Command::Destroy {
             stack,
             aws,
             auto_approve,
             delete_data,
             lock,
+            ..
         } => commands::destroy::run(&stack, &aws, auto_approve, delete_data, (&lock).into())
             .await
             .map(|()| 0),

@@ -723,6 +723,58 @@ pub async fn set_tags(
     Ok(())
 }
 
+/// Every listener rule in the account and region that carries `stack`/`environment`'s
+/// ownership tags (the tagging API does not list rules on every implementation): for finding
+/// what a stack owns without its stack file. Calls: DescribeLoadBalancers (paged), then per
+/// load balancer DescribeListeners, per listener DescribeRules and DescribeTags.
+pub async fn owned_rules_everywhere(
+    aws: &Aws,
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<Observed>, AwsError> {
+    let pages: Vec<_> = aws
+        .elbv2
+        .describe_load_balancers()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("elbv2", "DescribeLoadBalancers"))?;
+    let lbs: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.load_balancers())
+        .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+        .collect();
+    let listeners =
+        futures::future::try_join_all(lbs.iter().map(|lb| super::elbv2::listeners(aws, lb)))
+            .await?;
+    let listener_arns: Vec<String> = listeners
+        .iter()
+        .flatten()
+        .filter_map(|l| l.listener_arn().map(str::to_string))
+        .collect();
+    let rules = futures::future::try_join_all(
+        listener_arns
+            .iter()
+            .map(|l| async move { Ok::<_, AwsError>((l, listener_rules(aws, l).await?)) }),
+    )
+    .await?;
+    Ok(rules
+        .into_iter()
+        .flat_map(|(listener, rules)| {
+            rules.into_iter().filter_map(move |(r, tags)| {
+                let owned = crate::model::Ownership::judge(&tags, stack, environment)
+                    == crate::model::Ownership::Owned;
+                let address = tags
+                    .get(TAG_ADDRESS)
+                    .and_then(|a| a.parse::<Address>().ok())
+                    .filter(|a| a.kind == crate::model::Kind::ListenerRule)?;
+                owned.then(|| observed_rule(listener, &r, tags.clone(), &address))
+            })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

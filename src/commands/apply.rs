@@ -73,7 +73,8 @@ pub async fn apply_saved(
     }
     preview_plan(&saved.plan);
     let held = guard.held();
-    let done = execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait, &held).await;
+    let owner = Owner::of(&loaded.stack);
+    let done = execute_plan(&saved.plan, &aws, &owner, saved.refs.clone(), wait, &held).await;
     record_outcome(&held, &loaded, false, ttl, done).await
 }
 
@@ -167,7 +168,7 @@ pub async fn converge(
     let done = execute_plan(
         &planned.plan,
         &ctx.aws,
-        &ctx.loaded,
+        &Owner::of(&ctx.loaded.stack),
         planned.refs,
         wait,
         &held,
@@ -176,12 +177,30 @@ pub async fn converge(
     record_outcome(&held, &ctx.loaded, destroy, ttl, done).await
 }
 
+/// Whose resources a plan's steps create and tag.
+pub struct Owner {
+    pub stack: String,
+    pub environment: String,
+    /// The ownership tags every create and adoption puts on.
+    pub ownership: crate::model::Tags,
+}
+
+impl Owner {
+    pub fn of(stack: &spec::Stack) -> Owner {
+        Owner {
+            stack: stack.stack.clone(),
+            environment: stack.environment.clone(),
+            ownership: spec::ownership_tags(stack),
+        }
+    }
+}
+
 /// Carries out a plan with Ctrl-C handling, follows the rollouts it started (unless
 /// `--no-wait`), and prints the final report.
-async fn execute_plan(
+pub(crate) async fn execute_plan(
     plan: &Plan,
     aws: &Aws,
-    loaded: &LoadedStack,
+    owner: &Owner,
     refs: Refs,
     wait: &WaitArgs,
     held: &Arc<Held>,
@@ -206,9 +225,9 @@ async fn execute_plan(
     });
     let provider = AwsProvider {
         aws: aws.clone(),
-        stack: loaded.stack.stack.clone(),
-        environment: loaded.stack.environment.clone(),
-        ownership: spec::ownership_tags(&loaded.stack),
+        stack: owner.stack.clone(),
+        environment: owner.environment.clone(),
+        ownership: owner.ownership.clone(),
         started: Default::default(),
         lock: Some(held.clone()),
     };

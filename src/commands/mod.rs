@@ -11,6 +11,7 @@ pub mod import;
 pub mod man;
 pub mod plan;
 pub mod policy;
+pub mod reap;
 pub mod render;
 pub mod show;
 pub mod status;
