@@ -272,6 +272,16 @@ pub enum Command {
         #[command(flatten)]
         lock: LockArgs,
     },
+    /// List every stack environment in the account and region (no stack file needed): its
+    /// resources by kind, when it was created and last applied and by whom, its expiry, its
+    /// lock and the rough monthly cost of its Fargate tasks.
+    Ls {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Only the environments whose expiry has passed.
+        #[arg(long)]
+        expired: bool,
+    },
     /// Remove a stack environment's lock now, whoever holds it (LOCK_ID as the holder's
     /// details name it). Only for a holder that is gone: a live one stops before its next
     /// write.

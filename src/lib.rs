@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod diff;
+pub mod inventory;
 pub mod lock;
 pub mod model;
 pub mod observe;

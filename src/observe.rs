@@ -707,7 +707,7 @@ pub async fn owned_without_stack(
     let (arns, roles, rules, namespaces, services) = tokio::try_join!(
         tagging::owned_arns(aws, stack, environment),
         iam::list_roles_under_path(aws, &role_path),
-        elbv2_targets::owned_rules_everywhere(aws, stack, environment),
+        elbv2_targets::tagged_rules_everywhere(aws),
         cloudmap::private_namespaces(aws),
         cloudmap::all_service_arns(aws),
     )?;
@@ -755,13 +755,111 @@ pub async fn owned_without_stack(
         .flatten()
         .filter(|o| o.ownership(stack, environment) == Ownership::Owned)
         .collect();
-    owned.extend(rules);
+    owned.extend(
+        rules
+            .into_iter()
+            .filter(|o| o.ownership(stack, environment) == Ownership::Owned),
+    );
     let revisions = read_revisions(aws, &BTreeMap::new(), &owned).await?;
     Ok(World {
         found: BTreeMap::new(),
         owned_elsewhere: owned,
         revisions,
     })
+}
+
+/// Every resource any stack owns in the account and region, with its tags, and the task
+/// size and desired count of every ECS service among them: what `deploy ls` reports. Found
+/// as [`owned_without_stack`] finds one environment's, across all stacks: the tagging API
+/// (its answer carries the tags), the roles under `/deploy/` (GetRole each), the listener
+/// rules and Cloud Map resources by their own list calls (their tags read with them);
+/// services are read with their task definitions for the cost.
+pub async fn everything_owned(
+    aws: &Aws,
+) -> Result<
+    (
+        Vec<(Kind, String, crate::model::Tags)>,
+        Vec<(crate::model::Tags, f64, f64, i32)>,
+    ),
+    AwsError,
+> {
+    let (tagged, roles, rules, namespaces, services) = tokio::try_join!(
+        tagging::all_owned(aws),
+        iam::list_roles_under_path(aws, "/deploy/"),
+        elbv2_targets::tagged_rules_everywhere(aws),
+        cloudmap::private_namespaces(aws),
+        cloudmap::all_service_arns(aws),
+    )?;
+    let mut out: Vec<(Kind, String, crate::model::Tags)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (arn, tags) in tagged {
+        let Some((kind, id)) = tagging::classify_arn(&arn) else {
+            continue;
+        };
+        // Revisions of one task definition family count once.
+        let id = match kind {
+            Kind::TaskDefinition => task_family(&id),
+            _ => id,
+        };
+        if seen.insert((kind, id.clone())) {
+            out.push((kind, id, tags));
+        }
+    }
+    let by_id: Vec<(Kind, String)> = roles
+        .into_iter()
+        .map(|r| (Kind::IamRole, r))
+        .chain(
+            namespaces
+                .into_iter()
+                .map(|n| (Kind::ServiceDiscoveryNamespace, n.id)),
+        )
+        .chain(
+            services
+                .into_iter()
+                .map(|s| (Kind::ServiceDiscoveryService, s)),
+        )
+        .filter(|k| !seen.contains(k))
+        .collect();
+    let read = future::try_join_all(
+        by_id
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, ("", ""), "", *kind, id)),
+    )
+    .await?;
+    let rules = rules.into_iter().map(Some);
+    for o in read.into_iter().chain(rules).flatten() {
+        if o.all_tags.contains_key(crate::model::TAG_STACK)
+            && seen.insert((o.address.kind, o.id.clone()))
+        {
+            out.push((o.address.kind, o.id.clone(), o.all_tags.clone()));
+        }
+    }
+    // The Fargate tasks: each service's desired count and its task definition's size.
+    let service_arns: Vec<(String, crate::model::Tags)> = out
+        .iter()
+        .filter(|(k, _, _)| *k == Kind::EcsService)
+        .map(|(_, id, tags)| (id.clone(), tags.clone()))
+        .collect();
+    let running = future::try_join_all(service_arns.into_iter().map(|(arn, tags)| async move {
+        let Some(o) = observe_by_id(aws, ("", ""), "", Kind::EcsService, &arn).await? else {
+            return Ok(None);
+        };
+        let Attrs::EcsService(s) = &o.attrs else {
+            return Ok(None);
+        };
+        let Some((_, td, _)) = ecs::describe_task_definition(aws, &s.task_definition).await? else {
+            return Ok(None);
+        };
+        let number = |v: &str| v.parse::<f64>().unwrap_or(0.0);
+        Ok::<_, AwsError>(Some((
+            tags,
+            number(&td.cpu),
+            number(&td.memory),
+            s.desired_count,
+        )))
+    }))
+    .await?;
+    Ok((out, running.into_iter().flatten().collect()))
 }
 
 /// The revisions services run, to compare by content: those already read, and the others

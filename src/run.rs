@@ -230,6 +230,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => commands::import::run(&stack, &aws, &address, &id, &(&lock).into())
             .await
             .map(|()| 0),
+        Command::Ls { aws, expired } => commands::ls::run(&aws, expired).await.map(|()| 0),
         Command::ForceUnlock { lock_id, aws } => commands::force_unlock::run(&lock_id, &aws)
             .await
             .map(|()| 0),

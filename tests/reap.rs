@@ -264,3 +264,140 @@ async fn the_reference_stack_is_destroyed_without_its_file_down_to_nothing() {
         stdout(&again)
     );
 }
+
+/// `deploy ls --format json` from a directory without a stack file.
+fn ls(env: &TestEnv, extra: &[&str]) -> serde_json::Value {
+    let empty = tempfile::tempdir().unwrap();
+    let args = [&["ls", "--format", "json", "--region", REGION][..], extra].concat();
+    let out = env.deploy_in(empty.path(), &args, &[]);
+    assert_success(&out);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("ls prints JSON");
+    common::schema_check(&doc).expect("the inventory document follows the schema");
+    doc
+}
+
+fn environment<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["environment"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed: {doc:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ls_lists_every_environment_with_its_counts_expiry_lock_and_cost() {
+    let env = TestEnv::new();
+    env.seed(false);
+    // The reference stack: its resources by kind, as the first plan creates them.
+    let file = env.stack_copy("preview.yaml", |t| {
+        t.replace("environment: production", "environment: preview")
+    });
+    let plan = env.deploy(&["plan", "-f", &file, "--format", "json"]);
+    assert_success(&plan);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    let mut expected = std::collections::BTreeMap::<String, i64>::new();
+    for c in plan["changes"].as_array().unwrap() {
+        let kind = c["address"].as_str().unwrap().split('.').next().unwrap();
+        // Mount targets are not taggable: ls counts what carries the ownership tags.
+        if kind != "efs_mount_targets" {
+            *expected.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+    assert_success(&env.deploy(&["apply", "-f", &file, "--auto-approve", "--ttl", "3d"]));
+    let dir = env.path();
+    let small = small_stack(dir, "one", "");
+    assert_success(&env.deploy(&["apply", "-f", &small, "--auto-approve", "--ttl", "1s"]));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // One environment locked by someone else.
+    let aws = env.moto.aws().await;
+    let opts = deploy::lock::LockOptions {
+        timeout: std::time::Duration::ZERO,
+        stale_after: std::time::Duration::from_secs(120),
+    };
+    let guard = deploy::lock::take_for(&aws, "small", "one", deploy::lock::Operation::Apply, &opts)
+        .await
+        .unwrap();
+
+    env.proxy.clear();
+    let doc = ls(&env, &[]);
+    eprintln!(
+        "ls with the reference stack and a small one: {} calls",
+        env.proxy.calls().len()
+    );
+    let preview = environment(&doc, "preview");
+    let counted: std::collections::BTreeMap<String, i64> =
+        serde_json::from_value(preview["resources"].clone()).unwrap();
+    assert_eq!(counted, expected);
+    assert_eq!(preview["stack"], "monitoring");
+    assert_eq!(preview["expired"], false);
+    assert!(preview["expires_at"].as_str().unwrap().ends_with("UTC"));
+    assert!(preview["created_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:"));
+    assert_eq!(preview["locked_by"], serde_json::Value::Null);
+    // Two services of the reference stack, one task each (0.5 vCPU / 1 GB and
+    // 0.25 vCPU / 0.5 GB, see stacks/monitoring.yaml) in us-west-2.
+    assert_eq!(preview["tasks"], 2);
+    assert!(preview["monthly_usd"].as_f64().unwrap() > 0.0);
+    let one = environment(&doc, "one");
+    assert_eq!(
+        one["resources"],
+        serde_json::json!({"log_group": 1, "secret": 1, "security_group": 1})
+    );
+    assert_eq!(one["expired"], true);
+    assert!(one["locked_by"]
+        .as_str()
+        .unwrap()
+        .contains("apply by arn:aws:"));
+    assert_eq!(one["monthly_usd"], 0.0);
+    let expired = ls(&env, &["--expired"]);
+    let names: Vec<&str> = expired["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one"]);
+    guard.release().await.unwrap();
+}
+
+/// The AWS calls `ls` makes for 1 and for 10 environments (small stacks: a log group, a
+/// security group and a generated secret each), counted at the proxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_calls_ls_makes_for_1_and_for_10_environments() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let mut counts = Vec::new();
+    for n in 1..=10 {
+        let file = small_stack(env.path(), &format!("e{n:02}"), "");
+        assert_success(&env.deploy(&["apply", "-f", &file, "--auto-approve"]));
+        if n == 1 || n == 10 {
+            env.proxy.clear();
+            let doc = ls(&env, &[]);
+            assert_eq!(doc["environments"].as_array().unwrap().len(), n);
+            let mut by_action = std::collections::BTreeMap::<String, usize>::new();
+            for c in env.proxy.calls() {
+                assert!(!c.is_mutating() && !c.bookkeeping, "ls wrote: {c}");
+                *by_action
+                    .entry(format!("{}:{}", c.service, c.action))
+                    .or_default() += 1;
+            }
+            let total: usize = by_action.values().sum();
+            eprintln!("ls with {n} environment(s): {total} calls: {by_action:?}");
+            counts.push((n, total, by_action));
+        }
+    }
+    // No call per environment for these kinds: one Scan of the table, the tagging API's
+    // pages (moto answers 30 resources in two), and the list calls of roles, rules and Cloud
+    // Map (roles, Cloud Map resources and ECS services, of which these stacks have none,
+    // would be read one by one).
+    let without_tagging = |m: &std::collections::BTreeMap<String, usize>| {
+        let mut m = m.clone();
+        m.remove("tagging:GetResources");
+        m
+    };
+    assert_eq!(without_tagging(&counts[0].2), without_tagging(&counts[1].2));
+    assert_eq!((counts[0].1, counts[1].1), (9, 10), "{counts:?}");
+}

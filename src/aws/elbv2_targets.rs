@@ -723,15 +723,11 @@ pub async fn set_tags(
     Ok(())
 }
 
-/// Every listener rule in the account and region that carries `stack`/`environment`'s
-/// ownership tags (the tagging API does not list rules on every implementation): for finding
-/// what a stack owns without its stack file. Calls: DescribeLoadBalancers (paged), then per
-/// load balancer DescribeListeners, per listener DescribeRules and DescribeTags.
-pub async fn owned_rules_everywhere(
-    aws: &Aws,
-    stack: &str,
-    environment: &str,
-) -> Result<Vec<Observed>, AwsError> {
+/// Every listener rule in the account and region that carries a deploy address tag, whichever
+/// its stack (the tagging API does not list rules on every implementation): for finding what
+/// stacks own without their stack files. Calls: DescribeLoadBalancers (paged), then per load
+/// balancer DescribeListeners, per listener DescribeRules and DescribeTags.
+pub async fn tagged_rules_everywhere(aws: &Aws) -> Result<Vec<Observed>, AwsError> {
     let pages: Vec<_> = aws
         .elbv2
         .describe_load_balancers()
@@ -763,13 +759,11 @@ pub async fn owned_rules_everywhere(
         .into_iter()
         .flat_map(|(listener, rules)| {
             rules.into_iter().filter_map(move |(r, tags)| {
-                let owned = crate::model::Ownership::judge(&tags, stack, environment)
-                    == crate::model::Ownership::Owned;
                 let address = tags
                     .get(TAG_ADDRESS)
                     .and_then(|a| a.parse::<Address>().ok())
                     .filter(|a| a.kind == crate::model::Kind::ListenerRule)?;
-                owned.then(|| observed_rule(listener, &r, tags.clone(), &address))
+                Some(observed_rule(listener, &r, tags.clone(), &address))
             })
         })
         .collect())

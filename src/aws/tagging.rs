@@ -49,6 +49,44 @@ pub async fn owned_arns(
     Ok(arns)
 }
 
+/// Every resource of the kinds deploy makes that carries a `deploy:stack` tag, whichever its
+/// stack: (ARN, its tags). GetResources, one call per page. For `deploy ls`.
+pub async fn all_owned(aws: &Aws) -> Result<Vec<(String, crate::model::Tags)>, AwsError> {
+    let pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(TagFilter::builder().key(TAG_STACK).build())
+        .set_resource_type_filters(Some(
+            kinds::tagging_resource_types()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ))
+        .resources_per_page(100)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("tagging", "GetResources"))?;
+    let mut out: Vec<(String, crate::model::Tags)> = pages
+        .iter()
+        .flat_map(|p| p.resource_tag_mapping_list())
+        .filter_map(|m| {
+            let arn = m.resource_arn()?.to_string();
+            let tags = m
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            Some((arn, tags))
+        })
+        .filter(|(arn, _)| !arn.contains(":logs:") || arn.contains(":log-group:"))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
 /// What an ARN from [`owned_arns`] is, and the id its adapter takes (the kinds' descriptors
 /// say how each ARN reads): the group id for a security group, the name for a log group or
 /// cluster, the ARN itself for a service or a task definition revision. `None` for anything

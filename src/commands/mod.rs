@@ -8,6 +8,7 @@ mod context;
 pub mod destroy;
 pub mod force_unlock;
 pub mod import;
+pub mod ls;
 pub mod man;
 pub mod plan;
 pub mod policy;
