@@ -897,6 +897,10 @@ impl Desired {
     /// attributes being applied.
     pub fn managed_tags(&self, ownership: &Tags) -> Tags {
         let mut tags = ownership.clone();
+        // Only what holds data needs to say whether the environment was disposable.
+        if self.address.kind.info().data.is_none() {
+            tags.remove(TAG_DISPOSABLE);
+        }
         tags.insert(TAG_ADDRESS.into(), self.address.to_string());
         tags.insert(TAG_APPLIED.into(), self.attrs.applied_hash(&self.ignore));
         tags

@@ -34,15 +34,19 @@ fn slow_down(env: &TestEnv, ms: u64) {
         .inject(serde_json::json!([{"action": "*", "delay_ms": ms, "times": 1_000_000}]));
 }
 
+/// The environment's lock now (read straight from moto, unrecorded).
+async fn lock_now(aws: &deploy::aws::Aws) -> Option<Holder> {
+    state_table::read_lock(aws, STACK_NAME, ENVIRONMENT)
+        .await
+        .unwrap()
+}
+
 /// Waits until the environment's lock is held (read straight from moto, unrecorded).
 async fn wait_for_lock(env: &TestEnv, child: &mut Child) -> Holder {
     let aws = env.moto.aws().await;
     let started = Instant::now();
     loop {
-        if let Some(h) = state_table::read_lock(&aws, STACK_NAME, ENVIRONMENT)
-            .await
-            .unwrap()
-        {
+        if let Some(h) = lock_now(&aws).await {
             return h;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -146,12 +150,7 @@ async fn a_second_apply_fails_at_once_naming_the_holder_and_with_a_timeout_waits
     assert!(stdout(&plan).contains("No changes."), "{}", stdout(&plan));
     // Released: nothing holds the lock any more.
     let aws = env.moto.aws().await;
-    assert_eq!(
-        state_table::read_lock(&aws, STACK_NAME, ENVIRONMENT)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(lock_now(&aws).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,10 +240,7 @@ async fn two_waiters_racing_for_a_stale_lock_exactly_one_wins() {
         (Err(a), Err(b)) => panic!("neither took the lock: {a:?} / {b:?}"),
     };
     let held = guard.held();
-    let now = state_table::read_lock(&aws, STACK_NAME, ENVIRONMENT)
-        .await
-        .unwrap()
-        .expect("held");
+    let now = lock_now(&aws).await.expect("held");
     assert_eq!(now.lock_id, held.lock_id);
     assert!(
         format!("{lost:?}").contains(&held.lock_id),
@@ -252,12 +248,7 @@ async fn two_waiters_racing_for_a_stale_lock_exactly_one_wins() {
     );
     held.check().await.unwrap();
     guard.release().await.unwrap();
-    assert_eq!(
-        state_table::read_lock(&aws, STACK_NAME, ENVIRONMENT)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(lock_now(&aws).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

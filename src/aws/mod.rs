@@ -147,26 +147,29 @@ impl Aws {
 
     /// The account the credentials belong to (shown in the plan header, used in ARNs).
     pub async fn account_id(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
-        out.account
+        self.caller_identity()
+            .await?
+            .account
             .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
     }
 
     /// Who the credentials are (the lock and the environment records name it).
     pub async fn caller_arn(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
+        self.caller_identity()
+            .await?
+            .arn
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no ARN in answer"))
+    }
+
+    async fn caller_identity(
+        &self,
+    ) -> Result<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput, AwsError>
+    {
+        self.sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
-        out.arn
-            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no ARN in answer"))
+            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))
     }
 }
 
