@@ -9,6 +9,8 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod diff;
+pub mod inventory;
+pub mod lock;
 pub mod model;
 pub mod observe;
 pub mod output;

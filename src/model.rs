@@ -28,6 +28,10 @@ pub use secret_generation::{
 pub const TAG_STACK: &str = "deploy:stack";
 /// Tag naming the environment that owns a resource.
 pub const TAG_ENV: &str = "deploy:environment";
+/// Tag saying whether the environment was disposable when the resource was created or last
+/// tagged (`true`/`false`): a destroy without the stack file deletes a data-bearing resource
+/// only when it says `true` (or the environment's record does).
+pub const TAG_DISPOSABLE: &str = "deploy:disposable";
 /// Tag holding the hash of the attributes last applied (drift is told apart with it).
 pub const TAG_APPLIED: &str = "deploy:applied";
 /// Tag holding the resource's address in its stack (finds renamed or replaced resources).
@@ -930,6 +934,10 @@ impl Desired {
     /// attributes being applied.
     pub fn managed_tags(&self, ownership: &Tags) -> Tags {
         let mut tags = ownership.clone();
+        // Only what holds data needs to say whether the environment was disposable.
+        if self.address.kind.info().data.is_none() {
+            tags.remove(TAG_DISPOSABLE);
+        }
         tags.insert(TAG_ADDRESS.into(), self.address.to_string());
         tags.insert(TAG_APPLIED.into(), self.attrs.applied_hash(&self.ignore));
         tags

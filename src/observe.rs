@@ -761,17 +761,184 @@ async fn read_owned_elsewhere(
             extra.push((Kind::IamRole, name));
         }
     }
-    let read = future::try_join_all(
-        extra
-            .iter()
-            .map(|(kind, id)| observe_by_id(aws, stack, vpc_id, *kind, id)),
-    )
+    let read = future::try_join_all(extra.iter().map(|(kind, id)| {
+        observe_by_id(aws, (&stack.stack, &stack.environment), vpc_id, *kind, id)
+    }))
     .await?;
     Ok(read
         .into_iter()
         .flatten()
         .filter(|o| o.ownership(&stack.stack, &stack.environment) == Ownership::Owned)
         .collect())
+}
+
+/// Everything `stack`/`environment` owns in the account and region, found without its stack
+/// file: by the ownership tags (the tagging API, the roles' IAM path) and, for the kinds the
+/// tagging API may not list (listener rules, Cloud Map namespaces and services), by those
+/// kinds' own list calls. Each is read by id and kept only when its tags say it is owned.
+/// What a destroy without the stack file plans from.
+pub async fn owned_without_stack(
+    aws: &Aws,
+    stack: &str,
+    environment: &str,
+) -> Result<World, AwsError> {
+    let role_path = format!("/deploy/{stack}/");
+    let (arns, roles, rules, namespaces, services) = tokio::try_join!(
+        tagging::owned_arns(aws, stack, environment),
+        iam::list_roles_under_path(aws, &role_path),
+        elbv2_targets::tagged_rules_everywhere(aws),
+        cloudmap::private_namespaces(aws),
+        cloudmap::all_service_arns(aws),
+    )?;
+    // Task definitions are read per family (the latest revision; every revision is
+    // deregistered with it).
+    let mut wanted: BTreeSet<(Kind, String)> = arns
+        .iter()
+        .filter_map(|arn| tagging::classify_arn(arn))
+        .filter(|(kind, _)| *kind != Kind::ListenerRule)
+        .map(|(kind, id)| match kind {
+            Kind::TaskDefinition => (kind, task_family(&id)),
+            _ => (kind, id),
+        })
+        .collect();
+    wanted.extend(roles.into_iter().map(|r| (Kind::IamRole, r)));
+    wanted.extend(
+        namespaces
+            .into_iter()
+            .map(|n| (Kind::ServiceDiscoveryNamespace, n.id)),
+    );
+    wanted.extend(
+        services
+            .into_iter()
+            .map(|s| (Kind::ServiceDiscoveryService, s)),
+    );
+    // The mount targets of each file system are one resource, read through it.
+    let file_systems: Vec<String> = wanted
+        .iter()
+        .filter(|(k, _)| *k == Kind::EfsFileSystem)
+        .map(|(_, id)| id.clone())
+        .collect();
+    wanted.extend(
+        file_systems
+            .into_iter()
+            .map(|fs| (Kind::EfsMountTargets, fs)),
+    );
+    let read = future::try_join_all(
+        wanted
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, (stack, environment), "", *kind, id)),
+    )
+    .await?;
+    let mut owned: Vec<Observed> = read
+        .into_iter()
+        .flatten()
+        .filter(|o| o.ownership(stack, environment) == Ownership::Owned)
+        .collect();
+    owned.extend(
+        rules
+            .into_iter()
+            .filter(|o| o.ownership(stack, environment) == Ownership::Owned),
+    );
+    let revisions = read_revisions(aws, &BTreeMap::new(), &owned).await?;
+    Ok(World {
+        found: BTreeMap::new(),
+        owned_elsewhere: owned,
+        revisions,
+    })
+}
+
+/// Every resource any stack owns in the account and region, with its tags, and the task
+/// size and desired count of every ECS service among them: what `deploy ls` reports. Found
+/// as [`owned_without_stack`] finds one environment's, across all stacks: the tagging API
+/// (its answer carries the tags), the roles under `/deploy/` (GetRole each), the listener
+/// rules and Cloud Map resources by their own list calls (their tags read with them);
+/// services are read with their task definitions for the cost.
+pub async fn everything_owned(
+    aws: &Aws,
+) -> Result<
+    (
+        Vec<(Kind, String, crate::model::Tags)>,
+        Vec<(crate::model::Tags, f64, f64, i32)>,
+    ),
+    AwsError,
+> {
+    let (tagged, roles, rules, namespaces, services) = tokio::try_join!(
+        tagging::all_owned(aws),
+        iam::list_roles_under_path(aws, "/deploy/"),
+        elbv2_targets::tagged_rules_everywhere(aws),
+        cloudmap::private_namespaces(aws),
+        cloudmap::all_service_arns(aws),
+    )?;
+    let mut out: Vec<(Kind, String, crate::model::Tags)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (arn, tags) in tagged {
+        let Some((kind, id)) = tagging::classify_arn(&arn) else {
+            continue;
+        };
+        // Revisions of one task definition family count once.
+        let id = match kind {
+            Kind::TaskDefinition => task_family(&id),
+            _ => id,
+        };
+        if seen.insert((kind, id.clone())) {
+            out.push((kind, id, tags));
+        }
+    }
+    let by_id: Vec<(Kind, String)> = roles
+        .into_iter()
+        .map(|r| (Kind::IamRole, r))
+        .chain(
+            namespaces
+                .into_iter()
+                .map(|n| (Kind::ServiceDiscoveryNamespace, n.id)),
+        )
+        .chain(
+            services
+                .into_iter()
+                .map(|s| (Kind::ServiceDiscoveryService, s)),
+        )
+        .filter(|k| !seen.contains(k))
+        .collect();
+    let read = future::try_join_all(
+        by_id
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, ("", ""), "", *kind, id)),
+    )
+    .await?;
+    let rules = rules.into_iter().map(Some);
+    for o in read.into_iter().chain(rules).flatten() {
+        if o.all_tags.contains_key(crate::model::TAG_STACK)
+            && seen.insert((o.address.kind, o.id.clone()))
+        {
+            out.push((o.address.kind, o.id.clone(), o.all_tags.clone()));
+        }
+    }
+    // The Fargate tasks: each service's desired count and its task definition's size.
+    let service_arns: Vec<(String, crate::model::Tags)> = out
+        .iter()
+        .filter(|(k, _, _)| *k == Kind::EcsService)
+        .map(|(_, id, tags)| (id.clone(), tags.clone()))
+        .collect();
+    let running = future::try_join_all(service_arns.into_iter().map(|(arn, tags)| async move {
+        let Some(o) = observe_by_id(aws, ("", ""), "", Kind::EcsService, &arn).await? else {
+            return Ok(None);
+        };
+        let Attrs::EcsService(s) = &o.attrs else {
+            return Ok(None);
+        };
+        let Some((_, td, _)) = ecs::describe_task_definition(aws, &s.task_definition).await? else {
+            return Ok(None);
+        };
+        let number = |v: &str| v.parse::<f64>().unwrap_or(0.0);
+        Ok::<_, AwsError>(Some((
+            tags,
+            number(&td.cpu),
+            number(&td.memory),
+            s.desired_count,
+        )))
+    }))
+    .await?;
+    Ok((out, running.into_iter().flatten().collect()))
 }
 
 /// The revisions services run, to compare by content: those already read, and the others
@@ -828,7 +995,7 @@ fn task_family(id: &str) -> String {
 /// Reads one resource found by tag, addressed by its `deploy:address` tag.
 async fn observe_by_id(
     aws: &Aws,
-    stack: &Stack,
+    owner: (&str, &str),
     vpc_id: &str,
     kind: Kind,
     id: &str,
@@ -840,8 +1007,7 @@ async fn observe_by_id(
         Kind::SecurityGroup => ec2::observe_security_group(aws, id, &placeholder).await?,
         Kind::EcsCluster => ecs::find_cluster(aws, id, &placeholder).await?,
         Kind::TaskDefinition => {
-            ecs::find_task_definition(aws, id, &placeholder, &stack.stack, &stack.environment)
-                .await?
+            ecs::find_task_definition(aws, id, &placeholder, owner.0, owner.1).await?
         }
         Kind::EcsService => {
             // arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME

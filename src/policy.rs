@@ -61,6 +61,21 @@ const NO_RESOURCE: &str =
     "IAM defines no resource type this request names for the action, so it takes only \"*\"";
 const NO_RESOURCE_TAGGED: &str = "IAM defines no resource type for the action (the resource has no ARN before it exists); narrowed by the ownership tags the request sends";
 
+/// What apply, destroy, import and force-unlock do to deploy's own table of locks and
+/// environment records (src/aws/state_table.rs), one per account and region: make it on
+/// first use (tagged in the same call), read and conditionally write its items, scan it for
+/// a lock id. `sts:GetCallerIdentity`, which names a lock's holder, needs no permission.
+pub const STATE_TABLE_ACTIONS: &[&str] = &[
+    "dynamodb:CreateTable",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Scan",
+    "dynamodb:TagResource",
+    "dynamodb:UpdateItem",
+];
+
 /// One statement before grouping: (resources, condition) → actions.
 type Grants = BTreeMap<(Vec<String>, String), BTreeSet<String>>;
 
@@ -99,6 +114,17 @@ pub fn generate(role: Role, input: &Input) -> Generated {
             action: "ssm:DescribeParameters".into(),
             why: NO_RESOURCE.into(),
         });
+    }
+
+    if role != Role::Ci {
+        // The lock and the records: every apply, destroy and reap takes and writes them.
+        let table = format!(
+            "arn:aws:dynamodb:{}:{}:table/{}",
+            input.region,
+            input.account,
+            crate::lock::STATE_TABLE
+        );
+        add(STATE_TABLE_ACTIONS, vec![table], Value::Null);
     }
 
     let used: BTreeSet<Kind> = input.desired.iter().map(|d| d.address.kind).collect();

@@ -1312,8 +1312,26 @@ async fn kill_9_at_several_points_then_a_rerun_converges() {
         child.wait().unwrap();
         env.proxy.clear_faults();
         env.proxy.wait_idle();
-        let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
+        // The killed apply left its lock: the rerun waits until it has seen it unchanged
+        // for the stale age (short here), then takes it over.
+        let out = env.deploy_with_env(
+            &[
+                "apply",
+                "-f",
+                STACK,
+                "--auto-approve",
+                "--lock-timeout",
+                "60s",
+            ],
+            &[("DEPLOY_LOCK_STALE_AFTER", "1s")],
+        );
         assert_success(&out);
+        assert!(
+            common::stderr(&out)
+                .contains("warning: took over the stale lock of monitoring/production"),
+            "{}",
+            common::stderr(&out)
+        );
         plan_says_no_changes(&env, STACK);
         assert_no_duplicates(&env).await;
     }

@@ -733,6 +733,52 @@ pub async fn set_tags(
     Ok(())
 }
 
+/// Every listener rule in the account and region that carries a deploy address tag, whichever
+/// its stack (the tagging API does not list rules on every implementation): for finding what
+/// stacks own without their stack files. Calls: DescribeLoadBalancers (paged), then per load
+/// balancer DescribeListeners, per listener DescribeRules and DescribeTags.
+pub async fn tagged_rules_everywhere(aws: &Aws) -> Result<Vec<Observed>, AwsError> {
+    let pages: Vec<_> = aws
+        .elbv2
+        .describe_load_balancers()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("elbv2", "DescribeLoadBalancers"))?;
+    let lbs: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.load_balancers())
+        .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+        .collect();
+    let listeners =
+        futures::future::try_join_all(lbs.iter().map(|lb| super::elbv2::listeners(aws, lb)))
+            .await?;
+    let listener_arns: Vec<String> = listeners
+        .iter()
+        .flatten()
+        .filter_map(|l| l.listener_arn().map(str::to_string))
+        .collect();
+    let rules = futures::future::try_join_all(
+        listener_arns
+            .iter()
+            .map(|l| async move { Ok::<_, AwsError>((l, listener_rules(aws, l).await?)) }),
+    )
+    .await?;
+    Ok(rules
+        .into_iter()
+        .flat_map(|(listener, rules)| {
+            rules.into_iter().filter_map(move |(r, tags)| {
+                let address = tags
+                    .get(TAG_ADDRESS)
+                    .and_then(|a| a.parse::<Address>().ok())
+                    .filter(|a| a.kind == crate::model::Kind::ListenerRule)?;
+                Some(observed_rule(listener, &r, tags.clone(), &address))
+            })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod provider;
 pub mod secrets;
 pub mod setup;
+pub mod state_table;
 pub mod tagging;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -41,6 +42,8 @@ pub struct Aws {
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub servicediscovery: aws_sdk_servicediscovery::Client,
     pub acm: aws_sdk_acm::Client,
+    /// The table of locks and environment records ([`state_table`]).
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
@@ -141,19 +144,35 @@ impl Aws {
             tagging: client!(aws_sdk_resourcegroupstagging, config, http("tagging")),
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
             acm: client!(aws_sdk_acm, config, http("acm")),
+            dynamodb: client!(aws_sdk_dynamodb, config, http("dynamodb")),
         }
     }
 
     /// The account the credentials belong to (shown in the plan header, used in ARNs).
     pub async fn account_id(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
+        self.caller_identity()
+            .await?
+            .account
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
+    }
+
+    /// Who the credentials are (the lock and the environment records name it).
+    pub async fn caller_arn(&self) -> Result<String, AwsError> {
+        self.caller_identity()
+            .await?
+            .arn
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no ARN in answer"))
+    }
+
+    async fn caller_identity(
+        &self,
+    ) -> Result<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput, AwsError>
+    {
+        self.sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
-        out.account
-            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
+            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))
     }
 }
 

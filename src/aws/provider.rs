@@ -22,6 +22,9 @@ pub struct AwsProvider {
     /// The service changes made so far, with the deployments they started (apply waits for
     /// them once the steps are done).
     pub started: std::sync::Mutex<Vec<Followed>>,
+    /// The environment's lock, checked before each step's first write (a holder that lost
+    /// it makes no further change).
+    pub lock: Option<std::sync::Arc<crate::lock::Held>>,
 }
 
 impl AwsProvider {
@@ -129,6 +132,9 @@ impl Provider for AwsProvider {
     ) -> Result<Option<String>, AwsError> {
         let aws = &self.aws;
         let addr = change.address.to_string();
+        if let Some(lock) = &self.lock {
+            lock.check().await?;
+        }
         tracing::debug!(address = %addr, op = ?op, action = ?change.action, "running step");
         match op {
             StepOp::Create | StepOp::CreateReplacement => {

@@ -9,6 +9,7 @@ use crate::aws::ecs_rollouts;
 use crate::aws::provider::AwsProvider;
 use crate::aws::Aws;
 use crate::cli::{AwsArgs, StackArgs, WaitArgs};
+use crate::lock::{self, Held, LockOptions, Operation};
 use crate::observe;
 use crate::output;
 use crate::plan::Plan;
@@ -33,6 +34,8 @@ pub async fn apply_saved(
     env: Option<&str>,
     aws_args: &AwsArgs,
     wait: &WaitArgs,
+    lock: &LockOptions,
+    ttl: Option<Duration>,
 ) -> Result<(), Failure> {
     let saved = read_plan(file)?;
     if let Some(env) = env.filter(|e| *e != saved.plan.environment) {
@@ -61,6 +64,9 @@ pub async fn apply_saved(
             saved.plan.account_id
         )));
     }
+    // Held from before the staleness check until the rollout waits end.
+    let s = &loaded.stack;
+    let guard = lock::take_for(&aws, &s.stack, &s.environment, Operation::Apply, lock).await?;
     let lookups = observe::lookups(&aws, &loaded.stack).await?;
     let world = observe::observe(&aws, &loaded.stack, &lookups, &saved.desired).await?;
     let why = saved::staleness(&saved, &lookups, &world);
@@ -72,7 +78,29 @@ pub async fn apply_saved(
         )));
     }
     preview_plan(&saved.plan);
-    execute_plan(&saved.plan, &aws, &loaded, saved.refs.clone(), wait).await
+    let held = guard.held();
+    let owner = Owner::of(&loaded.stack);
+    let done = execute_plan(&saved.plan, &aws, &owner, saved.refs.clone(), wait, &held).await;
+    record_outcome(&held, &loaded, false, ttl, done).await
+}
+
+/// After an apply's steps: the environment's record notes the apply (also when a rollout
+/// did not complete: the steps were made); after a complete destroy the record goes.
+async fn record_outcome(
+    held: &Held,
+    loaded: &LoadedStack,
+    destroy: bool,
+    ttl: Option<Duration>,
+    done: Result<(), Failure>,
+) -> Result<(), Failure> {
+    match (&done, destroy) {
+        (Ok(()), true) => held.forget_environment().await?,
+        (Ok(()) | Err(Failure::Rollouts { .. }), false) => {
+            held.record_apply(&loaded.stack, &loaded.text, ttl).await?
+        }
+        _ => {}
+    }
+    done
 }
 
 /// Asks on the terminal whether to carry out `plan`, after saying where and what: `yes` for
@@ -133,20 +161,52 @@ pub(crate) fn ask(verb: &str, what: &str, question: &str, expected: &str) -> Res
     }
 }
 
-/// Plans (the removal of everything owned, with `destroy`), asks unless `auto_approve`, then
-/// carries the plan out. Shared by `apply` and `destroy`.
+/// How `converge` plans and carries out.
+pub struct Converge<'a> {
+    pub auto_approve: bool,
+    /// Plan the removal of everything owned.
+    pub destroy: bool,
+    pub delete_data: bool,
+    pub targets: &'a [String],
+    pub wait: &'a WaitArgs,
+    pub lock: LockOptions,
+    /// `apply --ttl`.
+    pub ttl: Option<Duration>,
+}
+
+/// Takes the environment's lock, plans (the removal of everything owned, with `destroy`),
+/// asks unless `auto_approve`, then carries the plan out and notes it in the environment's
+/// record. Shared by `apply` and `destroy`.
 pub async fn converge(
     stack_args: &StackArgs,
     aws_args: &AwsArgs,
-    auto_approve: bool,
-    destroy: bool,
-    delete_data: bool,
-    targets: &[String],
-    wait: &WaitArgs,
+    how: Converge<'_>,
 ) -> Result<(), Failure> {
+    let Converge {
+        auto_approve,
+        destroy,
+        delete_data,
+        targets,
+        wait,
+        lock,
+        ttl,
+    } = how;
+    let op = if destroy {
+        Operation::Destroy
+    } else {
+        Operation::Apply
+    };
     let loaded = super::load_valid(stack_args)?;
     crate::protection::refuse_early(&loaded.stack, destroy, delete_data)?;
-    let mut ctx = Context::load_from(loaded, stack_args, aws_args, true, targets).await?;
+    let mut ctx = Context::load_from(
+        loaded,
+        stack_args,
+        aws_args,
+        true,
+        targets,
+        Some((op, &lock)),
+    )
+    .await?;
     ctx.delete_data |= delete_data;
     let planned = ctx.plan(destroy, &BTreeMap::new()).await?;
     preview_plan(&planned.plan);
@@ -155,17 +215,50 @@ pub async fn converge(
     if planned.plan.has_changes() && !auto_approve {
         confirm(&planned.plan)?;
     }
-    execute_plan(&planned.plan, &ctx.aws, &ctx.loaded, planned.refs, wait).await
+    let held = ctx
+        .lock
+        .as_ref()
+        .expect("load_locked holds the lock")
+        .held();
+    let done = execute_plan(
+        &planned.plan,
+        &ctx.aws,
+        &Owner::of(&ctx.loaded.stack),
+        planned.refs,
+        wait,
+        &held,
+    )
+    .await;
+    record_outcome(&held, &ctx.loaded, destroy, ttl, done).await
+}
+
+/// Whose resources a plan's steps create and tag.
+pub struct Owner {
+    pub stack: String,
+    pub environment: String,
+    /// The ownership tags every create and adoption puts on.
+    pub ownership: crate::model::Tags,
+}
+
+impl Owner {
+    pub fn of(stack: &spec::Stack) -> Owner {
+        Owner {
+            stack: stack.stack.clone(),
+            environment: stack.environment.clone(),
+            ownership: spec::ownership_tags(stack),
+        }
+    }
 }
 
 /// Carries out a plan with Ctrl-C handling, follows the rollouts it started (unless
 /// `--no-wait`), and prints the final report.
-async fn execute_plan(
+pub(crate) async fn execute_plan(
     plan: &Plan,
     aws: &Aws,
-    loaded: &LoadedStack,
+    owner: &Owner,
     refs: Refs,
     wait: &WaitArgs,
+    held: &Arc<Held>,
 ) -> Result<(), Failure> {
     if !plan.has_changes() {
         if json_output() {
@@ -180,10 +273,11 @@ async fn execute_plan(
     let stop = interrupt_flag("\nInterrupt: finishing the changes in flight, starting no new one…");
     let provider = AwsProvider {
         aws: aws.clone(),
-        stack: loaded.stack.stack.clone(),
-        environment: loaded.stack.environment.clone(),
-        ownership: spec::ownership_tags(&loaded.stack),
+        stack: owner.stack.clone(),
+        environment: owner.environment.clone(),
+        ownership: owner.ownership.clone(),
         started: Default::default(),
+        lock: Some(held.clone()),
     };
     let report = apply::execute(plan, &provider, &StderrReporter, refs, stop.clone())
         .await

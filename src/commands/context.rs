@@ -90,6 +90,9 @@ pub struct Context {
     pub prefetched: Option<observe::Prefetched>,
     /// Hosts of this environment no certificate of the HTTPS listener covers.
     pub host_warnings: Vec<String>,
+    /// The environment's lock, for commands that change it ([`Context::load_locked`]):
+    /// held until the context is dropped.
+    pub lock: Option<crate::lock::Guard>,
 }
 
 pub struct Planned {
@@ -114,17 +117,40 @@ impl Context {
             aws_args,
             will_plan,
             targets,
+            None,
         )
         .await
     }
 
-    /// [`Context::load`] of a stack already loaded (and checked) by [`load_valid`].
+    /// Like `load` for a command that plans and changes the environment: takes its lock
+    /// (for `operation`) before the live state is read, so what it plans from cannot move
+    /// under it.
+    pub async fn load_locked(
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        targets: &[String],
+        lock: (crate::lock::Operation, &crate::lock::LockOptions),
+    ) -> Result<Context, Failure> {
+        Self::load_from(
+            load_valid(stack_args)?,
+            stack_args,
+            aws_args,
+            true,
+            targets,
+            Some(lock),
+        )
+        .await
+    }
+
+    /// [`Context::load`] of a stack already loaded (and checked) by [`load_valid`], taking
+    /// the environment's lock first when `lock` says for what.
     pub async fn load_from(
         mut loaded: LoadedStack,
         stack_args: &StackArgs,
         aws_args: &AwsArgs,
         will_plan: bool,
         targets: &[String],
+        lock: Option<(crate::lock::Operation, &crate::lock::LockOptions)>,
     ) -> Result<Context, Failure> {
         // Offline checks first: bad input never reaches AWS.
         let templates = Templates::new(&stack_args.templates);
@@ -142,6 +168,13 @@ impl Context {
             .clone()
             .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+        let guard = match lock {
+            Some((op, opts)) => {
+                let s = &loaded.stack;
+                Some(crate::lock::take_for(&aws, &s.stack, &s.environment, op, opts).await?)
+            }
+            None => None,
+        };
         let (lookups, prefetched) = if will_plan {
             let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
             let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
@@ -183,6 +216,7 @@ impl Context {
             delete_data: loaded_disposable,
             prefetched,
             host_warnings,
+            lock: guard,
         };
         ctx.target(targets)?;
         Ok(ctx)

@@ -17,9 +17,11 @@ pub async fn run(
     aws_args: &AwsArgs,
     address: &str,
     id: &str,
+    lock: &crate::lock::LockOptions,
 ) -> Result<(), Failure> {
     let addr: Address = address.parse().map_err(Failure::Other)?;
-    let ctx = Context::load(stack_args, aws_args, true, &[]).await?;
+    let lock = (crate::lock::Operation::Import, lock);
+    let ctx = Context::load_locked(stack_args, aws_args, &[], lock).await?;
     if !ctx.built.desired.iter().any(|d| d.address == addr) {
         return Err(Failure::Other(format!(
             "{addr} is not defined in {}: add it to the stack first, then import",

@@ -24,6 +24,7 @@ pub async fn run(
     to: Option<&str>,
     auto_approve: bool,
     wait: &WaitArgs,
+    lock: &crate::lock::LockOptions,
 ) -> Result<(), Failure> {
     let loaded = load_valid(stack_args)?;
     let stack = &loaded.stack;
@@ -37,6 +38,15 @@ pub async fn run(
     }
     let region = aws_args.region.clone().or_else(|| stack.region.clone());
     let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+    // Held from before the services are read until the rollouts' waits end.
+    let guard = crate::lock::take_for(
+        &aws,
+        &stack.stack,
+        &stack.environment,
+        crate::lock::Operation::Rollback,
+        lock,
+    )
+    .await?;
 
     let mut states = Vec::new();
     for (address, cluster, name) in &selected {
@@ -111,6 +121,7 @@ pub async fn run(
         environment: stack.environment.clone(),
         ownership: spec::ownership_tags(stack),
         started: Default::default(),
+        lock: Some(guard.held()),
     };
     let mut followed = Vec::new();
     for (t, state) in targets.iter().zip(&moved) {

@@ -6,7 +6,7 @@ use crate::model::{
     canonical_policy, external_secret_key, Address, Attrs, Container, Desired, EcsClusterAttrs,
     EcsServiceAttrs, HealthCheck, IamRoleAttrs, Kind, LogConfig, LogGroupAttrs, Lookups, Peer,
     PortMapping, Rule, SecretAttrs, SecretRef, SecurityGroupAttrs, Tags, TaskDefinitionAttrs,
-    TAG_ENV, TAG_STACK,
+    TAG_DISPOSABLE, TAG_ENV, TAG_STACK,
 };
 use crate::render::{deliver_files, RenderContext, Templates};
 use serde_json::{json, Value};
@@ -24,6 +24,7 @@ pub fn ownership_tags(stack: &Stack) -> Tags {
     [
         (TAG_STACK.to_string(), stack.stack.clone()),
         (TAG_ENV.to_string(), stack.environment.clone()),
+        (TAG_DISPOSABLE.to_string(), stack.disposable.to_string()),
     ]
     .into()
 }

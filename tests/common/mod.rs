@@ -272,12 +272,20 @@ pub struct Call {
     pub status: u16,
     /// true when the proxy answered with an injected fault instead of forwarding.
     pub injected: bool,
-    /// The proxy's classification (see [`AwsActions`]): false only for a listed read.
+    /// The proxy's classification (see [`AwsActions`]): false only for a listed read or
+    /// bookkeeping.
     pub write: bool,
+    /// A write to deploy's own table of locks and environment records (never to the
+    /// stack's resources).
+    pub bookkeeping: bool,
+    /// The access key id the call was signed with (tests give concurrent processes their
+    /// own keys to tell their calls apart).
+    pub key: String,
 }
 
 impl Call {
-    /// Whether the call may have changed state: everything but a listed read.
+    /// Whether the call may have changed the stack's resources: everything but a listed read
+    /// or bookkeeping (a write to the lock and record table).
     pub fn is_mutating(&self) -> bool {
         self.write
     }
@@ -298,6 +306,8 @@ impl std::fmt::Display for Call {
 pub struct AwsActions {
     pub reads: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     pub writes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Writes to deploy's own lock and record table.
+    pub bookkeeping: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl AwsActions {
@@ -312,6 +322,7 @@ impl AwsActions {
         AwsActions {
             reads: lists("reads"),
             writes: lists("writes"),
+            bookkeeping: lists("bookkeeping"),
         }
     }
 
@@ -321,6 +332,12 @@ impl AwsActions {
 
     pub fn is_write(&self, service: &str, action: &str) -> bool {
         self.writes.get(service).is_some_and(|a| a.contains(action))
+    }
+
+    pub fn is_bookkeeping(&self, service: &str, action: &str) -> bool {
+        self.bookkeeping
+            .get(service)
+            .is_some_and(|a| a.contains(action))
     }
 }
 
@@ -419,14 +436,24 @@ impl Proxy {
                     write: v["write"]
                         .as_bool()
                         .unwrap_or_else(|| panic!("proxy log line without `write`: {line}")),
+                    bookkeeping: v["bookkeeping"]
+                        .as_bool()
+                        .unwrap_or_else(|| panic!("proxy log line without `bookkeeping`: {line}")),
+                    key: text("key"),
                 }
             })
             .collect()
     }
 
-    /// The calls that may change state: every call but a listed read (see [`AwsActions`]).
+    /// The calls that may change the stack's resources: every call but a listed read or
+    /// bookkeeping (see [`AwsActions`]).
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.calls().into_iter().filter(Call::is_mutating).collect()
+    }
+
+    /// The writes to deploy's own lock and record table.
+    pub fn bookkeeping_calls(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.bookkeeping).collect()
     }
 
     /// Forget the recorded calls (fault rules stay).
