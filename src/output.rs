@@ -356,6 +356,14 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         if plan.conflicts.is_empty() {
             let _ = writeln!(out, "\nNo changes.");
         }
+        // What an unchanged resource says of itself still matters (a rollout in progress).
+        let notes: Vec<&String> = plan.changes.iter().flat_map(|c| &c.warnings).collect();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\nWarnings:");
+            for w in notes {
+                let _ = writeln!(out, "  {}", style.warn(&format!("! {w}")));
+            }
+        }
         return out;
     }
     let drift: Vec<&&Change> = changes

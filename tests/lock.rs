@@ -339,7 +339,9 @@ async fn plan_works_while_the_lock_is_held_and_force_unlock_frees_it_at_once() {
         "{:?}",
         env.proxy.calls()
     );
-    let refused = env.deploy(&["destroy", "-f", STACK, "--auto-approve"]);
+    // (An unprotected copy: production's protection would refuse before the lock is asked.)
+    let unprotected = env.unprotected_stack();
+    let refused = env.deploy(&["destroy", "-f", &unprotected, "--auto-approve"]);
     assert_failure(&refused);
     assert!(
         stderr(&refused).contains("is held: rollback by"),

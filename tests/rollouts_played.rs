@@ -29,9 +29,41 @@ fn applied_then_played(scenario: Value) -> (TestEnv, String) {
     (env, changed)
 }
 
+/// Runs `body` (Python) against moto itself, not through the proxy, with boto3 clients `ecs`
+/// and `logs` and the extra arguments as `args`; answers its stdout.
+fn moto_py(env: &TestEnv, body: &str, args: &[&str]) -> String {
+    let script = format!(
+        "import sys, json, time, boto3\n\
+         kw = dict(endpoint_url=sys.argv[1], region_name='us-west-2',\n\
+                   aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         ecs = boto3.client('ecs', **kw)\n\
+         logs = boto3.client('logs', **kw)\n\
+         args = sys.argv[2:]\n{body}"
+    );
+    let out = Command::new(python_path())
+        .arg("-c")
+        .arg(&script)
+        .arg(env.endpoint())
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python against moto failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn apply_json(env: &TestEnv, stack: &str, extra: &[&str]) -> (Output, Value) {
+    deploy_json(env, "apply", stack, extra)
+}
+
+/// `deploy COMMAND -f STACK --auto-approve --format json --poll-interval 1s EXTRA…`, its JSON
+/// checked against the schema.
+fn deploy_json(env: &TestEnv, command: &str, stack: &str, extra: &[&str]) -> (Output, Value) {
     let mut args = vec![
-        "apply",
+        command,
         "-f",
         stack,
         "--auto-approve",
@@ -43,7 +75,7 @@ fn apply_json(env: &TestEnv, stack: &str, extra: &[&str]) -> (Output, Value) {
     args.extend_from_slice(extra);
     let out = env.deploy(&args);
     let doc: Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("apply's JSON: {e}\n{}", stderr(&out)));
+        .unwrap_or_else(|e| panic!("{command}'s JSON: {e}\n{}", stderr(&out)));
     schema_check(&doc).unwrap();
     (out, doc)
 }
@@ -60,30 +92,18 @@ fn grafana_rollout(doc: &Value) -> &Value {
 /// Writes `lines` into moto's CloudWatch Logs as the grafana container of task `task_id`
 /// would through awslogs (log group /ecs/grafana-task, stream grafana/grafana/TASK).
 fn write_container_log(env: &TestEnv, task_id: &str, lines: &[&str]) {
-    let script = r#"
-import json, sys, time, boto3
-endpoint, stream, lines = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-logs = boto3.client("logs", endpoint_url=endpoint, region_name="us-west-2",
-                    aws_access_key_id="testing", aws_secret_access_key="testing")
-logs.create_log_stream(logGroupName="/ecs/grafana-task", logStreamName=stream)
+    moto_py(
+        env,
+        "stream, lines = args[0], json.loads(args[1])
+logs.create_log_stream(logGroupName='/ecs/grafana-task', logStreamName=stream)
 now = int(time.time() * 1000)
-logs.put_log_events(logGroupName="/ecs/grafana-task", logStreamName=stream,
-    logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(lines)])
-"#;
-    let out = Command::new(python_path())
-        .args([
-            "-c",
-            script,
-            &env.endpoint(),
+logs.put_log_events(logGroupName='/ecs/grafana-task', logStreamName=stream,
+    logEvents=[{'timestamp': now + i, 'message': m} for i, m in enumerate(lines)])
+",
+        &[
             &format!("grafana/grafana/{task_id}"),
             &serde_json::to_string(lines).unwrap(),
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "PutLogEvents into moto failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 }
 
@@ -274,42 +294,17 @@ fn unhealthy_targets_are_named_in_the_failure() {
 
 /// The revision the service runs according to moto itself (not through the proxy's play).
 fn moto_task_definition(env: &TestEnv) -> String {
-    let script = r#"
-import sys, boto3
-ecs = boto3.client("ecs", endpoint_url=sys.argv[1], region_name="us-west-2",
-                   aws_access_key_id="testing", aws_secret_access_key="testing")
-s = ecs.describe_services(cluster="monitoring", services=["grafana"])["services"][0]
-print(s["taskDefinition"])
-"#;
-    let out = Command::new(python_path())
-        .args(["-c", script, &env.endpoint()])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    moto_py(
+        env,
+        "s = ecs.describe_services(cluster=\"monitoring\", services=[\"grafana\"])[\"services\"][0]
+print(s[\"taskDefinition\"])
+",
+        &[],
+    )
 }
 
 fn rollback_json(env: &TestEnv, stack: &str, extra: &[&str]) -> (Output, Value) {
-    let mut args = vec![
-        "rollback",
-        "-f",
-        stack,
-        "--auto-approve",
-        "--format",
-        "json",
-        "--poll-interval",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    let out = env.deploy(&args);
-    let doc: Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("rollback's JSON: {e}\n{}", stderr(&out)));
-    schema_check(&doc).unwrap();
-    (out, doc)
+    deploy_json(env, "rollback", stack, extra)
 }
 
 #[test]
@@ -465,23 +460,14 @@ fn rollback_refuses_a_revision_whose_access_point_was_replaced() {
 
 /// The ACTIVE revision numbers of grafana-task, as moto has them.
 fn active_grafana_revisions(env: &TestEnv) -> Vec<u32> {
-    let script = r#"
-import sys, boto3
-ecs = boto3.client("ecs", endpoint_url=sys.argv[1], region_name="us-west-2",
-                   aws_access_key_id="testing", aws_secret_access_key="testing")
-arns = ecs.list_task_definitions(familyPrefix="grafana-task", status="ACTIVE")["taskDefinitionArns"]
-print(" ".join(a.rsplit(":", 1)[1] for a in arns))
-"#;
-    let out = Command::new(python_path())
-        .args(["-c", script, &env.endpoint()])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let listed = moto_py(
+        env,
+        "arns = ecs.list_task_definitions(familyPrefix=\"grafana-task\", status=\"ACTIVE\")[\"taskDefinitionArns\"]
+print(\" \".join(a.rsplit(\":\", 1)[1] for a in arns))
+",
+        &[],
     );
-    let mut revs: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+    let mut revs: Vec<u32> = listed
         .split_whitespace()
         .map(|n| n.parse().unwrap())
         .collect();
@@ -495,22 +481,13 @@ fn revision_hygiene_keeps_exactly_what_it_should_across_seven_applies() {
     env.seed(false);
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
     // Revision 2 is registered by someone else (no ownership tags): never counted or touched.
-    let script = r#"
-import sys, boto3
-ecs = boto3.client("ecs", endpoint_url=sys.argv[1], region_name="us-west-2",
-                   aws_access_key_id="testing", aws_secret_access_key="testing")
-ecs.register_task_definition(family="grafana-task", requiresCompatibilities=["FARGATE"],
-    networkMode="awsvpc", cpu="256", memory="512",
-    containerDefinitions=[{"name": "grafana", "image": "grafana/grafana:11.0.0", "essential": True}])
-"#;
-    let out = Command::new(python_path())
-        .args(["-c", script, &env.endpoint()])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    moto_py(
+        &env,
+        "ecs.register_task_definition(family=\"grafana-task\", requiresCompatibilities=[\"FARGATE\"],
+    networkMode=\"awsvpc\", cpu=\"256\", memory=\"512\",
+    containerDefinitions=[{\"name\": \"grafana\", \"image\": \"grafana/grafana:11.0.0\", \"essential\": True}])
+",
+        &[],
     );
     let mut last = String::new();
     for n in 1..=6 {
@@ -533,4 +510,42 @@ ecs.register_task_definition(family="grafana-task", requiresCompatibilities=["FA
         last.contains("Old revisions deregistered once the rollouts complete (keep_revisions):\n  - grafana-task:3\n"),
         "the plan lists them: {last}"
     );
+}
+
+#[test]
+fn without_a_record_rollback_asks_ecs_which_revisions_completed() {
+    let env = TestEnv::new();
+    env.seed(false);
+    // ECS's lifecycle is played from the create on, so its service deployments are listed.
+    env.proxy
+        .play_ecs(json!({"service": "grafana", "scenario": "complete"}));
+    let (out, _) = apply_json(&env, STACK, &[]);
+    assert_success(&out);
+    // As after `--no-wait` or Ctrl-C: deploy never saw revision 1 complete.
+    moto_py(
+        &env,
+        "arn = ecs.describe_task_definition(taskDefinition=\"grafana-task:1\")[\"taskDefinition\"][\"taskDefinitionArn\"]
+ecs.untag_resource(resourceArn=arn, tagKeys=[\"deploy:rollout-completed\"])
+",
+        &[],
+    );
+    // The same play goes on: revision 2's deployment completes too.
+    let v2 = env.stack_copy("v2.yaml", |t| {
+        t.replacen("grafana/grafana:12.2.0", "grafana/grafana:12.2.1", 1)
+    });
+    let (out, _) = apply_json(&env, &v2, &[]);
+    assert_success(&out);
+    env.proxy.clear();
+    let (out, doc) = rollback_json(&env, &v2, &["grafana"]);
+    assert_success(&out);
+    assert!(
+        doc["targets"][0]["to"]
+            .as_str()
+            .unwrap()
+            .ends_with("grafana-task:1"),
+        "{doc}"
+    );
+    assert_eq!(doc["targets"][0]["completed_at"], Value::Null, "{doc}");
+    assert_eq!(calls_named(&env, "ListServiceDeployments"), 1);
+    assert!(stderr(&out).contains("(ECS lists a successful deployment of it)"));
 }

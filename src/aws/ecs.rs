@@ -640,6 +640,16 @@ pub(crate) fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
 /// [`RECENT_REVISIONS`]. One ListTaskDefinitions call in the usual case; more pages only while
 /// other families sharing the prefix (`family-2`, which sort first under DESC) fill them.
 pub(crate) async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+    active_revisions(aws, family, Some(RECENT_REVISIONS)).await
+}
+
+/// The ACTIVE revision ARNs of exactly `family`, newest first: at most `most`, or all of them
+/// (revision hygiene) when `None`.
+pub(crate) async fn active_revisions(
+    aws: &Aws,
+    family: &str,
+    most: Option<usize>,
+) -> Result<Vec<String>, AwsError> {
     let mut found: Vec<String> = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -649,7 +659,7 @@ pub(crate) async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<Stri
             .family_prefix(family)
             .status(ecs::TaskDefinitionStatus::Active)
             .sort(ecs::SortOrder::Desc)
-            .max_results(RECENT_REVISIONS as i32)
+            .set_max_results(most.map(|m| m as i32))
             .set_next_token(token)
             .send()
             .await
@@ -661,13 +671,15 @@ pub(crate) async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<Stri
                 .cloned(),
         );
         token = out.next_token().map(str::to_string);
-        if found.len() >= RECENT_REVISIONS || token.is_none() {
+        if most.is_some_and(|m| found.len() >= m) || token.is_none() {
             break;
         }
     }
     // Sorted here too: the answer's order is the service's promise, not ours to rely on.
     found.sort_by_key(|a| std::cmp::Reverse(family_and_revision(a).map_or(0, |(_, r)| r)));
-    found.truncate(RECENT_REVISIONS);
+    if let Some(m) = most {
+        found.truncate(m);
+    }
     Ok(found)
 }
 

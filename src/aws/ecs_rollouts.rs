@@ -568,39 +568,6 @@ pub async fn roll_service_back(
     })
 }
 
-/// Every ACTIVE revision ARN of exactly `family`, newest first (ListTaskDefinitions, a call
-/// per 100).
-async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
-    let mut found = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = aws
-            .ecs
-            .list_task_definitions()
-            .family_prefix(family)
-            .status(ecs::TaskDefinitionStatus::Active)
-            .sort(ecs::SortOrder::Desc)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(err("ecs", "ListTaskDefinitions"))?;
-        found.extend(
-            out.task_definition_arns()
-                .iter()
-                .filter(|a| super::ecs::family_and_revision(a).is_some_and(|(f, _)| f == family))
-                .cloned(),
-        );
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    found.sort_by_key(|a| {
-        std::cmp::Reverse(super::ecs::family_and_revision(a).map_or(0, |(_, r)| r))
-    });
-    Ok(found)
-}
-
 /// The ACTIVE revisions of `family`, newest first, for revision hygiene. Calls: ListTaskDefinitions;
 /// only when there are more than `kept` of them, a DescribeTaskDefinition (with tags) each, to
 /// know which are owned and which completed a rollout (otherwise nothing is deregistered and
@@ -612,7 +579,7 @@ pub async fn revision_facts(
     stack: &str,
     environment: &str,
 ) -> Result<Vec<RevisionFacts>, AwsError> {
-    let arns = active_revisions(aws, family).await?;
+    let arns = super::ecs::active_revisions(aws, family, None).await?;
     if arns.len() <= kept {
         return Ok(arns
             .into_iter()
