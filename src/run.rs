@@ -214,6 +214,12 @@ async fn dispatch(mut cli: Cli) -> Result<i32, Failure> {
             }
             .map(|()| 0)
         }
+        // With a stack file, what a destroy removes is its plan: `plan --destroy` shows it.
+        Command::Destroy { dry_run: true, .. } => Err(Failure::Refused(
+            "--dry-run goes with --expired or --stack NAME --env ENV; with a stack file, \
+             `deploy plan --destroy` lists what destroy would remove. Nothing was changed"
+                .into(),
+        )),
         Command::Destroy {
             stack,
             aws,
