@@ -120,6 +120,14 @@ pub struct Followed {
     pub breaker_threshold: i32,
 }
 
+impl Followed {
+    /// The followed deployment as `s` shows it (`None` when none was started or it is gone).
+    pub fn deployment_in<'a>(&self, s: &'a ServiceState) -> Option<&'a Deployment> {
+        let id = self.deployment.as_ref()?;
+        s.deployments.iter().find(|d| &d.id == id)
+    }
+}
+
 /// How many of the newest events `status` shows.
 pub const EVENTS_SHOWN: usize = 10;
 
@@ -370,10 +378,12 @@ pub fn judge(f: &Followed, s: &ServiceState, max_task_failures: i32) -> Verdict 
     Verdict::Waiting
 }
 
-/// A revision of a service's family as `rollback` weighs it (newest first).
+/// An ACTIVE revision of a family as `rollback` and revision hygiene weigh it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RevisionRecord {
+pub struct RevisionFacts {
     pub arn: String,
+    /// Carries this stack's and environment's ownership tags.
+    pub owned: bool,
     /// When deploy saw a rollout of it complete (the `deploy:rollout-completed` tag).
     pub completed_at: Option<String>,
 }
@@ -385,7 +395,7 @@ pub struct RevisionRecord {
 /// rollout failed is never chosen: only completions are recorded or successful.
 pub fn rollback_target(
     current: &str,
-    revisions: &[RevisionRecord],
+    revisions: &[RevisionFacts],
     successful: &[String],
     to: Option<&str>,
 ) -> Result<String, String> {
@@ -419,7 +429,7 @@ pub fn rollback_target(
             )),
         };
     }
-    let mut recorded: Vec<&RevisionRecord> = revisions
+    let mut recorded: Vec<&RevisionFacts> = revisions
         .iter()
         .filter(|r| r.arn != current && r.completed_at.is_some())
         .collect();
@@ -439,16 +449,6 @@ pub fn rollback_target(
                  lists no successful deployment of another ACTIVE revision): name one with --to"
             )
         })
-}
-
-/// An ACTIVE revision of a family as revision hygiene weighs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RevisionFacts {
-    pub arn: String,
-    /// Carries this stack's and environment's ownership tags.
-    pub owned: bool,
-    /// When deploy saw a rollout of it complete.
-    pub completed_at: Option<String>,
 }
 
 /// How many of a family's existing ACTIVE revisions stay when an apply keeps `keep` (one of
@@ -535,11 +535,7 @@ pub fn judge_rollback(f: &Followed, s: &ServiceState) -> Verdict {
 
 /// One line of a followed rollout's progress (printed when it changes).
 pub fn progress_line(f: &Followed, s: &ServiceState) -> String {
-    match f
-        .deployment
-        .as_ref()
-        .and_then(|id| s.deployments.iter().find(|d| &d.id == id))
-    {
+    match f.deployment_in(s) {
         Some(d) => format!(
             "{}: deployment {} {} {}: running {}/{}, pending {}, failed {}",
             f.address,
@@ -595,11 +591,7 @@ impl Evidence {
         if self.rollout_state.is_some() {
             return;
         }
-        if let Some(d) = f
-            .deployment
-            .as_ref()
-            .and_then(|id| judged.deployments.iter().find(|d| &d.id == id))
-        {
+        if let Some(d) = f.deployment_in(judged) {
             self.rollout_state = d.rollout_state.clone();
             self.rollout_state_reason = d.rollout_state_reason.clone();
             self.failed_tasks = self.failed_tasks.max(d.failed);
@@ -608,10 +600,7 @@ impl Evidence {
 
     /// Picks from a full read of the service what explains a failed rollout of `f`.
     pub fn from_state(f: &Followed, s: &ServiceState) -> Evidence {
-        let d = f
-            .deployment
-            .as_ref()
-            .and_then(|id| s.deployments.iter().find(|d| &d.id == id));
+        let d = f.deployment_in(s);
         Evidence {
             rollout_state: d.and_then(|d| d.rollout_state.clone()),
             rollout_state_reason: d.and_then(|d| d.rollout_state_reason.clone()),
@@ -875,8 +864,9 @@ mod rollback_target_tests {
 
     const P: &str = "arn:aws:ecs:us-west-2:1:task-definition/grafana-task";
 
-    fn rev(n: u32, completed: Option<&str>) -> RevisionRecord {
-        RevisionRecord {
+    fn rev(n: u32, completed: Option<&str>) -> RevisionFacts {
+        RevisionFacts {
+            owned: true,
             arn: format!("{P}:{n}"),
             completed_at: completed.map(str::to_string),
         }

@@ -49,10 +49,7 @@ impl Default for LiveReporter {
 
 /// The live line of one service: what `deploy status` would say of its followed rollout.
 pub fn live_line(f: &Followed, s: &ServiceState) -> String {
-    let d = f
-        .deployment
-        .as_ref()
-        .and_then(|id| s.deployments.iter().find(|d| &d.id == id));
+    let d = f.deployment_in(s);
     let counts = match d {
         Some(d) => format!(
             "{} {}: desired {} running {} pending {} failed {}",

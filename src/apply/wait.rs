@@ -65,16 +65,26 @@ pub struct RolloutResult {
 }
 
 impl RolloutResult {
-    pub fn not_waited(f: &Followed, reason: &str) -> RolloutResult {
+    /// How the change `f` ended (nothing stopped by `--rollback-on-failure` yet).
+    pub fn of(
+        f: &Followed,
+        outcome: Outcome,
+        reason: String,
+        evidence: Option<Evidence>,
+    ) -> RolloutResult {
         RolloutResult {
             address: f.address.clone(),
             deployment: f.deployment.clone(),
             stopped_service_deployment: None,
             task_definition: f.task_definition.clone(),
-            outcome: Outcome::NotWaited,
-            reason: reason.to_string(),
-            evidence: None,
+            outcome,
+            reason,
+            evidence,
         }
+    }
+
+    pub fn not_waited(f: &Followed, reason: &str) -> RolloutResult {
+        RolloutResult::of(f, Outcome::NotWaited, reason.to_string(), None)
     }
 }
 
@@ -197,15 +207,7 @@ async fn follow<W: Watcher, R: WaitReporter>(
                             outcome_word(outcome)
                         ));
                         reporter.ended(f);
-                        results[i] = Some(RolloutResult {
-                            address: f.address.clone(),
-                            deployment: f.deployment.clone(),
-                            stopped_service_deployment: None,
-                            task_definition: f.task_definition.clone(),
-                            outcome,
-                            reason,
-                            evidence,
-                        });
+                        results[i] = Some(RolloutResult::of(f, outcome, reason, evidence));
                     }
                 }
             }
@@ -232,22 +234,16 @@ async fn follow<W: Watcher, R: WaitReporter>(
             for (i, r) in results.iter_mut().enumerate() {
                 if r.is_none() {
                     let f = &followed[i];
-                    *r = Some(RolloutResult {
-                        address: f.address.clone(),
-                        deployment: f.deployment.clone(),
-                        stopped_service_deployment: None,
-                        task_definition: f.task_definition.clone(),
-                        outcome: Outcome::TimedOut,
-                        reason: format!(
-                            "not done after {}s (--wait-timeout); ECS goes on with the deployment",
-                            settings.timeout.as_secs()
-                        ),
-                        evidence: if gather_evidence {
-                            Some(watcher.evidence(f).await)
-                        } else {
-                            None
-                        },
-                    });
+                    let reason = format!(
+                        "not done after {}s (--wait-timeout); ECS goes on with the deployment",
+                        settings.timeout.as_secs()
+                    );
+                    let evidence = if gather_evidence {
+                        Some(watcher.evidence(f).await)
+                    } else {
+                        None
+                    };
+                    *r = Some(RolloutResult::of(f, Outcome::TimedOut, reason, evidence));
                 }
             }
             break;

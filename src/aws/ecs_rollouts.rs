@@ -3,10 +3,10 @@
 //! to the pure `rollout` types that `deploy status` (and apply's rollout wait) judge.
 
 use super::{err, Aws, AwsError};
-use crate::model::{TaskDefinitionAttrs, TAG_ROLLED_BACK, TAG_ROLLOUT_COMPLETED};
+use crate::model::{Tags, TaskDefinitionAttrs, TAG_ROLLED_BACK, TAG_ROLLOUT_COMPLETED};
 use crate::rollout::{
-    revision_of, ContainerExit, Deployment, Followed, RevisionFacts, RevisionRecord,
-    ServiceDeployment, ServiceEvent, ServiceState, TargetState, TaskState,
+    revision_of, ContainerExit, Deployment, Followed, RevisionFacts, ServiceDeployment,
+    ServiceEvent, ServiceState, TargetState, TaskState,
 };
 use aws_sdk_ecs::types as ecs;
 use std::collections::BTreeMap;
@@ -270,6 +270,35 @@ pub async fn poll_services(
     Ok(out)
 }
 
+/// Services in several clusters, each as (address, cluster, name), read the way a wait polls
+/// them: one DescribeServices per cluster ([`poll_services`]); answered in the order asked.
+pub async fn poll_clusters(
+    aws: &Aws,
+    services: &[(String, String, String)],
+) -> Result<Vec<ServiceState>, AwsError> {
+    let mut by_cluster: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (address, cluster, name) in services {
+        by_cluster
+            .entry(cluster.as_str())
+            .or_default()
+            .push((address.clone(), name.clone()));
+    }
+    let mut states = Vec::new();
+    for (cluster, wanted) in by_cluster {
+        states.extend(poll_services(aws, cluster, &wanted).await?);
+    }
+    Ok(services
+        .iter()
+        .map(|(address, cluster, name)| {
+            states
+                .iter()
+                .find(|s| &s.address == address)
+                .cloned()
+                .unwrap_or_else(|| ServiceState::missing(address, name, cluster))
+        })
+        .collect())
+}
+
 /// The service deployments of a service in the statuses given (all when empty), newest first,
 /// each with the revision it deployed. Calls: ListServiceDeployments (a call a page), then
 /// DescribeServiceRevisions (20 a call).
@@ -386,13 +415,27 @@ fn now_rfc3339() -> String {
 }
 
 /// The newest ACTIVE revisions of `family` (at most [`super::ecs::RECENT_REVISIONS`]), newest
-/// first, each with deploy's record of a completed rollout and its attributes. Calls: 1
-/// ListTaskDefinitions, then 1 DescribeTaskDefinition (with tags) per revision.
+/// first, each weighed for `stack`/`environment` and with its attributes. Calls: 1
+/// ListTaskDefinitions, then [`described_revisions`].
 pub async fn revision_records(
     aws: &Aws,
     family: &str,
-) -> Result<Vec<(RevisionRecord, TaskDefinitionAttrs)>, AwsError> {
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<(RevisionFacts, TaskDefinitionAttrs)>, AwsError> {
     let arns = super::ecs::recent_revisions(aws, family).await?;
+    described_revisions(aws, &arns, stack, environment).await
+}
+
+/// Each revision of `arns` (gone ones left out) with its ownership for `stack`/`environment`,
+/// deploy's record of a completed rollout, and its attributes. Calls: 1 DescribeTaskDefinition
+/// (with tags) per revision, concurrently.
+async fn described_revisions(
+    aws: &Aws,
+    arns: &[String],
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<(RevisionFacts, TaskDefinitionAttrs)>, AwsError> {
     let described = futures::future::try_join_all(
         arns.iter()
             .map(|arn| super::ecs::describe_task_definition(aws, arn)),
@@ -402,13 +445,13 @@ pub async fn revision_records(
         .into_iter()
         .flatten()
         .map(|(arn, attrs, tags)| {
-            (
-                RevisionRecord {
-                    arn,
-                    completed_at: tags.get(TAG_ROLLOUT_COMPLETED).cloned(),
-                },
-                attrs,
-            )
+            let facts = RevisionFacts {
+                owned: crate::model::Ownership::judge(&tags, stack, environment)
+                    == crate::model::Ownership::Owned,
+                completed_at: tags.get(TAG_ROLLOUT_COMPLETED).cloned(),
+                arn,
+            };
+            (facts, attrs)
         })
         .collect())
 }
@@ -416,19 +459,8 @@ pub async fn revision_records(
 /// Records on the revision that a rollout of it completed now (TagResource
 /// `deploy:rollout-completed`): `rollback` returns to such revisions.
 pub async fn record_completed(aws: &Aws, task_definition: &str) -> Result<(), AwsError> {
-    aws.ecs
-        .tag_resource()
-        .resource_arn(task_definition)
-        .tags(
-            ecs::Tag::builder()
-                .key(TAG_ROLLOUT_COMPLETED)
-                .value(now_rfc3339())
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(err("ecs", "TagResource"))?;
-    Ok(())
+    let tag = Tags::from([(TAG_ROLLOUT_COMPLETED.to_string(), now_rfc3339())]);
+    super::ecs::set_tags(aws, task_definition, &tag, &[]).await
 }
 
 /// What a revision refers to that no longer exists: its IAM roles, EFS access points, awslogs
@@ -529,22 +561,13 @@ pub async fn roll_service_back(
         .and_then(super::ecs::primary_deployment)
         .filter(|p| Some(&p.id) != primary_before.as_ref());
     if let Some(arn) = service.and_then(|s| s.service_arn()) {
-        aws.ecs
-            .tag_resource()
-            .resource_arn(arn)
-            .tags(
-                ecs::Tag::builder()
-                    .key(TAG_ROLLED_BACK)
-                    .value(format!(
-                        "from {} at {}",
-                        revision_of(&state.task_definition),
-                        now_rfc3339()
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(err("ecs", "TagResource"))?;
+        let from = format!(
+            "from {} at {}",
+            revision_of(&state.task_definition),
+            now_rfc3339()
+        );
+        let tag = Tags::from([(TAG_ROLLED_BACK.to_string(), from)]);
+        super::ecs::set_tags(aws, arn, &tag, &[]).await?;
     }
     Ok(Followed {
         address: state.address.clone(),
@@ -590,23 +613,10 @@ pub async fn revision_facts(
             })
             .collect());
     }
-    let described = futures::future::try_join_all(
-        arns.iter()
-            .map(|arn| super::ecs::describe_task_definition(aws, arn)),
-    )
-    .await?;
-    Ok(arns
+    Ok(described_revisions(aws, &arns, stack, environment)
+        .await?
         .into_iter()
-        .zip(described)
-        .map(|(arn, d)| {
-            let tags = d.map(|(_, _, tags)| tags).unwrap_or_default();
-            RevisionFacts {
-                owned: crate::model::Ownership::judge(&tags, stack, environment)
-                    == crate::model::Ownership::Owned,
-                completed_at: tags.get(TAG_ROLLOUT_COMPLETED).cloned(),
-                arn,
-            }
-        })
+        .map(|(facts, _)| facts)
         .collect())
 }
 

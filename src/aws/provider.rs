@@ -11,7 +11,6 @@ use crate::model::{
 };
 use crate::plan::{Change, StepOp, RESTART_ATTR};
 use crate::rollout::{ContainerLog, Deployment, Evidence, Followed, ServiceState, LOG_LINES};
-use std::collections::BTreeMap;
 
 pub struct AwsProvider {
     pub aws: Aws,
@@ -366,28 +365,11 @@ fn keep_live(
 impl Watcher for AwsProvider {
     /// One DescribeServices per cluster (10 services a call) per poll.
     async fn poll(&self, followed: &[Followed]) -> Result<Vec<ServiceState>, AwsError> {
-        let mut by_cluster: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
-        for f in followed {
-            by_cluster
-                .entry(f.cluster.as_str())
-                .or_default()
-                .push((f.address.clone(), f.service.clone()));
-        }
-        let mut states = Vec::new();
-        for (cluster, services) in by_cluster {
-            states.extend(ecs_rollouts::poll_services(&self.aws, cluster, &services).await?);
-        }
-        // Back in the order asked.
-        Ok(followed
+        let services: Vec<(String, String, String)> = followed
             .iter()
-            .map(|f| {
-                states
-                    .iter()
-                    .find(|s| s.address == f.address)
-                    .cloned()
-                    .unwrap_or_else(|| ServiceState::missing(&f.address, &f.service, &f.cluster))
-            })
-            .collect())
+            .map(|f| (f.address.clone(), f.cluster.clone(), f.service.clone()))
+            .collect();
+        ecs_rollouts::poll_clusters(&self.aws, &services).await
     }
 
     async fn roll_back(&self, f: &Followed) -> Result<String, AwsError> {

@@ -324,24 +324,27 @@ pub(crate) async fn execute_plan(
 /// except any a service's deployment names now (read again: someone may have deployed one
 /// since the plan). A failure is reported, not fatal: the services run what was applied.
 async fn deregister_old_revisions(plan: &Plan, aws: &Aws) {
-    let mut in_use = std::collections::BTreeSet::new();
-    for c in &plan.changes {
-        let Some(crate::model::Attrs::EcsService(s)) = c.observed.as_ref().map(|o| &o.attrs) else {
-            continue;
-        };
-        let service = [(c.address.to_string(), s.name.clone())];
-        match ecs_rollouts::poll_services(aws, &s.cluster, &service).await {
-            Ok(states) => in_use.extend(
-                states
-                    .iter()
-                    .flat_map(|st| st.deployments.iter().map(|d| d.task_definition.clone())),
-            ),
+    let services: Vec<(String, String, String)> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c.observed.as_ref().map(|o| &o.attrs) {
+            Some(crate::model::Attrs::EcsService(s)) => {
+                Some((c.address.to_string(), s.cluster.clone(), s.name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let in_use: std::collections::BTreeSet<String> =
+        match ecs_rollouts::poll_clusters(aws, &services).await {
+            Ok(states) => states
+                .iter()
+                .flat_map(|st| st.deployments.iter().map(|d| d.task_definition.clone()))
+                .collect(),
             Err(e) => {
                 eprintln!("warning: old revisions left registered: {e}");
                 return;
             }
-        }
-    }
+        };
     let gone: Vec<String> = plan
         .deregister_revisions
         .iter()

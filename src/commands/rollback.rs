@@ -48,18 +48,12 @@ pub async fn run(
     )
     .await?;
 
-    let mut states = Vec::new();
-    for (address, cluster, name) in &selected {
-        let polled =
-            ecs_rollouts::poll_services(&aws, cluster, &[(address.to_string(), name.to_string())])
-                .await?;
-        states.extend(polled);
-    }
+    let states = ecs_rollouts::poll_clusters(&aws, &selected).await?;
     let mut targets = Vec::new();
     let mut moved = Vec::new();
     let mut refusals = Vec::new();
     for state in &states {
-        match choose(&aws, state, to).await? {
+        match choose(&aws, state, to, &stack.stack, &stack.environment).await? {
             Choice::Target(target) => {
                 targets.push(target);
                 moved.push(state.clone());
@@ -204,7 +198,13 @@ enum Choice {
 /// Where `state`'s service goes back to, or why it cannot. Calls: ListTaskDefinitions and a
 /// DescribeTaskDefinition per recent revision; ListServiceDeployments and
 /// DescribeServiceRevisions when deploy recorded no completion; then the target's references.
-async fn choose(aws: &Aws, state: &ServiceState, to: Option<&str>) -> Result<Choice, Failure> {
+async fn choose(
+    aws: &Aws,
+    state: &ServiceState,
+    to: Option<&str>,
+    stack: &str,
+    environment: &str,
+) -> Result<Choice, Failure> {
     if state.status != "ACTIVE" {
         return Ok(Choice::Refused(format!(
             "the service is {} (apply the stack first)",
@@ -212,7 +212,8 @@ async fn choose(aws: &Aws, state: &ServiceState, to: Option<&str>) -> Result<Cho
         )));
     }
     let current = state.task_definition.clone();
-    let records = ecs_rollouts::revision_records(aws, family_of(&current)).await?;
+    let records =
+        ecs_rollouts::revision_records(aws, family_of(&current), stack, environment).await?;
     let revisions: Vec<_> = records.iter().map(|(r, _)| r.clone()).collect();
     if revisions.iter().all(|r| r.arn == current) {
         return Ok(Choice::NothingEarlier(format!(
