@@ -136,17 +136,14 @@ impl<'a> LookupReads<'a> {
                     namespaces
                 )?;
                 if lb.vpc_id != vpc_id {
-                    return Err(AwsError {
-                        service: "elasticloadbalancing",
-                        operation: "DescribeLoadBalancers",
-                        address: None,
-                        code: Some("LookupFailed".into()),
-                        message: format!(
+                    return Err(AwsError::lookup_failed(
+                        "elasticloadbalancing",
+                        "DescribeLoadBalancers",
+                        format!(
                             "load balancer `{}` is in {}, not in the stack's VPC {vpc_id}",
                             lb.name, lb.vpc_id
                         ),
-                        request_id: None,
-                    });
+                    ));
                 }
                 lb.https_listener_arn = https;
                 lb.targets_by_port = targets;
@@ -204,16 +201,9 @@ async fn existing_namespaces(
                 out.insert(name, n.id.clone());
             }
             None => {
-                return Err(AwsError {
-                    service: "servicediscovery",
-                    operation: "ListNamespaces",
-                    address: None,
-                    code: Some("LookupFailed".into()),
-                    message: format!(
+                return Err(AwsError::lookup_failed("servicediscovery", "ListNamespaces", format!(
                         "the Cloud Map namespace `{name}` does not exist: environments share the one of the stack's own environment, so apply that environment first"
-                    ),
-                    request_id: None,
-                })
+                    )))
             }
         }
     }
@@ -1061,12 +1051,10 @@ fn every_missing_secret_at_once(
     match missing.len() {
         0 => Ok(found),
         1 => Err(missing.remove(0)),
-        n => Err(AwsError {
-            service: "lookups",
-            operation: "ExternalSecrets",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!(
+        n => Err(AwsError::lookup_failed(
+            "lookups",
+            "ExternalSecrets",
+            format!(
                 "{n} secrets the stack refers to do not exist:\n  {}",
                 missing
                     .iter()
@@ -1074,22 +1062,18 @@ fn every_missing_secret_at_once(
                     .collect::<Vec<_>>()
                     .join("\n  ")
             ),
-            request_id: None,
-        }),
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     fn missing(what: &str) -> AwsError {
-        AwsError {
-            service: "secretsmanager",
-            operation: "DescribeSecret",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!("{what} does not exist; create it"),
-            request_id: None,
-        }
+        AwsError::lookup_failed(
+            "secretsmanager",
+            "DescribeSecret",
+            format!("{what} does not exist; create it"),
+        )
     }
 
     #[test]

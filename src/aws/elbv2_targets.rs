@@ -66,16 +66,9 @@ pub fn https_listener(listeners: &[elb::Listener]) -> Option<String> {
 
 /// The lookup failure when the load balancer has no HTTPS listener for the rules.
 pub fn no_https_listener(lb_arn: &str) -> AwsError {
-    AwsError {
-        service: SERVICE,
-        operation: "DescribeListeners",
-        address: None,
-        code: Some("LookupFailed".into()),
-        message: format!(
+    AwsError::lookup_failed(SERVICE, "DescribeListeners", format!(
             "load balancer {lb_arn} has no listener on port 443, which the stack's listener rules are added to"
-        ),
-        request_id: None,
-    }
+        ))
 }
 
 // ---------------------------------------------------------------------------------------------

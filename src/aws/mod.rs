@@ -233,6 +233,19 @@ impl AwsError {
         }
     }
 
+    /// Something the stack looks up (or refers to) does not exist: code `LookupFailed`, which
+    /// callers tell apart from a failed call.
+    pub fn lookup_failed(
+        service: &'static str,
+        operation: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        AwsError {
+            code: Some("LookupFailed".into()),
+            ..AwsError::other(service, operation, message)
+        }
+    }
+
     pub fn other(
         service: &'static str,
         operation: &'static str,
