@@ -20,7 +20,8 @@ pub struct Cli {
     pub color: ColorChoice,
     /// Output format of plan, show, apply and destroy: text, or json (a versioned document
     /// on stdout, see schemas/deploy-v1.schema.json; human text goes to stderr), or markdown
-    /// (plan and show only: a pull request comment of at most 65,536 characters).
+    /// (plan and show only: a pull request comment of at most 65,536 characters), or sarif
+    /// (lint only: SARIF 2.1.0 for code-scanning upload).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub format: Format,
     /// Plans print every value in full: delivered files, IAM policies and containers as JSON
@@ -45,6 +46,7 @@ pub enum Format {
     Text,
     Json,
     Markdown,
+    Sarif,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -163,6 +165,21 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         stack: StackArgs,
+    },
+    /// Check the stack, its rendered files and (--live) the account's network against the
+    /// security rules (DL001…; the README lists them). Offline it makes no AWS call. Exit 1
+    /// when a finding at or above --fail-on is not suppressed.
+    Lint {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Also check the network rules against the account (read-only calls).
+        #[arg(long)]
+        live: bool,
+        /// Which findings fail the run: error (default), warning (errors and warnings) or never.
+        #[arg(long, value_enum, default_value = "error")]
+        fail_on: crate::lint::FailOn,
     },
     /// Do the lookups and write every rendered file and task definition request to DIR.
     Render {
@@ -359,6 +376,7 @@ impl Command {
     pub fn select_env(&mut self, env: Option<String>) -> Result<(), String> {
         let stack = match self {
             Command::Validate { stack }
+            | Command::Lint { stack, .. }
             | Command::Render { stack, .. }
             | Command::Plan { stack, .. }
             | Command::Apply { stack, .. }

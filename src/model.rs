@@ -378,6 +378,14 @@ pub struct Container {
     /// definitions without volumes hash as they always did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mount_points: Vec<MountPoint>,
+    /// The root file system is mounted read-only (writable paths are volumes). Left out when
+    /// false, so task definitions without it hash as they always did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub readonly_root_filesystem: bool,
+    /// Linux capabilities dropped (`linuxParameters.capabilities.drop`, e.g. `ALL`). Left out
+    /// when empty, like `mount_points`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities_drop: Vec<String>,
 }
 
 /// A task volume mounted into a container.

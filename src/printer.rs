@@ -22,6 +22,9 @@ pub fn init(style: output::Style, format: Format, command: &Command) -> Result<(
             "--format markdown is for `deploy plan` and `deploy show` (a pull request comment); this command prints text or json".into(),
         );
     }
+    if format == Format::Sarif && !matches!(command, Command::Lint { .. }) {
+        return Err("--format sarif is for `deploy lint` (code-scanning upload); this command prints text or json".into());
+    }
     let _ = STYLE.set(style);
     let _ = FORMAT.set(format);
     Ok(())
@@ -29,6 +32,11 @@ pub fn init(style: output::Style, format: Format, command: &Command) -> Result<(
 
 pub fn json_output() -> bool {
     FORMAT.get() == Some(&Format::Json)
+}
+
+/// The `--format` of this run.
+pub fn format() -> Format {
+    FORMAT.get().copied().unwrap_or(Format::Text)
 }
 
 pub fn to_json<T: serde::Serialize>(doc: &T) -> String {
@@ -45,7 +53,9 @@ pub fn emit_plan(plan: &Plan, everything: &str) {
     match FORMAT.get() {
         Some(Format::Json) => println!("{}", to_json(&report::plan_report(plan))),
         Some(Format::Markdown) => print!("{}", output::plan_markdown(plan, style(), everything)),
-        Some(Format::Text) | None => print!("{}", output::plan_text(plan, style())),
+        Some(Format::Text | Format::Sarif) | None => {
+            print!("{}", output::plan_text(plan, style()))
+        }
     }
 }
 

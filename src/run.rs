@@ -115,6 +115,12 @@ async fn dispatch(mut cli: Cli) -> Result<i32, Failure> {
         .map_err(Failure::Other)?;
     match cli.command {
         Command::Validate { stack } => commands::validate::run(&stack).map(|()| 0),
+        Command::Lint {
+            stack,
+            aws,
+            live,
+            fail_on,
+        } => commands::lint::run(&stack, &aws, live, fail_on).await,
         Command::Render { stack, aws, out } => {
             commands::render::run(&stack, &aws, &out).await.map(|()| 0)
         }

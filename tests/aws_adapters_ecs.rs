@@ -152,6 +152,8 @@ fn prometheus_task(execution_role: &str, task_role: &str, image: &str) -> TaskDe
             cpu: 0,
             memory_reservation: Some(256),
             user: Some("nobody".into()),
+            readonly_root_filesystem: true,
+            capabilities_drop: vec!["ALL".into()],
             entry_point: vec!["/bin/sh".into(), "-c".into()],
             command: vec![
                 "echo \"$PROMETHEUS_YML\" > /etc/prometheus/prometheus.yml && exec /bin/prometheus \

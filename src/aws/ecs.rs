@@ -355,6 +355,15 @@ fn container_json(c: &Container, network_mode: &str) -> Value {
     if let Some(u) = &c.user {
         m.insert("user".into(), json!(u));
     }
+    if c.readonly_root_filesystem {
+        m.insert("readonlyRootFilesystem".into(), json!(true));
+    }
+    if !c.capabilities_drop.is_empty() {
+        m.insert(
+            "linuxParameters".into(),
+            json!({"capabilities": {"drop": c.capabilities_drop}}),
+        );
+    }
     if !c.mount_points.is_empty() {
         let mounts: Vec<Value> = c
             .mount_points
@@ -402,6 +411,20 @@ fn sdk_containers(
                 .set_memory_reservation(c.memory_reservation)
                 .essential(c.essential)
                 .set_user(c.user.clone());
+            if c.readonly_root_filesystem {
+                b = b.readonly_root_filesystem(true);
+            }
+            if !c.capabilities_drop.is_empty() {
+                b = b.linux_parameters(
+                    ecs::LinuxParameters::builder()
+                        .capabilities(
+                            ecs::KernelCapabilities::builder()
+                                .set_drop(Some(c.capabilities_drop.clone()))
+                                .build(),
+                        )
+                        .build(),
+                );
+            }
             for p in &c.port_mappings {
                 b = b.port_mappings(
                     ecs::PortMapping::builder()
@@ -475,6 +498,12 @@ fn task_definition_attrs(td: &ecs::TaskDefinition, all_tags: &Tags) -> TaskDefin
             cpu: c.cpu(),
             memory_reservation: c.memory_reservation(),
             user: c.user().map(str::to_string),
+            readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
+            capabilities_drop: c
+                .linux_parameters()
+                .and_then(|l| l.capabilities())
+                .map(|k| k.drop().to_vec())
+                .unwrap_or_default(),
             entry_point: c.entry_point().to_vec(),
             command: c.command().to_vec(),
             environment: c
@@ -1460,6 +1489,8 @@ mod tests {
             cpu: 0,
             memory_reservation: None,
             user: None,
+            readonly_root_filesystem: false,
+            capabilities_drop: vec![],
             entry_point: vec!["/bin/prometheus".into()],
             command: vec![],
             environment: BTreeMap::new(),

@@ -198,6 +198,10 @@ pub async fn converge(
     };
     let loaded = super::load_valid(stack_args)?;
     crate::protection::refuse_early(&loaded.stack, destroy, delete_data)?;
+    if !destroy {
+        // Like an ownership conflict, but known offline: refused before any AWS call.
+        super::lint::refuse_errors(&loaded, stack_args)?;
+    }
     let mut ctx = Context::load_from(
         loaded,
         stack_args,

@@ -8,6 +8,7 @@ mod context;
 pub mod destroy;
 pub mod force_unlock;
 pub mod import;
+pub mod lint;
 pub mod ls;
 pub mod man;
 pub mod plan;

@@ -24,7 +24,15 @@ pub struct PlanArgs<'a> {
 pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
     let mut ctx = Context::load(args.stack, args.aws, true, args.targets).await?;
     ctx.delete_data |= args.delete_data;
-    let planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
+    let mut planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
+    if !args.destroy {
+        // The lint findings (apply refuses on an error among them).
+        let lines = super::lint::finding_lines(&ctx.loaded, args.stack)?;
+        planned
+            .plan
+            .warnings
+            .extend(lines.into_iter().map(|l| format!("lint: {l}")));
+    }
     emit_plan(&planned.plan, &everything(&args));
     refuse_conflicts(&planned.plan)?;
     crate::protection::refuse_plan(&ctx.loaded.stack, &planned.plan)?;

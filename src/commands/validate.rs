@@ -1,5 +1,5 @@
 //! `deploy validate`: the stack checked offline (schema, references, templates, request
-//! sizes); makes no AWS call.
+//! sizes, the offline lint rules); makes no AWS call.
 
 use super::{build_offline, load_valid};
 use crate::cli::StackArgs;
@@ -33,6 +33,17 @@ pub fn run(args: &StackArgs) -> Result<(), Failure> {
             "  task definition {family}: {size} bytes of {TASK_DEFINITION_LIMIT} allowed ({:.1}%)",
             size as f64 * 100.0 / TASK_DEFINITION_LIMIT as f64
         );
+    }
+    // The offline lint rules: an error among them fails validate (apply would refuse).
+    let report = super::lint::offline_report(&loaded, args)?;
+    for f in report.active() {
+        println!("  {}", crate::lint::output::line(f));
+    }
+    if report.fails(crate::lint::FailOn::Error) {
+        return Err(Failure::Refused(format!(
+            "{}; `deploy lint` explains each finding and its fix",
+            crate::lint::output::summary(&report)
+        )));
     }
     Ok(())
 }

@@ -188,6 +188,8 @@ impl ContainerView {
             log,
             health_check,
             mount_points,
+            readonly_root_filesystem,
+            capabilities_drop,
         } = c;
         let script = command.first().map(String::as_str).unwrap_or("");
         let program = crate::render::delivered_program(script);
@@ -242,6 +244,12 @@ impl ContainerView {
         ];
         if let Some(user) = user {
             facts.push(("user", user.clone()));
+        }
+        if *readonly_root_filesystem {
+            facts.push(("root file system", "read-only".to_string()));
+        }
+        if !capabilities_drop.is_empty() {
+            facts.push(("capabilities dropped", capabilities_drop.join(", ")));
         }
         if !runs.is_empty() {
             let words: Vec<String> = runs.iter().map(|w| shell_word(w)).collect();

@@ -69,6 +69,17 @@ fn role_path(stack: &Stack, role: &RoleSpec) -> String {
         .unwrap_or_else(|| format!("/deploy/{}/", stack.stack))
 }
 
+/// What a policy statement's resource of the stack file becomes: an address of the stack
+/// turned into its ARN (a pattern when the ARN is not known before the resource exists),
+/// anything else as written.
+pub fn statement_resource(stack: &Stack, lookups: &Lookups, resource: &str) -> String {
+    resource
+        .parse::<Address>()
+        .ok()
+        .and_then(|a| resource_arn(stack, lookups, &a))
+        .unwrap_or_else(|| resource.to_string())
+}
+
 /// ARN of a resource of this stack, for IAM policy statements.
 fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String> {
     let (region, account) = (&lookups.region, &lookups.account_id);
@@ -318,12 +329,7 @@ pub fn build_desired(
                     let resources: Vec<String> = st
                         .resources
                         .iter()
-                        .map(|r| {
-                            r.parse::<Address>()
-                                .ok()
-                                .and_then(|a| resource_arn(s, lookups, &a))
-                                .unwrap_or_else(|| r.clone())
-                        })
+                        .map(|r| statement_resource(s, lookups, r))
                         .collect();
                     json!({
                         "Effect": format!("{:?}", st.effect),
@@ -477,6 +483,8 @@ pub fn build_desired(
                 cpu: c.cpu.unwrap_or(0) as i32,
                 memory_reservation: c.memory_reservation.map(|m| m as i32),
                 user: c.user.clone(),
+                readonly_root_filesystem: c.readonly_root_filesystem,
+                capabilities_drop: c.linux_parameters.capabilities.drop.clone(),
                 entry_point,
                 command,
                 environment,

@@ -12,14 +12,15 @@ mod locate;
 mod validate;
 
 pub use build::{
-    build_desired, deterministic_ids, ownership_tags, role_aws_name, Built, RenderedFile,
-    SECRETS_POLICY,
+    build_desired, deterministic_ids, ownership_tags, role_aws_name, statement_resource, Built,
+    RenderedFile, SECRETS_POLICY,
 };
 pub use lb_discovery::{
     namespace_name, DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec,
     ListenerRuleSpec, ServiceLoadBalancerSpec, TargetGroupSpec,
 };
 pub use locate::Locator;
+pub use validate::{literal_secret, literal_secret_message, stack_defines};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,6 +101,32 @@ pub struct Stack {
     /// what it changes (see [`environments`]).
     #[serde(default)]
     pub environments: BTreeMap<String, environments::EnvironmentSpec>,
+    /// `deploy lint` settings: the findings this stack accepts, and why.
+    #[serde(default)]
+    pub lint: LintSpec,
+}
+
+/// The stack's `lint:` block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintSpec {
+    /// Findings accepted: a rule at an address, with the reason (required) and an expiry.
+    #[serde(default)]
+    pub ignore: Vec<IgnoreSpec>,
+}
+
+/// One suppression of `lint.ignore`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreSpec {
+    /// A rule id, e.g. `DL002`.
+    pub rule: String,
+    /// The resource the finding is about (`task_definition.grafana`), or `lint`.
+    pub address: String,
+    /// Why the finding is accepted (required; `validate` refuses a suppression without one).
+    pub reason: Option<String>,
+    /// `YYYY-MM-DD`: after this day the suppression hides nothing and is itself a finding.
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -453,6 +480,28 @@ pub struct ContainerSpec {
     /// Task volumes mounted into this container.
     #[serde(default)]
     pub mount_points: Vec<MountPointSpec>,
+    /// Mount the root file system read-only (paths the program writes must be volumes).
+    #[serde(default)]
+    pub readonly_root_filesystem: bool,
+    /// Kernel-level settings of the container: only the capabilities dropped.
+    #[serde(default)]
+    pub linux_parameters: LinuxParametersSpec,
+}
+
+/// `linux_parameters` of a container.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinuxParametersSpec {
+    #[serde(default)]
+    pub capabilities: CapabilitiesSpec,
+}
+
+/// `linux_parameters.capabilities`: what the container gives up (`drop: [ALL]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesSpec {
+    #[serde(default)]
+    pub drop: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -661,7 +710,11 @@ impl LoadedStack {
 
     /// Runs every semantic check; all problems are returned, not just the first.
     pub fn validate(&self) -> Result<(), SpecErrors> {
-        let errors = validate::check(self);
+        let mut errors = validate::check(self);
+        // What lint refuses at load (a literal secret, world-open ingress), with its rule id.
+        if let Err(SpecErrors(refused)) = crate::lint::refuse_at_load(self) {
+            errors.extend(refused);
+        }
         if errors.is_empty() {
             Ok(())
         } else {

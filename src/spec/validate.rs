@@ -380,20 +380,14 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
                     );
                 }
             }
-            for (k, v) in &c.environment {
+            for k in c.environment.keys() {
                 if k.starts_with("DEPLOY_FILE_") {
                     err(
                         format!("{cp}.environment.{k}"),
                         "DEPLOY_FILE_* variables carry delivered files and are reserved".into(),
                     );
                 }
-                if let Some(what) = literal_secret(k, v) {
-                    // The value itself is never repeated in the message.
-                    err(
-                        format!("{cp}.environment.{k}"),
-                        literal_secret_message(what),
-                    );
-                }
+                // A literal secret here is lint rule DL001 (refused at load).
             }
             for (k, r) in &c.secrets {
                 let sp = format!("{cp}.secrets.{k}");
@@ -560,6 +554,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         }
     }
     errs.extend(super::efs::check(loaded));
+    errs.extend(crate::lint::check_suppressions_spec(loaded));
     errs
 }
 
@@ -620,9 +615,8 @@ fn check_rule(
                     format!("{p}.cidr"),
                     format!("`{cidr}` is not a CIDR block like 10.0.0.0/16, or `vpc` (the looked-up VPC's range)"),
                 );
-            } else if dir == "ingress" && (cidr == "0.0.0.0/0" || cidr == "::/0") {
-                err(format!("{p}.cidr"), "ingress from the whole internet is refused: monitoring endpoints stay private; name the security group that needs access".into());
             }
+            // Ingress from the whole internet is lint rule DL020 (refused at load).
         }
         (None, Some(g)) => {
             if g != "load_balancer" && !s.security_groups.contains_key(g) {
@@ -678,7 +672,7 @@ fn check_vars(
 }
 
 /// How to store a secret instead of writing it into the stack (the value is never repeated).
-fn literal_secret_message(what: &str) -> String {
+pub fn literal_secret_message(what: &str) -> String {
     format!(
         "this looks like a literal secret ({what}); secrets never go into the stack file, \
          the task definition or a plan. Store it in AWS Secrets Manager \
