@@ -14,8 +14,9 @@ fn repo() -> &'static Path {
 fn lint_with(text: &str, templates: &Path, today: time::Date) -> Report {
     let loaded = crate::spec::parse(Path::new("stack.yaml"), text).expect("parses");
     let lookups = crate::model::Lookups::placeholders("us-west-2");
-    let built = crate::spec::build_desired(&loaded, &lookups, &crate::render::Templates::new(templates))
-        .expect("builds");
+    let built =
+        crate::spec::build_desired(&loaded, &lookups, &crate::render::Templates::new(templates))
+            .expect("builds");
     offline(
         &Input {
             loaded: &loaded,
@@ -34,15 +35,23 @@ fn lint(text: &str) -> Report {
 /// The reference stack without the suppression of `rule` at `address`.
 fn unsuppressed(rule: &str, address: &str) -> String {
     let head = format!("    - rule: {rule}\n      address: {address}\n");
-    let start = REFERENCE.find(&head).expect("the reference stack suppresses it");
+    let start = REFERENCE
+        .find(&head)
+        .expect("the reference stack suppresses it");
     let rest = &REFERENCE[start + head.len()..];
-    let end = rest.find("    - rule: ").or_else(|| rest.find("\n\n")).unwrap_or(rest.len());
+    let end = rest
+        .find("    - rule: ")
+        .or_else(|| rest.find("\n\n"))
+        .unwrap_or(rest.len());
     format!("{}{}", &REFERENCE[..start], &rest[end..])
 }
 
 /// The 1-based line of the first line containing `needle`, plus `offset`.
 fn line_of(text: &str, needle: &str, offset: isize) -> usize {
-    let i = text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no `{needle}`"));
+    let i = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no `{needle}`"));
     (i as isize + 1 + offset) as usize
 }
 
@@ -58,7 +67,8 @@ fn edit(text: &str, edits: &[(&str, &str)]) -> String {
 fn assert_found(report: &Report, rule: &str, file: &Path, line: usize) {
     let hits: Vec<&Finding> = report.active().filter(|f| f.rule.id == rule).collect();
     assert!(
-        hits.iter().any(|f| f.location.file == file && f.location.line == line),
+        hits.iter()
+            .any(|f| f.location.file == file && f.location.line == line),
         "{rule} expected at {}:{line}, found: {:#?}",
         file.display(),
         hits.iter().map(|f| output::line(f)).collect::<Vec<_>>()
@@ -71,7 +81,10 @@ fn the_reference_stack_lints_clean() {
     let active: Vec<String> = report.active().map(output::line).collect();
     assert_eq!(active, Vec::<String>::new());
     // What it accepts is listed as suppressed, with the reason.
-    assert!(report.findings.iter().any(|f| f.rule.id == "DL035" && f.suppressed.is_some()));
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.rule.id == "DL035" && f.suppressed.is_some()));
 }
 
 #[test]
@@ -221,65 +234,136 @@ fn each_stack_rule_is_found_where_the_stack_says_it() {
     ];
     let clean = lint(REFERENCE);
     for (rule, edits, needle, offset) in cases {
-        assert!(clean.active().all(|f| f.rule.id != *rule), "the reference stack trips {rule}");
+        assert!(
+            clean.active().all(|f| f.rule.id != *rule),
+            "the reference stack trips {rule}"
+        );
         let text = edit(REFERENCE, edits);
-        assert_found(&lint(&text), rule, Path::new("stack.yaml"), line_of(&text, needle, *offset));
+        assert_found(
+            &lint(&text),
+            rule,
+            Path::new("stack.yaml"),
+            line_of(&text, needle, *offset),
+        );
     }
 }
 
 #[test]
 fn suppressed_rules_are_found_without_their_suppression() {
     for (rule, address, needle, offset) in [
-        ("DL002", "task_definition.prometheus", "image: prom/prometheus:v2.53.4", 0),
-        ("DL002", "task_definition.grafana", "image: grafana/grafana:12.2.0", 0),
+        (
+            "DL002",
+            "task_definition.prometheus",
+            "image: prom/prometheus:v2.53.4",
+            0,
+        ),
+        (
+            "DL002",
+            "task_definition.grafana",
+            "image: grafana/grafana:12.2.0",
+            0,
+        ),
         ("DL025", "iam_role.grafana", "- tag:GetResources", 1),
-        ("DL026", "iam_role.grafana", "resources: [efs_file_system.grafana]", 0),
+        (
+            "DL026",
+            "iam_role.grafana",
+            "resources: [efs_file_system.grafana]",
+            0,
+        ),
     ] {
         let text = unsuppressed(rule, address);
         let report = lint(&text);
-        assert_found(&report, rule, Path::new("stack.yaml"), line_of(&text, needle, offset));
-        assert!(report.active().all(|f| f.rule.id != rule || f.address == address));
+        assert_found(
+            &report,
+            rule,
+            Path::new("stack.yaml"),
+            line_of(&text, needle, offset),
+        );
+        assert!(report
+            .active()
+            .all(|f| f.rule.id != rule || f.address == address));
     }
     // DL035 is in the rendered prometheus.yml: found at the template's backend job.
     let report = lint(&unsuppressed("DL035", "task_definition.prometheus"));
     let template = repo().join("templates/prometheus.yml");
     let text = std::fs::read_to_string(&template).unwrap();
-    assert_found(&report, "DL035", &template, template_line(&text, "job_name: backend").unwrap());
+    assert_found(
+        &report,
+        "DL035",
+        &template,
+        template_line(&text, "job_name: backend").unwrap(),
+    );
 }
 
 #[test]
 fn each_rendered_file_rule_points_at_its_template_line() {
     // (rule, template, edits of it, stack edits, needle of the expected template line)
     let cases: &[(&str, &str, &[(&str, &str)], &[(&str, &str)], &str)] = &[
-        ("DL032", "prometheus.yml", &[("    sample_limit: [[ vars.sample_limit ]]\n", "")], &[], "job_name: backend"),
-        ("DL033", "prometheus.yml", &[], &[("  scrape_timeout: 10s", "  scrape_timeout: 20s")], "scrape_timeout:"),
+        (
+            "DL032",
+            "prometheus.yml",
+            &[("    sample_limit: [[ vars.sample_limit ]]\n", "")],
+            &[],
+            "job_name: backend",
+        ),
+        (
+            "DL033",
+            "prometheus.yml",
+            &[],
+            &[("  scrape_timeout: 10s", "  scrape_timeout: 20s")],
+            "scrape_timeout:",
+        ),
         (
             "DL034",
             "prometheus.yml",
-            &[("      password_file: secrets/web_password\n", "      password: hunter2\n")],
+            &[(
+                "      password_file: secrets/web_password\n",
+                "      password: hunter2\n",
+            )],
             &[],
             "password: hunter2",
         ),
-        ("DL060", "prometheus.yml", &[("    label_value_length_limit: 2048\n", "")], &[], "job_name: backend"),
+        (
+            "DL060",
+            "prometheus.yml",
+            &[("    label_value_length_limit: 2048\n", "")],
+            &[],
+            "job_name: backend",
+        ),
         (
             "DL061",
             "prometheus.yml",
-            &[("regex: \"[[ vars.sensitive_labels | join(\"|\") ]]\"", "regex: \"email|token\"")],
+            &[(
+                "regex: \"[[ vars.sensitive_labels | join(\"|\") ]]\"",
+                "regex: \"email|token\"",
+            )],
             &[],
             "action: labeldrop",
         ),
         (
             "DL042",
             "alertmanager.yml",
-            &[("      - api_url_file: [[ secrets ]]slack_webhook_url", "      - api_url: https://hooks.example.com/x")],
+            &[(
+                "      - api_url_file: [[ secrets ]]slack_webhook_url",
+                "      - api_url: https://hooks.example.com/x",
+            )],
             &[],
             "api_url: https://hooks.example.com/x",
         ),
-        ("DL055", "grafana/datasources.yml", &[("    basicAuth: true\n", "    basicAuth: false\n")], &[], "name: Prometheus"),
         (
             "DL055",
             "grafana/datasources.yml",
-            &[("      tlsAuthWithCACert: true\n", "      tlsAuthWithCACert: true\n      tlsSkipVerify: true\n")],
+            &[("    basicAuth: true\n", "    basicAuth: false\n")],
+            &[],
+            "name: Prometheus",
+        ),
+        (
+            "DL055",
+            "grafana/datasources.yml",
+            &[(
+                "      tlsAuthWithCACert: true\n",
+                "      tlsAuthWithCACert: true\n      tlsSkipVerify: true\n",
+            )],
             &[],
             "name: Prometheus",
         ),
@@ -315,10 +399,19 @@ fn what_cannot_happen_on_fargate_is_said_not_found() {
         let (_, why) = report.not_checked.iter().find(|(r, _)| r.id == id).unwrap();
         assert!(why.starts_with("does not apply on Fargate"), "{id}: {why}");
     }
-    assert!(report.findings.iter().all(|f| !matches!(f.rule.scope, Scope::NotOnFargate(_))));
+    assert!(report
+        .findings
+        .iter()
+        .all(|f| !matches!(f.rule.scope, Scope::NotOnFargate(_))));
     let text = output::text(&report);
-    assert!(text.contains("DL009 No privileged container: does not apply on Fargate"), "{text}");
-    assert!(text.contains("DL017") && text.contains("not checked offline"), "{text}");
+    assert!(
+        text.contains("DL009 No privileged container: does not apply on Fargate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DL017") && text.contains("not checked offline"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -330,8 +423,18 @@ fn a_suppression_needs_a_reason_a_known_rule_and_address() {
             "",
             "unknown field",
         ),
-        ("    - rule: DL035\n", "    - rule: DL999\n", "lint.ignore.2.rule", "not a lint rule"),
-        ("    - rule: DL035\n", "    - rule: DL009\n", "lint.ignore.2.rule", "never a finding"),
+        (
+            "    - rule: DL035\n",
+            "    - rule: DL999\n",
+            "lint.ignore.2.rule",
+            "not a lint rule",
+        ),
+        (
+            "    - rule: DL035\n",
+            "    - rule: DL009\n",
+            "lint.ignore.2.rule",
+            "never a finding",
+        ),
         (
             "      address: task_definition.grafana\n",
             "      address: task_definition.nope\n",
@@ -379,17 +482,32 @@ fn an_expired_suppression_is_itself_a_finding_and_hides_nothing() {
     let templates = repo().join("templates");
     let valid = lint_with(&text, &templates, before);
     assert!(valid.active().next().is_none());
-    let s = valid.findings.iter().find(|f| f.rule.id == "DL035").unwrap();
-    assert_eq!(s.suppressed.as_ref().unwrap().expires.as_deref(), Some("2026-03-01"));
+    let s = valid
+        .findings
+        .iter()
+        .find(|f| f.rule.id == "DL035")
+        .unwrap();
+    assert_eq!(
+        s.suppressed.as_ref().unwrap().expires.as_deref(),
+        Some("2026-03-01")
+    );
     let expired = lint_with(&text, &templates, after);
-    assert_found(&expired, "DL069", Path::new("stack.yaml"), line_of(&text, "expires: 2026-03-01", 0));
+    assert_found(
+        &expired,
+        "DL069",
+        Path::new("stack.yaml"),
+        line_of(&text, "expires: 2026-03-01", 0),
+    );
     assert!(expired.active().any(|f| f.rule.id == "DL035"));
     assert!(expired.fails(FailOn::Error));
 }
 
 #[test]
 fn fail_on_decides_the_outcome() {
-    let text = edit(REFERENCE, &[("container_insights: true", "container_insights: false")]);
+    let text = edit(
+        REFERENCE,
+        &[("container_insights: true", "container_insights: false")],
+    );
     let report = lint(&text);
     assert!(!report.fails(FailOn::Error));
     assert!(report.fails(FailOn::Warning));
@@ -400,7 +518,10 @@ fn fail_on_decides_the_outcome() {
 fn the_folded_spec_errors_still_refuse_at_load_with_their_ids() {
     let text = edit(
         REFERENCE,
-        &[("      - port: 9090\n        from: grafana\n", "      - port: 9090\n        cidr: 0.0.0.0/0\n")],
+        &[(
+            "      - port: 9090\n        from: grafana\n",
+            "      - port: 9090\n        cidr: 0.0.0.0/0\n",
+        )],
     );
     let loaded = crate::spec::parse(Path::new("s.yaml"), &text).unwrap();
     let e = &refuse_at_load(&loaded).unwrap_err().0[0];

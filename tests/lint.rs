@@ -1,0 +1,237 @@
+//! `deploy lint` and its hooks, run as users run them: the built binary against the recording
+//! proxy in front of moto, so "no AWS call" and "no mutating call" are counted at the proxy.
+
+mod common;
+
+use common::{
+    assert_failure, assert_success, python_path, repo_root, schema_check, stderr, stdout, TestEnv,
+};
+use serde_json::Value;
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+#[test]
+fn offline_lint_makes_no_aws_call_and_the_reference_stack_is_clean() {
+    let env = TestEnv::new();
+    env.proxy.clear();
+    let out = env.deploy(&["lint"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("lint: 0 error(s), 0 warning(s), 6 suppressed"),
+        "{text}"
+    );
+    // What it accepts is shown with the reason; what cannot happen on Fargate is said so.
+    assert!(
+        text.contains("Suppressed (6):") && text.contains("plain HTTP on :3000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DL011 No shared host process namespace: does not apply on Fargate"),
+        "{text}"
+    );
+    let json = env.deploy(&["lint", "--format", "json"]);
+    assert_success(&json);
+    let doc: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    schema_check(&doc).unwrap();
+    assert_eq!(doc["summary"]["suppressed"], 6);
+    let calls = env.proxy.calls();
+    assert!(calls.is_empty(), "offline lint called AWS: {calls:?}");
+}
+
+#[test]
+fn live_lint_says_the_network_rules_are_not_wired_yet() {
+    let env = TestEnv::new();
+    env.proxy.clear();
+    let out = env.deploy(&["lint", "--live"]);
+    assert_failure(&out);
+    assert!(
+        stderr(&out).contains("lint --live: network rules not wired"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn text_is_grouped_by_severity_and_fail_on_sets_the_exit_code() {
+    let env = TestEnv::new();
+    let warning = env.stack_copy("warning.yaml", |t| {
+        t.replace("container_insights: true", "container_insights: false")
+    });
+    let out = env.deploy(&["lint", "-f", &warning]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let line = std::fs::read_to_string(&warning)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("container_insights: false"))
+        .unwrap()
+        + 1;
+    assert!(
+        stdout(&out).contains(&format!("Warnings (1):\n  {warning}:{line}:")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        code(&env.deploy(&["lint", "-f", &warning, "--fail-on", "warning"])),
+        1
+    );
+
+    let error = env.stack_copy("error.yaml", |t| {
+        t.replace(
+            "GF_AUTH_ANONYMOUS_ENABLED: \"false\"",
+            "GF_AUTH_ANONYMOUS_ENABLED: \"true\"",
+        )
+    });
+    let out = env.deploy(&["lint", "-f", &error]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("Errors (1):") && stdout(&out).contains("error[DL050]"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        code(&env.deploy(&["lint", "-f", &error, "--fail-on", "never"])),
+        0
+    );
+    // validate runs the same rules: the error fails it, naming the finding.
+    let out = env.deploy(&["validate", "-f", &error]);
+    assert_failure(&out);
+    assert!(
+        stdout(&out).contains("error[DL050]") && stderr(&out).contains("1 error(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.deploy(&["validate", "-f", &warning]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("warning[DL014]"), "{}", stdout(&out));
+}
+
+#[test]
+fn sarif_output_is_valid_sarif_2_1_0() {
+    let env = TestEnv::new();
+    let stack = env.stack_copy("warning.yaml", |t| {
+        t.replace("container_insights: true", "container_insights: false")
+    });
+    let out = env.deploy(&["lint", "-f", &stack, "--format", "sarif"]);
+    assert_success(&out);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    sarif_check(&doc);
+    let results = doc["runs"][0]["results"].as_array().unwrap();
+    let insights = results.iter().find(|r| r["ruleId"] == "DL014").unwrap();
+    assert_eq!(insights["level"], "warning");
+    assert!(insights.get("suppressions").is_none());
+    let http = results.iter().find(|r| r["ruleId"] == "DL035").unwrap();
+    assert_eq!(http["suppressions"][0]["kind"], "external");
+    assert!(http["suppressions"][0]["justification"]
+        .as_str()
+        .unwrap()
+        .contains(":3000"));
+    assert_eq!(
+        http["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "templates/prometheus.yml"
+    );
+    // Other commands do not print SARIF.
+    let out = env.deploy(&["validate", "--format", "sarif"]);
+    assert_failure(&out);
+    assert!(
+        stderr(&out).contains("--format sarif is for `deploy lint`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Validates with Python's `jsonschema` against the OASIS SARIF 2.1.0 schema kept in
+/// tests/fixtures/sarif-schema-2.1.0.json (oasis-tcs/sarif-spec, sarif-2.1/schema/, the
+/// errata01 OS schema). Panics with the validator's message.
+fn sarif_check(doc: &Value) {
+    use std::io::Write;
+    let schema = repo_root().join("tests/fixtures/sarif-schema-2.1.0.json");
+    let mut child = std::process::Command::new(python_path())
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             cls = jsonschema.validators.validator_for(schema)\n\
+             cls.check_schema(schema)\n\
+             errors = list(cls(schema).iter_errors(json.load(sys.stdin)))\n\
+             [print(list(e.absolute_path), e.message[:300]) for e in errors]\n\
+             sys.exit(3 if errors else 0)",
+        ])
+        .arg(&schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with jsonschema: run `bash scripts/setup.sh` (it installs them with moto)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid SARIF 2.1.0 ({}):\n{}{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_sarif_check_rejects_what_is_not_sarif() {
+    // The validator itself must be able to fail.
+    let bad = serde_json::json!({"version": "2.1.0", "runs": [{"tool": {}}]});
+    let result = std::panic::catch_unwind(|| sarif_check(&bad));
+    assert!(result.is_err());
+}
+
+#[test]
+fn apply_refuses_an_error_finding_before_any_aws_call() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let stack = env.stack_copy("anonymous.yaml", |t| {
+        t.replace(
+            "GF_AUTH_ANONYMOUS_ENABLED: \"false\"",
+            "GF_AUTH_ANONYMOUS_ENABLED: \"true\"",
+        )
+    });
+    env.proxy.clear();
+    let out = env.deploy(&["apply", "-f", &stack, "--auto-approve"]);
+    assert_failure(&out);
+    assert!(
+        stderr(&out).contains("1 lint error(s)") && stderr(&out).contains("error[DL050]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
+    let mutating = env.proxy.mutating_calls();
+    assert!(mutating.is_empty(), "apply changed something: {mutating:?}");
+    assert!(
+        env.proxy.calls().is_empty(),
+        "apply called AWS before refusing"
+    );
+}
+
+#[test]
+fn plan_lists_the_findings() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let stack = env.stack_copy("warning.yaml", |t| {
+        t.replace("container_insights: true", "container_insights: false")
+    });
+    let out = env.deploy(&["plan", "-f", &stack]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("lint: ") && stdout(&out).contains("warning[DL014]"),
+        "{}",
+        stdout(&out)
+    );
+}
