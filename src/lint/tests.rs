@@ -6,6 +6,9 @@ use std::path::Path;
 
 const REFERENCE: &str = include_str!("../../stacks/monitoring.yaml");
 
+/// Text replacements, each applied once: (find, replace).
+type Edits = &'static [(&'static str, &'static str)];
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -90,7 +93,7 @@ fn the_reference_stack_lints_clean() {
 #[test]
 fn each_stack_rule_is_found_where_the_stack_says_it() {
     // (rule, edits of the reference stack, needle of the expected line, offset from it)
-    let cases: &[(&str, &[(&str, &str)], &str, isize)] = &[
+    let cases: &[(&str, Edits, &str, isize)] = &[
         (
             "DL001",
             &[(
@@ -298,7 +301,7 @@ fn suppressed_rules_are_found_without_their_suppression() {
 #[test]
 fn each_rendered_file_rule_points_at_its_template_line() {
     // (rule, template, edits of it, stack edits, needle of the expected template line)
-    let cases: &[(&str, &str, &[(&str, &str)], &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, &str, Edits, Edits, &str)] = &[
         (
             "DL032",
             "prometheus.yml",
