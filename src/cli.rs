@@ -180,6 +180,9 @@ pub enum Command {
         /// Which findings fail the run: error (default), warning (errors and warnings) or never.
         #[arg(long, value_enum, default_value = "error")]
         fail_on: crate::lint::FailOn,
+        /// Print the rule table (Markdown: id, severity, peer ids) and exit; reads no stack.
+        #[arg(long)]
+        list_rules: bool,
     },
     /// Do the lookups and write every rendered file and task definition request to DIR.
     Render {

@@ -116,10 +116,17 @@ async fn dispatch(mut cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Validate { stack } => commands::validate::run(&stack).map(|()| 0),
         Command::Lint {
+            list_rules: true, ..
+        } => {
+            print!("{}", crate::lint::output::readme_table());
+            Ok(0)
+        }
+        Command::Lint {
             stack,
             aws,
             live,
             fail_on,
+            ..
         } => commands::lint::run(&stack, &aws, live, fail_on).await,
         Command::Render { stack, aws, out } => {
             commands::render::run(&stack, &aws, &out).await.map(|()| 0)

@@ -552,3 +552,17 @@ fn template_lines_skip_the_header_comment() {
     assert_eq!(template_line(text, "scrape_timeout"), Some(5));
     assert_eq!(template_line(text, "nothing"), None);
 }
+
+#[test]
+fn the_readme_rule_table_is_generated_from_the_table() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let (_, rest) = readme
+        .split_once("<!-- lint-rules:begin -->\n")
+        .expect("README has the lint-rules markers");
+    let (table, _) = rest.split_once("<!-- lint-rules:end -->").unwrap();
+    assert_eq!(
+        table,
+        output::readme_table(),
+        "README's lint rule table differs from the rule table: regenerate it with bash scripts/readme-policies.sh"
+    );
+}
