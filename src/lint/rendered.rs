@@ -118,36 +118,30 @@ fn web_config(i: &Input<'_>, k: &Container<'_>, rule: &'static str, out: &mut Ve
     };
     let doc = parse(f).unwrap_or(Value::Null);
     let tls = &doc["tls_server_config"];
-    if tls["cert_file"].as_str().unwrap_or("").is_empty()
-        && tls["cert"].as_str().unwrap_or("").is_empty()
-    {
-        out.push(i.at_template(
-            rule,
-            k.address.clone(),
-            &f.template,
-            "tls_server_config",
-            format!(
-                "{} ({}) has no tls_server_config certificate: {} serves plain HTTP",
-                f.template,
-                f.path,
-                k.who()
-            ),
-        ));
-    }
-    let users = doc["basic_auth_users"].as_object().map_or(0, |m| m.len());
-    if users == 0 {
-        out.push(i.at_template(
-            rule,
-            k.address.clone(),
-            &f.template,
-            "basic_auth_users",
-            format!(
-                "{} ({}) has no basic_auth_users: {} answers anyone",
-                f.template,
-                f.path,
-                k.who()
-            ),
-        ));
+    let has_cert = [&tls["cert_file"], &tls["cert"]]
+        .iter()
+        .any(|v| v.as_str().is_some_and(|s| !s.is_empty()));
+    let has_users = doc["basic_auth_users"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty());
+    for (missing, key, consequence) in [
+        (!has_cert, "tls_server_config", "serves plain HTTP"),
+        (!has_users, "basic_auth_users", "answers anyone"),
+    ] {
+        if missing {
+            out.push(i.at_template(
+                rule,
+                k.address.clone(),
+                &f.template,
+                key,
+                format!(
+                    "{} ({}) has no {key}: {} {consequence}",
+                    f.template,
+                    f.path,
+                    k.who()
+                ),
+            ));
+        }
     }
 }
 

@@ -875,29 +875,34 @@ pub fn assert_failure(out: &Output) {
     );
 }
 
-/// Validates a document against schemas/deploy-v1.schema.json with the Python `jsonschema`
-/// package (installed with moto in the test venv): a real validator, not ours. `Err` holds the
-/// validator's findings, one line each (validator, path, message; every branch of a `oneOf`):
-/// the document is invalid. When the check cannot run at all (no
-/// python, no jsonschema, a broken schema) this panics instead, so a negative test can never
-/// pass because the validator failed to start.
+/// Validates a document against schemas/deploy-v1.schema.json (see [`json_schema_check`]).
 pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
+    json_schema_check(&repo_root().join("schemas/deploy-v1.schema.json"), doc)
+}
+
+/// Validates a document against the JSON schema in `schema` with the Python `jsonschema`
+/// package (installed with moto in the test venv): a real validator, not ours, of the draft
+/// the schema names. `Err` holds the validator's findings, one line each (validator, path,
+/// message; every branch of a `oneOf`): the document is invalid. When the check cannot run at
+/// all (no python, no jsonschema, a broken schema) this panics instead, so a negative test
+/// can never pass because the validator failed to start.
+pub fn json_schema_check(schema: &Path, doc: &serde_json::Value) -> Result<(), String> {
     use std::io::Write;
     // Exit 0: valid; 3: invalid (the messages on stdout); anything else: could not run.
     const INVALID: i32 = 3;
-    let schema = repo_root().join("schemas/deploy-v1.schema.json");
     let mut child = std::process::Command::new(python_path())
         .args([
             "-c",
             "import json, sys, jsonschema\n\
              schema = json.load(open(sys.argv[1]))\n\
-             jsonschema.Draft202012Validator.check_schema(schema)\n\
-             errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)))\n\
+             cls = jsonschema.validators.validator_for(schema)\n\
+             cls.check_schema(schema)\n\
+             errors = list(cls(schema).iter_errors(json.load(sys.stdin)))\n\
              leaves = lambda e: [l for c in e.context for l in leaves(c)] if e.context else [e]\n\
              [print(e.validator, list(e.absolute_path), e.message[:300]) for t in errors for e in leaves(t)]\n\
              sys.exit(3 if errors else 0)",
         ])
-        .arg(&schema)
+        .arg(schema)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
