@@ -99,8 +99,15 @@ fn text_is_grouped_by_severity_and_fail_on_sets_the_exit_code() {
     // validate runs the same rules: the error fails it, naming the finding.
     let out = env.deploy(&["validate", "-f", &error]);
     assert_failure(&out);
+    let line = std::fs::read_to_string(&error)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("GF_AUTH_ANONYMOUS_ENABLED"))
+        .unwrap()
+        + 1;
     assert!(
-        stdout(&out).contains("error[DL050]") && stderr(&out).contains("1 error(s)"),
+        stderr(&out).starts_with(&format!("error: {error}:{line}:"))
+            && stderr(&out).contains("[DL050;"),
         "{}",
         stderr(&out)
     );

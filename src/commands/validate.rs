@@ -39,11 +39,21 @@ pub fn run(args: &StackArgs) -> Result<(), Failure> {
     for f in report.active() {
         println!("  {}", crate::lint::output::line(f));
     }
-    if report.fails(crate::lint::FailOn::Error) {
-        return Err(Failure::Refused(format!(
-            "{}; `deploy lint` explains each finding and its fix",
-            crate::lint::output::summary(&report)
-        )));
+    // Each error as a located spec error (FILE:LINE:COLUMN: PATH: MESSAGE), as validate
+    // reports every problem.
+    let errors: Vec<crate::spec::SpecError> = report
+        .active()
+        .filter(|f| f.rule.severity == crate::lint::Severity::Error)
+        .map(|f| crate::spec::SpecError {
+            file: f.location.file.clone(),
+            line: f.location.line,
+            column: f.location.column,
+            path: f.field.clone().unwrap_or_else(|| f.address.clone()),
+            message: format!("{} [{}; `deploy lint` shows the fix]", f.message, f.rule.id),
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(Failure::Spec(crate::spec::SpecErrors(errors)));
     }
     Ok(())
 }
