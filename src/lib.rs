@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod inventory;
+pub mod lint_live;
 pub mod lock;
 pub mod model;
 pub mod observe;
