@@ -326,18 +326,27 @@ impl AwsActions {
         }
     }
 
+    /// Action names compare as IAM compares them, ignoring case: the SDK's method names
+    /// (`describe_ssl_policies`) do not keep the API's capitals (`DescribeSSLPolicies`).
+    fn lists(
+        list: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        service: &str,
+        action: &str,
+    ) -> bool {
+        list.get(service)
+            .is_some_and(|a| a.iter().any(|x| x.eq_ignore_ascii_case(action)))
+    }
+
     pub fn is_read(&self, service: &str, action: &str) -> bool {
-        self.reads.get(service).is_some_and(|a| a.contains(action))
+        Self::lists(&self.reads, service, action)
     }
 
     pub fn is_write(&self, service: &str, action: &str) -> bool {
-        self.writes.get(service).is_some_and(|a| a.contains(action))
+        Self::lists(&self.writes, service, action)
     }
 
     pub fn is_bookkeeping(&self, service: &str, action: &str) -> bool {
-        self.bookkeeping
-            .get(service)
-            .is_some_and(|a| a.contains(action))
+        Self::lists(&self.bookkeeping, service, action)
     }
 }
 
