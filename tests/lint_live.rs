@@ -468,3 +468,33 @@ async fn without_nat_vpc_endpoints_serve_what_the_tasks_call_but_docker_hub_need
         reach[0].message
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_warns_when_the_tasks_cannot_reach_what_they_need_at_start() {
+    let w = World::new().await;
+    let private: Vec<String> = w.seeded["private_subnet_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    let plan = || {
+        let out = w.env.deploy(&["plan", "-f", "stacks/monitoring.yaml"]);
+        common::assert_success(&out);
+        format!("{}{}", common::stdout(&out), common::stderr(&out))
+    };
+    // As seeded, through the NAT gateway: nothing to say.
+    let text = plan();
+    assert!(!text.contains("DL075"), "{text}");
+    // Without it: a warning per subnet, and the plan still succeeds.
+    w.default_route(&s(&w.seeded["private_route_table_id"]), None, None)
+        .await;
+    let text = plan();
+    for subnet in &private {
+        assert!(text.contains(&format!("DL075 {subnet}")), "{text}");
+    }
+    assert!(
+        text.contains("quay.io/prometheus/prometheus:v2.53.4"),
+        "{text}"
+    );
+}

@@ -278,6 +278,8 @@ impl Context {
             plan.warnings
                 .extend(self.built.scrape_warnings(&self.lookups));
             plan.warnings.extend(self.host_warnings.iter().cloned());
+            plan.warnings
+                .extend(self.start_reachability_warnings().await?);
         }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
@@ -311,6 +313,19 @@ impl Context {
 }
 
 impl Context {
+    /// The live reachability rule (DL075, src/lint_live.rs) as plan warnings: can the tasks
+    /// in the looked-up subnets reach what they call at start?
+    async fn start_reachability_warnings(&self) -> Result<Vec<String>, Failure> {
+        let inputs = crate::lint_live::LiveInputs::from_desired(&self.built.desired);
+        let found =
+            crate::aws::network_audit::start_reachability(&self.aws, &self.lookups, &inputs)
+                .await?;
+        Ok(found
+            .into_iter()
+            .map(|f| format!("{} {}: {}", f.rule, f.subject, f.message))
+            .collect())
+    }
+
     /// Revision hygiene: the owned revisions of each family beyond `keep_revisions` that the
     /// apply of `plan` deregisters once its rollouts completed.
     async fn revisions_to_deregister(
