@@ -251,10 +251,20 @@ impl Context {
         extra_imports: &BTreeMap<Address, String>,
     ) -> Result<Planned, Failure> {
         let (aws, stack, desired) = (&self.aws, &self.loaded.stack, &self.built.desired);
-        let world = match &self.prefetched {
-            Some(p) => p.world_for(aws, stack, &self.lookups, desired).await?,
-            None => observe::observe(aws, stack, &self.lookups, desired).await?,
+        let world = async {
+            Ok::<_, Failure>(match &self.prefetched {
+                Some(p) => p.world_for(aws, stack, &self.lookups, desired).await?,
+                None => observe::observe(aws, stack, &self.lookups, desired).await?,
+            })
         };
+        // Read while the live state is: it waits for nothing the plan reads.
+        let reachability = async {
+            match destroy {
+                true => Ok(vec![]),
+                false => self.start_reachability_warnings().await,
+            }
+        };
+        let (world, reachability) = tokio::try_join!(world, reachability)?;
         tracing::info!(
             found = world.found.values().map(Vec::len).sum::<usize>(),
             owned_elsewhere = world.owned_elsewhere.len(),
@@ -278,8 +288,7 @@ impl Context {
             plan.warnings
                 .extend(self.built.scrape_warnings(&self.lookups));
             plan.warnings.extend(self.host_warnings.iter().cloned());
-            plan.warnings
-                .extend(self.start_reachability_warnings().await?);
+            plan.warnings.extend(reachability);
         }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
