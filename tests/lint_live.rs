@@ -67,7 +67,8 @@ struct World {
     seeded: Value,
     ec2: ec2::Client,
     elb: elb::Client,
-    acm: aws_sdk_acm::Client,
+    /// Straight to moto (not recorded).
+    config: aws_config::SdkConfig,
     /// deploy's clients, through the recording proxy.
     aws: Aws,
 }
@@ -81,7 +82,7 @@ impl World {
         World {
             ec2: ec2::Client::new(&config),
             elb: elb::Client::new(&config),
-            acm: aws_sdk_acm::Client::new(&config),
+            config: config.clone(),
             env,
             seeded,
             aws,
@@ -99,6 +100,15 @@ impl World {
         assert!(writes.is_empty(), "the live rules wrote: {writes:?}");
         found.sort();
         found
+    }
+
+    fn private_subnets(&self) -> Vec<String> {
+        self.seeded["private_subnet_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect()
     }
 
     fn https_listener(&self) -> String {
@@ -157,17 +167,7 @@ impl World {
     /// The HTTPS listener with `policy` and a certificate for `domain` (moto's ModifyListener
     /// needs the default actions every time: it fails without them).
     async fn https_with(&self, policy: &str, domain: &str) {
-        let cert = self
-            .acm
-            .request_certificate()
-            .domain_name(domain)
-            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-            .send()
-            .await
-            .unwrap()
-            .certificate_arn()
-            .unwrap()
-            .to_string();
+        let cert = common::request_certificate(&self.config, domain).await;
         self.elb
             .modify_listener()
             .listener_arn(self.https_listener())
@@ -326,12 +326,7 @@ async fn each_non_compliant_setting_is_found_on_the_resource_it_is_about() {
     let w = World::new().await;
     let inputs = reference_inputs();
     let (alb, https) = (s(&w.seeded["alb_arn"]), w.https_listener());
-    let private: Vec<String> = w.seeded["private_subnet_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(s)
-        .collect();
+    let private = w.private_subnets();
     let (igw, nat) = (
         s(&w.seeded["internet_gateway_id"]),
         s(&w.seeded["nat_gateway_id"]),
@@ -472,12 +467,7 @@ async fn without_nat_vpc_endpoints_serve_what_the_tasks_call_but_docker_hub_need
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_warns_when_the_tasks_cannot_reach_what_they_need_at_start() {
     let w = World::new().await;
-    let private: Vec<String> = w.seeded["private_subnet_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(s)
-        .collect();
+    let private = w.private_subnets();
     let plan = || {
         let out = w.env.deploy(&["plan", "-f", "stacks/monitoring.yaml"]);
         common::assert_success(&out);

@@ -751,6 +751,20 @@ impl Drop for TestEnv {
     }
 }
 
+/// A certificate for `domain` requested from ACM (moto issues it at once); returns its ARN.
+pub async fn request_certificate(conf: &SdkConfig, domain: &str) -> String {
+    aws_sdk_acm::Client::new(conf)
+        .request_certificate()
+        .domain_name(domain)
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string()
+}
+
 /// An SdkConfig for `endpoint` that ignores the host's environment and profile files.
 pub async fn sdk_config_for(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
