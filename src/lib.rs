@@ -11,6 +11,7 @@ pub mod commands;
 pub mod diff;
 pub mod inventory;
 pub mod lint;
+pub mod lint_live;
 pub mod lock;
 pub mod model;
 pub mod observe;

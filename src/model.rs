@@ -769,8 +769,16 @@ impl Attrs {
                 }
             }
             Attrs::EfsAccessPoint(a) => add(&a.file_system),
+            Attrs::IamRole(a) => {
+                for doc in a.inline_policies.values() {
+                    for_each_policy_resource(doc, |r| {
+                        if let Some((_, tail)) = arn_reference(r) {
+                            add(tail);
+                        }
+                    });
+                }
+            }
             Attrs::LogGroup(_)
-            | Attrs::IamRole(_)
             | Attrs::EcsCluster(_)
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
@@ -863,8 +871,25 @@ impl Attrs {
                     .collect();
             }
             Attrs::EfsAccessPoint(a) => map(&mut a.file_system),
+            Attrs::IamRole(a) => {
+                for doc in a.inline_policies.values_mut() {
+                    let mut changed = false;
+                    let mut mapped = doc.clone();
+                    map_policy_resources(&mut mapped, &mut |r: &mut String| {
+                        if let Some((head, tail)) = arn_reference(r) {
+                            if let Some(n) = f(tail) {
+                                *r = format!("{head}{n}");
+                                changed = true;
+                            }
+                        }
+                    });
+                    if changed {
+                        // Ids and addresses sort differently: keep the document canonical.
+                        *doc = canonical_policy(&mapped);
+                    }
+                }
+            }
             Attrs::LogGroup(_)
-            | Attrs::IamRole(_)
             | Attrs::EcsCluster(_)
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
@@ -1139,6 +1164,57 @@ fn sort_keys(v: &Value) -> Value {
 /// single strings and one-element lists made the same (lists of actions, resources and
 /// principals become sorted, de-duplicated lists), `Version` defaulted, `Sid`-less statements
 /// sorted by content.
+/// The ARN types of this stack's resources whose ids AWS picks at creation, which an IAM
+/// statement can therefore name only once they exist: `(service, resource type + '/')`.
+/// The desired state writes such an ARN with the resource's address in place of its id
+/// (`arn:aws:elasticfilesystem:REGION:ACCOUNT:file-system/efs_file_system.grafana`): a
+/// reference like any other, so the role waits for the file system and gets its ARN.
+pub const ARN_REFERENCES: &[(&str, &str)] = &[
+    ("elasticfilesystem", "file-system/"),
+    ("elasticfilesystem", "access-point/"),
+];
+
+/// An ARN of an [`ARN_REFERENCES`] type split into everything up to the id, and the id (or
+/// the address standing for it).
+pub fn arn_reference(arn: &str) -> Option<(&str, &str)> {
+    let service = arn.strip_prefix("arn:")?.split(':').nth(1)?;
+    ARN_REFERENCES.iter().find_map(|(s, kind)| {
+        if *s != service {
+            return None;
+        }
+        let at = arn.rfind(':')? + 1;
+        let tail = arn[at..].strip_prefix(kind)?;
+        (!tail.is_empty() && tail != "*").then(|| arn.split_at(at + kind.len()))
+    })
+}
+
+fn for_each_policy_resource(doc: &Value, mut f: impl FnMut(&str)) {
+    let mut doc = doc.clone();
+    map_policy_resources(&mut doc, &mut |r: &mut String| f(r));
+}
+
+/// Calls `f` on every string of every statement's `Resource` (a string or a list).
+fn map_policy_resources(doc: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    let statements = match doc.get_mut("Statement") {
+        Some(Value::Array(list)) => list.iter_mut().collect::<Vec<_>>(),
+        Some(single) => vec![single],
+        None => vec![],
+    };
+    for st in statements {
+        match st.get_mut("Resource") {
+            Some(Value::String(r)) => f(r),
+            Some(Value::Array(list)) => {
+                for v in list {
+                    if let Value::String(r) = v {
+                        f(r);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 pub fn canonical_policy(doc: &Value) -> Value {
     let mut doc = doc.clone();
     if let Value::Object(m) = &mut doc {
@@ -1203,6 +1279,59 @@ fn string_set(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_names_a_file_system_by_reference_until_its_id_is_known() {
+        let arn = |tail: &str| {
+            format!("arn:aws:elasticfilesystem:us-west-2:123456789012:file-system/{tail}")
+        };
+        let doc = |resources: Vec<String>| {
+            canonical_policy(&serde_json::json!({"Statement": [{
+                "Effect": "Allow", "Action": ["elasticfilesystem:ClientMount"], "Resource": resources,
+            }]}))
+        };
+        let role = |resources| {
+            Attrs::IamRole(IamRoleAttrs {
+                name: "r".into(),
+                path: "/".into(),
+                description: String::new(),
+                assume_role_policy: serde_json::json!({}),
+                inline_policies: [("efs".to_string(), doc(resources))].into(),
+                managed_policy_arns: BTreeSet::new(),
+                tags: Tags::new(),
+            })
+        };
+        assert_eq!(
+            arn_reference(&arn("efs_file_system.grafana")).map(|(_, t)| t),
+            Some("efs_file_system.grafana")
+        );
+        assert_eq!(arn_reference(&arn("*")), None);
+        assert_eq!(arn_reference("arn:aws:iam::123456789012:role/x"), None);
+        // Desired: the address is a reference, so the role waits for the file system.
+        let desired = role(vec![
+            arn("efs_file_system.grafana"),
+            arn("efs_file_system.b"),
+        ]);
+        let fs = |n: &str| Address::new(Kind::EfsFileSystem, n);
+        assert_eq!(desired.references(), [fs("grafana"), fs("b")].into());
+        // Applying: ids replace the addresses.
+        let ids: BTreeMap<Address, String> = [
+            (fs("grafana"), "fs-9".to_string()),
+            (fs("b"), "fs-1".to_string()),
+        ]
+        .into();
+        let applied = desired.with_known_ids(&ids);
+        assert_eq!(applied, role(vec![arn("fs-9"), arn("fs-1")]));
+        assert!(applied.references().is_empty());
+        // Observing: the ids read back as the addresses, equal to the desired state.
+        let mut observed = applied;
+        observed.map_references(&|id| {
+            ids.iter()
+                .find(|(_, v)| *v == id)
+                .map(|(a, _)| a.to_string())
+        });
+        assert_eq!(observed, desired);
+    }
     use serde_json::json;
 
     #[test]

@@ -100,6 +100,16 @@ pub fn generate(role: Role, input: &Input) -> Generated {
             why: NO_RESOURCE.into(),
         });
     }
+    // The live security checks' reads of the network (plans run the reachability one).
+    if role != Role::Reaper {
+        add(kinds::NETWORK_AUDIT_READS, any(), Value::Null);
+        for a in kinds::NETWORK_AUDIT_READS {
+            unscoped.insert(Unscoped {
+                action: a.to_string(),
+                why: NO_RESOURCE.into(),
+            });
+        }
+    }
     if !input.external_secrets.is_empty() {
         let arns = input
             .external_secrets

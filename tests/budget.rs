@@ -10,12 +10,15 @@ use std::collections::BTreeMap;
 const STACK: &str = "stacks/monitoring.yaml";
 
 /// The calls of a plan of the applied reference stack (54 when this budget was set; 68 before
-/// reads were batched). Reads that other work adds to plan must fit or raise this on purpose.
-const REFERENCE_PLAN_CALLS: usize = 54;
+/// reads were batched). Reads that other work adds to plan must fit or raise this on purpose:
+/// +2 for the start-reachability warning (DL075: the VPC's route tables and endpoints, one
+/// call each whatever the stack's size).
+const REFERENCE_PLAN_CALLS: usize = 56;
 
 /// The calls of a plan of the applied 20-service stack of tests/fixtures/scale_stack.py (84
-/// resources: at most one call per resource; 70 when this budget was set, 185 before).
-const SCALE_PLAN_CALLS: usize = 70;
+/// resources: at most one call per resource; 70 when this budget was set, 185 before; +2 for
+/// the start-reachability warning).
+const SCALE_PLAN_CALLS: usize = 72;
 
 fn apply(env: &TestEnv, file: &str) {
     let out = env.deploy(&["apply", "-f", file, "--auto-approve"]);

@@ -340,3 +340,90 @@ async fn a_replaced_access_point_reaches_the_task_in_the_same_apply() {
     assert_success(&out);
     assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
 }
+
+/// The resources of Grafana's `efs` policy in each environment's role, by environment.
+async fn efs_policy_resources(env: &TestEnv) -> std::collections::BTreeMap<String, Vec<String>> {
+    let aws = env.moto.aws().await;
+    let roles = aws.iam.list_roles().send().await.unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for name in roles
+        .roles()
+        .iter()
+        .map(|r| r.role_name())
+        .filter(|n| n.starts_with("monitoring-grafana"))
+    {
+        let address = deploy::model::Address::new(deploy::model::Kind::IamRole, "grafana");
+        let role = deploy::aws::iam::find_role(&aws, name, &address)
+            .await
+            .unwrap()
+            .expect("the listed role");
+        let deploy::model::Attrs::IamRole(attrs) = &role.attrs else {
+            panic!("not a role: {role:?}")
+        };
+        // One resource is a string, several a list.
+        let resources = match &attrs.inline_policies["efs"]["Statement"][0]["Resource"] {
+            serde_json::Value::Array(list) => list
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect(),
+            one => vec![one.as_str().unwrap().to_string()],
+        };
+        out.insert(role.all_tags["deploy:environment"].clone(), resources);
+    }
+    out
+}
+
+async fn file_system_arn(env: &TestEnv, token: &str) -> String {
+    efs_client(env)
+        .await
+        .describe_file_systems()
+        .creation_token(token)
+        .send()
+        .await
+        .unwrap()
+        .file_systems()[0]
+        .file_system_arn()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_environments_grafana_role_may_mount_only_its_own_file_system() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let stack = efs_stack(&env, "efs-envs.yaml");
+    // Before anything exists the plan names the file system by its address, not by `*`.
+    let out = env.deploy(&["plan", "-f", &stack, "--format", "json"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(":file-system/efs_file_system.grafana"),
+        "{text}"
+    );
+    assert!(!text.contains(":file-system/*"), "{text}");
+
+    assert_success(&env.deploy(&["apply", "-f", &stack, "--auto-approve"]));
+    assert_success(&env.deploy(&["apply", "-f", &stack, "--env", "pr-1", "--auto-approve"]));
+    let production = file_system_arn(&env, TOKEN).await;
+    let preview = file_system_arn(&env, "monitoring-pr-1-grafana").await;
+    assert_ne!(production, preview);
+    let policies = efs_policy_resources(&env).await;
+    assert_eq!(
+        policies["production"],
+        [production.as_str()],
+        "{policies:#?}"
+    );
+    assert_eq!(policies["pr-1"], [preview], "{policies:#?}");
+    assert!(
+        !policies["pr-1"].contains(&production),
+        "the preview's role admits production's file system"
+    );
+    // The policy naming an id settles: both plans are empty.
+    for args in [vec![], vec!["--env", "pr-1"]] {
+        let mut all = vec!["plan", "-f", &stack];
+        all.extend(args);
+        let out = env.deploy(&all);
+        assert_success(&out);
+        assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
+    }
+}

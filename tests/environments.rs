@@ -349,16 +349,7 @@ async fn a_host_no_certificate_of_the_listener_covers_is_said() {
     );
     // A wildcard certificate on the listener covers every environment's host.
     let conf = env.sdk_config(REGION).await;
-    let wildcard = aws_sdk_acm::Client::new(&conf)
-        .request_certificate()
-        .domain_name("*.showcase.example.com")
-        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-        .send()
-        .await
-        .unwrap()
-        .certificate_arn()
-        .unwrap()
-        .to_string();
+    let wildcard = common::request_certificate(&conf, "*.showcase.example.com").await;
     elb::Client::new(&conf)
         .add_listener_certificates()
         .listener_arn(seeded["https_listener_arn"].as_str().unwrap())

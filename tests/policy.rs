@@ -389,3 +389,36 @@ async fn moto_enforcing_iam_lets_the_generated_actions_plan_and_apply() {
         "{calls:?}"
     );
 }
+
+/// The reference stack's own task roles hold to what it asks of deploy's: `*` only on actions
+/// IAM defines no resource type for, every scoped resource an ARN of a type the action takes
+/// (the efs policy names the file system; the log actions Grafana's data source uses name
+/// the stack's log groups).
+#[test]
+fn the_reference_stacks_role_policies_pass_iams_own_definition_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = repo_root().join("stacks/monitoring.yaml");
+    let mut loaded = deploy::spec::load(&stack).expect("the reference stack loads");
+    deploy::spec::environments::select(&mut loaded, None).expect("its own environment");
+    let templates = deploy::render::Templates::new(repo_root().join("templates"));
+    // The external secrets as their lookup finds them (Secrets Manager appends 6 characters).
+    let mut lookups = render::lookups();
+    for (store, name) in loaded.stack.external_secrets() {
+        let arn = format!("arn:aws:secretsmanager:us-west-2:123456789012:secret:{name}-AbCdEf");
+        lookups
+            .secrets
+            .insert(deploy::model::external_secret_key(store, &name), arn);
+    }
+    let built = deploy::spec::build_desired(&loaded, &lookups, &templates)
+        .unwrap_or_else(|_| panic!("the reference stack builds"));
+    let mut checked = 0;
+    for d in &built.desired {
+        if let deploy::model::Attrs::IamRole(role) = &d.attrs {
+            for (name, doc) in &role.inline_policies {
+                iam_check(doc, dir.path(), &format!("{}-{name}", d.address.name));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "only {checked} policies checked");
+}

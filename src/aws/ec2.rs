@@ -147,6 +147,126 @@ pub async fn lookup_subnets(aws: &Aws, vpc_id: &str, tags: &Tags) -> Result<Vec<
     Ok(ids)
 }
 
+/// The route table in force for each of `subnets` of `vpc_id`: its explicitly associated one,
+/// else the VPC's main table. One DescribeRouteTables (all pages) for the whole VPC.
+pub async fn subnet_routes(
+    aws: &Aws,
+    vpc_id: &str,
+    subnets: &[String],
+) -> Result<Vec<crate::lint_live::SubnetRoutes>, AwsError> {
+    use crate::lint_live::{Route, RouteTarget, SubnetRoutes};
+    let pages: Vec<_> = aws
+        .ec2
+        .describe_route_tables()
+        .filters(filter("vpc-id", [vpc_id]))
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("ec2", "DescribeRouteTables"))?;
+    let tables: Vec<&aws_sdk_ec2::types::RouteTable> =
+        pages.iter().flat_map(|p| p.route_tables()).collect();
+    let routes_of = |t: &aws_sdk_ec2::types::RouteTable| -> Vec<Route> {
+        t.routes()
+            .iter()
+            .map(|r| {
+                let gateway = r.gateway_id().unwrap_or_default();
+                let target = if let Some(nat) = r.nat_gateway_id() {
+                    RouteTarget::NatGateway(nat.to_string())
+                } else if gateway.starts_with("igw-") {
+                    RouteTarget::InternetGateway(gateway.to_string())
+                } else if gateway == "local" {
+                    RouteTarget::Local
+                } else {
+                    RouteTarget::Other(
+                        [
+                            r.gateway_id(),
+                            r.transit_gateway_id(),
+                            r.vpc_peering_connection_id(),
+                            r.egress_only_internet_gateway_id(),
+                            r.network_interface_id(),
+                            r.instance_id(),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .unwrap_or("unknown")
+                        .to_string(),
+                    )
+                };
+                Route {
+                    destination: r
+                        .destination_cidr_block()
+                        .or(r.destination_ipv6_cidr_block())
+                        .or(r.destination_prefix_list_id())
+                        .unwrap_or_default()
+                        .to_string(),
+                    target,
+                    active: r.state().map(|s| s.as_str()) != Some("blackhole"),
+                }
+            })
+            .collect()
+    };
+    let main = tables
+        .iter()
+        .find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
+    Ok(subnets
+        .iter()
+        .map(|subnet| {
+            let own = tables.iter().find(|t| {
+                t.associations()
+                    .iter()
+                    .any(|a| a.subnet_id() == Some(subnet.as_str()))
+            });
+            let (table, via_main) = match own {
+                Some(t) => (Some(*t), false),
+                None => (main.copied(), true),
+            };
+            SubnetRoutes {
+                subnet_id: subnet.clone(),
+                route_table_id: table.and_then(|t| t.route_table_id()).map(str::to_string),
+                via_main,
+                routes: table.map(routes_of).unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+/// The VPC endpoints of `vpc_id` that are `available` (DescribeVpcEndpoints, all pages).
+pub async fn vpc_endpoints(
+    aws: &Aws,
+    vpc_id: &str,
+) -> Result<Vec<crate::lint_live::VpcEndpointFacts>, AwsError> {
+    let pages: Vec<_> = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(filter("vpc-id", [vpc_id]))
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("ec2", "DescribeVpcEndpoints"))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.vpc_endpoints())
+        // The filter is the server's; the VPC is checked here too.
+        .filter(|e| e.vpc_id() == Some(vpc_id))
+        .filter(|e| {
+            e.state()
+                .is_none_or(|s| s.as_str().eq_ignore_ascii_case("available"))
+        })
+        .map(|e| crate::lint_live::VpcEndpointFacts {
+            id: e.vpc_endpoint_id().unwrap_or_default().to_string(),
+            service_name: e.service_name().unwrap_or_default().to_string(),
+            endpoint_type: e
+                .vpc_endpoint_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
+        })
+        .collect())
+}
+
 /// Protocol as the model writes it: lower case, `tcp`/`udp`/`icmp` for 6/17/1, `-1` for all.
 pub fn normalize_protocol(protocol: &str) -> String {
     match protocol.to_ascii_lowercase().as_str() {

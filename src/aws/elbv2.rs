@@ -128,3 +128,46 @@ pub async fn targets_by_port(
     }
     Ok(counts)
 }
+
+/// The protocols each of the security policies `names` offers (`TLSv1.2`…), as
+/// DescribeSSLPolicies answers; a policy it does not list is left out. One call; none without
+/// names.
+pub async fn ssl_policy_protocols(
+    aws: &Aws,
+    names: &[String],
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, AwsError> {
+    if names.is_empty() {
+        return Ok(Default::default());
+    }
+    let out = aws
+        .elbv2
+        .describe_ssl_policies()
+        .set_names(Some(names.to_vec()))
+        .send()
+        .await
+        .map_err(err("elbv2", "DescribeSSLPolicies"))?;
+    Ok(out
+        .ssl_policies()
+        .iter()
+        .filter_map(|p| Some((p.name()?.to_string(), p.ssl_protocols().to_vec())))
+        .collect())
+}
+
+/// The load balancer's attributes, key → value (DescribeLoadBalancerAttributes; read-only).
+pub async fn load_balancer_attributes(
+    aws: &Aws,
+    lb_arn: &str,
+) -> Result<std::collections::BTreeMap<String, String>, AwsError> {
+    let out = aws
+        .elbv2
+        .describe_load_balancer_attributes()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .map_err(err("elbv2", "DescribeLoadBalancerAttributes"))?;
+    Ok(out
+        .attributes()
+        .iter()
+        .filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string())))
+        .collect())
+}

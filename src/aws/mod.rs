@@ -15,6 +15,7 @@ pub mod elbv2;
 pub mod elbv2_targets;
 pub mod iam;
 pub mod logs;
+pub mod network_audit;
 pub mod provider;
 pub mod secrets;
 pub mod setup;

@@ -251,10 +251,20 @@ impl Context {
         extra_imports: &BTreeMap<Address, String>,
     ) -> Result<Planned, Failure> {
         let (aws, stack, desired) = (&self.aws, &self.loaded.stack, &self.built.desired);
-        let world = match &self.prefetched {
-            Some(p) => p.world_for(aws, stack, &self.lookups, desired).await?,
-            None => observe::observe(aws, stack, &self.lookups, desired).await?,
+        let world = async {
+            Ok::<_, Failure>(match &self.prefetched {
+                Some(p) => p.world_for(aws, stack, &self.lookups, desired).await?,
+                None => observe::observe(aws, stack, &self.lookups, desired).await?,
+            })
         };
+        // Read while the live state is: it waits for nothing the plan reads.
+        let reachability = async {
+            match destroy {
+                true => Ok(vec![]),
+                false => self.start_reachability_warnings().await,
+            }
+        };
+        let (world, reachability) = tokio::try_join!(world, reachability)?;
         tracing::info!(
             found = world.found.values().map(Vec::len).sum::<usize>(),
             owned_elsewhere = world.owned_elsewhere.len(),
@@ -278,6 +288,7 @@ impl Context {
             plan.warnings
                 .extend(self.built.scrape_warnings(&self.lookups));
             plan.warnings.extend(self.host_warnings.iter().cloned());
+            plan.warnings.extend(reachability);
         }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
@@ -311,6 +322,19 @@ impl Context {
 }
 
 impl Context {
+    /// The live reachability rule (DL075, src/lint_live.rs) as plan warnings: can the tasks
+    /// in the looked-up subnets reach what they call at start?
+    async fn start_reachability_warnings(&self) -> Result<Vec<String>, Failure> {
+        let inputs = crate::lint_live::LiveInputs::from_desired(&self.built.desired);
+        let found =
+            crate::aws::network_audit::start_reachability(&self.aws, &self.lookups, &inputs)
+                .await?;
+        Ok(found
+            .into_iter()
+            .map(|f| format!("{} {}: {}", f.rule, f.subject, f.message))
+            .collect())
+    }
+
     /// Revision hygiene: the owned revisions of each family beyond `keep_revisions` that the
     /// apply of `plan` deregisters once its rollouts completed.
     async fn revisions_to_deregister(

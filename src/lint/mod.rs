@@ -8,7 +8,7 @@ mod checks;
 pub mod output;
 mod rendered;
 pub mod rules;
-mod suppress;
+pub mod suppress;
 mod unscopable;
 
 pub use rules::{Rule, Scope, Severity, RULES};
@@ -233,11 +233,31 @@ fn not_checked(live: bool) -> Vec<(&'static Rule, String)> {
         .collect()
 }
 
-/// The `--live` network rules (DL070-DL075): read-only calls against the account, by the
-/// network audit. Not wired on this branch: the merge replaces this body with the audit's
-/// call, and `lint --live` fails until then rather than pass without checking.
-pub fn live_findings(_input: &Input<'_>) -> Result<Vec<Finding>, String> {
-    Err("lint --live: network rules not wired".into())
+/// The `--live` network rules' findings (DL070-DL075, read by `aws::network_audit` and judged
+/// by `lint_live`) as findings of the stack: each concerns what the stack looks up, so it is
+/// located at that lookup in the stack file (`lookups.load_balancer` for the ALB's listeners,
+/// attributes and certificate, `lookups.subnets` for the tasks' routes) and suppressed by that
+/// address; the AWS resource it was found on leads its message.
+pub fn live_findings(
+    loaded: &LoadedStack,
+    found: Vec<crate::lint_live::LiveFinding>,
+) -> Vec<Finding> {
+    found
+        .into_iter()
+        .map(|f| {
+            let lookup = match f.rule {
+                "DL073" | "DL075" => "lookups.subnets",
+                _ => "lookups.load_balancer",
+            };
+            at_stack(
+                loaded,
+                f.rule,
+                lookup.to_string(),
+                lookup,
+                format!("{}: {}", f.subject, f.message),
+            )
+        })
+        .collect()
 }
 
 /// Today's date (UTC), for suppressions' `expires`.

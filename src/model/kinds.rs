@@ -237,6 +237,17 @@ pub const STACK_READS: &[&str] = &[
     "iam:ListRoles",
 ];
 
+/// Reads of the network around the stack for the security checks that look at the account
+/// (`deploy lint --live`, and `plan`'s start-reachability warning; src/aws/network_audit.rs):
+/// the tasks' route tables, the VPC's endpoints, the ALB's attributes and security policies.
+/// None of them takes a resource ARN.
+pub const NETWORK_AUDIT_READS: &[&str] = &[
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeVpcEndpoints",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeSSLPolicies",
+];
+
 /// Reads of the secrets the containers reference from outside the stack (metadata only).
 pub const EXTERNAL_SECRET_READS: &[&str] =
     &["secretsmanager:DescribeSecret", "ssm:DescribeParameters"];

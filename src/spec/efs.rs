@@ -283,10 +283,11 @@ pub fn mount_points(c: &super::ContainerSpec) -> Vec<MountPoint> {
         .collect()
 }
 
-/// ARN patterns for IAM statements naming an EFS resource of this stack. The id AWS gives a
-/// file system or access point is not known before it exists, so the pattern covers the
-/// account and region (as security groups do); narrow it with the access point condition
-/// once the id is known.
+/// The ARN for IAM statements naming an EFS resource of this stack. The id AWS gives a file
+/// system or access point is not known before it exists, so the ARN carries the resource's
+/// address in its place ([`crate::model::ARN_REFERENCES`]): the role then waits for it and is
+/// given the ARN with the id (a wildcard would let one environment's tasks mount another's
+/// file system).
 pub fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String> {
     let (region, account) = (&lookups.region, &lookups.account_id);
     let what = match a.kind {
@@ -300,8 +301,13 @@ pub fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<Str
         }
         _ => return None,
     };
+    let target = match a.kind {
+        // The mount targets' ARN is their file system's.
+        Kind::EfsMountTargets => Address::new(Kind::EfsFileSystem, &a.name),
+        _ => a.clone(),
+    };
     Some(format!(
-        "arn:aws:elasticfilesystem:{region}:{account}:{what}/*"
+        "arn:aws:elasticfilesystem:{region}:{account}:{what}/{target}"
     ))
 }
 

@@ -326,18 +326,27 @@ impl AwsActions {
         }
     }
 
+    /// Action names compare as IAM compares them, ignoring case: the SDK's method names
+    /// (`describe_ssl_policies`) do not keep the API's capitals (`DescribeSSLPolicies`).
+    fn lists(
+        list: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        service: &str,
+        action: &str,
+    ) -> bool {
+        list.get(service)
+            .is_some_and(|a| a.iter().any(|x| x.eq_ignore_ascii_case(action)))
+    }
+
     pub fn is_read(&self, service: &str, action: &str) -> bool {
-        self.reads.get(service).is_some_and(|a| a.contains(action))
+        Self::lists(&self.reads, service, action)
     }
 
     pub fn is_write(&self, service: &str, action: &str) -> bool {
-        self.writes.get(service).is_some_and(|a| a.contains(action))
+        Self::lists(&self.writes, service, action)
     }
 
     pub fn is_bookkeeping(&self, service: &str, action: &str) -> bool {
-        self.bookkeeping
-            .get(service)
-            .is_some_and(|a| a.contains(action))
+        Self::lists(&self.bookkeeping, service, action)
     }
 }
 
@@ -740,6 +749,20 @@ impl Drop for TestEnv {
             );
         }
     }
+}
+
+/// A certificate for `domain` requested from ACM (moto issues it at once); returns its ARN.
+pub async fn request_certificate(conf: &SdkConfig, domain: &str) -> String {
+    aws_sdk_acm::Client::new(conf)
+        .request_certificate()
+        .domain_name(domain)
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string()
 }
 
 /// An SdkConfig for `endpoint` that ignores the host's environment and profile files.
