@@ -66,7 +66,7 @@ fn live_lint_reads_the_network_and_locates_findings_at_the_lookups() {
         .filter(|f| {
             f["rule"]
                 .as_str()
-                .is_some_and(|r| r >= "DL070" && r <= "DL075")
+                .is_some_and(|r| ("DL070"..="DL075").contains(&r))
         })
         .collect();
     // moto's seeded ALB has no drop-invalid-header-fields attribute set (AWS's default: off).
