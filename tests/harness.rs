@@ -483,6 +483,7 @@ fn operations_called_by_the_adapters() -> std::collections::BTreeSet<(String, St
         "sts",
         "tagging",
         "servicediscovery",
+        "s3",
     ];
     let mut out = std::collections::BTreeSet::new();
     let mut files = vec![common::repo_root().join("src/aws")];

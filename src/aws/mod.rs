@@ -15,6 +15,7 @@ pub mod elbv2_targets;
 pub mod iam;
 pub mod logs;
 pub mod provider;
+pub mod s3;
 pub mod secrets;
 pub mod setup;
 pub mod tagging;
@@ -39,6 +40,7 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub servicediscovery: aws_sdk_servicediscovery::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
@@ -138,6 +140,13 @@ impl Aws {
             sts: client!(aws_sdk_sts, config, http("sts")),
             tagging: client!(aws_sdk_resourcegroupstagging, config, http("tagging")),
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .http_client(http("s3"))
+                    // A local endpoint (moto) has no per-bucket host names.
+                    .force_path_style(config.endpoint_url().is_some() || custom_s3_endpoint())
+                    .build(),
+            ),
         }
     }
 
@@ -152,6 +161,15 @@ impl Aws {
         out.account
             .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
     }
+}
+
+/// True when S3 is pointed at an endpoint of the operator's choosing by `AWS_ENDPOINT_URL` or
+/// `AWS_ENDPOINT_URL_S3` (or the configuration's endpoint), where bucket names are not host
+/// names.
+fn custom_s3_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
 /// An AWS call that failed, with everything an operator needs to act on it.

@@ -1,0 +1,275 @@
+//! Amazon S3: the stack's config bucket, through which rendered files reach running tasks
+//! without a new task definition revision (see `render::reload` for the layout and
+//! templates/reloader.sh for the sidecar that reads it).
+//!
+//! Publishing uploads only files whose content hash the current manifest does not already
+//! hold, then writes a new manifest version naming every file's object version; an unchanged
+//! set writes nothing. Restoring an earlier set (rollback) copies an older manifest version
+//! over the current one: the sidecars fetch the files it names, by version id.
+
+use super::{err, Aws, AwsError};
+use crate::render::reload::{
+    files_prefix, manifest_key, sha256_hex, status_prefix, Manifest, ManifestEntry,
+    TASK_DEFINITION_METADATA,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+const SERVICE: &str = "s3";
+
+fn other(operation: &'static str, message: String) -> AwsError {
+    AwsError::other(SERVICE, operation, message)
+}
+
+/// The current manifest of `family` and its object version id; `None` before the first
+/// publish. Calls: GetObject.
+pub async fn read_manifest(
+    aws: &Aws,
+    bucket: &str,
+    family: &str,
+) -> Result<Option<(Manifest, String)>, AwsError> {
+    let out = match aws
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(manifest_key(family))
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let e = AwsError::from_sdk(SERVICE, "GetObject", e);
+            return match e.code.as_deref() {
+                Some("NoSuchKey") => Ok(None),
+                _ => Err(e),
+            };
+        }
+    };
+    let version = out.version_id().unwrap_or_default().to_string();
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| other("GetObject", format!("reading the manifest: {e}")))?
+        .into_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let manifest = Manifest::parse(&text).map_err(|m| other("GetObject", m))?;
+    Ok(Some((manifest, version)))
+}
+
+/// What a publish did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Published {
+    /// Paths uploaded (content changed or new), in path order.
+    pub uploaded: Vec<String>,
+    /// Paths the new manifest no longer names.
+    pub removed: Vec<String>,
+    /// The manifest version the sidecars will load (the current one when nothing changed).
+    pub manifest_version: Option<String>,
+    /// False when the files were already there: nothing was written.
+    pub changed: bool,
+}
+
+/// Makes `files` (PATH → content) the files of `family`: uploads the changed ones, then a new
+/// manifest version, tagged with the task definition revision's content hash it goes with.
+/// Calls: GetObject (the manifest), PutObject per changed file and once for the manifest.
+pub async fn publish(
+    aws: &Aws,
+    bucket: &str,
+    family: &str,
+    files: &BTreeMap<String, String>,
+    task_definition_hash: &str,
+) -> Result<Published, AwsError> {
+    let (live, live_version) = read_manifest(aws, bucket, family)
+        .await?
+        .map_or((Manifest::default(), None), |(m, v)| (m, Some(v)));
+    let changed: Vec<String> = live
+        .changed(files)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let removed: Vec<String> = live
+        .files
+        .keys()
+        .filter(|p| !files.contains_key(*p))
+        .cloned()
+        .collect();
+    if changed.is_empty() && removed.is_empty() && live_version.is_some() {
+        return Ok(Published {
+            uploaded: vec![],
+            removed: vec![],
+            manifest_version: live_version,
+            changed: false,
+        });
+    }
+    let mut next = Manifest::default();
+    for (path, content) in files {
+        let entry = if changed.contains(path) {
+            let out = aws
+                .s3
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{}{path}", files_prefix(family)))
+                .body(ByteStream::from(content.as_bytes().to_vec()))
+                .send()
+                .await
+                .map_err(err(SERVICE, "PutObject"))?;
+            ManifestEntry {
+                sha256: sha256_hex(content),
+                version_id: version_or_null(out.version_id()),
+            }
+        } else {
+            live.files[path].clone()
+        };
+        next.files.insert(path.clone(), entry);
+    }
+    let out = aws
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(manifest_key(family))
+        .metadata(TASK_DEFINITION_METADATA, task_definition_hash)
+        .body(ByteStream::from(next.text().into_bytes()))
+        .send()
+        .await
+        .map_err(err(SERVICE, "PutObject"))?;
+    Ok(Published {
+        uploaded: changed,
+        removed,
+        manifest_version: Some(version_or_null(out.version_id())),
+        changed: true,
+    })
+}
+
+/// An unversioned bucket answers no version id; S3 then calls the one object version `null`.
+fn version_or_null(v: Option<&str>) -> String {
+    v.filter(|v| !v.is_empty()).unwrap_or("null").to_string()
+}
+
+/// The newest manifest version of `family` published with the task definition revision whose
+/// content hash is `task_definition_hash` (what `deploy rollback` restores with that
+/// revision). Calls: ListObjectVersions, HeadObject per version until found.
+pub async fn manifest_version_for(
+    aws: &Aws,
+    bucket: &str,
+    family: &str,
+    task_definition_hash: &str,
+) -> Result<Option<String>, AwsError> {
+    let key = manifest_key(family);
+    let out = aws
+        .s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(&key)
+        .send()
+        .await
+        .map_err(err(SERVICE, "ListObjectVersions"))?;
+    let mut versions: Vec<_> = out
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key.as_str()))
+        .collect();
+    // Newest first.
+    versions.sort_by_key(|v| std::cmp::Reverse(v.last_modified().map(|t| t.as_nanos())));
+    for v in versions {
+        let Some(id) = v.version_id() else { continue };
+        let head = aws
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .version_id(id)
+            .send()
+            .await
+            .map_err(err(SERVICE, "HeadObject"))?;
+        let hash = head
+            .metadata()
+            .and_then(|m| m.get(TASK_DEFINITION_METADATA));
+        if hash.map(String::as_str) == Some(task_definition_hash) {
+            return Ok(Some(id.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes manifest version `version_id` of `family` the current one again (its files are still
+/// in the bucket under the versions it names): the sidecars load that set at their next poll.
+/// Returns the new current version id. Calls: CopyObject.
+pub async fn restore_manifest(
+    aws: &Aws,
+    bucket: &str,
+    family: &str,
+    version_id: &str,
+) -> Result<String, AwsError> {
+    let key = manifest_key(family);
+    let out = aws
+        .s3
+        .copy_object()
+        .bucket(bucket)
+        .key(&key)
+        .copy_source(format!(
+            "{bucket}/{}?versionId={}",
+            urlencoding::encode(&key),
+            urlencoding::encode(version_id)
+        ))
+        .send()
+        .await
+        .map_err(err(SERVICE, "CopyObject"))?;
+    Ok(version_or_null(out.version_id()))
+}
+
+/// What a task's sidecar last reported (the object templates/reloader.sh writes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    pub task: String,
+    pub manifest_version: String,
+    /// `completed` or `failed`.
+    pub result: String,
+    #[serde(default)]
+    pub error: String,
+    /// Server name → its `NAME_config_last_reload_successful` value read after the reload
+    /// (`None`: not readable).
+    #[serde(default)]
+    pub reload_successful: BTreeMap<String, Option<f64>>,
+    pub at: String,
+}
+
+/// Every status object the sidecars of `family` wrote, by task id. Calls: ListObjectsV2,
+/// GetObject per task.
+pub async fn reload_statuses(
+    aws: &Aws,
+    bucket: &str,
+    family: &str,
+) -> Result<Vec<ReloadStatus>, AwsError> {
+    let out = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(status_prefix(family))
+        .send()
+        .await
+        .map_err(err(SERVICE, "ListObjectsV2"))?;
+    let mut statuses = Vec::new();
+    for object in out.contents() {
+        let Some(key) = object.key() else { continue };
+        let got = aws
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(err(SERVICE, "GetObject"))?;
+        let bytes = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| other("GetObject", format!("reading {key}: {e}")))?
+            .into_bytes();
+        let status: ReloadStatus = serde_json::from_slice(&bytes)
+            .map_err(|e| other("GetObject", format!("{key}: {e}")))?;
+        statuses.push(status);
+    }
+    Ok(statuses)
+}
