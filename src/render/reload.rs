@@ -117,6 +117,51 @@ pub fn check_manifest_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The config bucket's name: `STACK-ENVIRONMENT-config-ACCOUNT-REGION` (bucket names are
+/// global; the account and region keep two copies of a stack apart), lower-cased and cut to
+/// S3's 63 characters.
+pub fn bucket_name(stack: &str, environment: &str, account: &str, region: &str) -> String {
+    let mut name = format!("{stack}-{environment}-config-{account}-{region}").to_lowercase();
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
+/// The config bucket's policy: only `readers` (the stack's task roles) and `writers` (the
+/// deploying principal) reach it at all. Readers get the files and
+/// manifests, and write their tasks' status objects; everything else is denied to everyone
+/// else, whatever their own IAM policies say.
+pub fn bucket_policy(bucket: &str, readers: &[String], writers: &[String]) -> serde_json::Value {
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let everyone: Vec<&String> = readers.iter().chain(writers).collect();
+    crate::model::canonical_policy(&serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OnlyTheStack",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [&arn, format!("{arn}/*")],
+                "Condition": {"StringNotLike": {"aws:PrincipalArn": everyone}},
+            },
+            {
+                "Sid": "TasksRead",
+                "Effect": "Allow",
+                "Principal": {"AWS": readers},
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": [format!("{arn}/files/*"), format!("{arn}/manifest/*")],
+            },
+            {
+                "Sid": "TasksReport",
+                "Effect": "Allow",
+                "Principal": {"AWS": readers},
+                "Action": "s3:PutObject",
+                "Resource": format!("{arn}/status/*"),
+            },
+        ],
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +195,29 @@ mod tests {
             sha256_hex(""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn bucket_name_and_policy_name_only_the_stack() {
+        let name = bucket_name("Monitoring", "production", "123456789012", "us-west-2");
+        assert_eq!(name, "monitoring-production-config-123456789012-us-west-2");
+        assert!(bucket_name(&"x".repeat(80), "e", "1", "r").len() <= 63);
+        let role = "arn:aws:iam::123456789012:role/deploy/monitoring/prom".to_string();
+        let me = "arn:aws:iam::123456789012:user/ci".to_string();
+        let p = bucket_policy(
+            &name,
+            std::slice::from_ref(&role),
+            std::slice::from_ref(&me),
+        );
+        let text = p.to_string();
+        assert!(text.contains(&role) && text.contains(&me), "{text}");
+        let deny = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "OnlyTheStack")
+            .unwrap();
+        assert_eq!(deny["Effect"], "Deny");
     }
 
     #[test]
