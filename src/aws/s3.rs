@@ -29,22 +29,15 @@ pub async fn read_manifest(
     bucket: &str,
     family: &str,
 ) -> Result<Option<(Manifest, String)>, AwsError> {
-    let out = match aws
+    let answer = aws
         .s3
         .get_object()
         .bucket(bucket)
         .key(manifest_key(family))
         .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) => {
-            let e = AwsError::from_sdk(SERVICE, "GetObject", e);
-            return match e.code.as_deref() {
-                Some("NoSuchKey") => Ok(None),
-                _ => Err(e),
-            };
-        }
+        .await;
+    let Some(out) = unless_absent(answer, "GetObject", "NoSuchKey")? else {
+        return Ok(None);
     };
     let version = out.version_id().unwrap_or_default().to_string();
     let bytes = out
@@ -407,68 +400,77 @@ pub async fn read_config_bucket(aws: &Aws, name: &str) -> Result<Option<BucketSe
             _ => Err(e),
         };
     }
-    // An absent configuration answers an error code of its own: read as "not set".
-    let absent = |e: &AwsError, code: &str| e.code.as_deref() == Some(code);
-    let public_access_blocked = match aws.s3.get_public_access_block().bucket(name).send().await {
-        Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
-            c.block_public_acls() == Some(true)
-                && c.ignore_public_acls() == Some(true)
-                && c.block_public_policy() == Some(true)
-                && c.restrict_public_buckets() == Some(true)
-        }),
-        Err(e) => {
-            let e = AwsError::from_sdk(SERVICE, "GetPublicAccessBlock", e);
-            if !absent(&e, "NoSuchPublicAccessBlockConfiguration") {
-                return Err(e);
-            }
-            false
-        }
-    };
-    let encryption = match aws.s3.get_bucket_encryption().bucket(name).send().await {
-        Ok(out) => out
-            .server_side_encryption_configuration()
+    let public_access_blocked = unless_absent(
+        aws.s3.get_public_access_block().bucket(name).send().await,
+        "GetPublicAccessBlock",
+        "NoSuchPublicAccessBlockConfiguration",
+    )?
+    .and_then(|out| out.public_access_block_configuration().cloned())
+    .is_some_and(|c| {
+        c.block_public_acls() == Some(true)
+            && c.ignore_public_acls() == Some(true)
+            && c.block_public_policy() == Some(true)
+            && c.restrict_public_buckets() == Some(true)
+    });
+    let encryption = unless_absent(
+        aws.s3.get_bucket_encryption().bucket(name).send().await,
+        "GetBucketEncryption",
+        "ServerSideEncryptionConfigurationNotFoundError",
+    )?
+    .and_then(|out| {
+        out.server_side_encryption_configuration()
             .and_then(|c| c.rules().first())
             .and_then(|r| r.apply_server_side_encryption_by_default())
-            .map(|d| d.sse_algorithm().as_str().to_string()),
-        Err(e) => {
-            let e = AwsError::from_sdk(SERVICE, "GetBucketEncryption", e);
-            if !absent(&e, "ServerSideEncryptionConfigurationNotFoundError") {
-                return Err(e);
-            }
-            None
-        }
-    };
-    let policy = match aws.s3.get_bucket_policy().bucket(name).send().await {
-        Ok(out) => out
-            .policy()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .map(|p| crate::model::canonical_policy(&p)),
-        Err(e) => {
-            let e = AwsError::from_sdk(SERVICE, "GetBucketPolicy", e);
-            if !absent(&e, "NoSuchBucketPolicy") {
-                return Err(e);
-            }
-            None
-        }
-    };
-    let tags = match aws.s3.get_bucket_tagging().bucket(name).send().await {
-        Ok(out) => out
-            .tag_set()
+            .map(|d| d.sse_algorithm().as_str().to_string())
+    });
+    let policy = unless_absent(
+        aws.s3.get_bucket_policy().bucket(name).send().await,
+        "GetBucketPolicy",
+        "NoSuchBucketPolicy",
+    )?
+    .and_then(|out| out.policy().and_then(|p| serde_json::from_str(p).ok()))
+    .map(|p| crate::model::canonical_policy(&p));
+    let tags = unless_absent(
+        aws.s3.get_bucket_tagging().bucket(name).send().await,
+        "GetBucketTagging",
+        "NoSuchTagSet",
+    )?
+    .map(|out| {
+        out.tag_set()
             .iter()
             .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect(),
-        Err(e) => {
-            let e = AwsError::from_sdk(SERVICE, "GetBucketTagging", e);
-            if !absent(&e, "NoSuchTagSet") {
-                return Err(e);
-            }
-            Default::default()
-        }
-    };
+            .collect()
+    })
+    .unwrap_or_default();
     Ok(Some(BucketSettings {
         public_access_blocked,
         encryption,
         policy,
         tags,
     }))
+}
+
+/// A bucket read's answer; `None` when S3 answers `absent_code`, its way of saying the setting
+/// was never made.
+#[allow(clippy::result_large_err)] // the adapters' own error type, as everywhere in aws/
+fn unless_absent<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    operation: &'static str,
+    absent_code: &str,
+) -> Result<Option<T>, AwsError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) => {
+            let e = AwsError::from_sdk(SERVICE, operation, e);
+            if e.code.as_deref() == Some(absent_code) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
