@@ -53,7 +53,9 @@ TASK=$(task_id)
 umask 077
 if [ -n "$RELOAD_TARGETS" ]; then
   printf '%s\n' "${RELOAD_CA_CERT:-}" > "$WORK/ca.crt"
-  printf 'user = "%s:%s"\n' "${RELOAD_USER:-}" "${RELOAD_PASSWORD:-}" > "$WORK/curl-auth"
+  # curl's config quotes: a generated password may hold `"` or `\`.
+  printf 'user = "%s"\n' "$(printf '%s:%s' "${RELOAD_USER:-}" "${RELOAD_PASSWORD:-}" |
+    sed 's/[\\"]/\\&/g')" > "$WORK/curl-auth"
 fi
 umask 022
 
