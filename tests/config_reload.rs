@@ -567,3 +567,34 @@ async fn the_config_bucket_is_private_encrypted_versioned_and_tagged() {
     assert_eq!(got.policy.as_ref(), Some(&policy));
     assert_eq!(got.tags, tags);
 }
+
+/// Dashboards reload through Grafana's file provider, not a call: no Grafana server runs here,
+/// so its provisioning file is checked as a file. It re-reads its path on an interval, and that
+/// path is where the stack puts every dashboard (the directory the sidecar would keep).
+#[test]
+fn grafana_rereads_the_dashboards_where_the_stack_puts_them() {
+    let stack = reference_stack();
+    let provisioning: Value =
+        serde_saphyr::from_str(&render_with("grafana/dashboards.yml", &context_for(&stack)))
+            .unwrap();
+    let provider = &provisioning["providers"][0];
+    let interval = provider["updateIntervalSeconds"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=60).contains(&interval),
+        "updateIntervalSeconds {interval}: a changed dashboard must be picked up within a minute"
+    );
+    let path = provider["options"]["path"].as_str().unwrap();
+    assert_eq!(path, stack["vars"]["grafana"]["dashboards_path"]);
+    let files = stack["task_definitions"]["grafana"]["containers"]["grafana"]["files"]
+        .as_object()
+        .unwrap();
+    let dashboards: Vec<&String> = files
+        .iter()
+        .filter(|(_, template)| template.as_str().unwrap().starts_with("dashboards/"))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!dashboards.is_empty());
+    for p in dashboards {
+        assert!(p.starts_with(&format!("{path}/")), "{p} is outside {path}");
+    }
+}
