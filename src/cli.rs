@@ -32,6 +32,10 @@ pub struct Cli {
     /// SDK's own tracing. Secret values never appear at any level.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The environment to work on (`production`, `pr-123`…): its names and values come from the
+    /// stack's `environments:` and naming rule. Default: the stack's `environment`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +62,9 @@ pub struct StackArgs {
     /// Directory of the templates the stack names.
     #[arg(long, default_value = "templates")]
     pub templates: PathBuf,
+    /// The global `--env`, handed down by [`Command::select_env`].
+    #[arg(skip)]
+    pub env: Option<String>,
 }
 
 impl StackArgs {
@@ -91,6 +98,43 @@ pub struct WaitArgs {
     /// breaker's minimum threshold of 3, so a crash loop fails fast).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub max_task_failures: i32,
+    /// When a rollout fails or times out, stop its deployment with a rollback
+    /// (StopServiceDeployment) and wait, up to --wait-timeout again, for the previous revision.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// How often the wait reads the services: one DescribeServices per cluster each time (both
+    /// services of the reference stack share one call). ECS's state changes take seconds (task
+    /// placement, image pull, health checks every 30 s by default): 5 s shows each change soon
+    /// while staying far below ECS's DescribeServices rate limit.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub poll_interval: std::time::Duration,
+}
+
+impl WaitArgs {
+    /// No rollout to follow: a destroy deletes services, it starts none.
+    pub fn none() -> WaitArgs {
+        WaitArgs {
+            no_wait: true,
+            wait_timeout: std::time::Duration::ZERO,
+            max_task_failures: 0,
+            rollback_on_failure: false,
+            poll_interval: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// How a command that changes a stack environment waits for its lock.
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// Wait up to this long for the environment's lock when another deploy holds it (e.g.
+    /// 5m); by default fail at once, naming the holder.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// A waiter takes over a lock it has seen unchanged (no heartbeat) for this long, on its
+    /// own clock. Holders renew every 30 s (a quarter of this when shorter).
+    #[arg(long, value_name = "DURATION", env = "DEPLOY_LOCK_STALE_AFTER", default_value = "2m",
+          value_parser = parse_duration)]
+    pub lock_stale_after: std::time::Duration,
 }
 
 /// `90s`, `15m`, `1h`, `2d`, or plain seconds.
@@ -173,6 +217,35 @@ pub enum Command {
         delete_data: bool,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// The environment expires this long after this apply (s, m, h or d; e.g. 72h):
+        /// `deploy destroy --expired` removes it then. Overrides the stack's `ttl`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// Return services to the last revision that completed a rollout (or the one named), and
+    /// wait like apply. The stack file still describes the newer revision: the next plan warns
+    /// that it re-deploys it.
+    Rollback {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Services to roll back, by name or address (`grafana`, `ecs_service.grafana`);
+        /// default: every service of the stack.
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        /// The revision to return to: `7`, `grafana-task:7` or its ARN (one service only).
+        #[arg(long, value_name = "REVISION")]
+        to: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Print a saved plan.
     Show {
@@ -191,6 +264,25 @@ pub enum Command {
         /// listed. A stack with `disposable: true` always deletes them.
         #[arg(long)]
         delete_data: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+        /// Without the stack file: destroy the environment `--env` of stack NAME, found by
+        /// its ownership tags (data-bearing resources go only when it was disposable;
+        /// protected environments are refused).
+        #[arg(
+            long = "stack",
+            value_name = "NAME",
+            requires = "env",
+            conflicts_with = "file_arg"
+        )]
+        stack_name: Option<String>,
+        /// Without the stack file: destroy every expired, unprotected environment in the
+        /// account and region (`apply --ttl` or the stack's `ttl` set the expiry).
+        #[arg(long, conflicts_with_all = ["stack_name", "file_arg"])]
+        expired: bool,
+        /// With --stack or --expired: list exactly what would be removed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Is the stack healthy now? Every service's deployments, tasks, targets, stopped tasks
     /// and events (read-only). Exit 0 when healthy, 2 when not, 1 on error.
@@ -227,6 +319,27 @@ pub enum Command {
         /// The existing resource's id (log group name, role name, sg-…, cluster name,
         /// task definition family, service name).
         id: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// List every stack environment in the account and region (no stack file needed): its
+    /// resources by kind, when it was created and last applied and by whom, its expiry, its
+    /// lock and the rough monthly cost of its Fargate tasks.
+    Ls {
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Only the environments whose expiry has passed.
+        #[arg(long)]
+        expired: bool,
+    },
+    /// Remove a stack environment's lock now, whoever holds it (LOCK_ID as the holder's
+    /// details name it). Only for a holder that is gone: a live one stops before its next
+    /// write.
+    ForceUnlock {
+        /// The lock id, as an error naming the holder shows it.
+        lock_id: String,
+        #[command(flatten)]
+        aws: AwsArgs,
     },
     /// Print a shell completion script (e.g. `deploy completions bash > ~/.local/share/bash-completion/completions/deploy`).
     Completions {
@@ -238,6 +351,36 @@ pub enum Command {
         /// A command whose own page to print (e.g. plan).
         command: Option<String>,
     },
+}
+
+impl Command {
+    /// Hands the global `--env` to the command's stack arguments (a command that reads a stack
+    /// names its [`StackArgs`] here). `Err` when the command takes no environment.
+    pub fn select_env(&mut self, env: Option<String>) -> Result<(), String> {
+        let stack = match self {
+            Command::Validate { stack }
+            | Command::Render { stack, .. }
+            | Command::Plan { stack, .. }
+            | Command::Apply { stack, .. }
+            | Command::Destroy { stack, .. }
+            | Command::Status { stack, .. }
+            | Command::Policy { stack, .. }
+            | Command::Import { stack, .. }
+            | Command::Rollback { stack, .. } => stack,
+            Command::Show { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Ls { .. }
+            | Command::ForceUnlock { .. } => {
+                return match env {
+                    None => Ok(()),
+                    Some(_) => Err("--env applies to commands that read a stack file".into()),
+                }
+            }
+        };
+        stack.env = env;
+        Ok(())
+    }
 }
 
 /// The shells `deploy completions` writes a script for.

@@ -306,6 +306,9 @@ pub fn diff(input: &DiffInput) -> Plan {
             }
         }
     }
+    for c in changes.iter_mut() {
+        service_rollout_warnings(c);
+    }
     for c in &changes {
         warnings.extend(c.warnings.iter().cloned());
     }
@@ -327,6 +330,7 @@ pub fn diff(input: &DiffInput) -> Plan {
         warnings,
         steps,
         kept,
+        deregister_revisions: vec![],
     }
 }
 
@@ -632,6 +636,37 @@ fn add_dependency_updates(changes: &mut [Change]) {
     }
 }
 
+/// What a plan says about a service's rollouts: one still in progress (ECS goes on with it
+/// whatever this plan does), and a `deploy rollback` this plan undoes by re-deploying the
+/// revision the stack file describes.
+fn service_rollout_warnings(c: &mut Change) {
+    if c.address.kind != Kind::EcsService || c.action == Action::Delete {
+        return;
+    }
+    let Some(o) = &c.observed else {
+        return;
+    };
+    if let Some(rolling) = o.handles.get("rollout_in_progress") {
+        c.warnings.push(format!(
+            "{}: a rollout is still in progress ({rolling}); ECS goes on with it: see `deploy status`",
+            c.address
+        ));
+    }
+    let redeploys =
+        c.action == Action::Update && c.attrs.iter().any(|a| a.name == "task_definition");
+    if let (true, Some(back)) = (redeploys, o.all_tags.get(crate::model::TAG_ROLLED_BACK)) {
+        let runs = o
+            .handles
+            .get("task_definition_arn")
+            .map(|arn| crate::rollout::revision_of(arn).to_string())
+            .unwrap_or_default();
+        c.warnings.push(format!(
+            "{} runs {runs}, set by `deploy rollback` ({back}): this plan re-deploys the revision the stack file describes",
+            c.address
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +727,8 @@ mod tests {
                 assign_public_ip: false,
                 circuit_breaker: true,
                 circuit_breaker_rollback: true,
+                breaker_threshold: crate::model::DEFAULT_BREAKER_THRESHOLD.into(),
+                breaker_reset_on_healthy_task: true,
                 minimum_healthy_percent: 100,
                 maximum_percent: 200,
                 enable_execute_command: false,

@@ -28,10 +28,21 @@ pub use secret_generation::{
 pub const TAG_STACK: &str = "deploy:stack";
 /// Tag naming the environment that owns a resource.
 pub const TAG_ENV: &str = "deploy:environment";
+/// Tag saying whether the environment was disposable when the resource was created or last
+/// tagged (`true`/`false`): a destroy without the stack file deletes a data-bearing resource
+/// only when it says `true` (or the environment's record does).
+pub const TAG_DISPOSABLE: &str = "deploy:disposable";
 /// Tag holding the hash of the attributes last applied (drift is told apart with it).
 pub const TAG_APPLIED: &str = "deploy:applied";
 /// Tag holding the resource's address in its stack (finds renamed or replaced resources).
 pub const TAG_ADDRESS: &str = "deploy:address";
+
+/// Tag on a task definition revision: when a rollout of it completed (RFC 3339), written by
+/// `apply` and `rollback` once they saw it complete; `rollback` returns to such revisions.
+pub const TAG_ROLLOUT_COMPLETED: &str = "deploy:rollout-completed";
+/// Tag on a service `rollback` moved off the stack's revision: `from REVISION at TIME`, so the
+/// next plan can warn that it re-deploys the newer revision.
+pub const TAG_ROLLED_BACK: &str = "deploy:rolled-back";
 
 /// True for tag keys this tool manages itself (never part of the user's `tags`).
 pub fn is_managed_tag(key: &str) -> bool {
@@ -478,6 +489,16 @@ pub struct EcsServiceAttrs {
     pub assign_public_ip: bool,
     pub circuit_breaker: bool,
     pub circuit_breaker_rollback: bool,
+    /// The circuit breaker's failure threshold as `TYPE VALUE` (`COUNT 3`); left out at
+    /// ECS's default, [`DEFAULT_BREAKER_THRESHOLD`].
+    #[serde(
+        default = "default_breaker_threshold",
+        skip_serializing_if = "is_default_breaker_threshold"
+    )]
+    pub breaker_threshold: String,
+    /// Whether a task that turns healthy resets the breaker's failure count (ECS's default).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub breaker_reset_on_healthy_task: bool,
     pub minimum_healthy_percent: i32,
     pub maximum_percent: i32,
     pub enable_execute_command: bool,
@@ -493,6 +514,26 @@ pub struct EcsServiceAttrs {
     /// Cloud Map services the tasks register in: addresses of this stack or registry ARNs.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub service_registries: BTreeSet<String>,
+}
+
+/// ECS's circuit breaker threshold when none is set: half the desired count, at least 3 and
+/// at most 200 failed tasks.
+pub const DEFAULT_BREAKER_THRESHOLD: &str = "BOUNDED_PERCENT 50";
+
+fn default_breaker_threshold() -> String {
+    DEFAULT_BREAKER_THRESHOLD.to_string()
+}
+
+fn is_default_breaker_threshold(t: &String) -> bool {
+    t == DEFAULT_BREAKER_THRESHOLD
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -893,6 +934,10 @@ impl Desired {
     /// attributes being applied.
     pub fn managed_tags(&self, ownership: &Tags) -> Tags {
         let mut tags = ownership.clone();
+        // Only what holds data needs to say whether the environment was disposable.
+        if self.address.kind.info().data.is_none() {
+            tags.remove(TAG_DISPOSABLE);
+        }
         tags.insert(TAG_ADDRESS.into(), self.address.to_string());
         tags.insert(TAG_APPLIED.into(), self.attrs.applied_hash(&self.ignore));
         tags
@@ -972,6 +1017,9 @@ pub struct Lookups {
     /// value).
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Cloud Map namespaces the stack uses without owning them (`existing`): name → id.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, String>,
 }
 
 /// The key of an external secret reference in [`Lookups::secrets`]: `secretsmanager:NAME` or
@@ -1043,6 +1091,7 @@ impl Lookups {
                 targets_by_port: BTreeMap::new(),
             },
             secrets: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
         }
     }
 }

@@ -112,31 +112,38 @@ impl<'a> LookupReads<'a> {
                 .clone()
                 .and_then(move |l| async move { elbv2::targets_by_port(aws, &l).await }),
         );
+        let namespaces = shared(existing_namespaces(aws, stack));
         let lookups = {
             let (vpc, https_listener) = (vpc.clone(), https_listener.clone());
             shared(async move {
-                let (account_id, (vpc_id, vpc_cidr), mut lb, https, subnet_ids, secrets, targets) =
-                    tokio::try_join!(
-                        account,
-                        vpc,
-                        load_balancer,
-                        https_listener,
-                        subnets,
-                        secret_arns,
-                        targets
-                    )?;
+                let (
+                    account_id,
+                    (vpc_id, vpc_cidr),
+                    mut lb,
+                    https,
+                    subnet_ids,
+                    secrets,
+                    targets,
+                    namespaces,
+                ) = tokio::try_join!(
+                    account,
+                    vpc,
+                    load_balancer,
+                    https_listener,
+                    subnets,
+                    secret_arns,
+                    targets,
+                    namespaces
+                )?;
                 if lb.vpc_id != vpc_id {
-                    return Err(AwsError {
-                        service: "elasticloadbalancing",
-                        operation: "DescribeLoadBalancers",
-                        address: None,
-                        code: Some("LookupFailed".into()),
-                        message: format!(
+                    return Err(AwsError::lookup_failed(
+                        "elasticloadbalancing",
+                        "DescribeLoadBalancers",
+                        format!(
                             "load balancer `{}` is in {}, not in the stack's VPC {vpc_id}",
                             lb.name, lb.vpc_id
                         ),
-                        request_id: None,
-                    });
+                    ));
                 }
                 lb.https_listener_arn = https;
                 lb.targets_by_port = targets;
@@ -148,6 +155,7 @@ impl<'a> LookupReads<'a> {
                     subnet_ids,
                     load_balancer: lb,
                     secrets: secrets.into_iter().collect(),
+                    namespaces,
                 })
             })
         };
@@ -166,6 +174,58 @@ impl<'a> LookupReads<'a> {
             https_listener: shared(future::ok(l.load_balancer.https_listener_arn.clone())),
             lookups: shared(future::ok(l)),
         }
+    }
+}
+
+/// The ids of the Cloud Map namespaces the stack uses without owning them (another
+/// environment's, see [`crate::spec::environments`]): one ListNamespaces, none without such
+/// namespaces. A missing one is an error naming who makes it.
+async fn existing_namespaces(
+    aws: &Aws,
+    stack: &Stack,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let wanted: BTreeSet<String> = stack
+        .service_discovery_namespaces
+        .values()
+        .filter(|ns| ns.existing)
+        .map(|ns| crate::spec::namespace_name(stack, ns))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let listed = cloudmap::private_namespaces(aws).await?;
+    let mut out = BTreeMap::new();
+    for name in wanted {
+        match listed.iter().find(|n| n.name == name) {
+            Some(n) => {
+                out.insert(name, n.id.clone());
+            }
+            None => {
+                return Err(AwsError::lookup_failed("servicediscovery", "ListNamespaces", format!(
+                        "the Cloud Map namespace `{name}` does not exist: environments share the one of the stack's own environment, so apply that environment first"
+                    )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The DNS name of the namespace a discovery service's `namespace` stands for: an address of
+/// `desired`, the id of a listed namespace, or an `existing` namespace's placeholder.
+fn namespace_name_of(
+    desired: &[Desired],
+    listed: &[cloudmap::NamespaceSummary],
+    reference: &str,
+) -> String {
+    if let Some(name) = reference
+        .strip_prefix("<lookup:namespace:")
+        .and_then(|r| r.strip_suffix('>'))
+    {
+        return name.to_string();
+    }
+    match listed.iter().find(|n| n.id == reference) {
+        Some(n) => n.name.clone(),
+        None => aws_name_of(desired, reference),
     }
 }
 
@@ -233,6 +293,15 @@ impl Prefetched {
     /// `--target`) are kept as owned elsewhere when they are owned, as a read of `desired`
     /// alone would find them through their tags; an address of `desired` that was not read,
     /// or was read by another name, is read now.
+    /// What the read ahead found at `address`.
+    pub fn found(&self, address: &Address) -> &[Observed] {
+        self.world
+            .found
+            .get(address)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     pub async fn world_for(
         &self,
         aws: &Aws,
@@ -464,7 +533,7 @@ async fn read_world(
                 };
                 // The namespace by its DNS name (the service's `namespace` is its address; the
                 // lookup that gives a cluster's name from its address gives this too).
-                let namespace = aws_name_of(desired, &a.namespace);
+                let namespace = namespace_name_of(desired, listed, &a.namespace);
                 let list = cloudmap::find_services_in(aws, listed, &namespace, &a.name, &d.address)
                     .await?;
                 Ok((d.address.clone(), list))
@@ -682,17 +751,184 @@ async fn read_owned_elsewhere(
             extra.push((Kind::IamRole, name));
         }
     }
-    let read = future::try_join_all(
-        extra
-            .iter()
-            .map(|(kind, id)| observe_by_id(aws, stack, vpc_id, *kind, id)),
-    )
+    let read = future::try_join_all(extra.iter().map(|(kind, id)| {
+        observe_by_id(aws, (&stack.stack, &stack.environment), vpc_id, *kind, id)
+    }))
     .await?;
     Ok(read
         .into_iter()
         .flatten()
         .filter(|o| o.ownership(&stack.stack, &stack.environment) == Ownership::Owned)
         .collect())
+}
+
+/// Everything `stack`/`environment` owns in the account and region, found without its stack
+/// file: by the ownership tags (the tagging API, the roles' IAM path) and, for the kinds the
+/// tagging API may not list (listener rules, Cloud Map namespaces and services), by those
+/// kinds' own list calls. Each is read by id and kept only when its tags say it is owned.
+/// What a destroy without the stack file plans from.
+pub async fn owned_without_stack(
+    aws: &Aws,
+    stack: &str,
+    environment: &str,
+) -> Result<World, AwsError> {
+    let role_path = format!("/deploy/{stack}/");
+    let (arns, roles, rules, namespaces, services) = tokio::try_join!(
+        tagging::owned_arns(aws, stack, environment),
+        iam::list_roles_under_path(aws, &role_path),
+        elbv2_targets::tagged_rules_everywhere(aws),
+        cloudmap::private_namespaces(aws),
+        cloudmap::all_service_arns(aws),
+    )?;
+    // Task definitions are read per family (the latest revision; every revision is
+    // deregistered with it).
+    let mut wanted: BTreeSet<(Kind, String)> = arns
+        .iter()
+        .filter_map(|arn| tagging::classify_arn(arn))
+        .filter(|(kind, _)| *kind != Kind::ListenerRule)
+        .map(|(kind, id)| match kind {
+            Kind::TaskDefinition => (kind, task_family(&id)),
+            _ => (kind, id),
+        })
+        .collect();
+    wanted.extend(roles.into_iter().map(|r| (Kind::IamRole, r)));
+    wanted.extend(
+        namespaces
+            .into_iter()
+            .map(|n| (Kind::ServiceDiscoveryNamespace, n.id)),
+    );
+    wanted.extend(
+        services
+            .into_iter()
+            .map(|s| (Kind::ServiceDiscoveryService, s)),
+    );
+    // The mount targets of each file system are one resource, read through it.
+    let file_systems: Vec<String> = wanted
+        .iter()
+        .filter(|(k, _)| *k == Kind::EfsFileSystem)
+        .map(|(_, id)| id.clone())
+        .collect();
+    wanted.extend(
+        file_systems
+            .into_iter()
+            .map(|fs| (Kind::EfsMountTargets, fs)),
+    );
+    let read = future::try_join_all(
+        wanted
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, (stack, environment), "", *kind, id)),
+    )
+    .await?;
+    let mut owned: Vec<Observed> = read
+        .into_iter()
+        .flatten()
+        .filter(|o| o.ownership(stack, environment) == Ownership::Owned)
+        .collect();
+    owned.extend(
+        rules
+            .into_iter()
+            .filter(|o| o.ownership(stack, environment) == Ownership::Owned),
+    );
+    let revisions = read_revisions(aws, &BTreeMap::new(), &owned).await?;
+    Ok(World {
+        found: BTreeMap::new(),
+        owned_elsewhere: owned,
+        revisions,
+    })
+}
+
+/// Every resource any stack owns in the account and region, with its tags, and the task
+/// size and desired count of every ECS service among them: what `deploy ls` reports. Found
+/// as [`owned_without_stack`] finds one environment's, across all stacks: the tagging API
+/// (its answer carries the tags), the roles under `/deploy/` (GetRole each), the listener
+/// rules and Cloud Map resources by their own list calls (their tags read with them);
+/// services are read with their task definitions for the cost.
+pub async fn everything_owned(
+    aws: &Aws,
+) -> Result<
+    (
+        Vec<(Kind, String, crate::model::Tags)>,
+        Vec<(crate::model::Tags, f64, f64, i32)>,
+    ),
+    AwsError,
+> {
+    let (tagged, roles, rules, namespaces, services) = tokio::try_join!(
+        tagging::all_owned(aws),
+        iam::list_roles_under_path(aws, "/deploy/"),
+        elbv2_targets::tagged_rules_everywhere(aws),
+        cloudmap::private_namespaces(aws),
+        cloudmap::all_service_arns(aws),
+    )?;
+    let mut out: Vec<(Kind, String, crate::model::Tags)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (arn, tags) in tagged {
+        let Some((kind, id)) = tagging::classify_arn(&arn) else {
+            continue;
+        };
+        // Revisions of one task definition family count once.
+        let id = match kind {
+            Kind::TaskDefinition => task_family(&id),
+            _ => id,
+        };
+        if seen.insert((kind, id.clone())) {
+            out.push((kind, id, tags));
+        }
+    }
+    let by_id: Vec<(Kind, String)> = roles
+        .into_iter()
+        .map(|r| (Kind::IamRole, r))
+        .chain(
+            namespaces
+                .into_iter()
+                .map(|n| (Kind::ServiceDiscoveryNamespace, n.id)),
+        )
+        .chain(
+            services
+                .into_iter()
+                .map(|s| (Kind::ServiceDiscoveryService, s)),
+        )
+        .filter(|k| !seen.contains(k))
+        .collect();
+    let read = future::try_join_all(
+        by_id
+            .iter()
+            .map(|(kind, id)| observe_by_id(aws, ("", ""), "", *kind, id)),
+    )
+    .await?;
+    let rules = rules.into_iter().map(Some);
+    for o in read.into_iter().chain(rules).flatten() {
+        if o.all_tags.contains_key(crate::model::TAG_STACK)
+            && seen.insert((o.address.kind, o.id.clone()))
+        {
+            out.push((o.address.kind, o.id.clone(), o.all_tags.clone()));
+        }
+    }
+    // The Fargate tasks: each service's desired count and its task definition's size.
+    let service_arns: Vec<(String, crate::model::Tags)> = out
+        .iter()
+        .filter(|(k, _, _)| *k == Kind::EcsService)
+        .map(|(_, id, tags)| (id.clone(), tags.clone()))
+        .collect();
+    let running = future::try_join_all(service_arns.into_iter().map(|(arn, tags)| async move {
+        let Some(o) = observe_by_id(aws, ("", ""), "", Kind::EcsService, &arn).await? else {
+            return Ok(None);
+        };
+        let Attrs::EcsService(s) = &o.attrs else {
+            return Ok(None);
+        };
+        let Some((_, td, _)) = ecs::describe_task_definition(aws, &s.task_definition).await? else {
+            return Ok(None);
+        };
+        let number = |v: &str| v.parse::<f64>().unwrap_or(0.0);
+        Ok::<_, AwsError>(Some((
+            tags,
+            number(&td.cpu),
+            number(&td.memory),
+            s.desired_count,
+        )))
+    }))
+    .await?;
+    Ok((out, running.into_iter().flatten().collect()))
 }
 
 /// The revisions services run, to compare by content: those already read, and the others
@@ -749,7 +985,7 @@ fn task_family(id: &str) -> String {
 /// Reads one resource found by tag, addressed by its `deploy:address` tag.
 async fn observe_by_id(
     aws: &Aws,
-    stack: &Stack,
+    owner: (&str, &str),
     vpc_id: &str,
     kind: Kind,
     id: &str,
@@ -761,8 +997,7 @@ async fn observe_by_id(
         Kind::SecurityGroup => ec2::observe_security_group(aws, id, &placeholder).await?,
         Kind::EcsCluster => ecs::find_cluster(aws, id, &placeholder).await?,
         Kind::TaskDefinition => {
-            ecs::find_task_definition(aws, id, &placeholder, &stack.stack, &stack.environment)
-                .await?
+            ecs::find_task_definition(aws, id, &placeholder, owner.0, owner.1).await?
         }
         Kind::EcsService => {
             // arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME
@@ -816,12 +1051,10 @@ fn every_missing_secret_at_once(
     match missing.len() {
         0 => Ok(found),
         1 => Err(missing.remove(0)),
-        n => Err(AwsError {
-            service: "lookups",
-            operation: "ExternalSecrets",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!(
+        n => Err(AwsError::lookup_failed(
+            "lookups",
+            "ExternalSecrets",
+            format!(
                 "{n} secrets the stack refers to do not exist:\n  {}",
                 missing
                     .iter()
@@ -829,22 +1062,18 @@ fn every_missing_secret_at_once(
                     .collect::<Vec<_>>()
                     .join("\n  ")
             ),
-            request_id: None,
-        }),
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     fn missing(what: &str) -> AwsError {
-        AwsError {
-            service: "secretsmanager",
-            operation: "DescribeSecret",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!("{what} does not exist; create it"),
-            request_id: None,
-        }
+        AwsError::lookup_failed(
+            "secretsmanager",
+            "DescribeSecret",
+            format!("{what} does not exist; create it"),
+        )
     }
 
     #[test]

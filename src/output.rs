@@ -356,6 +356,14 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         if plan.conflicts.is_empty() {
             let _ = writeln!(out, "\nNo changes.");
         }
+        // What an unchanged resource says of itself still matters (a rollout in progress).
+        let notes: Vec<&String> = plan.changes.iter().flat_map(|c| &c.warnings).collect();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\nWarnings:");
+            for w in notes {
+                let _ = writeln!(out, "  {}", style.warn(&format!("! {w}")));
+            }
+        }
         return out;
     }
     let drift: Vec<&&Change> = changes
@@ -373,6 +381,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     for c in &changes {
         let _ = writeln!(out, "{}", head_line(c, style));
         out.push_str(&indent(&change_body(c, style), 6));
+    }
+    if !plan.deregister_revisions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOld revisions deregistered once the rollouts complete (keep_revisions):"
+        );
+        for arn in &plan.deregister_revisions {
+            let _ = writeln!(out, "  - {}", crate::rollout::revision_of(arn));
+        }
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
@@ -408,9 +425,14 @@ pub fn rollouts_text(rollouts: &[crate::apply::wait::RolloutResult]) -> String {
         if let Some(e) = &r.evidence {
             out.push_str(&e.text());
         }
-        if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
+        if let Some(arn) = &r.stopped_service_deployment {
+            out.push_str(&format!(
+                "    --rollback-on-failure stopped service deployment {arn} with a rollback.\n"
+            ));
+        } else if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
             out.push_str(
-                "    ECS goes on with this deployment: its circuit breaker rolls it back if it keeps failing.\n",
+                "    ECS goes on with this deployment (its circuit breaker rolls it back if it keeps failing); \
+                 `apply --rollback-on-failure` stops a failing one with a rollback.\n",
             );
         }
     }

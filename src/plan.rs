@@ -139,6 +139,10 @@ pub struct Plan {
     /// because data deletion was not asked for.
     #[serde(default)]
     pub kept: Vec<Kept>,
+    /// Owned task definition revisions apply deregisters once its rollouts completed (the
+    /// stack's `keep_revisions`), newest first.
+    #[serde(default)]
+    pub deregister_revisions: Vec<String>,
 }
 
 /// A data-bearing resource a destroy or removal leaves alone.

@@ -22,6 +22,9 @@ pub enum Role {
     Reaper,
 }
 
+/// The ACM read of the certificates on the HTTPS listener.
+pub const LISTENER_CERTIFICATE_NAMES: &str = "acm:DescribeCertificate";
+
 /// What the generator is given.
 pub struct Input<'a> {
     pub stack: &'a str,
@@ -57,6 +60,21 @@ pub struct Unscoped {
 const NO_RESOURCE: &str =
     "IAM defines no resource type this request names for the action, so it takes only \"*\"";
 const NO_RESOURCE_TAGGED: &str = "IAM defines no resource type for the action (the resource has no ARN before it exists); narrowed by the ownership tags the request sends";
+
+/// What apply, destroy, import and force-unlock do to deploy's own table of locks and
+/// environment records (src/aws/state_table.rs), one per account and region: make it on
+/// first use (tagged in the same call), read and conditionally write its items, scan it for
+/// a lock id. `sts:GetCallerIdentity`, which names a lock's holder, needs no permission.
+pub const STATE_TABLE_ACTIONS: &[&str] = &[
+    "dynamodb:CreateTable",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Scan",
+    "dynamodb:TagResource",
+    "dynamodb:UpdateItem",
+];
 
 /// One statement before grouping: (resources, condition) → actions.
 type Grants = BTreeMap<(Vec<String>, String), BTreeSet<String>>;
@@ -98,7 +116,27 @@ pub fn generate(role: Role, input: &Input) -> Generated {
         });
     }
 
+    if role != Role::Ci {
+        // The lock and the records: every apply, destroy and reap takes and writes them.
+        let table = format!(
+            "arn:aws:dynamodb:{}:{}:table/{}",
+            input.region,
+            input.account,
+            crate::lock::STATE_TABLE
+        );
+        add(STATE_TABLE_ACTIONS, vec![table], Value::Null);
+    }
+
     let used: BTreeSet<Kind> = input.desired.iter().map(|d| d.address.kind).collect();
+    // The names on the HTTPS listener's certificates, which another environment's hosts are
+    // checked against (src/aws/certificates.rs): ACM, not a kind of the stack.
+    if used.contains(&Kind::ListenerRule) && role != Role::Reaper {
+        let arn = format!(
+            "arn:aws:acm:{}:{}:certificate/*",
+            input.region, input.account
+        );
+        add(&[LISTENER_CERTIFICATE_NAMES], vec![arn], Value::Null);
+    }
     let ops: &[Operation] = match role {
         Role::Ci => &[Operation::Read],
         Role::Operator => &Operation::ALL,
@@ -108,7 +146,22 @@ pub fn generate(role: Role, input: &Input) -> Generated {
         Role::Reaper => Kind::ALL.to_vec(),
         _ => Kind::ALL.into_iter().filter(|k| used.contains(k)).collect(),
     };
-    for kind in kinds_in_scope {
+    // Kinds the reads of used kinds find ids through, where the stack owns none (an
+    // environment that registers in another's Cloud Map namespace): their reads only.
+    let read_through: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| !kinds_in_scope.contains(k))
+        .filter(|k| {
+            used.iter()
+                .any(|u| u.info().reads_need.contains(&kinds::ReadNeed::Resource(*k)))
+        })
+        .collect();
+    let scoped = kinds_in_scope.into_iter().map(|k| (k, ops)).chain(
+        read_through
+            .into_iter()
+            .map(|k| (k, &[Operation::Read][..])),
+    );
+    for (kind, ops) in scoped {
         let info = kind.info();
         for &op in ops {
             let mut actions: Vec<&str> = info.iam.called(op).to_vec();

@@ -24,6 +24,8 @@ pub struct PlanReport {
     pub warnings: Vec<String>,
     /// Data-bearing resources a deletion leaves in place (no `--delete-data`).
     pub kept: Vec<KeptReport>,
+    /// Task definition revisions the apply deregisters once its rollouts completed.
+    pub deregister_revisions: Vec<String>,
     pub summary: Summary,
 }
 
@@ -163,6 +165,7 @@ pub fn plan_report(plan: &Plan) -> PlanReport {
                 data: k.data.clone(),
             })
             .collect(),
+        deregister_revisions: plan.deregister_revisions.clone(),
         summary: plan.summary(),
     }
 }
@@ -304,5 +307,55 @@ pub fn status_report<'a>(
         services,
         urls: look.urls.clone(),
         log_groups: look.log_groups.clone(),
+    }
+}
+
+/// One service `deploy rollback` moves: from the revision it ran to the one it returns to.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackTarget {
+    pub address: String,
+    pub from: String,
+    pub to: String,
+    /// When deploy recorded a completed rollout of `to`; `None` when chosen otherwise.
+    pub completed_at: Option<String>,
+}
+
+/// `deploy rollback --format json`.
+#[derive(Debug, Serialize)]
+pub struct RollbackReport<'a> {
+    pub format_version: &'static str,
+    pub tool_version: &'static str,
+    /// Always `rollback_result`.
+    pub kind: &'static str,
+    pub stack: String,
+    pub environment: String,
+    pub region: String,
+    pub succeeded: bool,
+    pub targets: &'a [RollbackTarget],
+    pub rollouts: &'a [crate::apply::wait::RolloutResult],
+}
+
+pub fn rollback_report<'a>(
+    stack: &str,
+    environment: &str,
+    region: &str,
+    targets: &'a [RollbackTarget],
+    rollouts: &'a [crate::apply::wait::RolloutResult],
+) -> RollbackReport<'a> {
+    RollbackReport {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        kind: "rollback_result",
+        stack: stack.to_string(),
+        environment: environment.to_string(),
+        region: region.to_string(),
+        succeeded: rollouts.iter().all(|r| {
+            matches!(
+                r.outcome,
+                crate::rollout::Outcome::Completed | crate::rollout::Outcome::NotWaited
+            ) && !r.reason.starts_with("interrupted")
+        }),
+        targets,
+        rollouts,
     }
 }

@@ -26,6 +26,18 @@ pub struct Deployment {
     pub created_at: Option<i64>,
 }
 
+/// One service deployment (ListServiceDeployments), with the revision it deployed (from its
+/// service revision). Its ARN is what StopServiceDeployment takes — not a deployment's `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceDeployment {
+    pub arn: String,
+    /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `STOPPED`, `ROLLBACK_…`.
+    pub status: String,
+    pub task_definition: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub created_at: Option<i64>,
+}
+
 /// A service event (`events[]`), newest first as ECS lists them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServiceEvent {
@@ -104,6 +116,16 @@ pub struct Followed {
     pub desired: i32,
     /// When the followed deployment began (seconds since the epoch).
     pub since: Option<i64>,
+    /// The failed tasks at which the service's circuit breaker stops the deployment.
+    pub breaker_threshold: i32,
+}
+
+impl Followed {
+    /// The followed deployment as `s` shows it (`None` when none was started or it is gone).
+    pub fn deployment_in<'a>(&self, s: &'a ServiceState) -> Option<&'a Deployment> {
+        let id = self.deployment.as_ref()?;
+        s.deployments.iter().find(|d| &d.id == id)
+    }
 }
 
 /// How many of the newest events `status` shows.
@@ -245,7 +267,24 @@ pub enum Verdict {
 /// The circuit breaker's failure threshold for a desired count: half the tasks, at least 3
 /// and at most 200 (ECS's documented formula).
 pub fn breaker_threshold(desired: i32) -> i32 {
-    ((desired + 1) / 2).clamp(3, 200)
+    breaker_threshold_of(crate::model::DEFAULT_BREAKER_THRESHOLD, desired)
+}
+
+/// The failed tasks at which the breaker set as `TYPE VALUE` (a service's
+/// `breaker_threshold`) stops a deployment of `desired` tasks: COUNT is the value itself;
+/// the percentages take that share of the desired count, BOUNDED_PERCENT at least 3 and at
+/// most 200.
+pub fn breaker_threshold_of(threshold: &str, desired: i32) -> i32 {
+    let (kind, value) = threshold
+        .split_once(' ')
+        .unwrap_or(("BOUNDED_PERCENT", "50"));
+    let value: i32 = value.parse().unwrap_or(50);
+    let share = (desired * value + 99) / 100;
+    match kind {
+        "COUNT" => value,
+        "UNBOUNDED_PERCENT" => share.max(1),
+        _ => share.clamp(3, 200),
+    }
 }
 
 /// Judges one poll of a followed change. With a deployment: it succeeded when it COMPLETED
@@ -332,20 +371,171 @@ pub fn judge(f: &Followed, s: &ServiceState, max_task_failures: i32) -> Verdict 
                 "{} tasks of {} failed (--max-task-failures {max_task_failures}; the circuit breaker's threshold is {})",
                 d.failed,
                 revision_of(&f.task_definition),
-                breaker_threshold(d.desired)
+                f.breaker_threshold
             ),
         );
     }
     Verdict::Waiting
 }
 
+/// An ACTIVE revision of a family as `rollback` and revision hygiene weigh it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionFacts {
+    pub arn: String,
+    /// Carries this stack's and environment's ownership tags.
+    pub owned: bool,
+    /// When deploy saw a rollout of it complete (the `deploy:rollout-completed` tag).
+    pub completed_at: Option<String>,
+}
+
+/// The revision `deploy rollback` returns a service running `current` to: the one named
+/// (`--to` as `7`, `family:7` or an ARN; it must be an ACTIVE revision of the family), else the
+/// newest other revision deploy recorded a completed rollout of, else the newest other revision
+/// of ECS's successful service deployments (`successful`, newest first). A revision whose
+/// rollout failed is never chosen: only completions are recorded or successful.
+pub fn rollback_target(
+    current: &str,
+    revisions: &[RevisionFacts],
+    successful: &[String],
+    to: Option<&str>,
+) -> Result<String, String> {
+    let family = family_of(current);
+    if let Some(to) = to {
+        let wanted = if to.starts_with("arn:") {
+            to.to_string()
+        } else {
+            let number = to.rsplit(':').next().unwrap_or(to);
+            if let Some((f, _)) = to.rsplit_once(':') {
+                if f != family {
+                    return Err(format!("{to} is not a revision of {family}"));
+                }
+            }
+            let prefix = current.rsplit_once(':').map(|(p, _)| p).unwrap_or(current);
+            format!("{prefix}:{number}")
+        };
+        if wanted == current {
+            return Err(format!("the service already runs {}", revision_of(current)));
+        }
+        return match revisions.iter().find(|r| r.arn == wanted) {
+            Some(r) => Ok(r.arn.clone()),
+            None => Err(format!(
+                "{} is not one of the ACTIVE revisions of {family} ({})",
+                revision_of(&wanted),
+                revisions
+                    .iter()
+                    .map(|r| revision_of(&r.arn))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+    }
+    let mut recorded: Vec<&RevisionFacts> = revisions
+        .iter()
+        .filter(|r| r.arn != current && r.completed_at.is_some())
+        .collect();
+    // RFC 3339 times in UTC sort as text.
+    recorded.sort_by(|a, b| b.completed_at.cmp(&a.completed_at));
+    if let Some(r) = recorded.first() {
+        return Ok(r.arn.clone());
+    }
+    let active = |arn: &String| revisions.iter().any(|r| &r.arn == arn);
+    successful
+        .iter()
+        .find(|arn| *arn != current && active(arn))
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "no earlier revision of {family} completed a rollout (none is recorded, and ECS \
+                 lists no successful deployment of another ACTIVE revision): name one with --to"
+            )
+        })
+}
+
+/// How many of a family's existing ACTIVE revisions stay when an apply keeps `keep` (one of
+/// them the revision it registers, when it registers one).
+pub fn revisions_kept(keep: usize, registers_new: bool) -> usize {
+    if registers_new {
+        keep.saturating_sub(1)
+    } else {
+        keep
+    }
+}
+
+/// The revisions (newest first in, newest first out) an apply deregisters once its rollouts
+/// completed: the owned ones beyond the newest [`revisions_kept`] owned ones, except any a
+/// service's deployment names (`in_use`) and the rollback target — the newest revision whose
+/// rollout completed, other than the one the service runs after the apply. Revisions this
+/// stack does not own are neither counted nor touched.
+pub fn revisions_to_deregister(
+    newest_first: &[RevisionFacts],
+    keep: usize,
+    registers_new: bool,
+    in_use: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let kept = revisions_kept(keep, registers_new);
+    let owned: Vec<&RevisionFacts> = newest_first.iter().filter(|r| r.owned).collect();
+    if owned.len() <= kept {
+        return vec![];
+    }
+    // Without a new revision the newest one is what the service runs: not a rollback target.
+    let runs_after = if registers_new { None } else { owned.first() };
+    let rollback_target = owned
+        .iter()
+        .filter(|r| Some(*r) != runs_after && r.completed_at.is_some())
+        .max_by(|a, b| a.completed_at.cmp(&b.completed_at))
+        .map(|r| r.arn.clone());
+    owned[kept..]
+        .iter()
+        .filter(|r| !in_use.contains(&r.arn))
+        .filter(|r| Some(&r.arn) != rollback_target.as_ref())
+        .map(|r| r.arn.clone())
+        .collect()
+}
+
+/// `grafana-task` of `arn:…:task-definition/grafana-task:7`.
+pub fn family_of(arn: &str) -> &str {
+    let tail = revision_of(arn);
+    tail.rsplit_once(':').map(|(f, _)| f).unwrap_or(tail)
+}
+
+/// After `--rollback-on-failure` stopped `f`'s deployment: done when the service's PRIMARY
+/// deployment runs another revision and completed (the rollback), failed when that rollback
+/// failed; waiting while ECS has not switched yet.
+pub fn judge_rollback(f: &Followed, s: &ServiceState) -> Verdict {
+    if s.status != "ACTIVE" {
+        return Verdict::Done(Outcome::Failed, format!("the service is {}", s.status));
+    }
+    let Some(p) = s.deployments.iter().find(|d| d.status == "PRIMARY") else {
+        return Verdict::Waiting;
+    };
+    if p.task_definition == f.task_definition {
+        return Verdict::Waiting;
+    }
+    let back_to = revision_of(&p.task_definition);
+    match p.rollout_state.as_deref() {
+        Some("FAILED") => Verdict::Done(
+            Outcome::Failed,
+            format!(
+                "the rollback to {back_to} failed too: {}",
+                p.rollout_state_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            ),
+        ),
+        Some("COMPLETED") | None if p.running == p.desired && p.pending == 0 => Verdict::Done(
+            Outcome::RolledBack,
+            format!(
+                "rolled back to {back_to} ({} of {} tasks running)",
+                p.running, p.desired
+            ),
+        ),
+        _ => Verdict::Waiting,
+    }
+}
+
 /// One line of a followed rollout's progress (printed when it changes).
 pub fn progress_line(f: &Followed, s: &ServiceState) -> String {
-    match f
-        .deployment
-        .as_ref()
-        .and_then(|id| s.deployments.iter().find(|d| &d.id == id))
-    {
+    match f.deployment_in(s) {
         Some(d) => format!(
             "{}: deployment {} {} {}: running {}/{}, pending {}, failed {}",
             f.address,
@@ -395,17 +585,27 @@ pub const STOPPED_SHOWN: usize = 3;
 pub const LOG_LINES: usize = 20;
 
 impl Evidence {
+    /// The followed deployment's state as the wait judged it, where the later full read no
+    /// longer shows that deployment (ECS removes a rolled-back one once the rollback is done).
+    pub fn keep_judged(&mut self, f: &Followed, judged: &ServiceState) {
+        if self.rollout_state.is_some() {
+            return;
+        }
+        if let Some(d) = f.deployment_in(judged) {
+            self.rollout_state = d.rollout_state.clone();
+            self.rollout_state_reason = d.rollout_state_reason.clone();
+            self.failed_tasks = self.failed_tasks.max(d.failed);
+        }
+    }
+
     /// Picks from a full read of the service what explains a failed rollout of `f`.
     pub fn from_state(f: &Followed, s: &ServiceState) -> Evidence {
-        let d = f
-            .deployment
-            .as_ref()
-            .and_then(|id| s.deployments.iter().find(|d| &d.id == id));
+        let d = f.deployment_in(s);
         Evidence {
             rollout_state: d.and_then(|d| d.rollout_state.clone()),
             rollout_state_reason: d.and_then(|d| d.rollout_state_reason.clone()),
             failed_tasks: d.map(|d| d.failed).unwrap_or(0),
-            breaker_threshold: breaker_threshold(f.desired),
+            breaker_threshold: f.breaker_threshold,
             stopped: s
                 .stopped
                 .iter()
@@ -655,5 +855,129 @@ mod tests {
                 ("Task failed ELB health checks".to_string(), 1)
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod rollback_target_tests {
+    use super::*;
+
+    const P: &str = "arn:aws:ecs:us-west-2:1:task-definition/grafana-task";
+
+    fn rev(n: u32, completed: Option<&str>) -> RevisionFacts {
+        RevisionFacts {
+            owned: true,
+            arn: format!("{P}:{n}"),
+            completed_at: completed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_newest_recorded_completion_other_than_the_current_one_is_chosen() {
+        let revs = [
+            rev(4, Some("2026-12-01T10:00:00Z")),
+            rev(3, None),
+            rev(2, Some("2026-12-01T09:00:00Z")),
+            rev(1, Some("2026-11-30T09:00:00Z")),
+        ];
+        // 3 failed (never recorded): 2 is the last that completed before 4.
+        assert_eq!(
+            rollback_target(&format!("{P}:4"), &revs, &[], None),
+            Ok(format!("{P}:2"))
+        );
+    }
+
+    #[test]
+    fn without_a_record_the_successful_service_deployments_tell() {
+        let revs = [rev(3, None), rev(2, None), rev(1, None)];
+        let ok = [format!("{P}:3"), format!("{P}:1")];
+        assert_eq!(
+            rollback_target(&format!("{P}:3"), &revs, &ok, None),
+            Ok(format!("{P}:1"))
+        );
+        let err = rollback_target(&format!("{P}:3"), &revs, &ok[..1], None).unwrap_err();
+        assert!(err.contains("name one with --to"), "{err}");
+    }
+
+    #[test]
+    fn a_named_revision_must_be_an_active_one_of_the_family() {
+        let revs = [rev(3, None), rev(2, None)];
+        let current = format!("{P}:3");
+        assert_eq!(
+            rollback_target(&current, &revs, &[], Some("2")),
+            Ok(format!("{P}:2"))
+        );
+        assert_eq!(
+            rollback_target(&current, &revs, &[], Some("grafana-task:2")),
+            Ok(format!("{P}:2"))
+        );
+        assert!(rollback_target(&current, &revs, &[], Some("prom-task:2"))
+            .unwrap_err()
+            .contains("not a revision of grafana-task"));
+        assert!(rollback_target(&current, &revs, &[], Some("1"))
+            .unwrap_err()
+            .contains("not one of the ACTIVE revisions"));
+        assert!(rollback_target(&current, &revs, &[], Some("3"))
+            .unwrap_err()
+            .contains("already runs"));
+    }
+}
+
+#[cfg(test)]
+mod breaker_tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_threshold_follows_its_type() {
+        assert_eq!(breaker_threshold(1), 3, "ECS's default: at least 3");
+        assert_eq!(breaker_threshold(10), 5);
+        assert_eq!(breaker_threshold(1000), 200, "and at most 200");
+        assert_eq!(breaker_threshold_of("COUNT 2", 1), 2);
+        assert_eq!(breaker_threshold_of("BOUNDED_PERCENT 100", 1), 3);
+        assert_eq!(breaker_threshold_of("UNBOUNDED_PERCENT 100", 1), 1);
+        assert_eq!(breaker_threshold_of("UNBOUNDED_PERCENT 50", 5), 3);
+    }
+}
+
+#[cfg(test)]
+mod hygiene_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn facts(n: u32, owned: bool, completed: Option<&str>) -> RevisionFacts {
+        RevisionFacts {
+            arn: format!("arn:aws:ecs:r:1:task-definition/grafana-task:{n}"),
+            owned,
+            completed_at: completed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn beyond_the_kept_ones_only_owned_unused_revisions_go() {
+        // 7 revisions; the apply registers an 8th: keeps 4 existing + the new one.
+        let revs: Vec<RevisionFacts> = (1..=7)
+            .rev()
+            .map(|n| facts(n, n != 2, Some("2026-12-01T00:00:00Z")))
+            .collect();
+        let in_use = BTreeSet::from([revs[6].arn.clone()]); // revision 1 still deployed
+        let gone = revisions_to_deregister(&revs, 5, true, &in_use);
+        let numbers: Vec<&str> = gone.iter().map(|a| revision_of(a)).collect();
+        // Owned: 7,6,5,4 kept (with the new one, 5); 3 goes; 2 is not owned (neither counted
+        // nor touched); 1 is in use.
+        assert_eq!(numbers, ["grafana-task:3"]);
+    }
+
+    #[test]
+    fn the_rollback_target_is_kept_even_when_old() {
+        // 4..6 failed (never recorded); 1 completed last: it is what rollback returns to.
+        let mut revs: Vec<RevisionFacts> = (2..=6).rev().map(|n| facts(n, true, None)).collect();
+        revs.push(facts(1, true, Some("2026-11-30T00:00:00Z")));
+        let gone = revisions_to_deregister(&revs, 2, false, &BTreeSet::new());
+        let numbers: Vec<&str> = gone.iter().map(|a| revision_of(a)).collect();
+        assert_eq!(
+            numbers,
+            ["grafana-task:4", "grafana-task:3", "grafana-task:2"]
+        );
+        assert!(revisions_to_deregister(&revs[..2], 2, false, &BTreeSet::new()).is_empty());
     }
 }

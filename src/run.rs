@@ -107,7 +107,12 @@ pub fn main(cli: Cli) -> i32 {
 
 /// Runs the command; `Ok` carries the exit code of a success (2: `--detailed-exitcode` with
 /// changes).
-async fn dispatch(cli: Cli) -> Result<i32, Failure> {
+async fn dispatch(mut cli: Cli) -> Result<i32, Failure> {
+    // `destroy --stack S --env E` works without a stack file: it needs the name itself.
+    let env = cli.env.clone();
+    cli.command
+        .select_env(cli.env.take())
+        .map_err(Failure::Other)?;
     match cli.command {
         Command::Validate { stack } => commands::validate::run(&stack).map(|()| 0),
         Command::Render { stack, aws, out } => {
@@ -140,6 +145,8 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             targets,
             delete_data,
             wait,
+            lock,
+            ttl,
             ..
         } => {
             if stack.file_arg.is_some()
@@ -152,9 +159,16 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 ));
             }
             // A saved plan was reviewed already: it never asks.
-            commands::apply::apply_saved(&file, &aws, &wait)
-                .await
-                .map(|()| 0)
+            commands::apply::apply_saved(
+                &file,
+                stack.env.as_deref(),
+                &aws,
+                &wait,
+                &(&lock).into(),
+                ttl,
+            )
+            .await
+            .map(|()| 0)
         }
         Command::Apply {
             stack,
@@ -164,26 +178,78 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             targets,
             delete_data,
             wait,
+            lock,
+            ttl,
         } => commands::apply::converge(
             &stack,
             &aws,
-            auto_approve,
-            false,
-            delete_data,
-            &targets,
-            &wait,
+            commands::apply::Converge {
+                auto_approve,
+                destroy: false,
+                delete_data,
+                targets: &targets,
+                wait: &wait,
+                lock: (&lock).into(),
+                ttl,
+            },
         )
         .await
         .map(|()| 0),
+        Command::Destroy {
+            aws,
+            lock,
+            stack_name,
+            expired,
+            dry_run,
+            ..
+        } if expired || stack_name.is_some() => {
+            let how = commands::reap::Reap {
+                aws: &aws,
+                dry_run,
+                lock: (&lock).into(),
+            };
+            match (stack_name, env) {
+                (Some(stack), Some(env)) => commands::reap::one(&how, &stack, &env).await,
+                _ => commands::reap::expired(&how).await,
+            }
+            .map(|()| 0)
+        }
+        // With a stack file, what a destroy removes is its plan: `plan --destroy` shows it.
+        Command::Destroy { dry_run: true, .. } => Err(Failure::Refused(
+            "--dry-run goes with --expired or --stack NAME --env ENV; with a stack file, \
+             `deploy plan --destroy` lists what destroy would remove. Nothing was changed"
+                .into(),
+        )),
         Command::Destroy {
             stack,
             aws,
             auto_approve,
             delete_data,
-        } => commands::destroy::run(&stack, &aws, auto_approve, delete_data)
+            lock,
+            ..
+        } => commands::destroy::run(&stack, &aws, auto_approve, delete_data, (&lock).into())
             .await
             .map(|()| 0),
         Command::Status { stack, aws } => commands::status::run(&stack, &aws).await,
+        Command::Rollback {
+            stack,
+            aws,
+            services,
+            to,
+            auto_approve,
+            wait,
+            lock,
+        } => commands::rollback::run(
+            &stack,
+            &aws,
+            &services,
+            to.as_deref(),
+            auto_approve,
+            &wait,
+            &(&lock).into(),
+        )
+        .await
+        .map(|()| 0),
         Command::Policy {
             stack,
             role,
@@ -196,7 +262,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             aws,
             address,
             id,
-        } => commands::import::run(&stack, &aws, &address, &id)
+            lock,
+        } => commands::import::run(&stack, &aws, &address, &id, &(&lock).into())
+            .await
+            .map(|()| 0),
+        Command::Ls { aws, expired } => commands::ls::run(&aws, expired).await.map(|()| 0),
+        Command::ForceUnlock { lock_id, aws } => commands::force_unlock::run(&lock_id, &aws)
             .await
             .map(|()| 0),
         Command::Completions { shell } => commands::completions::run(shell).map(|()| 0),

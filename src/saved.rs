@@ -226,7 +226,10 @@ pub fn check(saved: &SavedPlan) -> Result<(), String> {
         }
     }
     let loaded = crate::spec::parse(std::path::Path::new(&saved.stack_file), &saved.stack_text)
-        .and_then(|l| l.validate().map(|()| l))
+        .and_then(|mut l| {
+            crate::spec::environments::select(&mut l, Some(&plan.environment))?;
+            l.validate().map(|()| l)
+        })
         .map_err(|e| format!("its stack text is not valid: {e}"))?;
     if loaded.stack.stack != plan.stack || loaded.stack.environment != plan.environment {
         return Err(format!(
@@ -286,6 +289,7 @@ mod tests {
             warnings: vec![],
             steps: vec![],
             kept: vec![],
+            deregister_revisions: vec![],
         };
         let live = live_fingerprints(&plan, world);
         SavedPlan {

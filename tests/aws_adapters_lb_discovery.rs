@@ -474,6 +474,8 @@ async fn an_ecs_service_registers_in_a_target_group_and_a_registry() {
         assign_public_ip: false,
         circuit_breaker: true,
         circuit_breaker_rollback: true,
+        breaker_threshold: deploy::model::DEFAULT_BREAKER_THRESHOLD.into(),
+        breaker_reset_on_healthy_task: true,
         minimum_healthy_percent: 100,
         maximum_percent: 200,
         enable_execute_command: false,

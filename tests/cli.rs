@@ -216,3 +216,14 @@ fn the_man_page_renders_and_names_every_command() {
         stderr(&out)
     );
 }
+
+#[test]
+fn destroy_dry_run_with_a_stack_file_is_refused_and_points_at_plan_destroy() {
+    let out = deploy(&["destroy", "--dry-run", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`deploy plan --destroy` lists what destroy would remove"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -17,7 +17,7 @@ const TOKEN: &str = "monitoring-production-grafana";
 /// The reference stack as it is: Grafana's file system, mount targets behind an NFS-only
 /// group, an access point for uid/gid 472 and the volume grafana-task mounts.
 fn efs_stack(env: &TestEnv, name: &str) -> String {
-    env.stack_copy(name, |text| text)
+    env.stack_copy(name, common::unprotected)
 }
 
 async fn efs_client(env: &TestEnv) -> efs::Client {

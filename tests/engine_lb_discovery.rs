@@ -18,7 +18,7 @@ const OURS: &str = "100";
 /// The reference stack as it is: Grafana's target group and its rule on the HTTPS listener,
 /// the Cloud Map namespace and the discovery service the Prometheus service registers in.
 fn stack(env: &TestEnv) -> String {
-    env.stack_copy("lb-discovery.yaml", |text| text)
+    env.stack_copy("lb-discovery.yaml", common::unprotected)
 }
 
 async fn elb_client(env: &TestEnv) -> elb::Client {
@@ -27,34 +27,6 @@ async fn elb_client(env: &TestEnv) -> elb::Client {
 
 async fn sd_client(env: &TestEnv) -> sd::Client {
     sd::Client::new(&env.sdk_config(REGION).await)
-}
-
-/// A rule made by hand (untagged) on the listener at `priority`, forwarding to the backend.
-async fn handmade_rule(env: &TestEnv, seeded: &Value, priority: i32) -> String {
-    elb_client(env)
-        .await
-        .create_rule()
-        .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
-        .priority(priority)
-        .conditions(
-            elb::types::RuleCondition::builder()
-                .field("path-pattern")
-                .values("/admin/*")
-                .build(),
-        )
-        .actions(
-            elb::types::Action::builder()
-                .r#type(elb::types::ActionTypeEnum::Forward)
-                .target_group_arn(seeded["target_group_arn"].as_str().unwrap())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .rules()[0]
-        .rule_arn()
-        .unwrap()
-        .to_string()
 }
 
 /// (rule ARN, priority) of every non-default rule on the HTTPS listener.
@@ -123,7 +95,7 @@ fn plan_says_no_changes(env: &TestEnv, file: &str) {
 async fn apply_settles_and_destroy_removes_only_our_rule() {
     let env = TestEnv::new();
     let seeded = env.seed(false);
-    let theirs = handmade_rule(&env, &seeded, 20).await;
+    let theirs = env.handmade_rule(&seeded, 20).await;
     let file = stack(&env);
 
     let out = env.deploy(&["apply", "-f", &file, "--auto-approve"]);
@@ -227,7 +199,7 @@ async fn apply_settles_and_destroy_removes_only_our_rule() {
 async fn a_priority_held_by_a_rule_not_ours_is_a_conflict_and_nothing_is_touched() {
     let env = TestEnv::new();
     let seeded = env.seed(false);
-    let theirs = handmade_rule(&env, &seeded, OURS.parse().unwrap()).await;
+    let theirs = env.handmade_rule(&seeded, OURS.parse().unwrap()).await;
     let file = stack(&env);
 
     env.proxy.clear();

@@ -64,7 +64,7 @@ fn assert_granted(env: &TestEnv, role_actions: &BTreeSet<String>, what: &str) ->
 fn every_action_the_commands_call_is_granted_to_their_role() {
     let env = TestEnv::new();
     env.seed(true); // hand-made /ecs/prom-task and prom-task, to import
-    let file = env.stack_copy("policy.yaml", |t| t);
+    let file = env.stack_copy("policy.yaml", common::unprotected);
     let ci = granted(&policy_report(&env, "ci", &file));
     let operator = granted(&policy_report(&env, "operator", &file));
     assert!(ci.is_subset(&operator), "the operator can do what CI can");
@@ -362,8 +362,9 @@ async fn moto_enforcing_iam_lets_the_generated_actions_plan_and_apply() {
     let out = as_user(0, &args("plan"));
     assert_success(&out);
     assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
-    // And the check bites: CI's actions cannot write (moto answers 403; its error body is
-    // not one the SDK parses, so the status is read at the proxy).
+    // And the check bites: CI's actions cannot write. Its apply is refused at the first
+    // call a change needs, the environment's lock (moto answers 403; its error body is not
+    // one the SDK parses, so the status is read at the proxy), and writes nothing.
     env.proxy.clear();
     let out = as_user(
         0,
@@ -377,14 +378,14 @@ async fn moto_enforcing_iam_lets_the_generated_actions_plan_and_apply() {
         ],
     );
     assert_failure(&out);
-    let denied: Vec<Call> = env
-        .proxy
-        .calls()
-        .into_iter()
-        .filter(|c| c.action == "CreateLogGroup")
-        .collect();
+    let calls = env.proxy.calls();
+    let denied: Vec<&Call> = calls.iter().filter(|c| c.service == "dynamodb").collect();
     assert!(
         !denied.is_empty() && denied.iter().all(|c| c.status == 403),
-        "CreateLogGroup as CI must be refused with 403: {denied:?}"
+        "the lock table as CI must be refused with 403: {denied:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.action == "CreateLogGroup"),
+        "{calls:?}"
     );
 }

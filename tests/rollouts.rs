@@ -119,7 +119,7 @@ fn tasks_that_never_start_time_out_with_the_evidence() {
     assert!(err.contains("rollout TIMED OUT"), "{err}");
     assert!(err.contains("not done after 6s (--wait-timeout)"), "{err}");
     assert!(
-        err.contains("failed tasks: 0 (the circuit breaker rolls back at 3)"),
+        err.contains("failed tasks: 0 (the circuit breaker rolls back at 2)"),
         "{err}"
     );
     assert!(err.contains("ECS goes on with this deployment"), "{err}");
@@ -151,5 +151,106 @@ fn no_wait_returns_after_the_calls() {
     assert!(
         rollouts(&doc).iter().all(|(_, o)| o == "not_waited"),
         "{doc}"
+    );
+}
+
+#[test]
+fn a_bad_breaker_threshold_is_refused_with_its_file_line_and_field() {
+    let env = TestEnv::new();
+    let bad = env.stack_copy("bad-breaker.yaml", |t| {
+        t.replacen(
+            "circuit_breaker: { threshold: { type: COUNT, value: 2 } }\n    load_balancers",
+            "circuit_breaker: { threshold: { type: PERCENT, value: 0 } }\n    load_balancers",
+            1,
+        )
+    });
+    let out = env.deploy(&["validate", "-f", &bad]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("services.grafana.deployment.circuit_breaker.threshold.type")
+            && err.contains("`PERCENT`: one of COUNT, BOUNDED_PERCENT, UNBOUNDED_PERCENT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("services.grafana.deployment.circuit_breaker.threshold.value"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad-breaker.yaml:"),
+        "names the file and line: {err}"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_stops_waiting_names_the_deployments_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let env = TestEnv::with_moto_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
+    env.seed(false);
+    let mut child = env
+        .deploy_command(&[
+            "apply",
+            "-f",
+            STACK,
+            "--auto-approve",
+            "--poll-interval",
+            "1s",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start deploy");
+    let pid = child.id().to_string();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    let mut err = String::new();
+    let mut sent = false;
+    for line in reader.lines() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        // Interrupt once the wait has read the services (a progress line per service).
+        if !sent && line.contains("IN_PROGRESS: running 0/1") {
+            let ok = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            sent = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(sent, "the wait never reported progress:\n{err}");
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("Stopped waiting; ECS goes on with the deployments (ecs_service."),
+        "{err}"
+    );
+    assert!(
+        err.contains(" ecs-svc/"),
+        "the deployment ids are named: {err}"
+    );
+    assert!(
+        err.contains("See how they end with: deploy status"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ROLLED BACK"),
+        "nothing is rolled back: {err}"
+    );
+    // A later plan says the rollouts are still in progress (ECS goes on with them).
+    let plan = env.deploy(&["plan", "-f", STACK]);
+    let text = format!("{}{}", stdout(&plan), stderr(&plan));
+    assert!(
+        text.contains("ecs_service.grafana: a rollout is still in progress (deployment ecs-svc/"),
+        "{text}"
+    );
+    assert_eq!(
+        env.proxy
+            .calls()
+            .iter()
+            .filter(|c| c.action == "StopServiceDeployment")
+            .count(),
+        0
     );
 }

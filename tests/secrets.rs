@@ -23,6 +23,7 @@ const PLANTED_SSM: &str = "PLANTED-pagerduty-key-m2x8w1";
 /// source). `rotation` bumps the generated value.
 fn secret_stack(env: &TestEnv, name: &str, rotation: u32) -> String {
     env.stack_copy(name, |text| {
+        let text = common::unprotected(text);
         // The Prometheus container's secrets come first in the file.
         let text = text.replacen(
             "        secrets:\n",

@@ -63,7 +63,11 @@ async fn plan_output_for_every_action() {
         )
     });
     insta::assert_snapshot!("replace", plan(&env, &["plan", "-f", &replaced], 0));
-    insta::assert_snapshot!("delete", plan(&env, &["plan", "-f", STACK, "--destroy"], 0));
+    let unprotected = env.unprotected_stack();
+    insta::assert_snapshot!(
+        "delete",
+        plan(&env, &["plan", "-f", &unprotected, "--destroy"], 0)
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! The executor never decides what to do; the plan did. It is generic over a [`Provider`]
 //! so its scheduling is unit-tested on plain values.
 
+pub mod live;
 pub mod progress;
 pub mod wait;
 
@@ -282,6 +283,7 @@ mod tests {
             warnings: vec![],
             steps,
             kept: vec![],
+            deregister_revisions: vec![],
         }
     }
 

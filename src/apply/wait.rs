@@ -4,7 +4,9 @@
 //! [`WaitReporter`] (the printing), so the loop is unit-tested on plain values.
 
 use crate::aws::AwsError;
-use crate::rollout::{judge, progress_line, Evidence, Followed, Outcome, ServiceState, Verdict};
+use crate::rollout::{
+    judge, judge_rollback, progress_line, Evidence, Followed, Outcome, ServiceState, Verdict,
+};
 use serde::Serialize;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,11 +22,20 @@ pub trait Watcher {
     ) -> impl Future<Output = Result<Vec<ServiceState>, AwsError>>;
     /// What explains a rollout that did not complete (read once, when it ends so).
     fn evidence(&self, followed: &Followed) -> impl Future<Output = Evidence>;
+    /// Stops the followed deployment with a rollback to the service's previous revision
+    /// (`--rollback-on-failure`); answers the stopped service deployment's ARN.
+    fn roll_back(&self, followed: &Followed) -> impl Future<Output = Result<String, AwsError>>;
 }
 
-/// Told each change of a rollout's state, as one line.
+/// Told each change of a rollout's state, as one line, and (for a live view) each poll's
+/// state of every open change.
 pub trait WaitReporter {
     fn progress(&self, line: &str);
+    /// The state `f`'s service was read in; the plain-line reporter needs no more than
+    /// [`WaitReporter::progress`].
+    fn state(&self, _f: &Followed, _s: &ServiceState) {}
+    /// `f` ended (its last line was given to `progress`).
+    fn ended(&self, _f: &Followed) {}
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +46,9 @@ pub struct Settings {
     pub interval: Duration,
     /// Stop at this many failed tasks of the new revision, before the breaker's threshold.
     pub max_task_failures: i32,
+    /// Stop a failed or timed-out deployment with a rollback and wait (up to `timeout` again)
+    /// until the previous revision runs.
+    pub rollback_on_failure: bool,
 }
 
 /// How one followed change ended, with the evidence when it did not complete.
@@ -42,6 +56,8 @@ pub struct Settings {
 pub struct RolloutResult {
     pub address: String,
     pub deployment: Option<String>,
+    /// The service deployment ARN `--rollback-on-failure` stopped (not a deployment id).
+    pub stopped_service_deployment: Option<String>,
     pub task_definition: String,
     pub outcome: Outcome,
     pub reason: String,
@@ -49,26 +65,110 @@ pub struct RolloutResult {
 }
 
 impl RolloutResult {
-    pub fn not_waited(f: &Followed, reason: &str) -> RolloutResult {
+    /// How the change `f` ended (nothing stopped by `--rollback-on-failure` yet).
+    pub fn of(
+        f: &Followed,
+        outcome: Outcome,
+        reason: String,
+        evidence: Option<Evidence>,
+    ) -> RolloutResult {
         RolloutResult {
             address: f.address.clone(),
             deployment: f.deployment.clone(),
+            stopped_service_deployment: None,
             task_definition: f.task_definition.clone(),
-            outcome: Outcome::NotWaited,
-            reason: reason.to_string(),
-            evidence: None,
+            outcome,
+            reason,
+            evidence,
         }
+    }
+
+    pub fn not_waited(f: &Followed, reason: &str) -> RolloutResult {
+        RolloutResult::of(f, Outcome::NotWaited, reason.to_string(), None)
     }
 }
 
 /// Follows every change until it ends, the timeout passes or `stop` is raised (Ctrl-C: the
-/// ones still open end `not_waited`, nothing is rolled back).
+/// ones still open end `not_waited`, nothing is rolled back). With `rollback_on_failure`, a
+/// rollout that failed or timed out (one whose deployment apply started) is then stopped with
+/// a rollback, and followed until the previous revision runs: it ends `rolled_back`, or
+/// `failed` / `timed_out` when the rollback does not finish.
 pub async fn wait<W: Watcher, R: WaitReporter>(
     followed: &[Followed],
     watcher: &W,
     reporter: &R,
     settings: &Settings,
     stop: Arc<AtomicBool>,
+) -> Vec<RolloutResult> {
+    let max = settings.max_task_failures;
+    let judge_rollout = |f: &Followed, s: &ServiceState| judge(f, s, max);
+    let mut results = follow(
+        followed,
+        watcher,
+        reporter,
+        settings,
+        &stop,
+        judge_rollout,
+        true,
+    )
+    .await;
+    if !settings.rollback_on_failure || stop.load(Ordering::SeqCst) {
+        return results;
+    }
+    let mut rolling_back = Vec::new();
+    for (i, r) in results.iter_mut().enumerate() {
+        let failing = matches!(r.outcome, Outcome::Failed | Outcome::TimedOut);
+        if !failing || followed[i].deployment.is_none() {
+            continue;
+        }
+        match watcher.roll_back(&followed[i]).await {
+            Ok(arn) => {
+                reporter.progress(&format!(
+                    "{}: stopping deployment {} with a rollback (--rollback-on-failure; service deployment {arn})",
+                    r.address,
+                    r.deployment.as_deref().unwrap_or("-")
+                ));
+                r.stopped_service_deployment = Some(arn);
+                rolling_back.push(i);
+            }
+            Err(e) => {
+                r.reason = format!("{}; --rollback-on-failure could not stop it: {e}", r.reason)
+            }
+        }
+    }
+    let asked: Vec<Followed> = rolling_back.iter().map(|&i| followed[i].clone()).collect();
+    let back = follow(
+        &asked,
+        watcher,
+        reporter,
+        settings,
+        &stop,
+        judge_rollback,
+        false,
+    )
+    .await;
+    for (&i, b) in rolling_back.iter().zip(back) {
+        let r = &mut results[i];
+        r.outcome = b.outcome;
+        r.reason = format!(
+            "{}; stopped by --rollback-on-failure: {}",
+            r.reason, b.reason
+        );
+    }
+    results
+}
+
+/// The polling loop: reads the open changes every `interval`, ends each when `judge` says
+/// so (reading its evidence, with `gather_evidence`, unless it completed), and the rest at
+/// the timeout or on `stop`.
+async fn follow<W: Watcher, R: WaitReporter>(
+    followed: &[Followed],
+    watcher: &W,
+    reporter: &R,
+    settings: &Settings,
+    stop: &AtomicBool,
+    judge: impl Fn(&Followed, &ServiceState) -> Verdict,
+    gather_evidence: bool,
 ) -> Vec<RolloutResult> {
     let started = Instant::now();
     let mut results: Vec<Option<RolloutResult>> = vec![None; followed.len()];
@@ -85,31 +185,29 @@ pub async fn wait<W: Watcher, R: WaitReporter>(
             Ok(states) => {
                 for (&i, state) in open.iter().zip(&states) {
                     let f = &followed[i];
+                    reporter.state(f, state);
                     let line = progress_line(f, state);
                     if line != last_line[i] {
                         reporter.progress(&line);
                         last_line[i] = line;
                     }
-                    if let Verdict::Done(outcome, reason) =
-                        judge(f, state, settings.max_task_failures)
-                    {
+                    if let Verdict::Done(outcome, reason) = judge(f, state) {
                         let evidence = match outcome {
                             Outcome::Completed => None,
-                            _ => Some(watcher.evidence(f).await),
+                            _ if !gather_evidence => None,
+                            _ => {
+                                let mut e = watcher.evidence(f).await;
+                                e.keep_judged(f, state);
+                                Some(e)
+                            }
                         };
                         reporter.progress(&format!(
                             "{}: {} — {reason}",
                             f.address,
                             outcome_word(outcome)
                         ));
-                        results[i] = Some(RolloutResult {
-                            address: f.address.clone(),
-                            deployment: f.deployment.clone(),
-                            task_definition: f.task_definition.clone(),
-                            outcome,
-                            reason,
-                            evidence,
-                        });
+                        reporter.ended(f);
+                        results[i] = Some(RolloutResult::of(f, outcome, reason, evidence));
                     }
                 }
             }
@@ -136,17 +234,16 @@ pub async fn wait<W: Watcher, R: WaitReporter>(
             for (i, r) in results.iter_mut().enumerate() {
                 if r.is_none() {
                     let f = &followed[i];
-                    *r = Some(RolloutResult {
-                        address: f.address.clone(),
-                        deployment: f.deployment.clone(),
-                        task_definition: f.task_definition.clone(),
-                        outcome: Outcome::TimedOut,
-                        reason: format!(
-                            "not done after {}s (--wait-timeout); ECS goes on with the deployment",
-                            settings.timeout.as_secs()
-                        ),
-                        evidence: Some(watcher.evidence(f).await),
-                    });
+                    let reason = format!(
+                        "not done after {}s (--wait-timeout); ECS goes on with the deployment",
+                        settings.timeout.as_secs()
+                    );
+                    let evidence = if gather_evidence {
+                        Some(watcher.evidence(f).await)
+                    } else {
+                        None
+                    };
+                    *r = Some(RolloutResult::of(f, Outcome::TimedOut, reason, evidence));
                 }
             }
             break;
@@ -186,6 +283,7 @@ mod tests {
     struct Script {
         states: RefCell<Vec<VecDeque<ServiceState>>>,
         polls: RefCell<usize>,
+        rolled_back: RefCell<Vec<String>>,
     }
 
     impl Watcher for Script {
@@ -211,6 +309,13 @@ mod tests {
                 ..Default::default()
             }
         }
+        async fn roll_back(&self, f: &Followed) -> Result<String, AwsError> {
+            self.rolled_back.borrow_mut().push(f.address.clone());
+            Ok(format!(
+                "arn:aws:ecs:r:1:service-deployment/c/{}/sd",
+                f.service
+            ))
+        }
     }
 
     struct Lines(RefCell<Vec<String>>);
@@ -232,6 +337,7 @@ mod tests {
             task_definition: NEW.into(),
             desired: 1,
             since: None,
+            breaker_threshold: 3,
         }
     }
 
@@ -264,6 +370,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             interval: Duration::from_millis(1),
             max_task_failures: 2,
+            rollback_on_failure: false,
         }
     }
 
@@ -280,6 +387,7 @@ mod tests {
         let watcher = Script {
             states: RefCell::new(script.into_iter().map(VecDeque::from).collect()),
             polls: RefCell::new(0),
+            rolled_back: RefCell::new(vec![]),
         };
         let lines = Lines(RefCell::new(vec![]));
         let f: Vec<Followed> = (0..n).map(followed).collect();
@@ -378,6 +486,51 @@ mod tests {
     }
 
     #[test]
+    fn rollback_on_failure_stops_a_crash_loop_and_waits_for_the_previous_revision() {
+        let mut s = settings();
+        s.rollback_on_failure = true;
+        let crash = dep("ecs-svc/new", "PRIMARY", NEW, "IN_PROGRESS", 0, 2);
+        let mut stopped = dep("ecs-svc/new", "ACTIVE", NEW, "FAILED", 0, 2);
+        stopped.rollout_state_reason = Some("stopped".into());
+        let back = dep("ecs-svc/back", "PRIMARY", OLD, "IN_PROGRESS", 0, 0);
+        let back_done = dep("ecs-svc/back", "PRIMARY", OLD, "COMPLETED", 1, 0);
+        let (r, lines, _) = run_with(
+            vec![vec![
+                state(vec![crash.clone()]),
+                // ECS has not switched yet, then the rollback runs and completes.
+                state(vec![crash]),
+                state(vec![back, stopped.clone()]),
+                state(vec![back_done, stopped]),
+            ]],
+            1,
+            &s,
+        );
+        assert_eq!(r[0].outcome, Outcome::RolledBack, "{:?}", r[0]);
+        assert!(
+            r[0].reason.contains("2 tasks of prom-task:2 failed"),
+            "{}",
+            r[0].reason
+        );
+        assert!(
+            r[0].reason
+                .contains("stopped by --rollback-on-failure: rolled back to prom-task:1"),
+            "{}",
+            r[0].reason
+        );
+        assert!(r[0].evidence.is_some(), "the failure's evidence is kept");
+        assert_eq!(
+            r[0].stopped_service_deployment.as_deref(),
+            Some("arn:aws:ecs:r:1:service-deployment/c/0/sd")
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("stopping deployment ecs-svc/new with a rollback")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn a_newer_deployment_by_someone_else_supersedes() {
         let (r, _, _) = run(
             vec![vec![state(vec![
@@ -467,6 +620,9 @@ mod tests {
                 ];
                 Ok(vec![s])
             }
+            async fn roll_back(&self, _f: &Followed) -> Result<String, AwsError> {
+                unreachable!("no --rollback-on-failure here")
+            }
             async fn evidence(&self, _f: &Followed) -> Evidence {
                 let stopped = |id: &str| TaskState {
                     id: id.into(),
@@ -522,6 +678,7 @@ mod tests {
             task_definition: GRAFANA_NEW.into(),
             desired: 1,
             since: None,
+            breaker_threshold: 3,
         };
         let lines = Lines(RefCell::new(vec![]));
         let results = block_on(wait(

@@ -33,7 +33,7 @@ pub const CONCURRENCY_ENV: &str = "DEPLOY_AWS_CONCURRENCY";
 /// budget is a guess, and says so. Sources: the services' "request throttling" and quota
 /// pages (EC2 devguide ec2-api-throttling, ECS request-throttling, ELB elb-api-throttling,
 /// Secrets Manager reference_limits, CloudWatch Logs API reference).
-pub const DEFAULT_CONCURRENCY: [(&str, usize); 12] = [
+pub const DEFAULT_CONCURRENCY: [(&str, usize); 13] = [
     // Documented: non-mutating (Describe*) actions, bucket 100, refill 20 a second.
     ("ec2", 20),
     // Documented: cluster read actions (DescribeClusters), bucket 50.
@@ -57,6 +57,8 @@ pub const DEFAULT_CONCURRENCY: [(&str, usize); 12] = [
     ("tagging", 2),
     // One GetCallerIdentity a run.
     ("sts", 2),
+    // Guess: DescribeCertificate's documented rate is 10 a second; a plan makes a few.
+    ("acm", 4),
     // Any other service (a guess).
     ("*", 8),
 ];

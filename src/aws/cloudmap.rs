@@ -641,3 +641,21 @@ pub async fn set_tags(
     }
     Ok(())
 }
+/// The ARNs of every Cloud Map service in the account and region (the tagging API does not
+/// list them on every implementation): for finding what a stack owns without its stack file.
+/// Calls: ListServices (paged).
+pub async fn all_service_arns(aws: &Aws) -> Result<Vec<String>, AwsError> {
+    let pages: Vec<_> = aws
+        .servicediscovery
+        .list_services()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err(SERVICE, "ListServices"))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.services())
+        .filter_map(|s| s.arn().map(str::to_string))
+        .collect())
+}

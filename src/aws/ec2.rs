@@ -50,14 +50,7 @@ fn describe_tags(tags: &Tags) -> String {
 }
 
 fn lookup_failed(operation: &'static str, message: String) -> AwsError {
-    AwsError {
-        service: "ec2",
-        operation,
-        address: None,
-        code: Some("LookupFailed".into()),
-        message,
-        request_id: None,
-    }
+    AwsError::lookup_failed("ec2", operation, message)
 }
 
 fn ec2_tags(tags: &[Tag]) -> Tags {

@@ -630,7 +630,7 @@ async fn describe_revision(
 }
 
 /// `family` and revision number of a revision ARN (`…:task-definition/family:12`).
-fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
+pub(crate) fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
     let tail = arn.rsplit_once("task-definition/")?.1;
     let (family, rev) = tail.rsplit_once(':')?;
     Some((family, rev.parse().ok()?))
@@ -639,7 +639,17 @@ fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
 /// The newest ACTIVE revision ARNs of exactly `family`, newest first, at most
 /// [`RECENT_REVISIONS`]. One ListTaskDefinitions call in the usual case; more pages only while
 /// other families sharing the prefix (`family-2`, which sort first under DESC) fill them.
-async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+pub(crate) async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsError> {
+    active_revisions(aws, family, Some(RECENT_REVISIONS)).await
+}
+
+/// The ACTIVE revision ARNs of exactly `family`, newest first: at most `most`, or all of them
+/// (revision hygiene) when `None`.
+pub(crate) async fn active_revisions(
+    aws: &Aws,
+    family: &str,
+    most: Option<usize>,
+) -> Result<Vec<String>, AwsError> {
     let mut found: Vec<String> = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -649,7 +659,7 @@ async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsErr
             .family_prefix(family)
             .status(ecs::TaskDefinitionStatus::Active)
             .sort(ecs::SortOrder::Desc)
-            .max_results(RECENT_REVISIONS as i32)
+            .set_max_results(most.map(|m| m as i32))
             .set_next_token(token)
             .send()
             .await
@@ -661,13 +671,15 @@ async fn recent_revisions(aws: &Aws, family: &str) -> Result<Vec<String>, AwsErr
                 .cloned(),
         );
         token = out.next_token().map(str::to_string);
-        if found.len() >= RECENT_REVISIONS || token.is_none() {
+        if most.is_some_and(|m| found.len() >= m) || token.is_none() {
             break;
         }
     }
     // Sorted here too: the answer's order is the service's promise, not ours to rely on.
     found.sort_by_key(|a| std::cmp::Reverse(family_and_revision(a).map_or(0, |(_, r)| r)));
-    found.truncate(RECENT_REVISIONS);
+    if let Some(m) = most {
+        found.truncate(m);
+    }
     Ok(found)
 }
 
@@ -914,6 +926,14 @@ fn service_attrs(s: &ecs::Service, cluster: &str, all_tags: &Tags) -> EcsService
             == Some(&ecs::AssignPublicIp::Enabled),
         circuit_breaker: breaker.is_some_and(|b| b.enable()),
         circuit_breaker_rollback: breaker.is_some_and(|b| b.rollback()),
+        // Absent means ECS's defaults (moto leaves them out until an update sets them).
+        breaker_threshold: breaker
+            .and_then(|b| b.threshold_configuration())
+            .map(|t| format!("{} {}", t.r#type().as_str(), t.value()))
+            .unwrap_or_else(|| crate::model::DEFAULT_BREAKER_THRESHOLD.to_string()),
+        breaker_reset_on_healthy_task: breaker
+            .and_then(|b| b.reset_on_healthy_task())
+            .unwrap_or(true),
         minimum_healthy_percent: deployment
             .and_then(|d| d.minimum_healthy_percent())
             .unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT),
@@ -1038,6 +1058,28 @@ fn observed_service(s: &ecs::Service, cluster: &str, address: &Address) -> Obser
         // Whether an update starts a deployment is told by the answer's PRIMARY id.
         handles.insert("primary_deployment".to_string(), d.id);
     }
+    // Revisions any deployment runs: revision hygiene never deregisters them.
+    let in_use: Vec<&str> = s
+        .deployments()
+        .iter()
+        .filter_map(|d| d.task_definition())
+        .collect();
+    handles.insert("deployment_revisions".to_string(), in_use.join(","));
+    // A rollout under way (the plan says so: ECS goes on with it whatever the plan does).
+    if let Some(d) = s
+        .deployments()
+        .iter()
+        .find(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::InProgress))
+    {
+        handles.insert(
+            "rollout_in_progress".to_string(),
+            format!(
+                "deployment {} of {}",
+                d.id().unwrap_or_default(),
+                crate::rollout::revision_of(d.task_definition().unwrap_or_default())
+            ),
+        );
+    }
     Observed {
         address: address.clone(),
         id: s.service_arn().unwrap_or_default().to_string(),
@@ -1106,6 +1148,8 @@ fn deployment_configuration(a: &EcsServiceAttrs) -> ecs::DeploymentConfiguration
             ecs::DeploymentCircuitBreaker::builder()
                 .enable(a.circuit_breaker)
                 .rollback(a.circuit_breaker_rollback)
+                .reset_on_healthy_task(a.breaker_reset_on_healthy_task)
+                .set_threshold_configuration(breaker_threshold(&a.breaker_threshold))
                 .build(),
         )
         .maximum_percent(a.maximum_percent)
@@ -1113,15 +1157,29 @@ fn deployment_configuration(a: &EcsServiceAttrs) -> ecs::DeploymentConfiguration
         .build()
 }
 
+/// `TYPE VALUE` as the API's threshold configuration (validated by the stack's checks).
+fn breaker_threshold(text: &str) -> Option<ecs::ThresholdConfiguration> {
+    let (kind, value) = text.split_once(' ')?;
+    ecs::ThresholdConfiguration::builder()
+        .r#type(ecs::ThresholdType::from(kind))
+        .value(value.parse().ok()?)
+        .build()
+        .ok()
+}
+
 fn deployment_differs(a: &EcsServiceAttrs, b: &EcsServiceAttrs) -> bool {
     (
         a.circuit_breaker,
         a.circuit_breaker_rollback,
+        &a.breaker_threshold,
+        a.breaker_reset_on_healthy_task,
         a.minimum_healthy_percent,
         a.maximum_percent,
     ) != (
         b.circuit_breaker,
         b.circuit_breaker_rollback,
+        &b.breaker_threshold,
+        b.breaker_reset_on_healthy_task,
         b.minimum_healthy_percent,
         b.maximum_percent,
     )

@@ -3,12 +3,16 @@
 //! to the pure `rollout` types that `deploy status` (and apply's rollout wait) judge.
 
 use super::{err, Aws, AwsError};
+use crate::model::{Tags, TaskDefinitionAttrs, TAG_ROLLED_BACK, TAG_ROLLOUT_COMPLETED};
 use crate::rollout::{
-    ContainerExit, Deployment, ServiceEvent, ServiceState, TargetState, TaskState,
+    revision_of, ContainerExit, Deployment, Followed, RevisionFacts, ServiceDeployment,
+    ServiceEvent, ServiceState, TargetState, TaskState,
 };
 use aws_sdk_ecs::types as ecs;
 use std::collections::BTreeMap;
 
+/// DescribeServiceRevisions takes at most 20 ARNs a call.
+const DESCRIBE_REVISIONS_MAX: usize = 20;
 /// DescribeTasks takes at most 100 tasks a call.
 const DESCRIBE_TASKS_MAX: usize = 100;
 /// How far back `status` looks for stopped tasks (ECS keeps them visible about an hour).
@@ -264,4 +268,367 @@ pub async fn poll_services(
         }
     }
     Ok(out)
+}
+
+/// Services in several clusters, each as (address, cluster, name), read the way a wait polls
+/// them: one DescribeServices per cluster ([`poll_services`]); answered in the order asked.
+pub async fn poll_clusters(
+    aws: &Aws,
+    services: &[(String, String, String)],
+) -> Result<Vec<ServiceState>, AwsError> {
+    let mut by_cluster: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (address, cluster, name) in services {
+        by_cluster
+            .entry(cluster.as_str())
+            .or_default()
+            .push((address.clone(), name.clone()));
+    }
+    let mut states = Vec::new();
+    for (cluster, wanted) in by_cluster {
+        states.extend(poll_services(aws, cluster, &wanted).await?);
+    }
+    Ok(services
+        .iter()
+        .map(|(address, cluster, name)| {
+            states
+                .iter()
+                .find(|s| &s.address == address)
+                .cloned()
+                .unwrap_or_else(|| ServiceState::missing(address, name, cluster))
+        })
+        .collect())
+}
+
+/// The service deployments of a service in the statuses given (all when empty), newest first,
+/// each with the revision it deployed. Calls: ListServiceDeployments (a call a page), then
+/// DescribeServiceRevisions (20 a call).
+pub async fn service_deployments(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    statuses: &[ecs::ServiceDeploymentStatus],
+) -> Result<Vec<ServiceDeployment>, AwsError> {
+    let mut briefs = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = aws
+            .ecs
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .set_status((!statuses.is_empty()).then(|| statuses.to_vec()))
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .map_err(err("ecs", "ListServiceDeployments"))?;
+        briefs.extend(page.service_deployments().iter().cloned());
+        next = page.next_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    let revision_arns: Vec<String> = briefs
+        .iter()
+        .filter_map(|b| b.target_service_revision_arn().map(str::to_string))
+        .collect();
+    let mut revisions = BTreeMap::new();
+    for chunk in revision_arns.chunks(DESCRIBE_REVISIONS_MAX) {
+        let answer = aws
+            .ecs
+            .describe_service_revisions()
+            .set_service_revision_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(err("ecs", "DescribeServiceRevisions"))?;
+        for r in answer.service_revisions() {
+            if let (Some(arn), Some(td)) = (r.service_revision_arn(), r.task_definition()) {
+                revisions.insert(arn.to_string(), td.to_string());
+            }
+        }
+    }
+    let mut out: Vec<ServiceDeployment> = briefs
+        .iter()
+        .map(|b| ServiceDeployment {
+            arn: b.service_deployment_arn().unwrap_or_default().to_string(),
+            status: b
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            task_definition: b
+                .target_service_revision_arn()
+                .and_then(|r| revisions.get(r).cloned()),
+            created_at: secs(b.created_at()),
+        })
+        .collect();
+    out.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+    Ok(out)
+}
+
+/// Stops the running service deployment of `service` that deploys `task_definition` with a
+/// rollback to the service's previous revision (StopServiceDeployment, stopType ROLLBACK);
+/// answers its ARN. Finding it: ListServiceDeployments in PENDING/IN_PROGRESS, matched by the
+/// revision (a deployment's id is not its service deployment's ARN).
+pub async fn stop_with_rollback(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+) -> Result<String, AwsError> {
+    let running = service_deployments(
+        aws,
+        cluster,
+        service,
+        &[
+            ecs::ServiceDeploymentStatus::Pending,
+            ecs::ServiceDeploymentStatus::InProgress,
+        ],
+    )
+    .await?;
+    let Some(found) = running
+        .iter()
+        .find(|d| d.task_definition.as_deref() == Some(task_definition))
+    else {
+        return Err(AwsError::other(
+            "ecs",
+            "ListServiceDeployments",
+            format!(
+                "no service deployment of {service} deploying {} is in progress",
+                crate::rollout::revision_of(task_definition)
+            ),
+        ));
+    };
+    aws.ecs
+        .stop_service_deployment()
+        .service_deployment_arn(&found.arn)
+        .stop_type(ecs::StopServiceDeploymentStopType::Rollback)
+        .send()
+        .await
+        .map_err(err("ecs", "StopServiceDeployment"))?;
+    Ok(found.arn.clone())
+}
+
+/// Now as RFC 3339 (UTC), as the rollout tags hold it.
+fn now_rfc3339() -> String {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// The newest ACTIVE revisions of `family` (at most [`super::ecs::RECENT_REVISIONS`]), newest
+/// first, each weighed for `stack`/`environment` and with its attributes. Calls: 1
+/// ListTaskDefinitions, then [`described_revisions`].
+pub async fn revision_records(
+    aws: &Aws,
+    family: &str,
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<(RevisionFacts, TaskDefinitionAttrs)>, AwsError> {
+    let arns = super::ecs::recent_revisions(aws, family).await?;
+    described_revisions(aws, &arns, stack, environment).await
+}
+
+/// Each revision of `arns` (gone ones left out) with its ownership for `stack`/`environment`,
+/// deploy's record of a completed rollout, and its attributes. Calls: 1 DescribeTaskDefinition
+/// (with tags) per revision, concurrently.
+async fn described_revisions(
+    aws: &Aws,
+    arns: &[String],
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<(RevisionFacts, TaskDefinitionAttrs)>, AwsError> {
+    let described = futures::future::try_join_all(
+        arns.iter()
+            .map(|arn| super::ecs::describe_task_definition(aws, arn)),
+    )
+    .await?;
+    Ok(described
+        .into_iter()
+        .flatten()
+        .map(|(arn, attrs, tags)| {
+            let facts = RevisionFacts {
+                owned: crate::model::Ownership::judge(&tags, stack, environment)
+                    == crate::model::Ownership::Owned,
+                completed_at: tags.get(TAG_ROLLOUT_COMPLETED).cloned(),
+                arn,
+            };
+            (facts, attrs)
+        })
+        .collect())
+}
+
+/// Records on the revision that a rollout of it completed now (TagResource
+/// `deploy:rollout-completed`): `rollback` returns to such revisions.
+pub async fn record_completed(aws: &Aws, task_definition: &str) -> Result<(), AwsError> {
+    let tag = Tags::from([(TAG_ROLLOUT_COMPLETED.to_string(), now_rfc3339())]);
+    super::ecs::set_tags(aws, task_definition, &tag, &[]).await
+}
+
+/// What a revision refers to that no longer exists: its IAM roles, EFS access points, awslogs
+/// log groups and Secrets Manager secrets. Calls: GetRole per role, DescribeAccessPoints per
+/// access point, DescribeLogGroups per log group, DescribeSecret per secret.
+pub async fn gone_references(
+    aws: &Aws,
+    attrs: &TaskDefinitionAttrs,
+) -> Result<Vec<String>, AwsError> {
+    let mut gone = Vec::new();
+    for role in attrs.execution_role.iter().chain(&attrs.task_role) {
+        let name = role.rsplit('/').next().unwrap_or(role);
+        match aws.iam.get_role().role_name(name).send().await {
+            Ok(_) => {}
+            Err(e) => {
+                let e = err("iam", "GetRole")(e);
+                if e.code_is("NoSuchEntity") {
+                    gone.push(format!("IAM role {name}"));
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let probe = crate::model::Address::new(crate::model::Kind::TaskDefinition, &attrs.family);
+    for (volume, v) in &attrs.volumes {
+        if let Some(ap) = &v.access_point {
+            if super::efs::observe_access_point(aws, ap, &probe)
+                .await?
+                .is_none()
+            {
+                gone.push(format!("EFS access point {ap} (volume {volume})"));
+            }
+        }
+    }
+    let mut groups: Vec<&String> = attrs
+        .containers
+        .iter()
+        .filter_map(|c| c.log.as_ref())
+        .filter(|l| l.driver == "awslogs")
+        .filter_map(|l| l.options.get("awslogs-group"))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        if super::logs::find_log_group(aws, group, &probe)
+            .await?
+            .is_none()
+        {
+            gone.push(format!("log group {group}"));
+        }
+    }
+    let mut secrets: Vec<String> = attrs
+        .containers
+        .iter()
+        .flat_map(|c| c.secrets.values())
+        .filter(|r| r.from.starts_with("arn:aws:secretsmanager:"))
+        // valueFrom may carry `:json-key:version-stage:version-id` after the secret's ARN.
+        .map(|r| r.from.split(':').take(7).collect::<Vec<_>>().join(":"))
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    for secret in secrets {
+        if super::secrets::lookup_secret_arn(aws, &secret)
+            .await
+            .is_err()
+        {
+            gone.push(format!("secret {secret}"));
+        }
+    }
+    Ok(gone)
+}
+
+/// Points `service` at `to` (UpdateService) and tags it `deploy:rolled-back = from REVISION at
+/// TIME`; answers what a wait follows: the deployment the call started when its PRIMARY id is
+/// new (`primary_before` is the one seen before the call).
+pub async fn roll_service_back(
+    aws: &Aws,
+    state: &ServiceState,
+    to: &str,
+) -> Result<Followed, AwsError> {
+    let answer = aws
+        .ecs
+        .update_service()
+        .cluster(&state.cluster)
+        .service(&state.name)
+        .task_definition(to)
+        .send()
+        .await
+        .map_err(err("ecs", "UpdateService"))?;
+    let service = answer.service();
+    let primary_before = state
+        .deployments
+        .iter()
+        .find(|d| d.status == "PRIMARY")
+        .map(|d| d.id.clone());
+    let started = service
+        .and_then(super::ecs::primary_deployment)
+        .filter(|p| Some(&p.id) != primary_before.as_ref());
+    if let Some(arn) = service.and_then(|s| s.service_arn()) {
+        let from = format!(
+            "from {} at {}",
+            revision_of(&state.task_definition),
+            now_rfc3339()
+        );
+        let tag = Tags::from([(TAG_ROLLED_BACK.to_string(), from)]);
+        super::ecs::set_tags(aws, arn, &tag, &[]).await?;
+    }
+    Ok(Followed {
+        address: state.address.clone(),
+        cluster: state.cluster.clone(),
+        service: state.name.clone(),
+        deployment: started.as_ref().map(|d| d.id.clone()),
+        task_definition: to.to_string(),
+        desired: state.desired,
+        since: started.and_then(|d| d.created_at),
+        breaker_threshold: service
+            .and_then(|s| s.deployment_configuration())
+            .and_then(|d| d.deployment_circuit_breaker())
+            .and_then(|b| b.threshold_configuration())
+            .map(|t| {
+                crate::rollout::breaker_threshold_of(
+                    &format!("{} {}", t.r#type().as_str(), t.value()),
+                    state.desired,
+                )
+            })
+            .unwrap_or_else(|| crate::rollout::breaker_threshold(state.desired)),
+    })
+}
+
+/// The ACTIVE revisions of `family`, newest first, for revision hygiene. Calls: ListTaskDefinitions;
+/// only when there are more than `kept` of them, a DescribeTaskDefinition (with tags) each, to
+/// know which are owned and which completed a rollout (otherwise nothing is deregistered and
+/// the facts stay unread: not owned, no completion).
+pub async fn revision_facts(
+    aws: &Aws,
+    family: &str,
+    kept: usize,
+    stack: &str,
+    environment: &str,
+) -> Result<Vec<RevisionFacts>, AwsError> {
+    let arns = super::ecs::active_revisions(aws, family, None).await?;
+    if arns.len() <= kept {
+        return Ok(arns
+            .into_iter()
+            .map(|arn| RevisionFacts {
+                arn,
+                owned: false,
+                completed_at: None,
+            })
+            .collect());
+    }
+    Ok(described_revisions(aws, &arns, stack, environment)
+        .await?
+        .into_iter()
+        .map(|(facts, _)| facts)
+        .collect())
+}
+
+/// Deregisters the revisions (DeregisterTaskDefinition each); one already gone is fine.
+pub async fn deregister_revisions(aws: &Aws, arns: &[String]) -> Result<(), AwsError> {
+    for arn in arns {
+        aws.ecs
+            .deregister_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(err("ecs", "DeregisterTaskDefinition"))?;
+    }
+    Ok(())
 }

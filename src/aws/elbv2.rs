@@ -6,14 +6,7 @@ use super::{err, Aws, AwsError};
 use crate::model::LoadBalancer;
 
 fn lookup_failed(message: String) -> AwsError {
-    AwsError {
-        service: "elbv2",
-        operation: "DescribeLoadBalancers",
-        address: None,
-        code: Some("LookupFailed".into()),
-        message,
-        request_id: None,
-    }
+    AwsError::lookup_failed("elbv2", "DescribeLoadBalancers", message)
 }
 
 /// The load balancer named `name` (one DescribeLoadBalancers call; read-only). Not found is an

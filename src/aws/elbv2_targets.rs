@@ -66,16 +66,9 @@ pub fn https_listener(listeners: &[elb::Listener]) -> Option<String> {
 
 /// The lookup failure when the load balancer has no HTTPS listener for the rules.
 pub fn no_https_listener(lb_arn: &str) -> AwsError {
-    AwsError {
-        service: SERVICE,
-        operation: "DescribeListeners",
-        address: None,
-        code: Some("LookupFailed".into()),
-        message: format!(
+    AwsError::lookup_failed(SERVICE, "DescribeListeners", format!(
             "load balancer {lb_arn} has no listener on port 443, which the stack's listener rules are added to"
-        ),
-        request_id: None,
-    }
+        ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,6 +479,16 @@ async fn listener_rules(aws: &Aws, listener: &str) -> Result<Vec<(elb::Rule, Tag
     Ok(with_tags(rules, &mut tags))
 }
 
+/// The priority and tags of every non-default rule of `listener`. Calls: DescribeRules
+/// (pages), DescribeTags (one per 20 rules).
+pub async fn rule_priorities(aws: &Aws, listener: &str) -> Result<Vec<(i64, Tags)>, AwsError> {
+    Ok(listener_rules(aws, listener)
+        .await?
+        .into_iter()
+        .filter_map(|(r, tags)| Some((r.priority()?.parse().ok()?, tags)))
+        .collect())
+}
+
 /// Each rule with its tags, taken from `tags` (by rule ARN).
 fn with_tags(rules: Vec<elb::Rule>, tags: &mut BTreeMap<String, Tags>) -> Vec<(elb::Rule, Tags)> {
     rules
@@ -721,6 +724,52 @@ pub async fn set_tags(
             .map_err(err(SERVICE, "RemoveTags"))?;
     }
     Ok(())
+}
+
+/// Every listener rule in the account and region that carries a deploy address tag, whichever
+/// its stack (the tagging API does not list rules on every implementation): for finding what
+/// stacks own without their stack files. Calls: DescribeLoadBalancers (paged), then per load
+/// balancer DescribeListeners, per listener DescribeRules and DescribeTags.
+pub async fn tagged_rules_everywhere(aws: &Aws) -> Result<Vec<Observed>, AwsError> {
+    let pages: Vec<_> = aws
+        .elbv2
+        .describe_load_balancers()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(err("elbv2", "DescribeLoadBalancers"))?;
+    let lbs: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.load_balancers())
+        .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+        .collect();
+    let listeners =
+        futures::future::try_join_all(lbs.iter().map(|lb| super::elbv2::listeners(aws, lb)))
+            .await?;
+    let listener_arns: Vec<String> = listeners
+        .iter()
+        .flatten()
+        .filter_map(|l| l.listener_arn().map(str::to_string))
+        .collect();
+    let rules = futures::future::try_join_all(
+        listener_arns
+            .iter()
+            .map(|l| async move { Ok::<_, AwsError>((l, listener_rules(aws, l).await?)) }),
+    )
+    .await?;
+    Ok(rules
+        .into_iter()
+        .flat_map(|(listener, rules)| {
+            rules.into_iter().filter_map(move |(r, tags)| {
+                let address = tags
+                    .get(TAG_ADDRESS)
+                    .and_then(|a| a.parse::<Address>().ok())
+                    .filter(|a| a.kind == crate::model::Kind::ListenerRule)?;
+                Some(observed_rule(listener, &r, tags.clone(), &address))
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! addresses and back is the planner's and the executor's business, not theirs.
 
 pub mod budget;
+pub mod certificates;
 pub mod cloudmap;
 pub mod ec2;
 pub mod ecs;
@@ -18,6 +19,7 @@ pub mod provider;
 pub mod s3;
 pub mod secrets;
 pub mod setup;
+pub mod state_table;
 pub mod tagging;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -40,6 +42,9 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub servicediscovery: aws_sdk_servicediscovery::Client,
+    pub acm: aws_sdk_acm::Client,
+    /// The table of locks and environment records ([`state_table`]).
+    pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
 }
 
@@ -140,6 +145,8 @@ impl Aws {
             sts: client!(aws_sdk_sts, config, http("sts")),
             tagging: client!(aws_sdk_resourcegroupstagging, config, http("tagging")),
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
+            acm: client!(aws_sdk_acm, config, http("acm")),
+            dynamodb: client!(aws_sdk_dynamodb, config, http("dynamodb")),
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(config)
                     .http_client(http("s3"))
@@ -152,14 +159,29 @@ impl Aws {
 
     /// The account the credentials belong to (shown in the plan header, used in ARNs).
     pub async fn account_id(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts
+        self.caller_identity()
+            .await?
+            .account
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
+    }
+
+    /// Who the credentials are (the lock and the environment records name it).
+    pub async fn caller_arn(&self) -> Result<String, AwsError> {
+        self.caller_identity()
+            .await?
+            .arn
+            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no ARN in answer"))
+    }
+
+    async fn caller_identity(
+        &self,
+    ) -> Result<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput, AwsError>
+    {
+        self.sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
-        out.account
-            .ok_or_else(|| AwsError::other("sts", "GetCallerIdentity", "no account in answer"))
+            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))
     }
 }
 
@@ -226,6 +248,19 @@ impl AwsError {
             code,
             message,
             request_id,
+        }
+    }
+
+    /// Something the stack looks up (or refers to) does not exist: code `LookupFailed`, which
+    /// callers tell apart from a failed call.
+    pub fn lookup_failed(
+        service: &'static str,
+        operation: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        AwsError {
+            code: Some("LookupFailed".into()),
+            ..AwsError::other(service, operation, message)
         }
     }
 

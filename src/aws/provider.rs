@@ -11,7 +11,6 @@ use crate::model::{
 };
 use crate::plan::{Change, StepOp, RESTART_ATTR};
 use crate::rollout::{ContainerLog, Deployment, Evidence, Followed, ServiceState, LOG_LINES};
-use std::collections::BTreeMap;
 
 pub struct AwsProvider {
     pub aws: Aws,
@@ -22,6 +21,9 @@ pub struct AwsProvider {
     /// The service changes made so far, with the deployments they started (apply waits for
     /// them once the steps are done).
     pub started: std::sync::Mutex<Vec<Followed>>,
+    /// The environment's lock, checked before each step's first write (a holder that lost
+    /// it makes no further change).
+    pub lock: Option<std::sync::Arc<crate::lock::Held>>,
 }
 
 impl AwsProvider {
@@ -35,6 +37,10 @@ impl AwsProvider {
             task_definition: a.task_definition.clone(),
             desired: a.desired_count,
             since: started.and_then(|d| d.created_at),
+            breaker_threshold: crate::rollout::breaker_threshold_of(
+                &a.breaker_threshold,
+                a.desired_count,
+            ),
         };
         if let Ok(mut list) = self.started.lock() {
             list.push(followed);
@@ -125,6 +131,9 @@ impl Provider for AwsProvider {
     ) -> Result<Option<String>, AwsError> {
         let aws = &self.aws;
         let addr = change.address.to_string();
+        if let Some(lock) = &self.lock {
+            lock.check().await?;
+        }
         tracing::debug!(address = %addr, op = ?op, action = ?change.action, "running step");
         match op {
             StepOp::Create | StepOp::CreateReplacement => {
@@ -356,28 +365,17 @@ fn keep_live(
 impl Watcher for AwsProvider {
     /// One DescribeServices per cluster (10 services a call) per poll.
     async fn poll(&self, followed: &[Followed]) -> Result<Vec<ServiceState>, AwsError> {
-        let mut by_cluster: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
-        for f in followed {
-            by_cluster
-                .entry(f.cluster.as_str())
-                .or_default()
-                .push((f.address.clone(), f.service.clone()));
-        }
-        let mut states = Vec::new();
-        for (cluster, services) in by_cluster {
-            states.extend(ecs_rollouts::poll_services(&self.aws, cluster, &services).await?);
-        }
-        // Back in the order asked.
-        Ok(followed
+        let services: Vec<(String, String, String)> = followed
             .iter()
-            .map(|f| {
-                states
-                    .iter()
-                    .find(|s| s.address == f.address)
-                    .cloned()
-                    .unwrap_or_else(|| ServiceState::missing(&f.address, &f.service, &f.cluster))
-            })
-            .collect())
+            .map(|f| (f.address.clone(), f.cluster.clone(), f.service.clone()))
+            .collect();
+        ecs_rollouts::poll_clusters(&self.aws, &services).await
+    }
+
+    async fn roll_back(&self, f: &Followed) -> Result<String, AwsError> {
+        ecs_rollouts::stop_with_rollback(&self.aws, &f.cluster, &f.service, &f.task_definition)
+            .await
+            .map_err(|e| e.at(&f.address))
     }
 
     /// The service read in full (tasks, targets, events), the stopped containers' awslogs

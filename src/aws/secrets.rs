@@ -285,19 +285,16 @@ pub async fn lookup_secret_arn(aws: &Aws, name_or_arn: &str) -> Result<String, A
         Some(out) => out
             .arn
             .ok_or_else(|| AwsError::other("secretsmanager", "DescribeSecret", "no ARN returned")),
-        None => Err(AwsError {
-            service: "secretsmanager",
-            operation: "DescribeSecret",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!(
+        None => Err(AwsError::lookup_failed(
+            "secretsmanager",
+            "DescribeSecret",
+            format!(
                 "the stack refers to Secrets Manager secret `{name_or_arn}`, which does not exist \
                  in {} (or is scheduled for deletion). Create it first: aws secretsmanager \
                  create-secret --name {name_or_arn} --secret-string file://VALUE_FILE",
                 aws.region
             ),
-            request_id: None,
-        }),
+        )),
     }
 }
 
@@ -332,19 +329,16 @@ pub async fn lookup_parameter_arn(
         .iter()
         .any(|p| p.name().map(|n| n.trim_start_matches('/')) == Some(wanted));
     if !found {
-        return Err(AwsError {
-            service: "ssm",
-            operation: "DescribeParameters",
-            address: None,
-            code: Some("LookupFailed".into()),
-            message: format!(
+        return Err(AwsError::lookup_failed(
+            "ssm",
+            "DescribeParameters",
+            format!(
                 "the stack refers to SSM parameter `{name_or_arn}`, which does not exist in {}. \
                  Create it first: aws ssm put-parameter --name {name} --type SecureString \
                  --value file://VALUE_FILE",
                 aws.region
             ),
-            request_id: None,
-        });
+        ));
     }
     Ok(if name_or_arn.starts_with("arn:") {
         name_or_arn.to_string()

@@ -16,16 +16,30 @@ pub async fn owned_arns(
     stack: &str,
     environment: &str,
 ) -> Result<Vec<String>, AwsError> {
+    let filters = vec![
+        TagFilter::builder().key(TAG_STACK).values(stack).build(),
+        TagFilter::builder()
+            .key(TAG_ENV)
+            .values(environment)
+            .build(),
+    ];
+    Ok(tagged(aws, filters)
+        .await?
+        .into_iter()
+        .map(|(arn, _)| arn)
+        .collect())
+}
+
+/// Resources of the kinds deploy makes matching `filters`: (ARN, its tags), sorted by ARN.
+/// GetResources, one call per page (100 resources a page). Log streams are left out.
+async fn tagged(
+    aws: &Aws,
+    filters: Vec<TagFilter>,
+) -> Result<Vec<(String, crate::model::Tags)>, AwsError> {
     let pages = aws
         .tagging
         .get_resources()
-        .tag_filters(TagFilter::builder().key(TAG_STACK).values(stack).build())
-        .tag_filters(
-            TagFilter::builder()
-                .key(TAG_ENV)
-                .values(environment)
-                .build(),
-        )
+        .set_tag_filters(Some(filters))
         .set_resource_type_filters(Some(
             kinds::tagging_resource_types()
                 .into_iter()
@@ -38,15 +52,29 @@ pub async fn owned_arns(
         .try_collect()
         .await
         .map_err(err("tagging", "GetResources"))?;
-    let mut arns: Vec<String> = pages
+    let mut out: Vec<(String, crate::model::Tags)> = pages
         .iter()
         .flat_map(|p| p.resource_tag_mapping_list())
-        .filter_map(|m| m.resource_arn().map(str::to_string))
-        .filter(|arn| !arn.contains(":logs:") || arn.contains(":log-group:"))
+        .filter_map(|m| {
+            let arn = m.resource_arn()?.to_string();
+            let tags = m
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            Some((arn, tags))
+        })
+        .filter(|(arn, _)| !arn.contains(":logs:") || arn.contains(":log-group:"))
         .collect();
-    arns.sort();
-    arns.dedup();
-    Ok(arns)
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    Ok(out)
+}
+
+/// Every resource of the kinds deploy makes that carries a `deploy:stack` tag, whichever its
+/// stack: (ARN, its tags). GetResources, one call per page. For `deploy ls`.
+pub async fn all_owned(aws: &Aws) -> Result<Vec<(String, crate::model::Tags)>, AwsError> {
+    tagged(aws, vec![TagFilter::builder().key(TAG_STACK).build()]).await
 }
 
 /// What an ARN from [`owned_arns`] is, and the id its adapter takes (the kinds' descriptors

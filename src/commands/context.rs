@@ -19,7 +19,8 @@ pub fn load_valid(args: &StackArgs) -> Result<LoadedStack, Failure> {
     if !file.exists() {
         return Err(Failure::Other(missing_stack_file(args)));
     }
-    let loaded = spec::load(&file)?;
+    let mut loaded = spec::load(&file)?;
+    spec::environments::select(&mut loaded, args.env.as_deref())?;
     loaded.validate()?;
     Ok(loaded)
 }
@@ -87,6 +88,11 @@ pub struct Context {
     pub delete_data: bool,
     /// The live state, read with the lookups (for commands that plan).
     pub prefetched: Option<observe::Prefetched>,
+    /// Hosts of this environment no certificate of the HTTPS listener covers.
+    pub host_warnings: Vec<String>,
+    /// The environment's lock, for commands that change it ([`Context::load_locked`]):
+    /// held until the context is dropped.
+    pub lock: Option<crate::lock::Guard>,
 }
 
 pub struct Planned {
@@ -105,7 +111,47 @@ impl Context {
         will_plan: bool,
         targets: &[String],
     ) -> Result<Context, Failure> {
-        let loaded = load_valid(stack_args)?;
+        Self::load_from(
+            load_valid(stack_args)?,
+            stack_args,
+            aws_args,
+            will_plan,
+            targets,
+            None,
+        )
+        .await
+    }
+
+    /// Like `load` for a command that plans and changes the environment: takes its lock
+    /// (for `operation`) before the live state is read, so what it plans from cannot move
+    /// under it.
+    pub async fn load_locked(
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        targets: &[String],
+        lock: (crate::lock::Operation, &crate::lock::LockOptions),
+    ) -> Result<Context, Failure> {
+        Self::load_from(
+            load_valid(stack_args)?,
+            stack_args,
+            aws_args,
+            true,
+            targets,
+            Some(lock),
+        )
+        .await
+    }
+
+    /// [`Context::load`] of a stack already loaded (and checked) by [`load_valid`], taking
+    /// the environment's lock first when `lock` says for what.
+    pub async fn load_from(
+        mut loaded: LoadedStack,
+        stack_args: &StackArgs,
+        aws_args: &AwsArgs,
+        will_plan: bool,
+        targets: &[String],
+        lock: Option<(crate::lock::Operation, &crate::lock::LockOptions)>,
+    ) -> Result<Context, Failure> {
         // Offline checks first: bad input never reaches AWS.
         let templates = Templates::new(&stack_args.templates);
         let (offline, mut offline_built) = build_offline(&loaded, None, &templates)?;
@@ -122,6 +168,13 @@ impl Context {
             .clone()
             .or_else(|| loaded.stack.region.clone());
         let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
+        let guard = match lock {
+            Some((op, opts)) => {
+                let s = &loaded.stack;
+                Some(crate::lock::take_for(&aws, &s.stack, &s.environment, op, opts).await?)
+            }
+            None => None,
+        };
         let (lookups, prefetched) = if will_plan {
             let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
             let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
@@ -129,6 +182,20 @@ impl Context {
         } else {
             (observe::lookups(&aws, &loaded.stack).await?, None)
         };
+        let mut host_warnings = Vec::new();
+        if let Some(p) = &prefetched {
+            let listener = lookups.load_balancer.https_listener_arn.as_deref();
+            crate::priorities::allocate(&aws, &mut loaded.stack, listener, p).await?;
+            // Another environment's hosts are derived: is each on a certificate of the listener?
+            let hosts: Vec<String> = (loaded.stack.listener_rules.values())
+                .filter(|r| r.movable)
+                .flat_map(|r| r.host_headers.iter().cloned())
+                .collect();
+            if let Some(listener) = listener {
+                host_warnings =
+                    crate::aws::certificates::host_warnings(&aws, listener, &hosts).await?;
+            }
+        }
         tracing::info!(
             account = %lookups.account_id,
             region = %lookups.region,
@@ -148,6 +215,8 @@ impl Context {
             targeted: None,
             delete_data: loaded_disposable,
             prefetched,
+            host_warnings,
+            lock: guard,
         };
         ctx.target(targets)?;
         Ok(ctx)
@@ -208,6 +277,7 @@ impl Context {
         if !destroy {
             plan.warnings
                 .extend(self.built.scrape_warnings(&self.lookups));
+            plan.warnings.extend(self.host_warnings.iter().cloned());
         }
         if let Some(closure) = &self.targeted {
             // Only the targets and their dependencies: nothing else is changed or deleted.
@@ -219,6 +289,9 @@ impl Context {
                 "targeting: only {} were checked; the rest of the stack was not, so this plan may be incomplete",
                 names.join(", ")
             ));
+        }
+        if !destroy && self.targeted.is_none() && plan.has_changes() {
+            plan.deregister_revisions = self.revisions_to_deregister(&plan).await?;
         }
         // Ids of what exists and will be kept, for the executor to start from.
         let mut refs = spec::deterministic_ids(&self.loaded.stack, &self.lookups);
@@ -234,6 +307,62 @@ impl Context {
             }
         }
         Ok(Planned { plan, refs, world })
+    }
+}
+
+impl Context {
+    /// Revision hygiene: the owned revisions of each family beyond `keep_revisions` that the
+    /// apply of `plan` deregisters once its rollouts completed.
+    async fn revisions_to_deregister(
+        &self,
+        plan: &crate::plan::Plan,
+    ) -> Result<Vec<String>, Failure> {
+        let keep = self.loaded.stack.keep_revisions.max(1) as usize;
+        let mut in_use = std::collections::BTreeSet::new();
+        for c in &plan.changes {
+            if let Some(o) = c
+                .observed
+                .as_ref()
+                .filter(|_| c.address.kind == crate::model::Kind::EcsService)
+            {
+                for key in ["deployment_revisions", "task_definition_arn"] {
+                    if let Some(list) = o.handles.get(key) {
+                        in_use.extend(
+                            list.split(',')
+                                .filter(|a| !a.is_empty())
+                                .map(str::to_string),
+                        );
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for d in &self.built.desired {
+            let Attrs::TaskDefinition(td) = &d.attrs else {
+                continue;
+            };
+            let registers_new = plan.changes.iter().any(|c| {
+                c.address == d.address
+                    && (c.new_revision || c.action == crate::plan::Action::Create)
+            });
+            let kept = crate::rollout::revisions_kept(keep, registers_new);
+            let facts = crate::aws::ecs_rollouts::revision_facts(
+                &self.aws,
+                &td.family,
+                kept,
+                &self.loaded.stack.stack,
+                &self.loaded.stack.environment,
+            )
+            .await
+            .map_err(|e| e.at(&d.address))?;
+            out.extend(crate::rollout::revisions_to_deregister(
+                &facts,
+                keep,
+                registers_new,
+                &in_use,
+            ));
+        }
+        Ok(out)
     }
 }
 

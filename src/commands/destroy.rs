@@ -11,12 +11,18 @@ pub async fn run(
     aws: &AwsArgs,
     auto_approve: bool,
     delete_data: bool,
+    lock: crate::lock::LockOptions,
 ) -> Result<(), Failure> {
     // A destroy deletes services: it starts no rollout to follow.
-    let no_wait = crate::cli::WaitArgs {
-        no_wait: true,
-        wait_timeout: std::time::Duration::ZERO,
-        max_task_failures: 0,
+    let no_wait = crate::cli::WaitArgs::none();
+    let how = super::apply::Converge {
+        auto_approve,
+        destroy: true,
+        delete_data,
+        targets: &[],
+        wait: &no_wait,
+        lock,
+        ttl: None,
     };
-    super::apply::converge(stack, aws, auto_approve, true, delete_data, &[], &no_wait).await
+    super::apply::converge(stack, aws, how).await
 }

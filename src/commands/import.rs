@@ -17,9 +17,11 @@ pub async fn run(
     aws_args: &AwsArgs,
     address: &str,
     id: &str,
+    lock: &crate::lock::LockOptions,
 ) -> Result<(), Failure> {
     let addr: Address = address.parse().map_err(Failure::Other)?;
-    let ctx = Context::load(stack_args, aws_args, true, &[]).await?;
+    let lock = (crate::lock::Operation::Import, lock);
+    let ctx = Context::load_locked(stack_args, aws_args, &[], lock).await?;
     if !ctx.built.desired.iter().any(|d| d.address == addr) {
         return Err(Failure::Other(format!(
             "{addr} is not defined in {}: add it to the stack first, then import",
@@ -60,7 +62,11 @@ pub async fn run(
             )));
         }
     }
-    append_import(&stack_args.file(), address, id)?;
+    // An import for an environment other than the stack's own says which.
+    let home = spec::load(&stack_args.file())?.stack.environment;
+    let environment = &ctx.loaded.stack.environment;
+    let for_env = (*environment != home).then_some(environment.as_str());
+    append_import(&stack_args.file(), address, id, for_env)?;
     println!(
         "Added to {}: import {addr} = {id}",
         stack_args.file().display()
@@ -74,10 +80,18 @@ pub async fn run(
 
 /// Adds an `imports` entry to the stack file as text, keeping the user's formatting and
 /// comments.
-fn append_import(file: &Path, address: &str, id: &str) -> Result<(), Failure> {
+fn append_import(
+    file: &Path,
+    address: &str,
+    id: &str,
+    environment: Option<&str>,
+) -> Result<(), Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::Other(format!("cannot read {}: {e}", file.display())))?;
-    let entry = format!("  - address: {address}\n    id: {}\n", yaml_quote(id));
+    let mut entry = format!("  - address: {address}\n    id: {}\n", yaml_quote(id));
+    if let Some(env) = environment {
+        entry.push_str(&format!("    environment: {env}\n"));
+    }
     let lines: Vec<&str> = text.lines().collect();
     let new_text = match lines.iter().position(|l| l.starts_with("imports:")) {
         None => {

@@ -27,6 +27,7 @@ pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
     let planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
     emit_plan(&planned.plan, &everything(&args));
     refuse_conflicts(&planned.plan)?;
+    crate::protection::refuse_plan(&ctx.loaded.stack, &planned.plan)?;
     if let Some(out) = args.out {
         save_plan(&ctx, &planned, &out)?;
         eprintln!(

@@ -5,7 +5,7 @@
 use super::{build_offline, load_valid};
 use crate::aws::{ecs_rollouts, Aws};
 use crate::cli::{AwsArgs, StackArgs};
-use crate::model::{aws_name_of, Attrs};
+use crate::model::{aws_name_of, Attrs, Desired};
 use crate::printer::{json_output, to_json};
 use crate::render::Templates;
 use crate::report;
@@ -29,18 +29,7 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
     let (_, built) = build_offline(&loaded, None, &Templates::new(&stack_args.templates))?;
     let region = aws_args.region.clone().or_else(|| stack.region.clone());
     let aws = Aws::connect(aws_args.profile.as_deref(), region.as_deref()).await?;
-    let services: Vec<(String, String, String)> = built
-        .desired
-        .iter()
-        .filter_map(|d| match &d.attrs {
-            Attrs::EcsService(s) => Some((
-                d.address.to_string(),
-                aws_name_of(&built.desired, &s.cluster),
-                s.name.clone(),
-            )),
-            _ => None,
-        })
-        .collect();
+    let services = stack_services(&built.desired);
     let states =
         try_join_all(services.iter().map(|(address, cluster, name)| {
             ecs_rollouts::service_state(&aws, address, cluster, name)
@@ -91,6 +80,22 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
         );
     }
     Ok(if healthy { 0 } else { 2 })
+}
+
+/// The stack's ECS services as (address, cluster name, service name), named from the stack
+/// alone.
+pub fn stack_services(desired: &[Desired]) -> Vec<(String, String, String)> {
+    desired
+        .iter()
+        .filter_map(|d| match &d.attrs {
+            Attrs::EcsService(s) => Some((
+                d.address.to_string(),
+                aws_name_of(desired, &s.cluster),
+                s.name.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 fn when(secs: Option<i64>) -> String {

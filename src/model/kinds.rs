@@ -602,10 +602,24 @@ pub static KINDS: [KindInfo; 14] = [
         reads_need: &[],
         create_rank: 3,
         iam: IamActions {
-            // DescribeServices for plan; ListTasks and DescribeTasks for `status`.
-            read: &["ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks"],
+            // DescribeServices for plan; ListTasks and DescribeTasks for `status`; the
+            // service deployments and their revisions for `rollback` and
+            // `--rollback-on-failure`.
+            read: &[
+                "ecs:DescribeServices",
+                "ecs:ListTasks",
+                "ecs:DescribeTasks",
+                "ecs:ListServiceDeployments",
+                "ecs:DescribeServiceRevisions",
+            ],
             create: &["ecs:CreateService", "ecs:UpdateService"],
-            update: &["ecs:UpdateService", "ecs:TagResource", "ecs:UntagResource"],
+            // StopServiceDeployment: `apply --rollback-on-failure`.
+            update: &[
+                "ecs:UpdateService",
+                "ecs:TagResource",
+                "ecs:UntagResource",
+                "ecs:StopServiceDeployment",
+            ],
             delete: &["ecs:UpdateService", "ecs:DeleteService"],
             implied: &[
                 implied(Operation::Create, "ecs:TagResource", TAG_ON_CREATE),
@@ -628,6 +642,18 @@ pub static KINDS: [KindInfo; 14] = [
                 (
                     "ecs:DescribeTasks",
                     On::Arns(&["arn:aws:ecs:{region}:{account}:task/*/*"]),
+                ),
+                (
+                    "ecs:DescribeServiceRevisions",
+                    On::Within(&[
+                        "arn:aws:ecs:{region}:{account}:service-revision/{cluster}/{name}/*",
+                    ]),
+                ),
+                (
+                    "ecs:StopServiceDeployment",
+                    On::Within(&[
+                        "arn:aws:ecs:{region}:{account}:service-deployment/{cluster}/{name}/*",
+                    ]),
                 ),
                 (
                     "iam:CreateServiceLinkedRole",
@@ -721,9 +747,12 @@ pub static KINDS: [KindInfo; 14] = [
         reads_need: &[ReadNeed::HttpsListener],
         create_rank: 2,
         iam: IamActions {
+            // The listener's certificates: whether another environment's host is covered
+            // (src/aws/certificates.rs; their names come from ACM, see policy.rs).
             read: &[
                 "elasticloadbalancing:DescribeRules",
                 "elasticloadbalancing:DescribeTags",
+                "elasticloadbalancing:DescribeListenerCertificates",
             ],
             create: &["elasticloadbalancing:CreateRule"],
             update: &[
@@ -746,6 +775,7 @@ pub static KINDS: [KindInfo; 14] = [
             on: &[
                 ("elasticloadbalancing:DescribeRules", On::Any),
                 ("elasticloadbalancing:DescribeTags", On::Any),
+                ("elasticloadbalancing:DescribeListenerCertificates", On::Any),
                 ("elasticloadbalancing:CreateRule", On::Listener),
             ],
         },

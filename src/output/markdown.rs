@@ -360,6 +360,7 @@ mod tests {
             warnings: vec!["targeting: only log_group.group_0000 was checked".into()],
             steps: vec![],
             kept: vec![],
+            deregister_revisions: vec![],
         }
     }
 

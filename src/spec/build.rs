@@ -6,7 +6,7 @@ use crate::model::{
     canonical_policy, external_secret_key, Address, Attrs, Container, Desired, EcsClusterAttrs,
     EcsServiceAttrs, HealthCheck, IamRoleAttrs, Kind, LogConfig, LogGroupAttrs, Lookups, Peer,
     PortMapping, Rule, SecretAttrs, SecretRef, SecurityGroupAttrs, Tags, TaskDefinitionAttrs,
-    TAG_ENV, TAG_STACK,
+    TAG_DISPOSABLE, TAG_ENV, TAG_STACK,
 };
 use crate::render::{deliver_files, RenderContext, Templates};
 use serde_json::{json, Value};
@@ -24,6 +24,7 @@ pub fn ownership_tags(stack: &Stack) -> Tags {
     [
         (TAG_STACK.to_string(), stack.stack.clone()),
         (TAG_ENV.to_string(), stack.environment.clone()),
+        (TAG_DISPOSABLE.to_string(), stack.disposable.to_string()),
     ]
     .into()
 }
@@ -580,6 +581,14 @@ pub fn build_desired(
                 assign_public_ip: svc.assign_public_ip,
                 circuit_breaker: true,
                 circuit_breaker_rollback: true,
+                breaker_threshold: svc
+                    .deployment
+                    .circuit_breaker
+                    .threshold
+                    .as_ref()
+                    .map(|t| format!("{} {}", t.kind, t.value))
+                    .unwrap_or_else(|| crate::model::DEFAULT_BREAKER_THRESHOLD.to_string()),
+                breaker_reset_on_healthy_task: svc.deployment.circuit_breaker.reset_on_healthy_task,
                 minimum_healthy_percent: svc.deployment.minimum_healthy_percent as i32,
                 maximum_percent: svc.deployment.maximum_percent as i32,
                 enable_execute_command: svc.enable_execute_command,

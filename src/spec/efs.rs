@@ -35,7 +35,10 @@ pub const IA_TRANSITIONS: [&str; 9] = [
 /// `STACK-ENVIRONMENT-KEY`: a file system's creation token and default name, an access
 /// point's name. Stable across runs, so a retried create finds (or is) the same resource.
 pub fn efs_token(stack: &Stack, key: &str) -> String {
-    format!("{}-{}-{key}", stack.stack, stack.environment)
+    super::environments::fit(
+        &format!("{}-{}-{key}", stack.stack, stack.environment),
+        super::environments::EFS_TOKEN_LIMIT,
+    )
 }
 
 /// The checks of the EFS sections, each problem located.

@@ -78,6 +78,10 @@ pub struct ListenerRuleSpec {
     pub path_patterns: Vec<String>,
     /// Key of a target group of this stack.
     pub target_group: String,
+    /// The priority was derived for an environment (not written): the plan may move it along
+    /// the environment's sequence when a rule not ours holds it (see `crate::priorities`).
+    #[serde(skip)]
+    pub movable: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +92,10 @@ pub struct DiscoveryNamespaceSpec {
     pub name: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// The namespace is not this environment's: looked up by name and used, never changed
+    /// (what environments other than the stack's own do with the shared namespace).
+    #[serde(default)]
+    pub existing: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,9 +154,11 @@ fn two() -> i64 {
 
 /// `vars.service_discovery.namespace`, when the stack sets it.
 fn namespace_var(stack: &Stack) -> Option<String> {
-    stack
-        .vars
-        .get("service_discovery")?
+    namespace_var_in(&stack.vars)
+}
+
+fn namespace_var_in(vars: &BTreeMap<String, serde_json::Value>) -> Option<String> {
+    vars.get("service_discovery")?
         .get("namespace")?
         .as_str()
         .map(str::to_string)
@@ -162,6 +172,23 @@ pub fn namespace_name(stack: &Stack, ns: &DiscoveryNamespaceSpec) -> String {
         .unwrap_or_default()
 }
 
+/// [`namespace_name`] given the stack's `vars`.
+pub fn namespace_name_in(
+    vars: &BTreeMap<String, serde_json::Value>,
+    ns: &DiscoveryNamespaceSpec,
+) -> String {
+    ns.name
+        .clone()
+        .or_else(|| namespace_var_in(vars))
+        .unwrap_or_default()
+}
+
+/// What an `existing` namespace is known by before its lookup (`validate`, and the read of
+/// the live state that starts before the lookups end).
+pub fn namespace_placeholder(name: &str) -> String {
+    format!("<lookup:namespace:{name}>")
+}
+
 /// The desired target groups, listener rules, namespaces and discovery services.
 pub fn build(stack: &Stack, lookups: &Lookups, tags: &Tags) -> Vec<Desired> {
     let plain = |kind, name: &str, attrs| Desired {
@@ -171,7 +198,11 @@ pub fn build(stack: &Stack, lookups: &Lookups, tags: &Tags) -> Vec<Desired> {
         restart_loses: None,
     };
     let mut out = Vec::new();
-    for (key, ns) in &stack.service_discovery_namespaces {
+    for (key, ns) in stack
+        .service_discovery_namespaces
+        .iter()
+        .filter(|(_, ns)| !ns.existing)
+    {
         out.push(plain(
             Kind::ServiceDiscoveryNamespace,
             key,
@@ -189,8 +220,18 @@ pub fn build(stack: &Stack, lookups: &Lookups, tags: &Tags) -> Vec<Desired> {
             key,
             Attrs::ServiceDiscoveryService(DiscoveryServiceAttrs {
                 name: svc.name.clone(),
-                namespace: Address::new(Kind::ServiceDiscoveryNamespace, &svc.namespace)
-                    .to_string(),
+                namespace: match stack.service_discovery_namespaces.get(&svc.namespace) {
+                    // A namespace not this environment's is referred to by its id.
+                    Some(ns) if ns.existing => {
+                        let name = namespace_name(stack, ns);
+                        lookups
+                            .namespaces
+                            .get(&name)
+                            .cloned()
+                            .unwrap_or_else(|| namespace_placeholder(&name))
+                    }
+                    _ => Address::new(Kind::ServiceDiscoveryNamespace, &svc.namespace).to_string(),
+                },
                 description: svc.description.clone(),
                 record_type: "A".into(),
                 ttl: svc.ttl,
@@ -275,7 +316,10 @@ pub fn defines(stack: &Stack, a: &Address) -> Option<bool> {
     Some(match a.kind {
         Kind::TargetGroup => stack.target_groups.contains_key(&a.name),
         Kind::ListenerRule => stack.listener_rules.contains_key(&a.name),
-        Kind::ServiceDiscoveryNamespace => stack.service_discovery_namespaces.contains_key(&a.name),
+        Kind::ServiceDiscoveryNamespace => stack
+            .service_discovery_namespaces
+            .get(&a.name)
+            .is_some_and(|ns| !ns.existing),
         Kind::ServiceDiscoveryService => stack.service_discovery_services.contains_key(&a.name),
         _ => return None,
     })

@@ -6,6 +6,7 @@
 
 mod build;
 mod efs;
+pub mod environments;
 mod lb_discovery;
 mod locate;
 mod validate;
@@ -15,8 +16,8 @@ pub use build::{
     SECRETS_POLICY,
 };
 pub use lb_discovery::{
-    DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec, ListenerRuleSpec,
-    ServiceLoadBalancerSpec, TargetGroupSpec,
+    namespace_name, DiscoveryNamespaceSpec, DiscoveryServiceSpec, HealthCheckTargetSpec,
+    ListenerRuleSpec, ServiceLoadBalancerSpec, TargetGroupSpec,
 };
 pub use locate::Locator;
 
@@ -62,9 +63,20 @@ pub struct Stack {
     /// data (generated secrets), as `--delete-data` does.
     #[serde(default)]
     pub disposable: bool,
+    /// Destroy of this environment, `--delete-data` and replacements of data-bearing resources are refused.
+    #[serde(default)]
+    pub protected: bool,
+    /// How long after each apply this environment expires (`72h`, `30m`, `7d`); `apply --ttl` overrides it.
+    #[serde(default)]
+    pub ttl: Option<String>,
     /// Existing resources to adopt (what `deploy import` writes).
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+    /// How many owned revisions of each task definition family apply keeps registered (older
+    /// ones are deregistered once the rollouts completed; never one a deployment names or the
+    /// rollback target).
+    #[serde(default = "five")]
+    pub keep_revisions: i64,
     /// ELBv2 target groups (IP targets) that services register their tasks in.
     #[serde(default)]
     pub target_groups: BTreeMap<String, TargetGroupSpec>,
@@ -84,6 +96,10 @@ pub struct Stack {
     /// EFS access points: a POSIX identity and root directory on a file system.
     #[serde(default)]
     pub access_points: BTreeMap<String, AccessPointSpec>,
+    /// Values per environment (`--env`): an environment's name or a pattern with `*` →
+    /// what it changes (see [`environments`]).
+    #[serde(default)]
+    pub environments: BTreeMap<String, environments::EnvironmentSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -510,6 +526,9 @@ pub struct DeploymentSpec {
     pub minimum_healthy_percent: i64,
     #[serde(default = "two_hundred")]
     pub maximum_percent: i64,
+    /// The deployment circuit breaker's own settings (it is always on, with rollback).
+    #[serde(default)]
+    pub circuit_breaker: BreakerSpec,
 }
 
 impl Default for DeploymentSpec {
@@ -517,8 +536,41 @@ impl Default for DeploymentSpec {
         DeploymentSpec {
             minimum_healthy_percent: 100,
             maximum_percent: 200,
+            circuit_breaker: BreakerSpec::default(),
         }
     }
+}
+
+/// When ECS's circuit breaker gives a deployment up, so ECS fails fast even when nobody waits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSpec {
+    /// How many failed tasks trigger it; ECS's default is BOUNDED_PERCENT 50 (half the
+    /// desired count, at least 3, at most 200).
+    #[serde(default)]
+    pub threshold: Option<ThresholdSpec>,
+    /// Whether a task that turns healthy resets the failure count (ECS's default: true).
+    #[serde(default = "yes")]
+    pub reset_on_healthy_task: bool,
+}
+
+impl Default for BreakerSpec {
+    fn default() -> Self {
+        BreakerSpec {
+            threshold: None,
+            reset_on_healthy_task: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    /// `COUNT` (value is the number of failed tasks), `BOUNDED_PERCENT` (percent of the
+    /// desired count, at least 3 and at most 200) or `UNBOUNDED_PERCENT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: i64,
 }
 
 fn hundred() -> i64 {
@@ -533,6 +585,8 @@ fn two_hundred() -> i64 {
 pub struct ImportSpec {
     pub address: String,
     pub id: String,
+    /// The environment the import is for; default the stack's own.
+    pub environment: Option<String>,
 }
 
 /// One problem in the stack file, located.

@@ -31,12 +31,19 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
             "must be 1-32 lowercase letters, digits or '-'".into(),
         );
     }
-    if !is_slug(&s.environment) {
+    if !super::environments::is_environment_name(&s.environment) {
         err(
             "environment".into(),
-            "must be 1-32 lowercase letters, digits or '-'".into(),
+            "must be 1-63 lowercase letters, digits or '-', not at either end".into(),
         );
     }
+    if !(1..=100).contains(&s.keep_revisions) {
+        err(
+            "keep_revisions".into(),
+            "1-100 (how many revisions of each family stay registered)".into(),
+        );
+    }
+    super::environments::check(loaded, &mut err);
     if let Some(r) = &s.region {
         if !is_region(r) {
             err(
@@ -511,6 +518,20 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         }
         if !(100..=200).contains(&d.maximum_percent) {
             err(format!("{p}.deployment.maximum_percent"), "100-200".into());
+        }
+        if let Some(t) = &d.circuit_breaker.threshold {
+            let at = format!("{p}.deployment.circuit_breaker.threshold");
+            match t.kind.as_str() {
+                "COUNT" | "BOUNDED_PERCENT" | "UNBOUNDED_PERCENT" => {}
+                other => err(
+                    format!("{at}.type"),
+                    format!("`{other}`: one of COUNT, BOUNDED_PERCENT, UNBOUNDED_PERCENT"),
+                ),
+            }
+            let most = if t.kind == "COUNT" { 200 } else { 100 };
+            if !(1..=most).contains(&t.value) {
+                err(format!("{at}.value"), format!("1-{most}"));
+            }
         }
         for (i, a) in svc.ignore_changes.iter().enumerate() {
             if !ignorable.contains(&a.as_str()) {

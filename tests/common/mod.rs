@@ -272,12 +272,20 @@ pub struct Call {
     pub status: u16,
     /// true when the proxy answered with an injected fault instead of forwarding.
     pub injected: bool,
-    /// The proxy's classification (see [`AwsActions`]): false only for a listed read.
+    /// The proxy's classification (see [`AwsActions`]): false only for a listed read or
+    /// bookkeeping.
     pub write: bool,
+    /// A write to deploy's own table of locks and environment records (never to the
+    /// stack's resources).
+    pub bookkeeping: bool,
+    /// The access key id the call was signed with (tests give concurrent processes their
+    /// own keys to tell their calls apart).
+    pub key: String,
 }
 
 impl Call {
-    /// Whether the call may have changed state: everything but a listed read.
+    /// Whether the call may have changed the stack's resources: everything but a listed read
+    /// or bookkeeping (a write to the lock and record table).
     pub fn is_mutating(&self) -> bool {
         self.write
     }
@@ -298,6 +306,8 @@ impl std::fmt::Display for Call {
 pub struct AwsActions {
     pub reads: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     pub writes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Writes to deploy's own lock and record table.
+    pub bookkeeping: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl AwsActions {
@@ -312,6 +322,7 @@ impl AwsActions {
         AwsActions {
             reads: lists("reads"),
             writes: lists("writes"),
+            bookkeeping: lists("bookkeeping"),
         }
     }
 
@@ -321,6 +332,12 @@ impl AwsActions {
 
     pub fn is_write(&self, service: &str, action: &str) -> bool {
         self.writes.get(service).is_some_and(|a| a.contains(action))
+    }
+
+    pub fn is_bookkeeping(&self, service: &str, action: &str) -> bool {
+        self.bookkeeping
+            .get(service)
+            .is_some_and(|a| a.contains(action))
     }
 }
 
@@ -419,14 +436,24 @@ impl Proxy {
                     write: v["write"]
                         .as_bool()
                         .unwrap_or_else(|| panic!("proxy log line without `write`: {line}")),
+                    bookkeeping: v["bookkeeping"]
+                        .as_bool()
+                        .unwrap_or_else(|| panic!("proxy log line without `bookkeeping`: {line}")),
+                    key: text("key"),
                 }
             })
             .collect()
     }
 
-    /// The calls that may change state: every call but a listed read (see [`AwsActions`]).
+    /// The calls that may change the stack's resources: every call but a listed read or
+    /// bookkeeping (see [`AwsActions`]).
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.calls().into_iter().filter(Call::is_mutating).collect()
+    }
+
+    /// The writes to deploy's own lock and record table.
+    pub fn bookkeeping_calls(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.bookkeeping).collect()
     }
 
     /// Forget the recorded calls (fault rules stay).
@@ -439,6 +466,18 @@ impl Proxy {
     /// Optional keys: `service` (signing name), `times` (default 1), `status` (default 400).
     pub fn inject(&self, rules: Value) {
         self.control("POST", "/__proxy/faults", rules.to_string().as_bytes());
+    }
+
+    /// Plays ECS's deployment lifecycle (which moto lacks) for the named services, from their
+    /// next CreateService/UpdateService: a simulation of AWS's answers, see
+    /// tests/fixtures/ecs_play.py, e.g. `json!({"service": "grafana", "scenario": "breaker"})`.
+    pub fn play_ecs(&self, scenarios: Value) {
+        self.control("POST", "/__proxy/ecs", scenarios.to_string().as_bytes());
+    }
+
+    /// What the proxy plays per service (its deployments and whether a rollback was asked).
+    pub fn played_ecs(&self) -> Value {
+        serde_json::from_str(&self.control("GET", "/__proxy/ecs", b"")).expect("played ECS state")
     }
 
     /// Drops all fault rules, used or not.
@@ -511,6 +550,41 @@ impl TestEnv {
         let path = self.path().join(name);
         std::fs::write(&path, edit(text)).expect("write the stack copy");
         path.to_string_lossy().into_owned()
+    }
+
+    /// A copy of the reference stack with `production`'s protection lifted (the edit the
+    /// README documents), for tests that destroy it or delete its data; returns its path.
+    pub fn unprotected_stack(&self) -> String {
+        self.stack_copy("unprotected.yaml", unprotected)
+    }
+
+    /// A rule made by hand (untagged, directly in moto) on the seeded HTTPS listener at
+    /// `priority`, forwarding to the backend; returns its ARN.
+    pub async fn handmade_rule(&self, seeded: &Value, priority: i32) -> String {
+        use aws_sdk_elasticloadbalancingv2 as elb;
+        elb::Client::new(&self.sdk_config(REGION).await)
+            .create_rule()
+            .listener_arn(seeded["https_listener_arn"].as_str().unwrap())
+            .priority(priority)
+            .conditions(
+                elb::types::RuleCondition::builder()
+                    .field("path-pattern")
+                    .values("/admin/*")
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::Forward)
+                    .target_group_arn(seeded["target_group_arn"].as_str().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .rules()[0]
+            .rule_arn()
+            .unwrap()
+            .to_string()
     }
 
     /// moto itself: calls made here are not recorded.
@@ -846,4 +920,11 @@ pub fn schema_check(doc: &serde_json::Value) -> Result<(), String> {
             stderr(&out)
         ),
     }
+}
+
+/// Stack text with `protected: true` (the reference stack's `production`) made `false`.
+pub fn unprotected(text: String) -> String {
+    let lifted = text.replace("    protected: true\n", "    protected: false\n");
+    assert_ne!(lifted, text, "the stack protects no environment any more");
+    lifted
 }
