@@ -2,7 +2,7 @@
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
 use super::{
-    cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, secrets, Aws, AwsError,
+    cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, s3, secrets, Aws, AwsError,
 };
 use crate::apply::wait::Watcher;
 use crate::apply::{Provider, Refs};
@@ -70,6 +70,7 @@ impl AwsProvider {
                 efs::set_tags(aws, &o.id, &tags, &[]).await
             }
             Attrs::EfsMountTargets(_) => efs::set_mount_targets_applied(aws, &o.id, &tags).await,
+            Attrs::S3Bucket(a) => s3::merge_tags(aws, &a.name, &tags).await,
         }
     }
 }
@@ -189,6 +190,7 @@ impl Provider for AwsProvider {
                     Attrs::EfsFileSystem(a) => efs::create_file_system(aws, a, &tags).await?,
                     Attrs::EfsMountTargets(a) => efs::create_mount_targets(aws, a, &tags).await?,
                     Attrs::EfsAccessPoint(a) => efs::create_access_point(aws, a, &tags).await?,
+                    Attrs::S3Bucket(a) => s3::create_bucket(aws, a, &tags).await?,
                 };
                 Ok(Some(id))
             }
@@ -256,6 +258,9 @@ impl Provider for AwsProvider {
                     (Attrs::EfsAccessPoint(b), Attrs::EfsAccessPoint(a)) => {
                         efs::update_access_point(aws, &o.id, b, a).await?
                     }
+                    (Attrs::S3Bucket(b), Attrs::S3Bucket(a)) => {
+                        s3::update_bucket(aws, b, a).await?;
+                    }
                     _ => {
                         return Err(AwsError::other(
                             "deploy",
@@ -313,6 +318,7 @@ impl Provider for AwsProvider {
                     Attrs::EfsFileSystem(_) => efs::delete_file_system(aws, &o.id).await?,
                     Attrs::EfsMountTargets(_) => efs::delete_mount_targets(aws, &o.id).await?,
                     Attrs::EfsAccessPoint(_) => efs::delete_access_point(aws, &o.id).await?,
+                    Attrs::S3Bucket(a) => s3::delete_bucket(aws, &a.name).await?,
                 }
                 Ok(None)
             }

@@ -347,13 +347,15 @@ pub async fn create_config_bucket(
         .send()
         .await
         .map_err(err(SERVICE, "PutBucketVersioning"))?;
-    aws.s3
-        .put_bucket_policy()
-        .bucket(name)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .map_err(err(SERVICE, "PutBucketPolicy"))?;
+    if !policy.is_null() {
+        aws.s3
+            .put_bucket_policy()
+            .bucket(name)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .map_err(err(SERVICE, "PutBucketPolicy"))?;
+    }
     let tag_set: Vec<t::Tag> = tags
         .iter()
         .filter_map(|(k, v)| t::Tag::builder().key(k).value(v).build().ok())
@@ -373,20 +375,22 @@ pub async fn create_config_bucket(
     Ok(())
 }
 
-/// Whether versioning is on. Apart from [`read_config_bucket`] because moto 5.2.5 answers
-/// GetBucketVersioning with the root element `GetBucketVersioningResponse` where S3 (and the
-/// SDK) has `VersioningConfiguration`: the SDK refuses moto's answer, so this read is not
-/// covered by the moto tests (they check versioning by the version ids PutObject returns).
-/// Calls: GetBucketVersioning.
+/// Whether versioning is on. moto 5.2.5 answers GetBucketVersioning with the root element
+/// `GetBucketVersioningResponse` where S3 has `VersioningConfiguration`, which the SDK cannot
+/// parse: such an answer (an unparseable 200) is read for its `<Status>` element, the one
+/// field both shapes share. Calls: GetBucketVersioning.
 pub async fn bucket_versioning(aws: &Aws, name: &str) -> Result<bool, AwsError> {
-    let out = aws
-        .s3
-        .get_bucket_versioning()
-        .bucket(name)
-        .send()
-        .await
-        .map_err(err(SERVICE, "GetBucketVersioning"))?;
-    Ok(out.status() == Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled))
+    match aws.s3.get_bucket_versioning().bucket(name).send().await {
+        Ok(out) => Ok(out.status() == Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled)),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => {
+            let body = e
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .unwrap_or_default();
+            Ok(String::from_utf8_lossy(body).contains("<Status>Enabled</Status>"))
+        }
+        Err(e) => Err(AwsError::from_sdk(SERVICE, "GetBucketVersioning", e)),
+    }
 }
 
 /// The config bucket's settings but versioning ([`bucket_versioning`]); `None` when no bucket
@@ -473,4 +477,290 @@ where
             }
         }
     }
+}
+
+/// The files of every family's current manifest, as the bucket kind's `files` attribute
+/// (`FAMILY/PATH` → content). Calls: ListObjectsV2 (manifests), GetObject per manifest and per
+/// file version it names.
+pub async fn published_files(
+    aws: &Aws,
+    bucket: &str,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let out = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("manifest/")
+        .send()
+        .await
+        .map_err(err(SERVICE, "ListObjectsV2"))?;
+    let mut files = BTreeMap::new();
+    for object in out.contents() {
+        let Some(family) = object.key().and_then(|k| k.strip_prefix("manifest/")) else {
+            continue;
+        };
+        let Some((manifest, _)) = read_manifest(aws, bucket, family).await? else {
+            continue;
+        };
+        for (path, entry) in &manifest.files {
+            let got = aws
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(format!("{}{path}", files_prefix(family)))
+                .version_id(&entry.version_id)
+                .send()
+                .await
+                .map_err(err(SERVICE, "GetObject"))?;
+            let bytes = got
+                .body
+                .collect()
+                .await
+                .map_err(|e| other("GetObject", format!("reading {path}: {e}")))?
+                .into_bytes();
+            files.insert(
+                format!("{family}/{path}"),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            );
+        }
+    }
+    Ok(files)
+}
+
+/// `FAMILY/PATH` → content split by family (PATH → content), as [`publish`] takes them.
+pub fn files_by_family(
+    files: &BTreeMap<String, String>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (key, content) in files {
+        if let Some((family, path)) = key.split_once('/') {
+            out.entry(family.to_string())
+                .or_default()
+                .insert(path.to_string(), content.clone());
+        }
+    }
+    out
+}
+
+/// The config bucket as the kind sees it; `None` when no bucket has that name.
+pub async fn observe_bucket(
+    aws: &Aws,
+    name: &str,
+    address: &crate::model::Address,
+) -> Result<Option<crate::model::Observed>, AwsError> {
+    let Some(settings) = read_config_bucket(aws, name).await? else {
+        return Ok(None);
+    };
+    let versioning = bucket_versioning(aws, name).await?;
+    let files = published_files(aws, name).await?;
+    Ok(Some(crate::model::Observed {
+        address: address.clone(),
+        id: name.to_string(),
+        attrs: crate::model::Attrs::S3Bucket(crate::model::S3BucketAttrs {
+            name: name.to_string(),
+            versioning,
+            encryption: settings.encryption,
+            public_access_blocked: settings.public_access_blocked,
+            policy: settings.policy.unwrap_or(serde_json::Value::Null),
+            tags: crate::model::user_tags(&settings.tags),
+            files,
+        }),
+        all_tags: settings.tags,
+        handles: BTreeMap::new(),
+    }))
+}
+
+/// Creates the config bucket and publishes every family's files. Returns the bucket name.
+/// Calls: see [`create_config_bucket`] and [`publish`].
+pub async fn create_bucket(
+    aws: &Aws,
+    attrs: &crate::model::S3BucketAttrs,
+    tags: &crate::model::Tags,
+) -> Result<String, AwsError> {
+    create_config_bucket(aws, &attrs.name, &attrs.policy, tags).await?;
+    for (family, files) in files_by_family(&attrs.files) {
+        publish(aws, &attrs.name, &family, &files, "").await?;
+    }
+    Ok(attrs.name.clone())
+}
+
+/// Brings the bucket's settings to `after` and publishes the families whose files changed
+/// (a family no longer wanted gets an empty manifest: its sidecars remove its files).
+/// Calls: PutBucketPolicy, PutBucketEncryption, PutPublicAccessBlock, PutBucketVersioning as
+/// needed (DeleteBucketPolicy when the stack wants none), and [`publish`] per changed family.
+pub async fn update_bucket(
+    aws: &Aws,
+    before: &crate::model::S3BucketAttrs,
+    after: &crate::model::S3BucketAttrs,
+) -> Result<Vec<(String, Published)>, AwsError> {
+    if before.policy != after.policy
+        || before.encryption != after.encryption
+        || before.public_access_blocked != after.public_access_blocked
+        || before.versioning != after.versioning
+    {
+        // The same calls as at creation, bar CreateBucket: each is a whole-setting PUT.
+        settle_settings(aws, after).await?;
+    }
+    let old = files_by_family(&before.files);
+    let new = files_by_family(&after.files);
+    let mut published = Vec::new();
+    let empty = BTreeMap::new();
+    for family in old
+        .keys()
+        .chain(new.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let want = new.get(family).unwrap_or(&empty);
+        if old.get(family) != Some(want) {
+            published.push((
+                family.clone(),
+                publish(aws, &after.name, family, want, "").await?,
+            ));
+        }
+    }
+    Ok(published)
+}
+
+async fn settle_settings(aws: &Aws, attrs: &crate::model::S3BucketAttrs) -> Result<(), AwsError> {
+    use aws_sdk_s3::types as t;
+    let name = &attrs.name;
+    aws.s3
+        .put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(
+            t::PublicAccessBlockConfiguration::builder()
+                .block_public_acls(attrs.public_access_blocked)
+                .ignore_public_acls(attrs.public_access_blocked)
+                .block_public_policy(attrs.public_access_blocked)
+                .restrict_public_buckets(attrs.public_access_blocked)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(err(SERVICE, "PutPublicAccessBlock"))?;
+    if attrs.policy.is_null() {
+        aws.s3
+            .delete_bucket_policy()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(err(SERVICE, "DeleteBucketPolicy"))?;
+    } else {
+        aws.s3
+            .put_bucket_policy()
+            .bucket(name)
+            .policy(attrs.policy.to_string())
+            .send()
+            .await
+            .map_err(err(SERVICE, "PutBucketPolicy"))?;
+    }
+    aws.s3
+        .put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(
+            t::VersioningConfiguration::builder()
+                .status(if attrs.versioning {
+                    t::BucketVersioningStatus::Enabled
+                } else {
+                    t::BucketVersioningStatus::Suspended
+                })
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(err(SERVICE, "PutBucketVersioning"))?;
+    Ok(())
+}
+
+/// Adds `tags` to the bucket's tag set (S3 replaces the whole set: read, merge, write).
+/// Calls: GetBucketTagging, PutBucketTagging.
+pub async fn merge_tags(aws: &Aws, name: &str, tags: &crate::model::Tags) -> Result<(), AwsError> {
+    use aws_sdk_s3::types as t;
+    let mut all: crate::model::Tags = unless_absent(
+        aws.s3.get_bucket_tagging().bucket(name).send().await,
+        "GetBucketTagging",
+        "NoSuchTagSet",
+    )?
+    .map(|out| {
+        out.tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    })
+    .unwrap_or_default();
+    all.extend(tags.clone());
+    let tag_set: Vec<t::Tag> = all
+        .iter()
+        .filter_map(|(k, v)| t::Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    aws.s3
+        .put_bucket_tagging()
+        .bucket(name)
+        .tagging(
+            t::Tagging::builder()
+                .set_tag_set(Some(tag_set))
+                .build()
+                .map_err(|e| other("PutBucketTagging", e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(err(SERVICE, "PutBucketTagging"))?;
+    Ok(())
+}
+
+/// Deletes the bucket with every object version and delete marker in it (S3 deletes only an
+/// empty bucket). Calls: ListObjectVersions, DeleteObjects (up to 1000 a call), DeleteBucket.
+pub async fn delete_bucket(aws: &Aws, name: &str) -> Result<(), AwsError> {
+    use aws_sdk_s3::types as t;
+    loop {
+        let out = aws
+            .s3
+            .list_object_versions()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(err(SERVICE, "ListObjectVersions"))?;
+        let ids: Vec<t::ObjectIdentifier> = out
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                out.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter_map(|(k, v)| {
+                t::ObjectIdentifier::builder()
+                    .key(k?)
+                    .set_version_id(v.map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if ids.is_empty() {
+            break;
+        }
+        for chunk in ids.chunks(1000) {
+            aws.s3
+                .delete_objects()
+                .bucket(name)
+                .delete(
+                    t::Delete::builder()
+                        .set_objects(Some(chunk.to_vec()))
+                        .quiet(true)
+                        .build()
+                        .map_err(|e| other("DeleteObjects", e.to_string()))?,
+                )
+                .send()
+                .await
+                .map_err(err(SERVICE, "DeleteObjects"))?;
+        }
+    }
+    aws.s3
+        .delete_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(err(SERVICE, "DeleteBucket"))?;
+    Ok(())
 }

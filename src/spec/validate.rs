@@ -560,6 +560,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
         }
     }
     errs.extend(super::efs::check(loaded));
+    super::reload::check(loaded, &mut errs);
     errs
 }
 
