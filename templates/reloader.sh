@@ -19,6 +19,10 @@
                          back (prometheus, alertmanager). Empty: nothing to call (Grafana reads
                          its dashboards itself, every updateIntervalSeconds).
     RELOAD_USER, RELOAD_PASSWORD, RELOAD_CA_CERT   basic auth and the CA (PEM) for those calls
+    CONFIG_OWNERS        space-separated CONTAINER=UID[:GID]: after the first fetch each
+                         container's directory is handed to its server's user (Fargate
+                         creates the volumes owned by root; the servers write their own
+                         files with secrets beside the fetched ones)
     TASK_ID              optional: else read from the ECS task metadata endpoint
   Status: after each attempt, status/MANIFEST-NAME/TASK_ID.json in the bucket says which manifest
   version the task runs and whether the reload worked (deploy apply and deploy status read it).
@@ -171,6 +175,11 @@ while :; do
         # First fetch: the servers have not started yet (they wait for this container to be
         # healthy), so there is nothing to reload.
         cp "$WORK/manifest" "$WORK/loaded"
+        for owner in ${CONFIG_OWNERS:-}; do
+          mkdir -p "$CONFIG_DIR/${owner%%=*}" &&
+            chown "${owner#*=}" "$CONFIG_DIR/${owner%%=*}" ||
+            log "could not hand $CONFIG_DIR/${owner%%=*} to ${owner#*=}"
+        done
         touch "$CONFIG_DIR/.deploy-ready"
         METRICS=""
         report "$version" completed ""

@@ -210,47 +210,77 @@ fn start_time(web: &WebAuth, port: u16) -> String {
 
 /// The sidecar: templates/reloader.sh as rendered, under busybox sh, polling every second.
 fn start_sidecar(dir: &Path, moto: &Moto, web: &WebAuth, targets: &str) -> Running {
-    let script = dir.join("reloader.sh");
-    std::fs::write(
-        &script,
-        render_with("reloader.sh", &context_for(&reference_stack())),
-    )
-    .unwrap();
-    let path = format!(
-        "{}:{}",
-        aws_cli().parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let log = File::create(dir.join("sidecar.log")).unwrap();
-    Running(
-        Command::new("busybox")
-            .arg("sh")
-            .arg(&script)
-            .envs(cli_env(moto))
-            .env("PATH", path)
-            .env("TMPDIR", dir.join("sidecar-tmp"))
-            .env("CONFIG_BUCKET", BUCKET)
-            .env(
-                "CONFIG_MANIFEST",
-                deploy::render::reload::manifest_key(FAMILY),
-            )
-            .env(
-                "CONFIG_PREFIX",
-                deploy::render::reload::files_prefix(FAMILY),
-            )
-            .env("CONFIG_DIR", dir.join("config"))
-            .env("POLL_SECONDS", "1")
-            .env("RELOAD_TARGETS", targets)
-            .env("RELOAD_USER", common::web::USER)
-            .env("RELOAD_PASSWORD", &web.password)
-            .env("RELOAD_CA_CERT", std::fs::read_to_string(&web.ca).unwrap())
-            .env("TASK_ID", "task-0123")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("busybox sh is missing: apt-get install busybox"),
-    )
+    let sidecar = Sidecar {
+        bucket: BUCKET.into(),
+        family: FAMILY.into(),
+        config_dir: dir.join("config"),
+        targets: targets.into(),
+        task_id: "task-0123".into(),
+    };
+    sidecar.start(dir, moto, web)
+}
+
+/// One task's config sidecar as the test runs it.
+struct Sidecar {
+    bucket: String,
+    family: String,
+    config_dir: PathBuf,
+    targets: String,
+    task_id: String,
+}
+
+impl Sidecar {
+    /// Runs templates/reloader.sh as rendered under busybox sh, polling every second; its
+    /// log is `dir`/sidecar-TASK.log (and `dir`/sidecar.log for the first one).
+    fn start(&self, dir: &Path, moto: &Moto, web: &WebAuth) -> Running {
+        let script = dir.join("reloader.sh");
+        std::fs::write(
+            &script,
+            render_with("reloader.sh", &context_for(&reference_stack())),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            aws_cli().parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log_path = dir.join("sidecar.log");
+        let log_path = if log_path.exists() {
+            dir.join(format!("sidecar-{}.log", self.task_id))
+        } else {
+            log_path
+        };
+        let log = File::create(log_path).unwrap();
+        Running(
+            Command::new("busybox")
+                .arg("sh")
+                .arg(&script)
+                .envs(cli_env(moto))
+                .env("PATH", path)
+                .env("TMPDIR", dir.join(format!("tmp-{}", self.task_id)))
+                .env("CONFIG_BUCKET", &self.bucket)
+                .env(
+                    "CONFIG_MANIFEST",
+                    deploy::render::reload::manifest_key(&self.family),
+                )
+                .env(
+                    "CONFIG_PREFIX",
+                    deploy::render::reload::files_prefix(&self.family),
+                )
+                .env("CONFIG_DIR", &self.config_dir)
+                .env("POLL_SECONDS", "1")
+                .env("RELOAD_TARGETS", &self.targets)
+                .env("RELOAD_USER", common::web::USER)
+                .env("RELOAD_PASSWORD", &web.password)
+                .env("RELOAD_CA_CERT", std::fs::read_to_string(&web.ca).unwrap())
+                .env("TASK_ID", &self.task_id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("busybox sh is missing: apt-get install busybox"),
+        )
+    }
 }
 
 async fn status(aws: &deploy::aws::Aws) -> Option<s3::ReloadStatus> {
@@ -593,4 +623,334 @@ fn grafana_rereads_the_dashboards_where_the_stack_puts_them() {
     for p in dashboards {
         assert!(p.starts_with(&format!("{path}/")), "{p} is outside {path}");
     }
+}
+
+/// A copy of templates/ in `dir`, with `edit` applied to rules/alerts.yml.
+fn templates_copy(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let to = dir.join("templates");
+    let from = common::repo_root().join("templates");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&from)
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let alerts = to.join("rules/alerts.yml");
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    std::fs::write(&alerts, edit(text)).unwrap();
+    to
+}
+
+/// The JSON document an `--format json` run printed.
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_str(&common::stdout(out)).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout:\n{}\nstderr:\n{}",
+            common::stdout(out),
+            common::stderr(out)
+        )
+    })
+}
+
+/// The whole path through deploy itself: `deploy apply` creates the config bucket and
+/// publishes the files; the sidecars (the script, busybox sh, the real AWS CLI, run here with
+/// the environment the registered task definition gives them) fetch them and a real
+/// Prometheus starts on them; apply waits until every running task (moto runs one per
+/// service) reported them loaded. Then the threshold change: the plan shows a reload and no
+/// new revision, apply uploads one file and waits for the reload, Prometheus keeps its start
+/// time and its samples and has the new rule. A broken rule: apply fails the reload, puts the
+/// previous manifest back, and Prometheus keeps the last good rules.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_threshold_change_through_deploy_is_a_reload_not_a_restart() {
+    need(PROMETHEUS);
+    need("/usr/bin/busybox");
+    let env = common::TestEnv::new();
+    env.seed(false);
+    let aws = env.moto.aws().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bucket = deploy::render::reload::bucket_name(
+        "monitoring",
+        "production",
+        "123456789012",
+        &aws.region,
+    );
+
+    // What the registered task definition tells its sidecar (checked after the first apply):
+    // the test's sidecars get the same bucket and keys, and loopback for the servers.
+    let prom_config = dir.join("prom-task");
+    let web = WebAuth::install(
+        &prom_config.join("prometheus"),
+        &context_for(&reference_stack()),
+    );
+    let prom_port = free_port();
+    let _prom_sidecar = Sidecar {
+        bucket: bucket.clone(),
+        family: "prom-task".into(),
+        config_dir: prom_config.clone(),
+        targets: format!("prometheus=https://localhost:{prom_port}"),
+        task_id: "prom-task-1".into(),
+    }
+    .start(dir, &env.moto, &web);
+    let _grafana_sidecar = Sidecar {
+        bucket: bucket.clone(),
+        family: "grafana-task".into(),
+        config_dir: dir.join("grafana-task"),
+        targets: String::new(),
+        task_id: "grafana-task-1".into(),
+    }
+    .start(dir, &env.moto, &web);
+    let sidecar_log = dir.join("sidecar.log");
+
+    let first = env.stack_copy("first.yaml", |t| t);
+    let out = env.deploy(&[
+        "apply",
+        "-f",
+        &first,
+        "--auto-approve",
+        "--format",
+        "json",
+        "--wait-timeout",
+        "120",
+    ]);
+    common::assert_success(&out);
+    let report = json_of(&out);
+    common::schema_check(&report).unwrap();
+    let reloads = report["reloads"].as_array().expect("reloads in the report");
+    assert_eq!(reloads.len(), 2, "{reloads:?}");
+    for r in reloads {
+        assert_eq!(r["outcome"], "completed", "{r}");
+        assert_eq!(r["reported"], 1, "{r}");
+    }
+
+    // The task definition wires the sidecar as the test runs it.
+    let td = env
+        .deploy(&[
+            "render",
+            "-f",
+            &first,
+            "--out",
+            &dir.join("out").to_string_lossy(),
+        ])
+        .status;
+    assert!(td.success());
+    let prom_td: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/task-definitions/prom-task.json")).unwrap(),
+    )
+    .unwrap();
+    let containers = prom_td["containerDefinitions"].as_array().unwrap();
+    let sidecar = containers.iter().find(|c| c["name"] == "config").unwrap();
+    let sidecar_env: BTreeMap<String, String> = sidecar["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(sidecar_env["CONFIG_BUCKET"], bucket);
+    assert_eq!(sidecar_env["CONFIG_MANIFEST"], "manifest/prom-task");
+    assert_eq!(
+        sidecar_env["RELOAD_TARGETS"],
+        "alertmanager=https://localhost:9093 prometheus=https://localhost:9090"
+    );
+    let prometheus_def = containers
+        .iter()
+        .find(|c| c["name"] == "prometheus")
+        .unwrap();
+    assert_eq!(
+        prometheus_def["dependsOn"],
+        serde_json::json!([{"containerName": "config", "condition": "HEALTHY"}])
+    );
+    assert!(prometheus_def["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "--web.enable-lifecycle"));
+
+    // Prometheus starts on the fetched files (after the sidecar's first fetch, as dependsOn
+    // HEALTHY has it in ECS).
+    assert!(prom_config.join(".deploy-ready").is_file());
+    let prom_dir = dir.join("prom");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let log = File::create(prom_dir.join("prometheus.log")).unwrap();
+    let _prometheus = Running(
+        Command::new(PROMETHEUS)
+            .arg(format!(
+                "--config.file={}",
+                prom_config.join("prometheus/prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--web.config.file={}",
+                prom_config.join("prometheus/web.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--web.enable-lifecycle")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let prom_log = prom_dir.join("prometheus.log");
+    wait_for(
+        "prometheus ready",
+        Duration::from_secs(60),
+        &prom_log,
+        || matches!(web.get(prom_port, "/-/ready"), Ok((200, _))),
+    );
+    let started_at = start_time(&web, prom_port);
+    // The backend behind moto's ALB does not answer: its `up` samples are 0, but they are
+    // samples in the TSDB all the same.
+    let up_query = "/api/v1/query?query=up%7Bjob%3D%22backend%22%7D";
+    wait_for(
+        "a backend scrape sample",
+        Duration::from_secs(60),
+        &prom_log,
+        || {
+            json_get(&web, prom_port, up_query)["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        },
+    );
+    let sampled_at = json_get(&web, prom_port, up_query)["data"]["result"][0]["value"][0]
+        .as_f64()
+        .unwrap();
+    let threshold =
+        |alerts: &BTreeMap<String, String>, t: &str| alerts.iter().any(|(_, q)| q.contains(t));
+    assert!(threshold(&loaded_alerts(&web, prom_port), "0.05"));
+
+    // The threshold change: a reload, no revision, no restart.
+    let second = env.stack_copy("second.yaml", |t| {
+        t.replace("error_ratio: 0.05", "error_ratio: 0.02")
+    });
+    let out = env.deploy(&["plan", "-f", &second]);
+    common::assert_success(&out);
+    let plan = common::stdout(&out) + &common::stderr(&out);
+    assert!(
+        plan.contains("~ file prom-task/prometheus/rules/alerts.yml (reload, no restart)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("-      expr:") || plan.contains("0.02"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("task_definition."),
+        "no new revision: {plan}"
+    );
+    assert!(!plan.contains("ecs_service."), "no restart: {plan}");
+    let out = env.deploy(&[
+        "apply",
+        "-f",
+        &second,
+        "--auto-approve",
+        "--format",
+        "json",
+        "--wait-timeout",
+        "120",
+    ]);
+    common::assert_success(&out);
+    let report = json_of(&out);
+    common::schema_check(&report).unwrap();
+    assert_eq!(
+        report["rollouts"],
+        serde_json::json!([]),
+        "nothing restarts"
+    );
+    // The threshold is in the alert rules and on the overview dashboard's error panel: one
+    // file of each task, each reloaded.
+    let reloads = report["reloads"].as_array().unwrap();
+    let uploaded: Vec<(&str, &Value)> = reloads
+        .iter()
+        .map(|r| (r["family"].as_str().unwrap(), &r["uploaded"]))
+        .collect();
+    assert_eq!(
+        uploaded,
+        [
+            (
+                "grafana-task",
+                &serde_json::json!(["grafana/overview.json"])
+            ),
+            (
+                "prom-task",
+                &serde_json::json!(["prometheus/rules/alerts.yml"])
+            ),
+        ],
+        "{reloads:?}"
+    );
+    assert!(
+        reloads.iter().all(|r| r["outcome"] == "completed"),
+        "{reloads:?}"
+    );
+    assert!(dir.join("grafana-task/grafana/overview.json").is_file());
+    assert_eq!(start_time(&web, prom_port), started_at, "the same process");
+    let at = format!("/api/v1/query?query=up%7Bjob%3D%22backend%22%7D&time={sampled_at}");
+    assert_eq!(
+        json_get(&web, prom_port, &at)["data"]["result"][0]["value"][0].as_f64(),
+        Some(sampled_at),
+        "a sample from before the change is still there"
+    );
+    let alerts = loaded_alerts(&web, prom_port);
+    assert!(
+        threshold(&alerts, "0.02") && !threshold(&alerts, "0.05"),
+        "{alerts:?}"
+    );
+    let out = env.deploy(&["plan", "-f", &second, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+
+    // A rule Prometheus refuses: the reload fails, apply says so and puts the last good set
+    // back; Prometheus keeps the 0.02 rules, and so would a restarted task.
+    let broken = templates_copy(dir, |t| t.replacen("expr:", "expr: sum(", 1));
+    let out = env.deploy(&[
+        "apply",
+        "-f",
+        &second,
+        "--templates",
+        &broken.to_string_lossy(),
+        "--auto-approve",
+        "--format",
+        "json",
+        "--wait-timeout",
+        "120",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let report = json_of(&out);
+    common::schema_check(&report).unwrap();
+    let failed = report["reloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["family"] == "prom-task")
+        .unwrap()
+        .clone();
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("prometheus"),
+        "{failed}"
+    );
+    let restored = failed["restored_version"].as_str().unwrap().to_string();
+    let (manifest, current) = s3::read_manifest(&aws, &bucket, "prom-task")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current, restored);
+    let good = std::fs::read_to_string(prom_config.join("prometheus/rules/alerts.yml")).unwrap();
+    assert_eq!(
+        manifest.files["prometheus/rules/alerts.yml"].sha256,
+        deploy::render::reload::sha256_hex(&good),
+        "the current manifest names the last good rules, which are on the volume"
+    );
+    let alerts = loaded_alerts(&web, prom_port);
+    assert!(threshold(&alerts, "0.02"), "{alerts:?}");
+    assert_eq!(start_time(&web, prom_port), started_at);
+    let _ = sidecar_log;
 }

@@ -21,6 +21,8 @@ pub struct AwsProvider {
     /// The service changes made so far, with the deployments they started (apply waits for
     /// them once the steps are done).
     pub started: std::sync::Mutex<Vec<Followed>>,
+    /// The config files published so far, by family (apply waits for the tasks to load them).
+    pub published: std::sync::Mutex<Vec<(String, s3::Published)>>,
     /// The environment's lock, checked before each step's first write (a holder that lost
     /// it makes no further change).
     pub lock: Option<std::sync::Arc<crate::lock::Held>>,
@@ -44,6 +46,12 @@ impl AwsProvider {
         };
         if let Ok(mut list) = self.started.lock() {
             list.push(followed);
+        }
+    }
+
+    fn note_published(&self, published: Vec<(String, s3::Published)>) {
+        if let Ok(mut list) = self.published.lock() {
+            list.extend(published);
         }
     }
 
@@ -190,7 +198,11 @@ impl Provider for AwsProvider {
                     Attrs::EfsFileSystem(a) => efs::create_file_system(aws, a, &tags).await?,
                     Attrs::EfsMountTargets(a) => efs::create_mount_targets(aws, a, &tags).await?,
                     Attrs::EfsAccessPoint(a) => efs::create_access_point(aws, a, &tags).await?,
-                    Attrs::S3Bucket(a) => s3::create_bucket(aws, a, &tags).await?,
+                    Attrs::S3Bucket(a) => {
+                        let (name, published) = s3::create_bucket(aws, a, &tags).await?;
+                        self.note_published(published);
+                        name
+                    }
                 };
                 Ok(Some(id))
             }
@@ -259,7 +271,8 @@ impl Provider for AwsProvider {
                         efs::update_access_point(aws, &o.id, b, a).await?
                     }
                     (Attrs::S3Bucket(b), Attrs::S3Bucket(a)) => {
-                        s3::update_bucket(aws, b, a).await?;
+                        let published = s3::update_bucket(aws, b, a).await?;
+                        self.note_published(published);
                     }
                     _ => {
                         return Err(AwsError::other(

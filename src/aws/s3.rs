@@ -13,7 +13,7 @@ use crate::render::reload::{
     TASK_DEFINITION_METADATA,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 const SERVICE: &str = "s3";
@@ -54,6 +54,9 @@ pub async fn read_manifest(
 /// What a publish did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Published {
+    /// The manifest version the tasks ran before (`None`: the first publish); what a refused
+    /// reload is rolled back to.
+    pub previous_version: Option<String>,
     /// Paths uploaded (content changed or new), in path order.
     pub uploaded: Vec<String>,
     /// Paths the new manifest no longer names.
@@ -90,6 +93,7 @@ pub async fn publish(
         .collect();
     if changed.is_empty() && removed.is_empty() && live_version.is_some() {
         return Ok(Published {
+            previous_version: live_version.clone(),
             uploaded: vec![],
             removed: vec![],
             manifest_version: live_version,
@@ -128,6 +132,7 @@ pub async fn publish(
         .await
         .map_err(err(SERVICE, "PutObject"))?;
     Ok(Published {
+        previous_version: live_version,
         uploaded: changed,
         removed,
         manifest_version: Some(version_or_null(out.version_id())),
@@ -212,21 +217,7 @@ pub async fn restore_manifest(
     Ok(version_or_null(out.version_id()))
 }
 
-/// What a task's sidecar last reported (the object templates/reloader.sh writes).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReloadStatus {
-    pub task: String,
-    pub manifest_version: String,
-    /// `completed` or `failed`.
-    pub result: String,
-    #[serde(default)]
-    pub error: String,
-    /// Server name → its `NAME_config_last_reload_successful` value read after the reload
-    /// (`None`: not readable).
-    #[serde(default)]
-    pub reload_successful: BTreeMap<String, Option<f64>>,
-    pub at: String,
-}
+pub use crate::reloads::ReloadStatus;
 
 /// Every status object the sidecars of `family` wrote, by task id. Calls: ListObjectsV2,
 /// GetObject per task.
@@ -570,18 +561,20 @@ pub async fn observe_bucket(
     }))
 }
 
-/// Creates the config bucket and publishes every family's files. Returns the bucket name.
-/// Calls: see [`create_config_bucket`] and [`publish`].
+/// Creates the config bucket and publishes every family's files. Returns the bucket name and
+/// what was published. Calls: see [`create_config_bucket`] and [`publish`].
 pub async fn create_bucket(
     aws: &Aws,
     attrs: &crate::model::S3BucketAttrs,
     tags: &crate::model::Tags,
-) -> Result<String, AwsError> {
+) -> Result<(String, Vec<(String, Published)>), AwsError> {
     create_config_bucket(aws, &attrs.name, &attrs.policy, tags).await?;
+    let mut published = Vec::new();
     for (family, files) in files_by_family(&attrs.files) {
-        publish(aws, &attrs.name, &family, &files, "").await?;
+        let p = publish(aws, &attrs.name, &family, &files, "").await?;
+        published.push((family, p));
     }
-    Ok(attrs.name.clone())
+    Ok((attrs.name.clone(), published))
 }
 
 /// Brings the bucket's settings to `after` and publishes the families whose files changed

@@ -115,6 +115,7 @@ pub async fn run(
         environment: stack.environment.clone(),
         ownership: spec::ownership_tags(stack),
         started: Default::default(),
+        published: Default::default(),
         lock: Some(guard.held()),
     };
     let mut followed = Vec::new();
