@@ -95,6 +95,35 @@ pub fn judge(statuses: &[ReloadStatus], version: &str, running: usize) -> Judgem
     }
 }
 
+/// The config files a family's tasks run, as `deploy status` shows them: the bucket's current
+/// manifest version and each task's last report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FamilyFiles {
+    pub family: String,
+    /// `None` before the first publish.
+    pub manifest_version: Option<String>,
+    pub tasks: Vec<ReloadStatus>,
+}
+
+impl FamilyFiles {
+    /// What is wrong: a task whose server refused the current files.
+    pub fn problems(&self) -> Vec<String> {
+        self.tasks
+            .iter()
+            .filter(|t| {
+                t.result != "completed"
+                    && Some(t.manifest_version.as_str()) == self.manifest_version.as_deref()
+            })
+            .map(|t| {
+                format!(
+                    "task {} refused the current config files of {}: {}",
+                    t.task, self.family, t.error
+                )
+            })
+            .collect()
+    }
+}
+
 /// How a followed reload ended, as apply reports it (JSON `reloads`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReloadResult {

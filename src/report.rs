@@ -276,6 +276,9 @@ pub struct StatusReport<'a> {
     pub services: Vec<ServiceStatusReport<'a>>,
     pub urls: Vec<String>,
     pub log_groups: Vec<String>,
+    /// The config files each family's tasks run (left out without a config bucket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_files: Vec<crate::reloads::FamilyFiles>,
 }
 
 #[derive(Debug, Serialize)]
@@ -292,6 +295,7 @@ pub fn status_report<'a>(
     region: &str,
     states: &'a [crate::rollout::ServiceState],
     look: &crate::commands::status::WhereToLook,
+    files: &[crate::reloads::FamilyFiles],
 ) -> StatusReport<'a> {
     let services: Vec<ServiceStatusReport> = states
         .iter()
@@ -311,10 +315,12 @@ pub fn status_report<'a>(
         stack: stack.to_string(),
         environment: environment.to_string(),
         region: region.to_string(),
-        healthy: services.iter().all(|s| s.healthy),
+        healthy: services.iter().all(|s| s.healthy)
+            && files.iter().all(|f| f.problems().is_empty()),
         services,
         urls: look.urls.clone(),
         log_groups: look.log_groups.clone(),
+        config_files: files.to_vec(),
     }
 }
 

@@ -906,6 +906,24 @@ async fn a_threshold_change_through_deploy_is_a_reload_not_a_restart() {
     );
     let out = env.deploy(&["plan", "-f", &second, "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    // deploy status: what each task's sidecar reported, per server.
+    let out = env.deploy(&["status", "-f", &second, "--format", "json"]);
+    let status = json_of(&out);
+    common::schema_check(&status).unwrap();
+    let prom_files = status["config_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["family"] == "prom-task")
+        .unwrap()
+        .clone();
+    let task = &prom_files["tasks"][0];
+    assert_eq!(task["task"], "prom-task-1", "{prom_files}");
+    assert_eq!(task["result"], "completed");
+    assert_eq!(task["manifest_version"], prom_files["manifest_version"]);
+    assert_eq!(task["reload_successful"]["prometheus"], 1.0);
+    let text = common::stdout(&env.deploy(&["status", "-f", &second]));
+    assert!(text.contains("prometheus reload ok"), "{text}");
 
     // A rule Prometheus refuses: the reload fails, apply says so and puts the last good set
     // back; Prometheus keeps the 0.02 rules, and so would a restarted task.
