@@ -40,6 +40,9 @@ pub const TAG_ADDRESS: &str = "deploy:address";
 /// Tag on a task definition revision: when a rollout of it completed (RFC 3339), written by
 /// `apply` and `rollback` once they saw it complete; `rollback` returns to such revisions.
 pub const TAG_ROLLOUT_COMPLETED: &str = "deploy:rollout-completed";
+/// On a task definition revision: the config bucket's manifest version its tasks ran when
+/// deploy last saw them (what `deploy rollback` restores with that revision).
+pub const TAG_CONFIG_MANIFEST: &str = "deploy:config-manifest";
 /// Tag on a service `rollback` moved off the stack's revision: `from REVISION at TIME`, so the
 /// next plan can warn that it re-deploys the newer revision.
 pub const TAG_ROLLED_BACK: &str = "deploy:rolled-back";

@@ -25,6 +25,8 @@ pub struct ReloadStatus {
 /// A service of the stack whose tasks load a family's files from the config bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadService {
+    /// The config bucket's name.
+    pub bucket: String,
     pub family: String,
     /// The service's address in the stack (`ecs_service.prometheus`).
     pub address: String,
@@ -35,13 +37,16 @@ pub struct ReloadService {
 /// The services of `desired` and the task definition family each runs, for the families with
 /// files in the config bucket.
 pub fn services_of_families(desired: &[Desired]) -> Vec<ReloadService> {
-    let families: Vec<&str> = desired
-        .iter()
-        .filter_map(|d| match &d.attrs {
-            Attrs::S3Bucket(b) => Some(b.files.keys().filter_map(|k| k.split_once('/'))),
-            _ => None,
-        })
-        .flatten()
+    let Some(bucket) = desired.iter().find_map(|d| match &d.attrs {
+        Attrs::S3Bucket(b) => Some(b),
+        _ => None,
+    }) else {
+        return vec![];
+    };
+    let families: Vec<&str> = bucket
+        .files
+        .keys()
+        .filter_map(|k| k.split_once('/'))
         .map(|(family, _)| family)
         .collect();
     desired
@@ -51,6 +56,7 @@ pub fn services_of_families(desired: &[Desired]) -> Vec<ReloadService> {
                 let td = s.task_definition.split('@').next().unwrap_or_default();
                 let family = aws_name_of(desired, td);
                 families.contains(&family.as_str()).then(|| ReloadService {
+                    bucket: bucket.name.clone(),
                     family,
                     address: d.address.to_string(),
                     cluster: aws_name_of(desired, &s.cluster),

@@ -970,5 +970,42 @@ async fn a_threshold_change_through_deploy_is_a_reload_not_a_restart() {
     let alerts = loaded_alerts(&web, prom_port);
     assert!(threshold(&alerts, "0.02"), "{alerts:?}");
     assert_eq!(start_time(&web, prom_port), started_at);
-    let _ = sidecar_log;
+
+    // A new revision (another image) with another threshold, then a rollback: the revision it
+    // returns to brings back the files recorded with it (0.02), not the newest (0.03).
+    let third = env.stack_copy("third.yaml", |t| {
+        t.replace("error_ratio: 0.05", "error_ratio: 0.03")
+            .replace("prom/prometheus:v2.53.4", "prom/prometheus:v2.53.5")
+    });
+    let out = env.deploy(&[
+        "apply",
+        "-f",
+        &third,
+        "--auto-approve",
+        "--wait-timeout",
+        "120",
+    ]);
+    common::assert_success(&out);
+    wait_for(
+        "the 0.03 rules",
+        Duration::from_secs(60),
+        &sidecar_log,
+        || threshold(&loaded_alerts(&web, prom_port), "0.03"),
+    );
+    let out = env.deploy(&["rollback", "prometheus", "-f", &third, "--auto-approve"]);
+    common::assert_success(&out);
+    assert!(
+        common::stderr(&out).contains("the config files of prom-task:1 are current again"),
+        "{}",
+        common::stderr(&out)
+    );
+    wait_for(
+        "the 0.02 rules again",
+        Duration::from_secs(60),
+        &sidecar_log,
+        || {
+            let alerts = loaded_alerts(&web, prom_port);
+            threshold(&alerts, "0.02") && !threshold(&alerts, "0.03")
+        },
+    );
 }

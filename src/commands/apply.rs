@@ -327,12 +327,44 @@ pub(crate) async fn execute_plan(
             deregister_old_revisions(plan, aws).await;
         }
     }
+    if !wait.no_wait {
+        record_config_manifests(plan, aws).await;
+    }
     if wait.no_wait && !rollouts.is_empty() {
         eprintln!("Apply done; its rollouts were not followed (--no-wait): see deploy status.");
     } else {
         eprintln!("Apply complete: the services run what was applied.");
     }
     Ok(())
+}
+
+/// After a complete apply: records on the revision each reloading service runs the config
+/// manifest version its tasks loaded, so `deploy rollback` to that revision brings its files
+/// back too. A failure is reported, not fatal (a rollback then keeps the current files).
+async fn record_config_manifests(plan: &Plan, aws: &Aws) {
+    let Some(bucket) = plan.reload_services.first().map(|s| s.bucket.clone()) else {
+        return;
+    };
+    let services: Vec<(String, String, String)> = plan
+        .reload_services
+        .iter()
+        .map(|s| (s.address.clone(), s.cluster.clone(), s.service.clone()))
+        .collect();
+    let result = async {
+        let states = ecs_rollouts::poll_clusters(aws, &services).await?;
+        for (service, state) in plan.reload_services.iter().zip(&states) {
+            let Some((_, version)) =
+                crate::aws::s3::read_manifest(aws, &bucket, &service.family).await?
+            else {
+                continue;
+            };
+            ecs_rollouts::record_config_manifest(aws, &state.task_definition, &version).await?;
+        }
+        Ok::<(), crate::aws::AwsError>(())
+    };
+    if let Err(e) = result.await {
+        eprintln!("warning: could not record which config files the revisions run ({e}); a rollback keeps the current files");
+    }
 }
 
 /// Revision hygiene, after every rollout completed: deregisters the plan's old revisions,
@@ -470,12 +502,9 @@ pub(crate) async fn follow_reloads(
         return vec![];
     }
     let bucket = plan
-        .changes
-        .iter()
-        .find_map(|c| match c.desired.as_ref().map(|d| &d.attrs) {
-            Some(crate::model::Attrs::S3Bucket(b)) => Some(b.name.clone()),
-            _ => None,
-        })
+        .reload_services
+        .first()
+        .map(|s| s.bucket.clone())
         .unwrap_or_default();
     let services_of = |family: &str| -> Vec<&crate::reloads::ReloadService> {
         plan.reload_services
