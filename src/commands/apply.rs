@@ -295,7 +295,12 @@ pub(crate) async fn execute_plan(
     followed.sort_by(|a, b| a.address.cmp(&b.address));
     let why_not = (!report.succeeded()).then_some("the apply did not complete");
     let rollouts = follow_rollouts(&followed, &provider, wait, stop.clone(), why_not).await;
-    let reloads = follow_reloads(plan, &provider, wait, stop.clone(), why_not).await;
+    let rolled: Vec<String> = rollouts
+        .iter()
+        .filter(|r| r.outcome == Outcome::Completed)
+        .map(|r| r.address.clone())
+        .collect();
+    let reloads = follow_reloads(plan, &provider, wait, stop.clone(), why_not, &rolled).await;
     if json_output() {
         println!(
             "{}",
@@ -481,13 +486,16 @@ pub(crate) async fn follow_rollouts(
 /// changed): until every running task of the services using them reports the new set loaded
 /// (its sidecar's status object), a task's server refuses it, `--wait-timeout` passes or
 /// Ctrl-C. A refused set is taken back: the previous manifest version is made current again,
-/// so no task starts on files a server refused.
+/// so no task starts on files a server refused. A family whose services this apply rolled to
+/// completion is not waited for: their tasks started after their sidecar's first fetch
+/// (dependsOn HEALTHY), on the files current then.
 pub(crate) async fn follow_reloads(
     plan: &Plan,
     provider: &AwsProvider,
     wait: &WaitArgs,
     stop: Arc<AtomicBool>,
     why_not: Option<&str>,
+    rolled: &[String],
 ) -> Vec<crate::reloads::ReloadResult> {
     use crate::reloads::{judge, Judgement, ReloadResult};
     let published: Vec<(String, crate::aws::s3::Published)> = provider
@@ -536,9 +544,18 @@ pub(crate) async fn follow_reloads(
         }
         return results;
     }
+    for r in &mut results {
+        if !r.services.is_empty() && r.services.iter().all(|s| rolled.contains(s)) {
+            r.outcome = "completed".into();
+            r.reason = "its tasks were started by this apply's rollout, each after its sidecar fetched the files".into();
+        }
+    }
+    let open = results.iter().filter(|r| r.outcome.is_empty()).count();
+    if open == 0 {
+        return results;
+    }
     eprintln!(
-        "\nFollowing {} reload(s) of config files until every task loaded them (--wait-timeout {}s):",
-        results.len(),
+        "\nFollowing {open} reload(s) of config files until every task loaded them (--wait-timeout {}s):",
         wait.wait_timeout.as_secs()
     );
     let aws = &provider.aws;
