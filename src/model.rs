@@ -40,6 +40,9 @@ pub const TAG_ADDRESS: &str = "deploy:address";
 /// Tag on a task definition revision: when a rollout of it completed (RFC 3339), written by
 /// `apply` and `rollback` once they saw it complete; `rollback` returns to such revisions.
 pub const TAG_ROLLOUT_COMPLETED: &str = "deploy:rollout-completed";
+/// On a task definition revision: the config bucket's manifest version its tasks ran when
+/// deploy last saw them (what `deploy rollback` restores with that revision).
+pub const TAG_CONFIG_MANIFEST: &str = "deploy:config-manifest";
 /// Tag on a service `rollback` moved off the stack's revision: `from REVISION at TIME`, so the
 /// next plan can warn that it re-deploys the newer revision.
 pub const TAG_ROLLED_BACK: &str = "deploy:rolled-back";
@@ -74,10 +77,11 @@ pub enum Kind {
     EfsFileSystem,
     EfsMountTargets,
     EfsAccessPoint,
+    S3Bucket,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Secret,
         Kind::LogGroup,
         Kind::IamRole,
@@ -92,6 +96,7 @@ impl Kind {
         Kind::EfsFileSystem,
         Kind::EfsMountTargets,
         Kind::EfsAccessPoint,
+        Kind::S3Bucket,
     ];
 
     /// The address prefix (`log_group`), from the kind's descriptor ([`kinds::KINDS`]).
@@ -135,6 +140,7 @@ impl Kind {
             Kind::EfsFileSystem => shape::fields_of::<EfsFileSystemAttrs>(),
             Kind::EfsMountTargets => shape::fields_of::<EfsMountTargetsAttrs>(),
             Kind::EfsAccessPoint => shape::fields_of::<EfsAccessPointAttrs>(),
+            Kind::S3Bucket => shape::fields_of::<S3BucketAttrs>(),
         }
     }
 }
@@ -214,6 +220,25 @@ pub struct LogGroupAttrs {
     pub name: String,
     pub retention_days: Option<i32>,
     pub tags: Tags,
+}
+
+/// The stack's config bucket: the rendered files that reach running tasks without a restart
+/// (fetched by each task's config sidecar, see `render::reload`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3BucketAttrs {
+    pub name: String,
+    /// Object versioning on (each apply's file set stays readable for rollbacks).
+    pub versioning: bool,
+    /// Default encryption (`AES256`: SSE-S3).
+    pub encryption: Option<String>,
+    /// All four settings of S3's public access block on.
+    pub public_access_blocked: bool,
+    /// Canonical JSON (see [`canonical_policy`]).
+    pub policy: Value,
+    pub tags: Tags,
+    /// The files the tasks' sidecars load: `FAMILY/CONTAINER/PATH` → content (never secrets:
+    /// a file with a secret in it travels in the task definition).
+    pub files: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +411,10 @@ pub struct Container {
     /// when empty, like `mount_points`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities_drop: Vec<String>,
+    /// Containers of the task this one starts after: name → condition (`START`, `COMPLETE`,
+    /// `SUCCESS`, `HEALTHY`). Left out when empty (unchanged hashes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, String>,
 }
 
 /// A task volume mounted into a container.
@@ -425,6 +454,10 @@ pub struct TaskDefinitionAttrs {
     /// Volume name → the EFS file system behind it. Left out when empty (unchanged hashes).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, EfsVolume>,
+    /// Names of task-scoped volumes (Fargate bind mounts without a host path): storage the
+    /// task's containers share, gone with the task. Left out when empty (unchanged hashes).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub shared_volumes: BTreeSet<String>,
 }
 
 impl TaskDefinitionAttrs {
@@ -618,6 +651,7 @@ pub enum Attrs {
     EfsFileSystem(EfsFileSystemAttrs),
     EfsMountTargets(EfsMountTargetsAttrs),
     EfsAccessPoint(EfsAccessPointAttrs),
+    S3Bucket(S3BucketAttrs),
 }
 
 impl Attrs {
@@ -637,6 +671,7 @@ impl Attrs {
             Attrs::EfsFileSystem(_) => Kind::EfsFileSystem,
             Attrs::EfsMountTargets(_) => Kind::EfsMountTargets,
             Attrs::EfsAccessPoint(_) => Kind::EfsAccessPoint,
+            Attrs::S3Bucket(_) => Kind::S3Bucket,
         }
     }
 
@@ -657,6 +692,7 @@ impl Attrs {
             Attrs::EfsFileSystem(a) => serde_json::to_value(a),
             Attrs::EfsMountTargets(a) => serde_json::to_value(a),
             Attrs::EfsAccessPoint(a) => serde_json::to_value(a),
+            Attrs::S3Bucket(a) => serde_json::to_value(a),
         }
         .expect("attributes serialize to JSON");
         match value {
@@ -695,6 +731,7 @@ impl Attrs {
             Attrs::EfsFileSystem(a) => &a.tags,
             Attrs::EfsMountTargets(_) => &NO_TAGS,
             Attrs::EfsAccessPoint(a) => &a.tags,
+            Attrs::S3Bucket(a) => &a.tags,
         }
     }
 
@@ -783,7 +820,7 @@ impl Attrs {
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
-            Attrs::EfsFileSystem(_) => {}
+            Attrs::EfsFileSystem(_) | Attrs::S3Bucket(_) => {}
         }
         refs
     }
@@ -894,7 +931,7 @@ impl Attrs {
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
-            Attrs::EfsFileSystem(_) => {}
+            Attrs::EfsFileSystem(_) | Attrs::S3Bucket(_) => {}
         }
     }
 
@@ -924,6 +961,7 @@ impl Attrs {
             Attrs::EfsFileSystem(a) => &a.creation_token,
             Attrs::EfsMountTargets(a) => &a.file_system,
             Attrs::EfsAccessPoint(a) => &a.name,
+            Attrs::S3Bucket(a) => &a.name,
         }
     }
 }

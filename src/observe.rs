@@ -12,7 +12,7 @@
 //! cluster, log groups, ELB tags); the rest is read per resource, concurrently.
 
 use crate::aws::{
-    cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, secrets, tagging, Aws, AwsError,
+    cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, s3, secrets, tagging, Aws, AwsError,
 };
 use crate::diff::World;
 use crate::model::{
@@ -543,9 +543,12 @@ async fn read_world(
         Ok::<Found, AwsError>(found)
     };
     let file_storage = read_file_storage(aws, desired);
+    let buckets = each_by_name(of_kind(Kind::S3Bucket), |name, a| {
+        s3::observe_bucket(aws, name, a)
+    });
 
     let role_path = format!("/deploy/{}/", stack.stack);
-    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, owned_arns, role_names) = tokio::try_join!(
+    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, bu, owned_arns, role_names) = tokio::try_join!(
         log_groups,
         roles,
         security_groups,
@@ -556,6 +559,7 @@ async fn read_world(
         load_balancing,
         discovery,
         file_storage,
+        buckets,
         tagging::owned_arns(aws, &stack.stack, &stack.environment),
         iam::list_roles_under_path(aws, &role_path),
     )?;
@@ -563,7 +567,7 @@ async fn read_world(
         .iter()
         .map(|d| (d.address.clone(), Vec::new()))
         .collect();
-    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs]
+    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs, bu]
         .into_iter()
         .flatten()
     {
@@ -1019,6 +1023,7 @@ async fn observe_by_id(
         Kind::EfsFileSystem => efs::observe_file_system_by_id(aws, id, &placeholder).await?,
         Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
         Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
+        Kind::S3Bucket => s3::observe_bucket(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

@@ -304,6 +304,9 @@ impl Context {
         if !destroy && self.targeted.is_none() && plan.has_changes() {
             plan.deregister_revisions = self.revisions_to_deregister(&plan).await?;
         }
+        if !destroy {
+            plan.reload_services = crate::reloads::services_of_families(&self.built.desired);
+        }
         // Ids of what exists and will be kept, for the executor to start from.
         let mut refs = spec::deterministic_ids(&self.loaded.stack, &self.lookups);
         for c in &plan.changes {

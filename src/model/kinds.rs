@@ -253,7 +253,7 @@ pub const EXTERNAL_SECRET_READS: &[&str] =
     &["secretsmanager:DescribeSecret", "ssm:DescribeParameters"];
 
 /// The descriptors, in [`Kind::ALL`] order (a test holds them to it).
-pub static KINDS: [KindInfo; 14] = [
+pub static KINDS: [KindInfo; 15] = [
     KindInfo {
         kind: Kind::Secret,
         prefix: "secret",
@@ -1186,6 +1186,79 @@ pub static KINDS: [KindInfo; 14] = [
                     On::Kind(Kind::EfsFileSystem),
                 ),
             ],
+        },
+    },
+    KindInfo {
+        kind: Kind::S3Bucket,
+        prefix: "s3_bucket",
+        display_name: "S3 bucket",
+        service: "s3",
+        identity: &["name"],
+        forces_replacement: &[],
+        sensitive: &[],
+        // Rendered files only, published again from templates/ by the next apply.
+        data: None,
+        replacement: Replacement::DeleteFirst,
+        import: Import {
+            hint: "the bucket name, e.g. monitoring-production-config-123456789012-us-west-2",
+            by: ImportBy::Name,
+        },
+        tagging: Tagging {
+            resource_type: None,
+            arn_service: "s3",
+            arn_prefix: "",
+            arn_id: ArnId::AfterPrefix,
+            listed_on_aws: true,
+            listed_on_moto: false,
+            found_otherwise: "HeadBucket by its name (STACK-ENVIRONMENT-config-ACCOUNT-REGION)",
+        },
+        reads_need: &[],
+        // Before the task definitions whose sidecars read it: a new task's first fetch finds
+        // its files.
+        create_rank: 0,
+        iam: IamActions {
+            read: &[
+                // HeadBucket and ListObjectsV2.
+                "s3:ListBucket",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPolicy",
+                "s3:GetBucketTagging",
+                "s3:GetBucketVersioning",
+                // The manifests and the files they name, by version; the sidecars' status.
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+            ],
+            create: &[
+                "s3:CreateBucket",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketTagging",
+                "s3:PutObject",
+            ],
+            update: &[
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPolicy",
+                "s3:DeleteBucketPolicy",
+                "s3:PutBucketTagging",
+                "s3:PutObject",
+            ],
+            delete: &[
+                "s3:ListBucketVersions",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+                "s3:DeleteBucket",
+            ],
+            implied: &[],
+        },
+        iam_scope: IamScope {
+            arns: &["arn:aws:s3:::{name}", "arn:aws:s3:::{name}/*"],
+            by: ScopeBy::Name,
+            creates: &[],
+            on: &[],
         },
     },
 ];

@@ -7,6 +7,7 @@
 //! files then reach a stock image lives in [`delivery`].
 
 mod delivery;
+pub mod reload;
 pub mod requests;
 
 pub use delivery::{

@@ -555,6 +555,7 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
     }
     errs.extend(super::efs::check(loaded));
     errs.extend(crate::lint::check_suppressions_spec(loaded));
+    super::reload::check(loaded, &mut errs);
     errs
 }
 
