@@ -184,9 +184,9 @@ fn each_stack_rule_is_found_where_the_stack_says_it() {
             0,
         ),
         (
-            "DL031",
-            &[("          - --storage.tsdb.path=/prometheus\n", "          - --storage.tsdb.path=/prometheus\n          - --web.enable-admin-api\n")],
-            "--web.enable-admin-api",
+            "DL026",
+            &[("resources: [efs_file_system.grafana]", "resources: [\"arn:aws:elasticfilesystem:us-west-2:123456789012:file-system/*\"]")],
+            "file-system/*",
             0,
         ),
         (
@@ -266,11 +266,11 @@ fn suppressed_rules_are_found_without_their_suppression() {
             "image: grafana/grafana:12.2.0",
             0,
         ),
-        ("DL025", "iam_role.grafana", "- tag:GetResources", 1),
+        // The sidecar reloads Prometheus through /-/reload: --web.enable-lifecycle.
         (
-            "DL026",
-            "iam_role.grafana",
-            "resources: [efs_file_system.grafana]",
+            "DL031",
+            "task_definition.prometheus",
+            "- --web.enable-lifecycle",
             0,
         ),
     ] {
@@ -429,13 +429,13 @@ fn a_suppression_needs_a_reason_a_known_rule_and_address() {
         (
             "    - rule: DL035\n",
             "    - rule: DL999\n",
-            "lint.ignore.2.rule",
+            "lint.ignore.3.rule",
             "not a lint rule",
         ),
         (
             "    - rule: DL035\n",
             "    - rule: DL009\n",
-            "lint.ignore.2.rule",
+            "lint.ignore.3.rule",
             "never a finding",
         ),
         (
@@ -464,7 +464,7 @@ fn a_suppression_needs_a_reason_a_known_rule_and_address() {
     );
     let loaded = crate::spec::parse(Path::new("s.yaml"), &text).unwrap();
     let e = &loaded.validate().unwrap_err().0[0];
-    assert_eq!(e.path, "lint.ignore.2.reason", "{e}");
+    assert_eq!(e.path, "lint.ignore.3.reason", "{e}");
     assert_eq!(e.line, line_of(&text, "    - rule: DL035", 0), "{e}");
     assert!(e.message.contains("needs a reason"), "{e}");
     // ... and it hides nothing.
