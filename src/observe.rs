@@ -543,8 +543,13 @@ async fn read_world(
         Ok::<Found, AwsError>(found)
     };
     let file_storage = read_file_storage(aws, desired);
-    let buckets = each_by_name(of_kind(Kind::S3Bucket), |name, a| {
-        s3::observe_bucket(aws, name, a)
+    let buckets = each(of_kind(Kind::S3Bucket), |d| async move {
+        let known = match &d.attrs {
+            Attrs::S3Bucket(b) => b.files.clone(),
+            _ => Default::default(),
+        };
+        let o = s3::observe_bucket(aws, d.attrs.aws_name(), &d.address, &known).await?;
+        Ok(one(&d.address, o))
     });
 
     let role_path = format!("/deploy/{}/", stack.stack);
@@ -1023,7 +1028,7 @@ async fn observe_by_id(
         Kind::EfsFileSystem => efs::observe_file_system_by_id(aws, id, &placeholder).await?,
         Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
         Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
-        Kind::S3Bucket => s3::observe_bucket(aws, id, &placeholder).await?,
+        Kind::S3Bucket => s3::observe_bucket(aws, id, &placeholder, &Default::default()).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

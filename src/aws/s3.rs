@@ -471,11 +471,13 @@ where
 }
 
 /// The files of every family's current manifest, as the bucket kind's `files` attribute
-/// (`FAMILY/PATH` → content). Calls: ListObjectsV2 (manifests), GetObject per manifest and per
-/// file version it names.
+/// (`FAMILY/PATH` → content). `known`: contents the caller has (the stack's files); a file the
+/// manifest names with the same hash is taken from there. Calls: ListObjectsV2 (manifests),
+/// GetObject per manifest and per file version whose content is not known.
 pub async fn published_files(
     aws: &Aws,
     bucket: &str,
+    known: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, AwsError> {
     let out = aws
         .s3
@@ -494,6 +496,13 @@ pub async fn published_files(
             continue;
         };
         for (path, entry) in &manifest.files {
+            let key = format!("{family}/{path}");
+            // A file whose content the caller already has (the hash the manifest names) is
+            // not downloaded: only changed files are, for the plan's diff.
+            if let Some(content) = known.get(&key).filter(|c| sha256_hex(c) == entry.sha256) {
+                files.insert(key, content.clone());
+                continue;
+            }
             let got = aws
                 .s3
                 .get_object()
@@ -538,12 +547,15 @@ pub async fn observe_bucket(
     aws: &Aws,
     name: &str,
     address: &crate::model::Address,
+    known: &BTreeMap<String, String>,
 ) -> Result<Option<crate::model::Observed>, AwsError> {
     let Some(settings) = read_config_bucket(aws, name).await? else {
         return Ok(None);
     };
-    let versioning = bucket_versioning(aws, name).await?;
-    let files = published_files(aws, name).await?;
+    let (versioning, files) = tokio::try_join!(
+        bucket_versioning(aws, name),
+        published_files(aws, name, known)
+    )?;
     Ok(Some(crate::model::Observed {
         address: address.clone(),
         id: name.to_string(),
