@@ -270,3 +270,100 @@ fn plan_lists_the_findings() {
         stdout(&out)
     );
 }
+
+/// DL018 reads the type of each SSM parameter the containers name (DescribeParameters,
+/// metadata only): a String parameter is a finding at the container secret that names it, in
+/// `lint --live` and in every plan; a SecureString one is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_ssm_parameter_is_a_finding_at_the_secret_that_names_it() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let aws = env.moto.aws().await;
+    for (name, kind) in [
+        (
+            "/monitoring/plain-token",
+            aws_sdk_ssm::types::ParameterType::String,
+        ),
+        (
+            "/monitoring/secure-token",
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+    ] {
+        aws.ssm
+            .put_parameter()
+            .name(name)
+            .value("not-a-real-token")
+            .r#type(kind)
+            .send()
+            .await
+            .unwrap();
+    }
+    let with = |name: &'static str| {
+        move |t: String| {
+            t.replace(
+                "          SMTP_PASSWORD: { secrets_manager: monitoring/alertmanager/smtp-password }\n",
+                &format!(
+                    "          SMTP_PASSWORD: {{ secrets_manager: monitoring/alertmanager/smtp-password }}\n          EXTRA_TOKEN: {{ ssm: {name} }}\n"
+                ),
+            )
+        }
+    };
+    let plain = env.stack_copy("plain.yaml", with("/monitoring/plain-token"));
+    let line = std::fs::read_to_string(&plain)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("EXTRA_TOKEN"))
+        .unwrap()
+        + 1;
+    let out = env.deploy(&[
+        "lint",
+        "--live",
+        "-f",
+        &plain,
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    let doc: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let found: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "DL018")
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["location"]["line"], line, "{:?}", found[0]);
+    assert!(found[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/monitoring/plain-token"));
+    let out = env.deploy(&["plan", "-f", &plain]);
+    assert!(
+        (stdout(&out) + &stderr(&out)).contains("warning[DL018]"),
+        "{}",
+        stderr(&out)
+    );
+
+    let secure = env.stack_copy("secure.yaml", with("/monitoring/secure-token"));
+    let out = env.deploy(&[
+        "lint",
+        "--live",
+        "-f",
+        &secure,
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        !doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "DL018"),
+        "{doc}"
+    );
+}

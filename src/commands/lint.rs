@@ -39,6 +39,7 @@ pub async fn run(
         let found = crate::aws::network_audit::run(&ctx.aws, &ctx.lookups, &inputs).await?;
         // Suppressions apply to the live findings too (expired ones were reported offline).
         let mut findings = lint::live_findings(&loaded, found);
+        findings.extend(parameter_findings(&ctx).await?);
         lint::suppress::apply(&loaded, &mut findings, lint::today());
         findings.retain(|f| f.rule.id != "DL069");
         report.findings.extend(findings);
@@ -53,6 +54,25 @@ pub async fn run(
         Format::Text | Format::Markdown => print!("{}", lint::output::text(&report)),
     }
     Ok(if report.fails(fail_on) { 1 } else { 0 })
+}
+
+/// DL018 over the SSM parameters the stack's containers read (none read when it names none).
+pub async fn parameter_findings(
+    ctx: &super::context::Context,
+) -> Result<Vec<lint::Finding>, Failure> {
+    let names: Vec<String> = ctx
+        .loaded
+        .stack
+        .external_secrets()
+        .into_iter()
+        .filter(|(store, _)| *store == "ssm")
+        .map(|(_, name)| name)
+        .collect();
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let types = crate::aws::secrets::parameter_types(&ctx.aws, &names).await?;
+    Ok(lint::parameter_findings(&ctx.loaded, &types))
 }
 
 /// For `apply`: refuses, before any AWS call, when an error-level finding is not suppressed.

@@ -15,6 +15,7 @@ pub use rules::{Rule, Scope, Severity, RULES};
 pub use suppress::check_spec as check_suppressions_spec;
 
 use crate::spec::{Built, LoadedStack};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Where a finding points: a file of the repository (the stack file or a template under
@@ -258,6 +259,30 @@ pub fn live_findings(
             )
         })
         .collect()
+}
+
+/// DL018 over the SSM parameters the containers read (`types`: name as written → its type,
+/// read live): each one that is not a SecureString, at the container secret that names it.
+pub fn parameter_findings(loaded: &LoadedStack, types: &BTreeMap<String, String>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (t, td) in &loaded.stack.task_definitions {
+        for (c, spec) in &td.containers {
+            for (var, r) in &spec.secrets {
+                let Some(name) = &r.ssm else { continue };
+                match types.get(name) {
+                    Some(kind) if kind != "SecureString" => out.push(at_stack(
+                        loaded,
+                        "DL018",
+                        format!("task_definition.{t}"),
+                        &format!("task_definitions.{t}.containers.{c}.secrets.{var}"),
+                        format!("SSM parameter {name} (secret {var} of container `{c}`) is a {kind}, stored and shown in clear text"),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Today's date (UTC), for suppressions' `expires`.

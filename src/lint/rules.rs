@@ -267,7 +267,8 @@ pub static RULES: &[Rule] = &[
         checkov: &["CKV2_AWS_34"],
         prowler: NONE,
         security_hub: NONE,
-        scope: Scope::NotChecked("needs the parameter's type, which the plan does not read yet (it reads metadata by name only)"),
+        // Read live (DescribeParameters, metadata only): by `lint --live` and by every plan.
+        scope: Scope::Live,
     },
     Rule {
         id: "DL019",
@@ -686,10 +687,16 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(ids, sorted);
-        // Offline rules own DL001-DL069; DL070-DL079 are the --live network rules.
+        // Offline rules own DL001-DL069; DL070-DL079 are the --live network rules; DL018
+        // (an SSM parameter's type) is read live too, by `lint --live` and every plan.
         for r in RULES {
             let n: u32 = r.id[2..].parse().unwrap();
-            assert_eq!(r.scope == Scope::Live, (70..80).contains(&n), "{}", r.id);
+            assert_eq!(
+                r.scope == Scope::Live,
+                (70..80).contains(&n) || r.id == "DL018",
+                "{}",
+                r.id
+            );
         }
     }
 }
