@@ -1088,6 +1088,10 @@ pub struct Lookups {
     /// value).
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// The type of each SSM parameter among them (name as written → `String`, `StringList`,
+    /// `SecureString`), read by the same lookup: what lint's DL018 judges.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameter_types: BTreeMap<String, String>,
     /// Cloud Map namespaces the stack uses without owning them (`existing`): name → id.
     #[serde(default)]
     pub namespaces: BTreeMap<String, String>,
@@ -1162,6 +1166,7 @@ impl Lookups {
                 targets_by_port: BTreeMap::new(),
             },
             secrets: BTreeMap::new(),
+            parameter_types: BTreeMap::new(),
             namespaces: BTreeMap::new(),
         }
     }

@@ -94,14 +94,17 @@ impl<'a> LookupReads<'a> {
                 move |(store, name)| {
                     let account = account.clone();
                     async move {
-                        let arn = match store {
+                        let (arn, parameter_type) = match store {
                             "ssm" => {
                                 let account = account.await?;
-                                secrets::lookup_parameter_arn(aws, &account, &name).await?
+                                let (arn, kind) =
+                                    secrets::lookup_parameter(aws, &account, &name).await?;
+                                (arn, Some(kind))
                             }
-                            _ => secrets::lookup_secret_arn(aws, &name).await?,
+                            _ => (secrets::lookup_secret_arn(aws, &name).await?, None),
                         };
-                        Ok::<_, AwsError>((external_secret_key(store, &name), arn))
+                        let key = external_secret_key(store, &name);
+                        Ok::<_, AwsError>((key, arn, parameter_type.map(|t| (name, t))))
                     }
                 },
             ));
@@ -154,7 +157,14 @@ impl<'a> LookupReads<'a> {
                     vpc_cidr,
                     subnet_ids,
                     load_balancer: lb,
-                    secrets: secrets.into_iter().collect(),
+                    parameter_types: secrets
+                        .iter()
+                        .filter_map(|(_, _, parameter_type)| parameter_type.clone())
+                        .collect(),
+                    secrets: secrets
+                        .into_iter()
+                        .map(|(key, arn, _)| (key, arn))
+                        .collect(),
                     namespaces,
                 })
             })
@@ -1046,9 +1056,7 @@ async fn observe_by_id(
 /// answer would name a different one from run to run, and make the user fix them one by one).
 // AwsError is the adapters' error everywhere; boxing it for this one function buys nothing.
 #[allow(clippy::result_large_err)]
-fn every_missing_secret_at_once(
-    reads: Vec<Result<(String, String), AwsError>>,
-) -> Result<Vec<(String, String)>, AwsError> {
+fn every_missing_secret_at_once<T>(reads: Vec<Result<T, AwsError>>) -> Result<Vec<T>, AwsError> {
     let mut found = Vec::new();
     let mut missing: Vec<AwsError> = Vec::new();
     for read in reads {
@@ -1109,7 +1117,8 @@ mod tests {
         // Any other failure is not hidden behind the missing ones.
         let mut denied = missing("d");
         denied.code = Some("AccessDeniedException".into());
-        let other = every_missing_secret_at_once(vec![Err(missing("b")), Err(denied)]);
+        let other =
+            every_missing_secret_at_once::<(String, String)>(vec![Err(missing("b")), Err(denied)]);
         assert!(other.unwrap_err().code_is("AccessDeniedException"));
     }
 

@@ -9,6 +9,21 @@ use common::{
 };
 use serde_json::Value;
 
+/// `deploy lint --live -f STACK` as JSON, whatever it finds (`--fail-on never`).
+fn live_lint_json(env: &TestEnv, stack: &str) -> Value {
+    let out = env.deploy(&[
+        "lint",
+        "--live",
+        "-f",
+        stack,
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)))
+}
+
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("exited")
 }
@@ -90,18 +105,7 @@ fn live_lint_reads_the_network_and_locates_findings_at_the_lookups() {
             "lint:\n  ignore:\n    - rule: DL072\n      address: lookups.load_balancer\n      reason: the backend team owns the ALB's attributes\n",
         )
     });
-    let out = env.deploy(&[
-        "lint",
-        "--live",
-        "-f",
-        &suppressed,
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
-    let doc: Value =
-        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let doc = live_lint_json(&env, &suppressed);
     let headers = doc["findings"]
         .as_array()
         .unwrap()
@@ -315,18 +319,7 @@ async fn a_plain_ssm_parameter_is_a_finding_at_the_secret_that_names_it() {
         .position(|l| l.contains("EXTRA_TOKEN"))
         .unwrap()
         + 1;
-    let out = env.deploy(&[
-        "lint",
-        "--live",
-        "-f",
-        &plain,
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
-    let doc: Value =
-        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let doc = live_lint_json(&env, &plain);
     let found: Vec<&Value> = doc["findings"]
         .as_array()
         .unwrap()
@@ -347,17 +340,7 @@ async fn a_plain_ssm_parameter_is_a_finding_at_the_secret_that_names_it() {
     );
 
     let secure = env.stack_copy("secure.yaml", with("/monitoring/secure-token"));
-    let out = env.deploy(&[
-        "lint",
-        "--live",
-        "-f",
-        &secure,
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
-    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let doc = live_lint_json(&env, &secure);
     assert!(
         !doc["findings"]
             .as_array()

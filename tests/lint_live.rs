@@ -46,6 +46,7 @@ fn lookups(seeded: &Value) -> Lookups {
             targets_by_port: Default::default(),
         },
         secrets: Default::default(),
+        parameter_types: Default::default(),
         namespaces: Default::default(),
     }
 }

@@ -298,53 +298,14 @@ pub async fn lookup_secret_arn(aws: &Aws, name_or_arn: &str) -> Result<String, A
     }
 }
 
-/// The type (`String`, `StringList`, `SecureString`) of each SSM parameter named (by name or
-/// ARN) that exists: metadata only, the value is never read. Calls: DescribeParameters per
-/// parameter.
-pub async fn parameter_types(
-    aws: &Aws,
-    names: &[String],
-) -> Result<BTreeMap<String, String>, AwsError> {
-    let mut types = BTreeMap::new();
-    for name_or_arn in names {
-        let name = match name_or_arn.split_once(":parameter") {
-            Some((_, n)) if name_or_arn.starts_with("arn:") => n.to_string(),
-            _ => name_or_arn.to_string(),
-        };
-        let out = aws
-            .ssm
-            .describe_parameters()
-            .parameter_filters(
-                ParameterStringFilter::builder()
-                    .key("Name")
-                    .option("Equals")
-                    .values(&name)
-                    .build()
-                    .map_err(|e| AwsError::other("ssm", "DescribeParameters", e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(err("ssm", "DescribeParameters"))?;
-        let wanted = name.trim_start_matches('/');
-        if let Some(t) = out
-            .parameters()
-            .iter()
-            .find(|p| p.name().map(|n| n.trim_start_matches('/')) == Some(wanted))
-            .and_then(|p| p.r#type())
-        {
-            types.insert(name_or_arn.clone(), t.as_str().to_string());
-        }
-    }
-    Ok(types)
-}
-
-/// The ARN of an existing SSM parameter a container refers to (by name or ARN). Metadata only
+/// The ARN and the type (`String`, `StringList`, `SecureString`: what lint's DL018 judges) of
+/// an existing SSM parameter a container refers to (by name or ARN). Metadata only
 /// (DescribeParameters): the value is never read. Absent → an error saying how to create it.
-pub async fn lookup_parameter_arn(
+pub async fn lookup_parameter(
     aws: &Aws,
     account_id: &str,
     name_or_arn: &str,
-) -> Result<String, AwsError> {
+) -> Result<(String, String), AwsError> {
     let name = match name_or_arn.split_once(":parameter") {
         Some((_, n)) if name_or_arn.starts_with("arn:") => n.to_string(),
         _ => name_or_arn.to_string(),
@@ -367,8 +328,8 @@ pub async fn lookup_parameter_arn(
     let found = out
         .parameters()
         .iter()
-        .any(|p| p.name().map(|n| n.trim_start_matches('/')) == Some(wanted));
-    if !found {
+        .find(|p| p.name().map(|n| n.trim_start_matches('/')) == Some(wanted));
+    let Some(found) = found else {
         return Err(AwsError::lookup_failed(
             "ssm",
             "DescribeParameters",
@@ -379,10 +340,15 @@ pub async fn lookup_parameter_arn(
                 aws.region
             ),
         ));
-    }
-    Ok(if name_or_arn.starts_with("arn:") {
+    };
+    let kind = found
+        .r#type()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_default();
+    let arn = if name_or_arn.starts_with("arn:") {
         name_or_arn.to_string()
     } else {
         format!("arn:aws:ssm:{}:{account_id}:parameter/{wanted}", aws.region)
-    })
+    };
+    Ok((arn, kind))
 }

@@ -37,11 +37,10 @@ pub async fn run(
         let ctx = super::context::Context::load(args, aws, false, &[]).await?;
         let inputs = crate::lint_live::LiveInputs::from_desired(&ctx.built.desired);
         let found = crate::aws::network_audit::run(&ctx.aws, &ctx.lookups, &inputs).await?;
-        // Suppressions apply to the live findings too (expired ones were reported offline).
+        // Suppressions apply to the live findings too (expiries were reported offline).
         let mut findings = lint::live_findings(&loaded, found);
-        findings.extend(parameter_findings(&ctx).await?);
-        lint::suppress::apply(&loaded, &mut findings, lint::today());
-        findings.retain(|f| f.rule.id != "DL069");
+        findings.extend(parameter_findings(&ctx));
+        lint::suppress::mark(&loaded, &mut findings, lint::today());
         report.findings.extend(findings);
     }
     let s = &loaded.stack;
@@ -56,23 +55,9 @@ pub async fn run(
     Ok(if report.fails(fail_on) { 1 } else { 0 })
 }
 
-/// DL018 over the SSM parameters the stack's containers read (none read when it names none).
-pub async fn parameter_findings(
-    ctx: &super::context::Context,
-) -> Result<Vec<lint::Finding>, Failure> {
-    let names: Vec<String> = ctx
-        .loaded
-        .stack
-        .external_secrets()
-        .into_iter()
-        .filter(|(store, _)| *store == "ssm")
-        .map(|(_, name)| name)
-        .collect();
-    if names.is_empty() {
-        return Ok(vec![]);
-    }
-    let types = crate::aws::secrets::parameter_types(&ctx.aws, &names).await?;
-    Ok(lint::parameter_findings(&ctx.loaded, &types))
+/// DL018 over the SSM parameters the stack's containers read, by the types the lookups found.
+pub fn parameter_findings(ctx: &super::context::Context) -> Vec<lint::Finding> {
+    lint::parameter_findings(&ctx.loaded, &ctx.lookups.parameter_types)
 }
 
 /// For `apply`: refuses, before any AWS call, when an error-level finding is not suppressed.
@@ -93,8 +78,15 @@ pub fn refuse_errors(loaded: &LoadedStack, args: &StackArgs) -> Result<(), Failu
     )))
 }
 
-/// For `validate` and `plan`: the active findings as lines (printed to stderr by the caller).
-pub fn finding_lines(loaded: &LoadedStack, args: &StackArgs) -> Result<Vec<String>, Failure> {
-    let report = offline_report(loaded, args)?;
+/// For `plan`: the active findings as lines (printed with the plan's warnings): the offline
+/// rules and DL018, whose parameter types the plan's lookups read.
+pub fn plan_finding_lines(
+    ctx: &super::context::Context,
+    args: &StackArgs,
+) -> Result<Vec<String>, Failure> {
+    let mut report = offline_report(&ctx.loaded, args)?;
+    let mut live = parameter_findings(ctx);
+    lint::suppress::mark(&ctx.loaded, &mut live, lint::today());
+    report.findings.extend(live);
     Ok(report.active().map(lint::output::line).collect())
 }

@@ -27,14 +27,7 @@ pub async fn run(args: PlanArgs<'_>) -> Result<i32, Failure> {
     let mut planned = ctx.plan(args.destroy, &BTreeMap::new()).await?;
     if !args.destroy {
         // The lint findings (apply refuses on an error among them).
-        let mut lines = super::lint::finding_lines(&ctx.loaded, args.stack)?;
-        let mut live = super::lint::parameter_findings(&ctx).await?;
-        crate::lint::suppress::apply(&ctx.loaded, &mut live, crate::lint::today());
-        lines.extend(
-            live.iter()
-                .filter(|f| f.suppressed.is_none() && f.rule.id != "DL069")
-                .map(crate::lint::output::line),
-        );
+        let lines = super::lint::plan_finding_lines(&ctx, args.stack)?;
         planned
             .plan
             .warnings

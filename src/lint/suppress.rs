@@ -71,6 +71,14 @@ pub fn check_spec(loaded: &LoadedStack) -> Vec<SpecError> {
 
 /// Marks the findings the stack suppresses, and adds DL069 for each expired suppression.
 pub fn apply(loaded: &LoadedStack, findings: &mut Vec<Finding>, today: time::Date) {
+    let expired = mark(loaded, findings, today);
+    findings.extend(expired);
+}
+
+/// Marks the findings the stack suppresses (an expired suppression hides nothing), and returns
+/// a DL069 finding for each expired one. For findings added to a report that `apply` already
+/// ran on (the live rules): they are marked, and the expiries are not reported twice.
+pub fn mark(loaded: &LoadedStack, findings: &mut [Finding], today: time::Date) -> Vec<Finding> {
     let mut expired = Vec::new();
     for (n, ig) in loaded.stack.lint.ignore.iter().enumerate() {
         let Some(reason) = ig.reason.as_deref().filter(|r| !r.trim().is_empty()) else {
@@ -98,5 +106,5 @@ pub fn apply(loaded: &LoadedStack, findings: &mut Vec<Finding>, today: time::Dat
             });
         }
     }
-    findings.extend(expired);
+    expired
 }

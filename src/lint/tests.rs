@@ -165,6 +165,12 @@ fn each_stack_rule_is_found_where_the_stack_says_it() {
             0,
         ),
         (
+            "DL026",
+            &[("resources: [efs_file_system.grafana]", "resources: [\"arn:aws:elasticfilesystem:us-west-2:123456789012:file-system/*\"]")],
+            "file-system/*",
+            0,
+        ),
+        (
             "DL027",
             &[("[elasticfilesystem:ClientMount,", "[iam:PassRole, elasticfilesystem:ClientMount,")],
             "iam:PassRole",

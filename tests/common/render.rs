@@ -37,6 +37,7 @@ pub fn lookups() -> Lookups {
             targets_by_port: Default::default(),
         },
         secrets: Default::default(),
+        parameter_types: Default::default(),
         namespaces: Default::default(),
     }
 }
