@@ -1146,12 +1146,22 @@ impl PartialEq for LoadBalancer {
 
 impl Eq for LoadBalancer {}
 
+/// The stand-in for the account id in names built before the lookups are made (see
+/// [`Lookups::placeholders`]); [`with_account`] puts the account in.
+pub const ACCOUNT_ID_PLACEHOLDER: &str = "<lookup:account_id>";
+
+/// `name` (built from placeholder lookups) with the real account id in it: the config
+/// bucket's name holds the account, and the live state is read before the lookups end.
+pub fn with_account(name: &str, account_id: &str) -> String {
+    name.replace(ACCOUNT_ID_PLACEHOLDER, account_id)
+}
+
 impl Lookups {
     /// Clearly marked stand-ins used by `validate`, which makes no AWS call.
     pub fn placeholders(region: &str) -> Lookups {
         let p = |what: &str| format!("<lookup:{what}>");
         Lookups {
-            account_id: p("account_id"),
+            account_id: ACCOUNT_ID_PLACEHOLDER.to_string(),
             region: region.to_string(),
             vpc_id: p("vpc_id"),
             vpc_cidr: p("vpc_cidr"),

@@ -38,10 +38,29 @@ fn shared<'a, T: Clone + Send + Sync + 'a>(
 /// The lookups, each part a read of its own, so that what needs only one part waits only for
 /// it.
 struct LookupReads<'a> {
+    /// The account (the config bucket's name holds it).
+    account: Read<'a, String>,
     vpc: Read<'a, (String, String)>,
     /// The HTTPS listener the stack's rules go on (`None` when it has no rules).
     https_listener: Read<'a, Option<String>>,
     lookups: Read<'a, Lookups>,
+    /// The config buckets' files as the real lookups render them, when the stack was named
+    /// with placeholders (a prefetch): a bucket's read compares the live objects with these,
+    /// so an unchanged file costs no GetObject.
+    bucket_files: Option<Read<'a, BucketFiles>>,
+}
+
+/// Files of each config bucket by the bucket's address.
+type BucketFiles = BTreeMap<Address, BTreeMap<String, String>>;
+
+fn bucket_files(desired: &[Desired]) -> BucketFiles {
+    desired
+        .iter()
+        .filter_map(|d| match &d.attrs {
+            Attrs::S3Bucket(b) => Some((d.address.clone(), b.files.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The account of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:…`).
@@ -56,7 +75,11 @@ impl<'a> LookupReads<'a> {
     /// known; the listeners when the load balancer is, then the targets behind them. The
     /// account is the load balancer's (DescribeLoadBalancers lists only the caller's own), so
     /// it costs no call of its own.
-    fn start(aws: &'a Aws, stack: &'a Stack) -> LookupReads<'a> {
+    fn start(
+        aws: &'a Aws,
+        stack: &'a Stack,
+        rendered: Option<(&'a LoadedStack, &'a Templates)>,
+    ) -> LookupReads<'a> {
         let load_balancer: Read<'a, LoadBalancer> = shared(elbv2::lookup_load_balancer(
             aws,
             &stack.lookups.load_balancer.name,
@@ -116,6 +139,7 @@ impl<'a> LookupReads<'a> {
                 .and_then(move |l| async move { elbv2::targets_by_port(aws, &l).await }),
         );
         let namespaces = shared(existing_namespaces(aws, stack));
+        let account_read = account.clone();
         let lookups = {
             let (vpc, https_listener) = (vpc.clone(), https_listener.clone());
             shared(async move {
@@ -169,10 +193,21 @@ impl<'a> LookupReads<'a> {
                 })
             })
         };
+        let bucket_files = rendered.map(|(loaded, templates)| {
+            shared(lookups.clone().map_ok(move |l| {
+                // A stack that does not build with the real lookups fails later, with its
+                // errors; meanwhile its buckets are read against the placeholder files.
+                crate::spec::build_desired(loaded, &l, templates)
+                    .map(|b| bucket_files(&b.desired))
+                    .unwrap_or_default()
+            }))
+        });
         LookupReads {
+            account: account_read,
             vpc,
             https_listener,
             lookups,
+            bucket_files,
         }
     }
 
@@ -180,9 +215,11 @@ impl<'a> LookupReads<'a> {
     fn ready(lookups: &Lookups) -> LookupReads<'a> {
         let l = lookups.clone();
         LookupReads {
+            account: shared(future::ok(l.account_id.clone())),
             vpc: shared(future::ok((l.vpc_id.clone(), l.vpc_cidr.clone()))),
             https_listener: shared(future::ok(l.load_balancer.https_listener_arn.clone())),
             lookups: shared(future::ok(l)),
+            bucket_files: None,
         }
     }
 }
@@ -241,18 +278,20 @@ fn namespace_name_of(
 
 /// Finds the VPC, the private subnets and the backend ALB, and the account.
 pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
-    LookupReads::start(aws, stack).lookups.await
+    LookupReads::start(aws, stack, None).lookups.await
 }
 
 /// The lookups and the live state of `desired`, read together: reads of the live state do not
 /// wait for lookups they do not need. `desired` may be built from placeholder lookups
 /// ([`Lookups::placeholders`]): only names are read from it (see [`Prefetched`]).
-pub async fn lookups_and_world(
+async fn lookups_and_world(
     aws: &Aws,
-    stack: &Stack,
+    loaded: &LoadedStack,
+    templates: &Templates,
     desired: &[Desired],
 ) -> Result<(Lookups, World), AwsError> {
-    let reads = LookupReads::start(aws, stack);
+    let stack = &loaded.stack;
+    let reads = LookupReads::start(aws, stack, Some((loaded, templates)));
     tokio::try_join!(
         reads.lookups.clone(),
         read_world(aws, stack, &reads, desired)
@@ -288,10 +327,11 @@ impl Prefetched {
     /// The lookups, and the live state of `names`, read together.
     pub async fn read(
         aws: &Aws,
-        stack: &Stack,
+        loaded: &LoadedStack,
+        templates: &Templates,
         names: Vec<Desired>,
     ) -> Result<(Lookups, Prefetched), AwsError> {
-        let (lookups, world) = lookups_and_world(aws, stack, &names).await?;
+        let (lookups, world) = lookups_and_world(aws, loaded, templates, &names).await?;
         let keys = names
             .iter()
             .map(|d| (d.address.clone(), find_key(d, &names)))
@@ -324,9 +364,13 @@ impl Prefetched {
             mut owned_elsewhere,
             revisions,
         } = self.world.clone();
+        let key_of = |address: &Address| {
+            let key = self.keys.get(address)?;
+            Some(crate::model::with_account(key, &lookups.account_id))
+        };
         let stale: Vec<Desired> = desired
             .iter()
-            .filter(|d| self.keys.get(&d.address) != Some(&find_key(d, desired)))
+            .filter(|d| key_of(&d.address) != Some(find_key(d, desired)))
             .cloned()
             .collect();
         let wanted: BTreeSet<&Address> = desired.iter().map(|d| &d.address).collect();
@@ -342,6 +386,13 @@ impl Prefetched {
                 );
             }
         }
+        eprintln!(
+            "STALE {:?}",
+            stale
+                .iter()
+                .map(|d| d.address.to_string())
+                .collect::<Vec<_>>()
+        );
         if !stale.is_empty() {
             let again = observe(aws, stack, lookups, &stale).await?;
             found.extend(again.found);
@@ -554,11 +605,18 @@ async fn read_world(
     };
     let file_storage = read_file_storage(aws, desired);
     let buckets = each(of_kind(Kind::S3Bucket), |d| async move {
-        let known = match &d.attrs {
-            Attrs::S3Bucket(b) => b.files.clone(),
+        let rendered = match &reads.bucket_files {
+            Some(files) => files.clone().await?.remove(&d.address),
+            None => None,
+        };
+        let known = match (rendered, &d.attrs) {
+            (Some(files), _) => files,
+            (None, Attrs::S3Bucket(b)) => b.files.clone(),
             _ => Default::default(),
         };
-        let o = s3::observe_bucket(aws, d.attrs.aws_name(), &d.address, &known).await?;
+        // Named before the lookups ended (a prefetch), the name waits for the account.
+        let name = crate::model::with_account(d.attrs.aws_name(), &reads.account.clone().await?);
+        let o = s3::observe_bucket(aws, &name, &d.address, &known).await?;
         Ok(one(&d.address, o))
     });
 

@@ -385,18 +385,32 @@ pub async fn bucket_versioning(aws: &Aws, name: &str) -> Result<bool, AwsError> 
 }
 
 /// The config bucket's settings but versioning ([`bucket_versioning`]); `None` when no bucket
-/// has that name. A setting S3 reports as absent reads as off. Calls: HeadBucket,
-/// GetPublicAccessBlock, GetBucketEncryption, GetBucketPolicy, GetBucketTagging.
+/// has that name. A setting S3 reports as absent reads as off. Calls: GetBucketTagging (its
+/// NoSuchBucket says the bucket is absent), then GetPublicAccessBlock, GetBucketEncryption and
+/// GetBucketPolicy at once.
 pub async fn read_config_bucket(aws: &Aws, name: &str) -> Result<Option<BucketSettings>, AwsError> {
-    if let Err(e) = aws.s3.head_bucket().bucket(name).send().await {
-        let e = AwsError::from_sdk(SERVICE, "HeadBucket", e);
-        return match e.code.as_deref() {
-            Some("NotFound" | "NoSuchBucket") => Ok(None),
-            _ => Err(e),
-        };
-    }
+    let tags = match aws.s3.get_bucket_tagging().bucket(name).send().await {
+        Ok(out) => out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(e) => {
+            let e = AwsError::from_sdk(SERVICE, "GetBucketTagging", e);
+            match e.code.as_deref() {
+                Some("NoSuchBucket" | "NotFound") => return Ok(None),
+                Some("NoSuchTagSet") => crate::model::Tags::new(),
+                _ => return Err(e),
+            }
+        }
+    };
+    let (public_access_block, encryption, policy) = tokio::join!(
+        aws.s3.get_public_access_block().bucket(name).send(),
+        aws.s3.get_bucket_encryption().bucket(name).send(),
+        aws.s3.get_bucket_policy().bucket(name).send(),
+    );
     let public_access_blocked = unless_absent(
-        aws.s3.get_public_access_block().bucket(name).send().await,
+        public_access_block,
         "GetPublicAccessBlock",
         "NoSuchPublicAccessBlockConfiguration",
     )?
@@ -408,7 +422,7 @@ pub async fn read_config_bucket(aws: &Aws, name: &str) -> Result<Option<BucketSe
             && c.restrict_public_buckets() == Some(true)
     });
     let encryption = unless_absent(
-        aws.s3.get_bucket_encryption().bucket(name).send().await,
+        encryption,
         "GetBucketEncryption",
         "ServerSideEncryptionConfigurationNotFoundError",
     )?
@@ -418,25 +432,9 @@ pub async fn read_config_bucket(aws: &Aws, name: &str) -> Result<Option<BucketSe
             .and_then(|r| r.apply_server_side_encryption_by_default())
             .map(|d| d.sse_algorithm().as_str().to_string())
     });
-    let policy = unless_absent(
-        aws.s3.get_bucket_policy().bucket(name).send().await,
-        "GetBucketPolicy",
-        "NoSuchBucketPolicy",
-    )?
-    .and_then(|out| out.policy().and_then(|p| serde_json::from_str(p).ok()))
-    .map(|p| crate::model::canonical_policy(&p));
-    let tags = unless_absent(
-        aws.s3.get_bucket_tagging().bucket(name).send().await,
-        "GetBucketTagging",
-        "NoSuchTagSet",
-    )?
-    .map(|out| {
-        out.tag_set()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect()
-    })
-    .unwrap_or_default();
+    let policy = unless_absent(policy, "GetBucketPolicy", "NoSuchBucketPolicy")?
+        .and_then(|out| out.policy().and_then(|p| serde_json::from_str(p).ok()))
+        .map(|p| crate::model::canonical_policy(&p));
     Ok(Some(BucketSettings {
         public_access_blocked,
         encryption,

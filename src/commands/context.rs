@@ -177,7 +177,7 @@ impl Context {
         };
         let (lookups, prefetched) = if will_plan {
             let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
-            let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
+            let (l, p) = observe::Prefetched::read(&aws, &loaded, &templates, names).await?;
             (l, Some(p))
         } else {
             (observe::lookups(&aws, &loaded.stack).await?, None)

@@ -1210,7 +1210,7 @@ pub static KINDS: [KindInfo; 15] = [
             arn_id: ArnId::AfterPrefix,
             listed_on_aws: true,
             listed_on_moto: false,
-            found_otherwise: "HeadBucket by its name (STACK-ENVIRONMENT-config-ACCOUNT-REGION)",
+            found_otherwise: "GetBucketTagging by its name (STACK-ENVIRONMENT-config-ACCOUNT-REGION)",
         },
         reads_need: &[],
         // Before the task definitions whose sidecars read it: a new task's first fetch finds
@@ -1218,7 +1218,7 @@ pub static KINDS: [KindInfo; 15] = [
         create_rank: 0,
         iam: IamActions {
             read: &[
-                // HeadBucket and ListObjectsV2.
+                // ListObjectsV2 (and the sidecars' status objects).
                 "s3:ListBucket",
                 "s3:GetBucketPublicAccessBlock",
                 "s3:GetEncryptionConfiguration",
