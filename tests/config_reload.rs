@@ -579,9 +579,16 @@ async fn the_config_bucket_is_private_encrypted_versioned_and_tagged() {
         ("team".to_string(), "platform".to_string()),
     ]
     .into();
-    s3::create_config_bucket(&aws, &name, &policy, &tags)
-        .await
-        .unwrap();
+    let attrs = deploy::model::S3BucketAttrs {
+        name: name.clone(),
+        versioning: true,
+        encryption: Some("AES256".into()),
+        public_access_blocked: true,
+        policy: policy.clone(),
+        tags: Default::default(),
+        files: Default::default(),
+    };
+    s3::create_config_bucket(&aws, &attrs, &tags).await.unwrap();
     let got = s3::read_config_bucket(&aws, &name).await.unwrap().unwrap();
     assert!(got.public_access_blocked, "{got:?}");
     assert_eq!(got.encryption.as_deref(), Some("AES256"));

@@ -271,86 +271,36 @@ pub struct BucketSettings {
     pub tags: crate::model::Tags,
 }
 
-/// Creates the config bucket: public access blocked, SSE-S3 by default, versioning on, the
-/// policy, the tags. S3's CreateBucket takes no tags, so they follow at once (PutBucketTagging);
-/// the name is deterministic, so a bucket left untagged by a crash is found again by name.
-/// Calls: CreateBucket, PutPublicAccessBlock, PutBucketEncryption, PutBucketVersioning,
-/// PutBucketPolicy, PutBucketTagging.
+/// Creates the config bucket with `attrs`' settings (public access blocked, SSE-S3 by default,
+/// versioning on, the policy) and `tags`. The tags travel in CreateBucket (its configuration's
+/// `Tags`), so no crash leaves the bucket unowned. Calls: CreateBucket, then those of
+/// [`settle_settings`], PutBucketTagging.
 pub async fn create_config_bucket(
     aws: &Aws,
-    name: &str,
-    policy: &serde_json::Value,
+    attrs: &crate::model::S3BucketAttrs,
     tags: &crate::model::Tags,
 ) -> Result<(), AwsError> {
     use aws_sdk_s3::types as t;
-    let mut create = aws.s3.create_bucket().bucket(name);
-    // us-east-1 is the one region that takes no location constraint.
-    if aws.region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            t::CreateBucketConfiguration::builder()
-                .location_constraint(t::BucketLocationConstraint::from(aws.region.as_str()))
-                .build(),
-        );
-    }
-    create.send().await.map_err(err(SERVICE, "CreateBucket"))?;
-    aws.s3
-        .put_public_access_block()
-        .bucket(name)
-        .public_access_block_configuration(
-            t::PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .ignore_public_acls(true)
-                .block_public_policy(true)
-                .restrict_public_buckets(true)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(err(SERVICE, "PutPublicAccessBlock"))?;
-    let rule = t::ServerSideEncryptionRule::builder()
-        .apply_server_side_encryption_by_default(
-            t::ServerSideEncryptionByDefault::builder()
-                .sse_algorithm(t::ServerSideEncryption::Aes256)
-                .build()
-                .map_err(|e| other("PutBucketEncryption", e.to_string()))?,
-        )
-        .build();
-    aws.s3
-        .put_bucket_encryption()
-        .bucket(name)
-        .server_side_encryption_configuration(
-            t::ServerSideEncryptionConfiguration::builder()
-                .rules(rule)
-                .build()
-                .map_err(|e| other("PutBucketEncryption", e.to_string()))?,
-        )
-        .send()
-        .await
-        .map_err(err(SERVICE, "PutBucketEncryption"))?;
-    aws.s3
-        .put_bucket_versioning()
-        .bucket(name)
-        .versioning_configuration(
-            t::VersioningConfiguration::builder()
-                .status(t::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(err(SERVICE, "PutBucketVersioning"))?;
-    if !policy.is_null() {
-        aws.s3
-            .put_bucket_policy()
-            .bucket(name)
-            .policy(policy.to_string())
-            .send()
-            .await
-            .map_err(err(SERVICE, "PutBucketPolicy"))?;
-    }
+    let name = &attrs.name;
     let tag_set: Vec<t::Tag> = tags
         .iter()
         .filter_map(|(k, v)| t::Tag::builder().key(k).value(v).build().ok())
         .collect();
+    let mut configuration = t::CreateBucketConfiguration::builder().set_tags(Some(tag_set.clone()));
+    // us-east-1 is the one region that takes no location constraint.
+    if aws.region != "us-east-1" {
+        configuration = configuration
+            .location_constraint(t::BucketLocationConstraint::from(aws.region.as_str()));
+    }
+    aws.s3
+        .create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(configuration.build())
+        .send()
+        .await
+        .map_err(err(SERVICE, "CreateBucket"))?;
+    settle_settings(aws, attrs, false).await?;
+    // Again, for S3 emulators that drop CreateBucket's tags (moto): idempotent on AWS.
     aws.s3
         .put_bucket_tagging()
         .bucket(name)
@@ -578,7 +528,7 @@ pub async fn create_bucket(
     attrs: &crate::model::S3BucketAttrs,
     tags: &crate::model::Tags,
 ) -> Result<(String, Vec<(String, Published)>), AwsError> {
-    create_config_bucket(aws, &attrs.name, &attrs.policy, tags).await?;
+    create_config_bucket(aws, attrs, tags).await?;
     let mut published = Vec::new();
     for (family, files) in files_by_family(&attrs.files) {
         let p = publish(aws, &attrs.name, &family, &files, "").await?;
@@ -601,8 +551,7 @@ pub async fn update_bucket(
         || before.public_access_blocked != after.public_access_blocked
         || before.versioning != after.versioning
     {
-        // The same calls as at creation, bar CreateBucket: each is a whole-setting PUT.
-        settle_settings(aws, after).await?;
+        settle_settings(aws, after, !before.policy.is_null()).await?;
     }
     let old = files_by_family(&before.files);
     let new = files_by_family(&after.files);
@@ -624,7 +573,15 @@ pub async fn update_bucket(
     Ok(published)
 }
 
-async fn settle_settings(aws: &Aws, attrs: &crate::model::S3BucketAttrs) -> Result<(), AwsError> {
+/// Puts every setting of `attrs` on the bucket, each a whole-setting PUT: the public access
+/// block, default encryption, versioning, and the policy (deleted when the stack wants none
+/// and `had_policy`). Calls: PutPublicAccessBlock, PutBucketEncryption, PutBucketVersioning,
+/// PutBucketPolicy or DeleteBucketPolicy.
+async fn settle_settings(
+    aws: &Aws,
+    attrs: &crate::model::S3BucketAttrs,
+    had_policy: bool,
+) -> Result<(), AwsError> {
     use aws_sdk_s3::types as t;
     let name = &attrs.name;
     aws.s3
@@ -641,21 +598,27 @@ async fn settle_settings(aws: &Aws, attrs: &crate::model::S3BucketAttrs) -> Resu
         .send()
         .await
         .map_err(err(SERVICE, "PutPublicAccessBlock"))?;
-    if attrs.policy.is_null() {
+    if let Some(algorithm) = &attrs.encryption {
+        let rule = t::ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(
+                t::ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(t::ServerSideEncryption::from(algorithm.as_str()))
+                    .build()
+                    .map_err(|e| other("PutBucketEncryption", e.to_string()))?,
+            )
+            .build();
         aws.s3
-            .delete_bucket_policy()
+            .put_bucket_encryption()
             .bucket(name)
+            .server_side_encryption_configuration(
+                t::ServerSideEncryptionConfiguration::builder()
+                    .rules(rule)
+                    .build()
+                    .map_err(|e| other("PutBucketEncryption", e.to_string()))?,
+            )
             .send()
             .await
-            .map_err(err(SERVICE, "DeleteBucketPolicy"))?;
-    } else {
-        aws.s3
-            .put_bucket_policy()
-            .bucket(name)
-            .policy(attrs.policy.to_string())
-            .send()
-            .await
-            .map_err(err(SERVICE, "PutBucketPolicy"))?;
+            .map_err(err(SERVICE, "PutBucketEncryption"))?;
     }
     aws.s3
         .put_bucket_versioning()
@@ -672,6 +635,22 @@ async fn settle_settings(aws: &Aws, attrs: &crate::model::S3BucketAttrs) -> Resu
         .send()
         .await
         .map_err(err(SERVICE, "PutBucketVersioning"))?;
+    if !attrs.policy.is_null() {
+        aws.s3
+            .put_bucket_policy()
+            .bucket(name)
+            .policy(attrs.policy.to_string())
+            .send()
+            .await
+            .map_err(err(SERVICE, "PutBucketPolicy"))?;
+    } else if had_policy {
+        aws.s3
+            .delete_bucket_policy()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(err(SERVICE, "DeleteBucketPolicy"))?;
+    }
     Ok(())
 }
 

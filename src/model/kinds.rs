@@ -1231,6 +1231,8 @@ pub static KINDS: [KindInfo; 15] = [
             ],
             create: &[
                 "s3:CreateBucket",
+                // The tags CreateBucket carries.
+                "s3:TagResource",
                 "s3:PutBucketPublicAccessBlock",
                 "s3:PutEncryptionConfiguration",
                 "s3:PutBucketVersioning",
