@@ -1023,3 +1023,34 @@ async fn a_threshold_change_through_deploy_is_a_reload_not_a_restart() {
         },
     );
 }
+
+/// The task definitions' sizes the README quotes are the ones `deploy validate` prints for the
+/// reference stack (they dropped when the files moved to the config bucket).
+#[test]
+fn the_readme_quotes_the_sizes_validate_prints() {
+    let root = common::repo_root();
+    let out = Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args(["validate", "-f", "stacks/monitoring.yaml"])
+        .current_dir(&root)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let sizes: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.trim_start().starts_with("task definition "))
+        .collect();
+    assert_eq!(sizes.len(), 2, "{printed}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for line in sizes {
+        assert!(
+            readme.contains(line),
+            "README.md should quote `deploy validate`'s line {line:?}"
+        );
+    }
+}
