@@ -289,7 +289,7 @@ fn change_body(c: &Change, style: Style) -> String {
                     .as_ref()
                     .and_then(|v| serde_json::from_value(v.clone()).ok())
                     .unwrap_or_default();
-                let _ = writeln!(out, "files (loaded by the tasks' config sidecars):");
+                let _ = writeln!(out, "files: loaded by the tasks' config sidecars");
                 for (name, content) in &files {
                     let _ = writeln!(out, "  {name} ({} bytes)", content.len());
                 }

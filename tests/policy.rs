@@ -34,7 +34,20 @@ fn iam_action(call: &Call) -> Option<String> {
         "tagging" => "tag",
         other => other,
     };
-    let action = format!("{prefix}:{}", call.action);
+    // S3 names some IAM actions apart from the API operation (the Service Authorization
+    // Reference's table for Amazon S3): these are the ones deploy calls.
+    let operation = match (prefix, call.action.as_str()) {
+        ("s3", "GetBucketEncryption") => "GetEncryptionConfiguration",
+        ("s3", "PutBucketEncryption") => "PutEncryptionConfiguration",
+        ("s3", "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
+        ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
+        ("s3", "ListObjectsV2" | "HeadBucket") => "ListBucket",
+        ("s3", "ListObjectVersions") => "ListBucketVersions",
+        ("s3", "HeadObject") => "GetObject",
+        ("s3", "DeleteObjects") => "DeleteObject",
+        (_, other) => other,
+    };
+    let action = format!("{prefix}:{operation}");
     (action != "sts:GetCallerIdentity").then_some(action)
 }
 

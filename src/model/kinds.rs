@@ -1204,12 +1204,12 @@ pub static KINDS: [KindInfo; 15] = [
             by: ImportBy::Name,
         },
         tagging: Tagging {
-            resource_type: None,
+            resource_type: Some("s3:bucket"),
             arn_service: "s3",
             arn_prefix: "",
             arn_id: ArnId::AfterPrefix,
             listed_on_aws: true,
-            listed_on_moto: false,
+            listed_on_moto: true,
             found_otherwise: "GetBucketTagging by its name (STACK-ENVIRONMENT-config-ACCOUNT-REGION)",
         },
         reads_need: &[],
@@ -1242,6 +1242,7 @@ pub static KINDS: [KindInfo; 15] = [
             ],
             update: &[
                 "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
                 "s3:PutBucketVersioning",
                 "s3:PutBucketPolicy",
                 "s3:DeleteBucketPolicy",

@@ -553,7 +553,17 @@ pub fn build_desired(
             });
             let source = |r: &SecretRefSpec| secret_source(r, lookups);
             match super::reload::sidecar(s, td, bucket, templates, &ctx, &source, log) {
-                Ok(sidecar) => containers.push(sidecar),
+                Ok((sidecar, (path, script))) => {
+                    // Its script is a rendered file like the others (`deploy render` writes it).
+                    rendered.push(RenderedFile {
+                        task: key.clone(),
+                        container: sidecar.name.clone(),
+                        path,
+                        template: super::reload::SIDECAR_TEMPLATE.to_string(),
+                        content: script,
+                    });
+                    containers.push(sidecar)
+                }
                 Err(e) => errors.push(loaded.error_at(
                     &format!("task_definitions.{key}.containers"),
                     format!("the config sidecar: {e}"),

@@ -119,7 +119,7 @@ pub fn sidecar(
     ctx: &RenderContext,
     secret_source: &dyn Fn(&super::SecretRefSpec) -> SecretRef,
     log: Option<LogConfig>,
-) -> Result<Container, String> {
+) -> Result<(Container, (String, String)), String> {
     let config = stack
         .config_bucket
         .as_ref()
@@ -127,7 +127,8 @@ pub fn sidecar(
     let script = templates
         .render(SIDECAR_TEMPLATE, ctx)
         .map_err(|e| format!("template {SIDECAR_TEMPLATE}: {}", e.message))?;
-    let files = [(format!("/tmp/deploy/{SIDECAR_TEMPLATE}"), script)].into();
+    let script_path = format!("/tmp/deploy/{SIDECAR_TEMPLATE}");
+    let files = [(script_path.clone(), script.clone())].into();
     let delivery = deliver_files(
         &files,
         "/bin/sh",
@@ -177,7 +178,7 @@ pub fn sidecar(
     if !owners.is_empty() {
         environment.insert("CONFIG_OWNERS".into(), owners.join(" "));
     }
-    Ok(Container {
+    let container = Container {
         name: SIDECAR.to_string(),
         image: config.sidecar_image.clone(),
         essential: false,
@@ -209,7 +210,8 @@ pub fn sidecar(
         // write into them once they are the servers' (Fargate cannot add a capability back
         // after `ALL`, so the rest of Docker's default set is named).
         capabilities_drop: SIDECAR_DROPS.iter().map(|c| c.to_string()).collect(),
-    })
+    };
+    Ok((container, (script_path, script)))
 }
 
 /// The [`RELOAD_POLICY`] document of task role `role_key`: read its tasks' files and
