@@ -1,5 +1,6 @@
 //! The stack's history workspace (`history:`, kind `amp_workspace`) end to end with the real
-//! binary against moto: apply creates it with its tags and wires its id into everything that
+//! binary against moto: turned on for a running stack, Prometheus's config changes in the
+//! bucket (a reload) and only Grafana's task gets a revision; apply creates it with its tags and wires its id into everything that
 //! names it (Prometheus's remote_write in the config bucket, Grafana's data source in its task
 //! definition, both task roles' policies); the plan after the apply is empty; an alias and a
 //! tag changed by hand are planned back; destroy keeps the workspace (it holds data) unless
@@ -92,13 +93,44 @@ async fn history_workspace_applies_settles_drifts_back_and_survives_destroy() {
     env.seed(false);
     let stack = history_stack(&env);
     assert_success(&env.deploy(&["validate", "-f", &stack]));
+    // The stack runs without history first.
+    let without = env.stack_copy("without.yaml", common::unprotected);
+    assert_success(&env.deploy(&["apply", "-f", &without, "--auto-approve"]));
 
-    // The first plan names the workspace by its address wherever its id will go: the id is
-    // known after apply.
+    // Turning it on: the workspace is new, Prometheus's config reloads (no new revision of
+    // its task), Grafana restarts once for its data source; the plan names the workspace by
+    // its address wherever its id will go (known after apply).
     let out = env.deploy(&["plan", "-f", &stack, "--format", "json", "--full"]);
     assert_success(&out);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     schema_check(&plan).unwrap();
+    let changed: Vec<(&str, &str)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for want in [
+        ("amp_workspace.history", "create"),
+        ("s3_bucket.config", "update"),
+        ("iam_role.prometheus", "update"),
+        ("iam_role.grafana", "update"),
+        ("task_definition.grafana", "create"),
+        ("ecs_service.grafana", "update"),
+    ] {
+        assert!(changed.contains(&want), "{want:?} not in {changed:?}");
+    }
+    assert!(
+        !changed
+            .iter()
+            .any(|(a, _)| *a == "task_definition.prometheus"),
+        "{changed:?}"
+    );
     let text = plan.to_string();
     assert!(text.contains("\"amp_workspace.history\""), "{text}");
     assert!(
@@ -106,7 +138,8 @@ async fn history_workspace_applies_settles_drifts_back_and_survives_destroy() {
         "the remote_write URL names the workspace's address before it exists"
     );
 
-    let out = env.deploy(&["apply", "-f", &stack, "--auto-approve"]);
+    // --no-wait: no config sidecar runs in moto to report the new files loaded.
+    let out = env.deploy(&["apply", "-f", &stack, "--auto-approve", "--no-wait"]);
     assert_success(&out);
     let (id, arn, alias, tags) = workspace(&env).await.expect("the workspace");
     assert!(id.starts_with("ws-"), "{id}");
@@ -247,7 +280,7 @@ async fn history_workspace_applies_settles_drifts_back_and_survives_destroy() {
     assert!(text.contains("changed outside deploy"), "{text}");
     assert!(text.contains("renamed-by-hand"), "{text}");
     assert!(text.contains("someone-else"), "{text}");
-    assert_success(&env.deploy(&["apply", "-f", &stack, "--auto-approve"]));
+    assert_success(&env.deploy(&["apply", "-f", &stack, "--auto-approve", "--no-wait"]));
     let (id_after, _, alias, tags) = workspace(&env).await.unwrap();
     assert_eq!(
         id_after, id,

@@ -8,7 +8,7 @@
 mod common;
 
 use common::prometheus::Server;
-use common::render::{context_for, promtool, reference_stack, render_with};
+use common::render::{context_for, promtool, reference_stack, render_with, DNS_NAME};
 use common::web::WebAuth;
 use common::{free_port, http_request};
 use serde_json::{json, Value};
@@ -153,6 +153,46 @@ fn remote_write_delivers_samples_to_a_receiving_prometheus() {
             .and_then(|(s, b)| if s == 200 { Ok(()) } else { Err(b) })
     });
 
+    // The backend: tests/app (Express + prom-client, the reference stack's metric names) on
+    // loopback, with a fixed spread of requests (routes, errors, an unmatched path).
+    let app_dir = common::repo_root().join("tests/app");
+    for module in ["express", "prom-client"] {
+        assert!(
+            app_dir.join("node_modules").join(module).is_dir(),
+            "tests/app/node_modules/{module} is missing: run `bash scripts/setup.sh` (it runs \
+             `npm ci` in tests/app; needs node and npm: apt-get install nodejs npm)"
+        );
+    }
+    let app_port = free_port();
+    let app_log = dir.path().join("app.log");
+    let mut node = std::process::Command::new("node");
+    node.arg("server.js")
+        .current_dir(&app_dir)
+        .env("PORT", app_port.to_string())
+        .env("HOST", "127.0.0.1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&app_log).unwrap());
+    let _app = Server::spawn(node, app_log);
+    wait_until("the app answers", Duration::from_secs(30), || {
+        http_request(app_port, "GET", "/metrics", b"")
+            .map_err(|e| e.to_string())
+            .map(|_| ())
+    });
+    for i in 0..20 {
+        for path in [format!("/api/users/{i}"), format!("/api/orders/{i}")] {
+            http_request(app_port, "GET", &path, b"").unwrap();
+        }
+    }
+    for path in [
+        "/api/orders/1?fail=1",
+        "/api/orders/2?status=503",
+        "/no/such/page",
+        "/api/slow?ms=20",
+    ] {
+        http_request(app_port, "GET", path, b"").unwrap();
+    }
+
     // The sender: the rendered config as the task gets it, with its web config and secrets
     // (it scrapes itself over HTTPS with basic auth), the workspace URL pointed at the
     // receiver and its sigv4 block kept: it signs with the credentials in its environment.
@@ -169,7 +209,16 @@ fn remote_write_delivers_samples_to_a_receiving_prometheus() {
             &workspace_url,
             &format!("http://127.0.0.1:{receiver_port}/api/v1/write"),
         )
-        .replace("localhost:9090", &format!("localhost:{sender_port}"));
+        .replace("localhost:9090", &format!("localhost:{sender_port}"))
+        .replace(
+            &format!("{DNS_NAME}:3000"),
+            &format!("127.0.0.1:{app_port}"),
+        );
+    // Its rules, where rule_files finds them (rules/*.yml beside the config).
+    std::fs::create_dir_all(sender_dir.join("rules")).unwrap();
+    for rules in ["rules/recording.yml", "rules/alerts.yml"] {
+        std::fs::write(sender_dir.join(rules), render_with(rules, &ctx)).unwrap();
+    }
     assert_eq!(
         yaml(&config)["remote_write"][0]["sigv4"],
         json!({"region": "us-west-2"}),
@@ -225,6 +274,50 @@ fn remote_write_delivers_samples_to_a_receiving_prometheus() {
             }
         },
     );
+    // What the workspace would ingest: every series the task writes (scrapes, `up` and the
+    // scrape metadata series, rules' results), once the backend's and the rules' samples are
+    // in and every target was scraped twice more. The README's cost section states it.
+    wait_until(
+        "the backend's and the recording rules' samples arrive",
+        Duration::from_secs(120),
+        || {
+            let q = "/api/v1/query?query=count(http_requests_total)%20and%20count(%7B__name__%3D~%22.%2B%3A.%2B%22%7D)";
+            let answer = get_json(receiver_port, q)?;
+            match answer["data"]["result"].as_array().map(Vec::len) {
+                Some(1) => Ok(()),
+                _ => Err(format!("{answer}")),
+            }
+        },
+    );
+    std::thread::sleep(Duration::from_secs(35));
+    let series = |q: &str| -> u64 {
+        let answer = get_json(receiver_port, q).unwrap();
+        answer["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{answer}"))
+    };
+    let total = series("/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)");
+    let backend = series("/api/v1/query?query=count(%7Bjob%3D%22backend%22%7D)");
+    let interval = 15.0;
+    eprintln!(
+        "remote-written series: {total} (backend job {backend}); at a {interval} s interval \
+         that is {:.0} samples a day, {:.1} million a month (30 days)",
+        total as f64 * 86_400.0 / interval,
+        total as f64 * 2_592_000.0 / interval / 1e6
+    );
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let stated: u64 = readme
+        .split("the reference stack writes about ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .expect("README states the series count as `the reference stack writes about N series`");
+    assert!(
+        (total as f64 - stated as f64).abs() <= stated as f64 * 0.25,
+        "README says {stated} series, measured {total}: update README \"History that outlives a task\""
+    );
+
     // Nothing it sent was refused.
     let failed = web
         .get(

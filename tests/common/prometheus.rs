@@ -1,5 +1,5 @@
 // A real Prometheus on a loopback port for the tests that run one (the Debian package's
-// binary, as scripts/setup.sh installs it), killed on drop.
+// binary, as scripts/setup.sh installs it), or another server beside it, killed on drop.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -44,9 +44,14 @@ impl Server {
             .stderr(File::create(&log).unwrap());
         super::scrub_aws_env(&mut cmd);
         cmd.envs(env.iter().copied());
+        Server::spawn(cmd, log)
+    }
+
+    /// Spawns `cmd` (its stderr already set up to go to `log`), killed on drop.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Server {
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
         Server { child, log }
     }
 
