@@ -256,6 +256,15 @@ async fn history_workspace_applies_settles_drifts_back_and_survives_destroy() {
         "{:?}",
         env.proxy.mutating_calls()
     );
+    // One ListWorkspaces reads the workspace (the answer carries its tags).
+    let aps: Vec<String> = env
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| c.service == "aps")
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(aps, ["ListWorkspaces"]);
 
     // Drift: the alias and a tag changed by hand are planned back, in place.
     let client = amp_client(&env).await;
