@@ -323,7 +323,30 @@ async fn history_workspace_applies_settles_drifts_back_and_survives_destroy() {
     assert!(text.contains("amp_workspace.history"), "{text}");
     assert_eq!(workspace(&env).await.map(|w| w.0), Some(id.clone()));
 
-    // --delete-data removes it.
+    // Without the stack file, destroy finds it by its tags (ListWorkspaces: moto's tagging API
+    // does not list workspaces) and keeps it like the other data — even with --delete-data, as
+    // the environment is not disposable (its deploy:disposable tag says false).
+    let empty = tempfile::tempdir().unwrap();
+    let args = [
+        "destroy",
+        "--stack",
+        "monitoring",
+        "--env",
+        "production",
+        "--region",
+        REGION,
+        "--delete-data",
+    ];
+    let out = env.deploy_in(empty.path(), &args, &[]);
+    assert_success(&out);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains(&format!("amp_workspace.history [{id}]")),
+        "{text}"
+    );
+    assert_eq!(workspace(&env).await.map(|w| w.0), Some(id.clone()));
+
+    // With the stack file, --delete-data removes it.
     let out = env.deploy(&["destroy", "-f", &stack, "--auto-approve", "--delete-data"]);
     assert_success(&out);
     assert_eq!(workspace(&env).await, None);
