@@ -78,10 +78,11 @@ pub enum Kind {
     EfsMountTargets,
     EfsAccessPoint,
     S3Bucket,
+    AmpWorkspace,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Secret,
         Kind::LogGroup,
         Kind::IamRole,
@@ -97,6 +98,7 @@ impl Kind {
         Kind::EfsMountTargets,
         Kind::EfsAccessPoint,
         Kind::S3Bucket,
+        Kind::AmpWorkspace,
     ];
 
     /// The address prefix (`log_group`), from the kind's descriptor ([`kinds::KINDS`]).
@@ -141,6 +143,7 @@ impl Kind {
             Kind::EfsMountTargets => shape::fields_of::<EfsMountTargetsAttrs>(),
             Kind::EfsAccessPoint => shape::fields_of::<EfsAccessPointAttrs>(),
             Kind::S3Bucket => shape::fields_of::<S3BucketAttrs>(),
+            Kind::AmpWorkspace => shape::fields_of::<AmpWorkspaceAttrs>(),
         }
     }
 }
@@ -630,6 +633,19 @@ pub struct EfsAccessPointAttrs {
     pub tags: Tags,
 }
 
+/// An Amazon Managed Service for Prometheus workspace: where Prometheus remote-writes the
+/// history that outlives its task (the stack's `history:` section, `spec::history`). Its id
+/// (`ws-…`) is AWS's pick, so it is found by its `Name` tag, like an access point; the alias
+/// is only a label and may change in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmpWorkspaceAttrs {
+    /// The `Name` tag: `STACK-ENVIRONMENT-KEY`, the identity.
+    pub name: String,
+    /// The alias AWS shows (UpdateWorkspaceAlias changes it in place).
+    pub alias: String,
+    pub tags: Tags,
+}
+
 /// No tags: what [`Attrs::tags`] answers for kinds that cannot carry any.
 static NO_TAGS: Tags = Tags::new();
 
@@ -652,6 +668,7 @@ pub enum Attrs {
     EfsMountTargets(EfsMountTargetsAttrs),
     EfsAccessPoint(EfsAccessPointAttrs),
     S3Bucket(S3BucketAttrs),
+    AmpWorkspace(AmpWorkspaceAttrs),
 }
 
 impl Attrs {
@@ -672,6 +689,7 @@ impl Attrs {
             Attrs::EfsMountTargets(_) => Kind::EfsMountTargets,
             Attrs::EfsAccessPoint(_) => Kind::EfsAccessPoint,
             Attrs::S3Bucket(_) => Kind::S3Bucket,
+            Attrs::AmpWorkspace(_) => Kind::AmpWorkspace,
         }
     }
 
@@ -693,6 +711,7 @@ impl Attrs {
             Attrs::EfsMountTargets(a) => serde_json::to_value(a),
             Attrs::EfsAccessPoint(a) => serde_json::to_value(a),
             Attrs::S3Bucket(a) => serde_json::to_value(a),
+            Attrs::AmpWorkspace(a) => serde_json::to_value(a),
         }
         .expect("attributes serialize to JSON");
         match value {
@@ -732,6 +751,7 @@ impl Attrs {
             Attrs::EfsMountTargets(_) => &NO_TAGS,
             Attrs::EfsAccessPoint(a) => &a.tags,
             Attrs::S3Bucket(a) => &a.tags,
+            Attrs::AmpWorkspace(a) => &a.tags,
         }
     }
 
@@ -773,6 +793,9 @@ impl Attrs {
                     }
                     for s in c.secrets.values() {
                         add(&s.from);
+                    }
+                    for v in c.environment.values() {
+                        for_each_endpoint_reference(v, |r| add(r));
                     }
                 }
                 for v in a.volumes.values() {
@@ -820,7 +843,12 @@ impl Attrs {
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
-            Attrs::EfsFileSystem(_) | Attrs::S3Bucket(_) => {}
+            Attrs::S3Bucket(a) => {
+                for content in a.files.values() {
+                    for_each_endpoint_reference(content, |r| add(r));
+                }
+            }
+            Attrs::EfsFileSystem(_) | Attrs::AmpWorkspace(_) => {}
         }
         refs
     }
@@ -862,6 +890,9 @@ impl Attrs {
                     }
                     for s in c.secrets.values_mut() {
                         map(&mut s.from);
+                    }
+                    for v in c.environment.values_mut() {
+                        map_endpoint_references(v, f);
                     }
                 }
                 for v in a.volumes.values_mut() {
@@ -931,7 +962,12 @@ impl Attrs {
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
-            Attrs::EfsFileSystem(_) | Attrs::S3Bucket(_) => {}
+            Attrs::S3Bucket(a) => {
+                for content in a.files.values_mut() {
+                    map_endpoint_references(content, f);
+                }
+            }
+            Attrs::EfsFileSystem(_) | Attrs::AmpWorkspace(_) => {}
         }
     }
 
@@ -962,6 +998,7 @@ impl Attrs {
             Attrs::EfsMountTargets(a) => &a.file_system,
             Attrs::EfsAccessPoint(a) => &a.name,
             Attrs::S3Bucket(a) => &a.name,
+            Attrs::AmpWorkspace(a) => &a.name,
         }
     }
 }
@@ -1225,7 +1262,72 @@ fn sort_keys(v: &Value) -> Value {
 pub const ARN_REFERENCES: &[(&str, &str)] = &[
     ("elasticfilesystem", "file-system/"),
     ("elasticfilesystem", "access-point/"),
+    ("aps", "workspace/"),
 ];
+
+/// Endpoints of this stack's resources whose ids AWS picks at creation, as rendered config
+/// files and environment values name them: `(host start, path before the id)`. A rendered
+/// file writes such a URL with the resource's address in place of its id
+/// (`https://aps-workspaces.REGION.amazonaws.com/workspaces/amp_workspace.history/api/v1/…`):
+/// a reference like an ARN's, so the file waits for the workspace, reaches AWS with its id
+/// (the executor's `resolve`) and is read back with the address (the diff's id map), and a
+/// plan after an apply shows no change.
+pub const ENDPOINT_REFERENCES: &[(&str, &str)] = &[("://aps-workspaces.", "/workspaces/")];
+
+/// The byte ranges of the ids (or addresses) in the [`ENDPOINT_REFERENCES`] URLs of `text`.
+fn endpoint_reference_spans(text: &str) -> Vec<(usize, usize)> {
+    let id_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut spans = Vec::new();
+    for (host, path) in ENDPOINT_REFERENCES {
+        let mut from = 0;
+        while let Some(h) = text[from..].find(host).map(|i| from + i) {
+            let after_host = h + host.len();
+            // The path must follow within the same URL (no blank or quote in between).
+            let url_end = text[after_host..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+                .map_or(text.len(), |i| after_host + i);
+            from = url_end.max(after_host);
+            let Some(p) = text[after_host..url_end].find(path) else {
+                continue;
+            };
+            let start = after_host + p + path.len();
+            let end = text[start..url_end]
+                .find(|c: char| !id_char(c))
+                .map_or(url_end, |i| start + i);
+            if end > start {
+                spans.push((start, end));
+            }
+        }
+    }
+    spans.sort();
+    spans
+}
+
+fn for_each_endpoint_reference(text: &str, mut f: impl FnMut(&str)) {
+    for (start, end) in endpoint_reference_spans(text) {
+        f(&text[start..end]);
+    }
+}
+
+/// Rewrites the id (or address) of every [`ENDPOINT_REFERENCES`] URL in `text` with `f`.
+fn map_endpoint_references(text: &mut String, f: &dyn Fn(&str) -> Option<String>) {
+    let spans = endpoint_reference_spans(text);
+    if spans.is_empty() {
+        return;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.push_str(&text[at..start]);
+        match f(&text[start..end]) {
+            Some(n) => out.push_str(&n),
+            None => out.push_str(&text[start..end]),
+        }
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    *text = out;
+}
 
 /// An ARN of an [`ARN_REFERENCES`] type split into everything up to the id, and the id (or
 /// the address standing for it).
@@ -1332,6 +1434,53 @@ fn string_set(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_file_names_a_workspace_by_reference_until_its_id_is_known() {
+        let url = |ws: &str| {
+            format!("  - url: https://aps-workspaces.us-west-2.amazonaws.com/workspaces/{ws}/api/v1/remote_write\n")
+        };
+        let bucket = |ws: &str| {
+            Attrs::S3Bucket(S3BucketAttrs {
+                name: "b".into(),
+                versioning: true,
+                encryption: None,
+                public_access_blocked: true,
+                policy: Value::Null,
+                tags: Tags::new(),
+                files: [
+                    ("prom-task/prometheus/prometheus.yml".to_string(), url(ws)),
+                    // Not an AMP URL: never a reference.
+                    (
+                        "prom-task/prometheus/other.yml".to_string(),
+                        "https://example.com/workspaces/amp_workspace.x/".to_string(),
+                    ),
+                ]
+                .into(),
+            })
+        };
+        let ws = Address::new(Kind::AmpWorkspace, "history");
+        let desired = bucket("amp_workspace.history");
+        assert_eq!(desired.references(), [ws.clone()].into());
+        // Applied: the id replaces the address; read back: the address replaces the id.
+        let ids = BTreeMap::from([(ws.clone(), "ws-0abc-1".to_string())]);
+        let applied = desired.with_known_ids(&ids);
+        assert_eq!(applied, bucket("ws-0abc-1"));
+        assert!(applied.references().is_empty());
+        let mut read_back = applied.clone();
+        read_back.map_references(&|raw| (raw == "ws-0abc-1").then(|| ws.to_string()));
+        assert_eq!(read_back, desired);
+    }
+
+    #[test]
+    fn endpoint_references_end_where_the_url_or_the_id_ends() {
+        let text = "url: \"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1\"\n\
+                    q: https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/amp_workspace.h\n\
+                    not: https://aps-workspaces.eu-west-1.amazonaws.com/ other/workspaces/x";
+        let mut seen = Vec::new();
+        for_each_endpoint_reference(text, |r| seen.push(r.to_string()));
+        assert_eq!(seen, ["ws-1", "amp_workspace.h"]);
+    }
 
     #[test]
     fn a_role_names_a_file_system_by_reference_until_its_id_is_known() {

@@ -12,7 +12,8 @@
 //! cluster, log groups, ELB tags); the rest is read per resource, concurrently.
 
 use crate::aws::{
-    cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, s3, secrets, tagging, Aws, AwsError,
+    amp, cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, s3, secrets, tagging, Aws,
+    AwsError,
 };
 use crate::diff::World;
 use crate::model::{
@@ -620,8 +621,28 @@ async fn read_world(
         Ok(one(&d.address, o))
     });
 
+    // One ListWorkspaces (every page) serves every workspace of the stack.
+    let workspaces = async {
+        let wanted: Vec<&Desired> = of_kind(Kind::AmpWorkspace).collect();
+        if wanted.is_empty() {
+            return Ok::<Found, AwsError>(vec![]);
+        }
+        let listed = amp::list_workspaces(aws, &wanted[0].address).await?;
+        Ok(wanted
+            .into_iter()
+            .map(|d| {
+                let named = listed
+                    .iter()
+                    .filter(|o| o.attrs.aws_name() == d.attrs.aws_name())
+                    .cloned()
+                    .collect();
+                (d.address.clone(), named)
+            })
+            .collect())
+    };
+
     let role_path = format!("/deploy/{}/", stack.stack);
-    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, bu, owned_arns, role_names) = tokio::try_join!(
+    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, bu, ws, owned_arns, role_names) = tokio::try_join!(
         log_groups,
         roles,
         security_groups,
@@ -633,6 +654,7 @@ async fn read_world(
         discovery,
         file_storage,
         buckets,
+        workspaces,
         tagging::owned_arns(aws, &stack.stack, &stack.environment),
         iam::list_roles_under_path(aws, &role_path),
     )?;
@@ -640,7 +662,7 @@ async fn read_world(
         .iter()
         .map(|d| (d.address.clone(), Vec::new()))
         .collect();
-    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs, bu]
+    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs, bu, ws]
         .into_iter()
         .flatten()
     {
@@ -850,12 +872,15 @@ pub async fn owned_without_stack(
     environment: &str,
 ) -> Result<World, AwsError> {
     let role_path = format!("/deploy/{stack}/");
-    let (arns, roles, rules, namespaces, services) = tokio::try_join!(
+    let listed = Address::new(Kind::AmpWorkspace, "listed");
+    let (arns, roles, rules, namespaces, services, workspaces) = tokio::try_join!(
         tagging::owned_arns(aws, stack, environment),
         iam::list_roles_under_path(aws, &role_path),
         elbv2_targets::tagged_rules_everywhere(aws),
         cloudmap::private_namespaces(aws),
         cloudmap::all_service_arns(aws),
+        // moto's tagging API does not list workspaces (kinds.rs): ListWorkspaces has the tags.
+        amp::list_workspaces(aws, &listed),
     )?;
     // Task definitions are read per family (the latest revision; every revision is
     // deregistered with it).
@@ -899,6 +924,12 @@ pub async fn owned_without_stack(
     let mut owned: Vec<Observed> = read
         .into_iter()
         .flatten()
+        .chain(workspaces.into_iter().map(|mut o| {
+            if let Some(a) = o.all_tags.get(TAG_ADDRESS).and_then(|a| a.parse().ok()) {
+                o.address = a;
+            }
+            o
+        }))
         .filter(|o| o.ownership(stack, environment) == Ownership::Owned)
         .collect();
     owned.extend(
@@ -1097,6 +1128,7 @@ async fn observe_by_id(
         Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
         Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
         Kind::S3Bucket => s3::observe_bucket(aws, id, &placeholder, &Default::default()).await?,
+        Kind::AmpWorkspace => amp::observe_workspace(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

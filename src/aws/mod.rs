@@ -4,6 +4,7 @@
 //! Adapters take and return raw AWS ids (group ids, ARNs, names). Turning ids into stack
 //! addresses and back is the planner's and the executor's business, not theirs.
 
+pub mod amp;
 pub mod budget;
 pub mod certificates;
 pub mod cloudmap;
@@ -47,6 +48,7 @@ pub struct Aws {
     /// The table of locks and environment records ([`state_table`]).
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    pub amp: aws_sdk_amp::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
@@ -148,6 +150,7 @@ impl Aws {
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
             acm: client!(aws_sdk_acm, config, http("acm")),
             dynamodb: client!(aws_sdk_dynamodb, config, http("dynamodb")),
+            amp: client!(aws_sdk_amp, config, http("aps")),
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(config)
                     .http_client(http("s3"))

@@ -2,7 +2,8 @@
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
 use super::{
-    cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, s3, secrets, Aws, AwsError,
+    amp, cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, s3, secrets, Aws,
+    AwsError,
 };
 use crate::apply::wait::Watcher;
 use crate::apply::{Provider, Refs};
@@ -79,6 +80,10 @@ impl AwsProvider {
             }
             Attrs::EfsMountTargets(_) => efs::set_mount_targets_applied(aws, &o.id, &tags).await,
             Attrs::S3Bucket(a) => s3::merge_tags(aws, &a.name, &tags).await,
+            Attrs::AmpWorkspace(_) => {
+                let arn = o.handles.get("arn").cloned().unwrap_or_default();
+                amp::set_tags(aws, &arn, &tags, &[]).await
+            }
         }
     }
 }
@@ -203,6 +208,7 @@ impl Provider for AwsProvider {
                         self.note_published(published);
                         name
                     }
+                    Attrs::AmpWorkspace(a) => amp::create_workspace(aws, a, &tags).await?,
                 };
                 Ok(Some(id))
             }
@@ -274,6 +280,10 @@ impl Provider for AwsProvider {
                         let published = s3::update_bucket(aws, b, a).await?;
                         self.note_published(published);
                     }
+                    (Attrs::AmpWorkspace(b), Attrs::AmpWorkspace(a)) => {
+                        let arn = o.handles.get("arn").cloned().unwrap_or_default();
+                        amp::update_workspace(aws, &o.id, &arn, b, a).await?
+                    }
                     _ => {
                         return Err(AwsError::other(
                             "deploy",
@@ -332,6 +342,7 @@ impl Provider for AwsProvider {
                     Attrs::EfsMountTargets(_) => efs::delete_mount_targets(aws, &o.id).await?,
                     Attrs::EfsAccessPoint(_) => efs::delete_access_point(aws, &o.id).await?,
                     Attrs::S3Bucket(a) => s3::delete_bucket(aws, &a.name).await?,
+                    Attrs::AmpWorkspace(_) => amp::delete_workspace(aws, &o.id).await?,
                 }
                 Ok(None)
             }

@@ -253,7 +253,7 @@ pub const EXTERNAL_SECRET_READS: &[&str] =
     &["secretsmanager:DescribeSecret", "ssm:DescribeParameters"];
 
 /// The descriptors, in [`Kind::ALL`] order (a test holds them to it).
-pub static KINDS: [KindInfo; 15] = [
+pub static KINDS: [KindInfo; 16] = [
     KindInfo {
         kind: Kind::Secret,
         prefix: "secret",
@@ -1262,6 +1262,58 @@ pub static KINDS: [KindInfo; 15] = [
             by: ScopeBy::Name,
             creates: &[],
             on: &[],
+        },
+    },
+    KindInfo {
+        kind: Kind::AmpWorkspace,
+        prefix: "amp_workspace",
+        display_name: "Amazon Managed Service for Prometheus workspace",
+        service: "aps",
+        identity: &["name"],
+        forces_replacement: &[],
+        sensitive: &[],
+        data: Some("every sample Prometheus remote-wrote to the workspace (the stack's long-term history)"),
+        replacement: Replacement::DeleteFirst,
+        import: Import {
+            hint: "the workspace id (ws-…)",
+            by: ImportBy::Id,
+        },
+        tagging: Tagging {
+            // AWS lists `aps:workspace`; moto 5.2.5's GetResources does not know the service,
+            // so deploy finds workspaces through ListWorkspaces on both.
+            resource_type: None,
+            arn_service: "aps",
+            arn_prefix: "workspace/",
+            arn_id: ArnId::AfterPrefix,
+            listed_on_aws: true,
+            listed_on_moto: false,
+            found_otherwise: "ListWorkspaces (every page), by its Name tag STACK-ENVIRONMENT-KEY",
+        },
+        reads_need: &[],
+        // Before the config files and task definitions whose URLs name it (they wait on
+        // those references) and the roles whose policies name its ARN.
+        create_rank: 0,
+        iam: IamActions {
+            // ListWorkspaces answers each workspace's tags; DescribeWorkspace reads one by id
+            // (destroy without the stack file, import) and polls a new one until ACTIVE.
+            read: &["aps:ListWorkspaces", "aps:DescribeWorkspace"],
+            create: &["aps:CreateWorkspace"],
+            update: &[
+                "aps:UpdateWorkspaceAlias",
+                "aps:TagResource",
+                "aps:UntagResource",
+            ],
+            delete: &["aps:DeleteWorkspace"],
+            implied: &[implied(Operation::Create, "aps:TagResource", TAG_ON_CREATE)],
+        },
+        iam_scope: IamScope {
+            arns: &["arn:aws:aps:{region}:{account}:workspace/*"],
+            by: ScopeBy::Tag,
+            creates: &["aps:CreateWorkspace", "aps:TagResource"],
+            on: &[
+                ("aps:ListWorkspaces", On::Any),
+                ("aps:CreateWorkspace", On::AnyTaggedByRequest),
+            ],
         },
     },
 ];

@@ -128,6 +128,7 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
             return super::efs::resource_arn(stack, lookups, a)
         }
         Kind::S3Bucket => format!("arn:aws:s3:::{}", super::reload::bucket_of(stack, lookups)?),
+        Kind::AmpWorkspace => return super::history::resource_arn(stack, lookups, a),
     })
 }
 
@@ -348,6 +349,9 @@ pub fn build_desired(
         if let Some(doc) = super::reload::task_role_policy(s, lookups, key) {
             inline.insert(super::reload::RELOAD_POLICY.to_string(), doc);
         }
+        if let Some(doc) = super::history::task_role_policy(s, lookups, key) {
+            inline.insert(super::history::POLICY.to_string(), doc);
+        }
         out.push(plain(
             Kind::IamRole,
             key,
@@ -406,6 +410,7 @@ pub fn build_desired(
         region: region.to_string(),
         vars: s.vars.clone(),
         lookups: lookups.clone(),
+        history: super::history::scope(s, region),
     };
     let mut fingerprints = BTreeMap::new();
     let config_bucket = super::reload::bucket_of(s, lookups);
@@ -489,6 +494,7 @@ pub fn build_desired(
                 }
             };
             environment.extend(c.environment.clone());
+            environment.extend(super::history::container_environment(s, c));
             containers.push(Container {
                 name: cname.clone(),
                 image: c.image.clone(),
@@ -604,6 +610,7 @@ pub fn build_desired(
         });
     }
 
+    out.extend(super::history::desired(s, &tags));
     out.extend(super::reload::bucket_desired(
         s,
         lookups,

@@ -7,6 +7,7 @@
 mod build;
 mod efs;
 pub mod environments;
+pub mod history;
 mod lb_discovery;
 mod locate;
 pub mod reload;
@@ -50,6 +51,8 @@ pub struct Stack {
     pub log_groups: BTreeMap<String, LogGroupSpec>,
     /// The bucket containers' `reload` files live in, and the sidecar that fetches them.
     pub config_bucket: Option<ConfigBucketSpec>,
+    /// Prometheus's samples also remote-written to a workspace the stack owns ([`history`]).
+    pub history: Option<history::HistorySpec>,
     #[serde(default)]
     pub iam_roles: BTreeMap<String, RoleSpec>,
     #[serde(default)]
