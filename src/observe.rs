@@ -396,6 +396,12 @@ impl Prefetched {
         );
         if !stale.is_empty() {
             let again = observe(aws, stack, lookups, &stale).await?;
+            // Found again by its real name, a resource the read ahead met only by its tags
+            // is the desired one, not one owned elsewhere.
+            let ids: BTreeSet<(Kind, &str)> = (again.found.values().flatten())
+                .map(|o| (o.attrs.kind(), o.id.as_str()))
+                .collect();
+            owned_elsewhere.retain(|o| !ids.contains(&(o.attrs.kind(), o.id.as_str())));
             found.extend(again.found);
         }
         Ok(World {

@@ -118,12 +118,27 @@ pub fn check_manifest_path(path: &str) -> Result<(), String> {
 }
 
 /// The config bucket's name: `STACK-ENVIRONMENT-config-ACCOUNT-REGION` (bucket names are
-/// global; the account and region keep two copies of a stack apart), lower-cased and cut to
-/// S3's 63 characters.
+/// global; the account and region keep two copies of a stack apart), lower-cased. Over S3's
+/// 63 characters, `STACK-ENVIRONMENT` is cut and followed by 8 hex digits of its SHA-256, so
+/// two long environments never share a bucket and the account and region stay whole. The cut
+/// counts the account as 12 digits, so a name built with the account's placeholder becomes
+/// the real name when the account is put in (see `model::with_account`).
 pub fn bucket_name(stack: &str, environment: &str, account: &str, region: &str) -> String {
-    let mut name = format!("{stack}-{environment}-config-{account}-{region}").to_lowercase();
-    name.truncate(63);
-    name.trim_end_matches('-').to_string()
+    const MAX: usize = 63;
+    const ACCOUNT_DIGITS: usize = 12;
+    let owner = format!("{stack}-{environment}").to_lowercase();
+    let region = region.to_lowercase();
+    let suffix_len = "-config-".len() + ACCOUNT_DIGITS + 1 + region.len();
+    if owner.len() + suffix_len <= MAX {
+        return format!("{owner}-config-{account}-{region}");
+    }
+    let hash = &sha256_hex(&owner)[..8];
+    let keep = MAX.saturating_sub(suffix_len + 1 + hash.len());
+    let cut: String = owner.chars().take(keep).collect();
+    format!(
+        "{}-{hash}-config-{account}-{region}",
+        cut.trim_end_matches('-')
+    )
 }
 
 /// The config bucket's policy: none. Nobody outside the account reaches the bucket (S3
@@ -178,7 +193,22 @@ mod tests {
     fn bucket_name_and_policy_name_only_the_stack() {
         let name = bucket_name("Monitoring", "production", "123456789012", "us-west-2");
         assert_eq!(name, "monitoring-production-config-123456789012-us-west-2");
-        assert!(bucket_name(&"x".repeat(80), "e", "1", "r").len() <= 63);
+        // A long environment keeps the account and region whole, and its own hash.
+        let long = |env: &str| bucket_name("monitoring", env, "123456789012", "us-west-2");
+        let a = long("feature-a-very-long-branch-name-for-test");
+        let b = long("feature-a-very-long-branch-name-for-tests");
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert!(a.ends_with("-config-123456789012-us-west-2"), "{a}");
+        assert_ne!(a, b);
+        // Named before the lookups (the account's placeholder), the real name follows.
+        let placeholder = crate::model::ACCOUNT_ID_PLACEHOLDER;
+        let early = bucket_name(
+            "monitoring",
+            "feature-a-very-long-branch-name-for-test",
+            placeholder,
+            "us-west-2",
+        );
+        assert_eq!(crate::model::with_account(&early, "123456789012"), a);
         assert_eq!(bucket_policy(&name), serde_json::Value::Null);
     }
 
