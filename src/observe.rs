@@ -387,13 +387,6 @@ impl Prefetched {
                 );
             }
         }
-        eprintln!(
-            "STALE {:?}",
-            stale
-                .iter()
-                .map(|d| d.address.to_string())
-                .collect::<Vec<_>>()
-        );
         if !stale.is_empty() {
             let again = observe(aws, stack, lookups, &stale).await?;
             // Found again by its real name, a resource the read ahead met only by its tags
@@ -612,18 +605,22 @@ async fn read_world(
     };
     let file_storage = read_file_storage(aws, desired);
     let buckets = each(of_kind(Kind::S3Bucket), |d| async move {
-        let rendered = match &reads.bucket_files {
-            Some(files) => files.clone().await?.remove(&d.address),
-            None => None,
-        };
-        let known = match (rendered, &d.attrs) {
-            (Some(files), _) => files,
-            (None, Attrs::S3Bucket(b)) => b.files.clone(),
-            _ => Default::default(),
+        // The files to compare the live ones with: as the real lookups render them when the
+        // stack was named with placeholders (awaited only once the manifests are read).
+        let known = async {
+            let rendered = match &reads.bucket_files {
+                Some(files) => files.clone().await?.remove(&d.address),
+                None => None,
+            };
+            Ok(match (rendered, &d.attrs) {
+                (Some(files), _) => files,
+                (None, Attrs::S3Bucket(b)) => b.files.clone(),
+                _ => Default::default(),
+            })
         };
         // Named before the lookups ended (a prefetch), the name waits for the account.
         let name = crate::model::with_account(d.attrs.aws_name(), &reads.account.clone().await?);
-        let o = s3::observe_bucket(aws, &name, &d.address, &known).await?;
+        let o = s3::observe_bucket(aws, &name, &d.address, known).await?;
         Ok(one(&d.address, o))
     });
 
@@ -1133,7 +1130,9 @@ async fn observe_by_id(
         Kind::EfsFileSystem => efs::observe_file_system_by_id(aws, id, &placeholder).await?,
         Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
         Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
-        Kind::S3Bucket => s3::observe_bucket(aws, id, &placeholder, &Default::default()).await?,
+        Kind::S3Bucket => {
+            s3::observe_bucket(aws, id, &placeholder, future::ok(Default::default())).await?
+        }
         Kind::AmpWorkspace => amp::observe_workspace(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {

@@ -282,10 +282,7 @@ pub async fn create_config_bucket(
 ) -> Result<(), AwsError> {
     use aws_sdk_s3::types as t;
     let name = &attrs.name;
-    let tag_set: Vec<t::Tag> = tags
-        .iter()
-        .filter_map(|(k, v)| t::Tag::builder().key(k).value(v).build().ok())
-        .collect();
+    let tag_set = s3_tags(tags);
     let mut configuration = t::CreateBucketConfiguration::builder().set_tags(Some(tag_set.clone()));
     // us-east-1 is the one region that takes no location constraint.
     if aws.region != "us-east-1" {
@@ -301,11 +298,33 @@ pub async fn create_config_bucket(
         .map_err(err(SERVICE, "CreateBucket"))?;
     settle_settings(aws, attrs, false).await?;
     // Again, for S3 emulators that drop CreateBucket's tags (moto): idempotent on AWS.
+    put_tag_set(aws, name, tag_set).await
+}
+
+/// `tags` as S3 takes them.
+fn s3_tags(tags: &crate::model::Tags) -> Vec<aws_sdk_s3::types::Tag> {
+    (tags.iter())
+        .filter_map(|(k, v)| {
+            aws_sdk_s3::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+/// Replaces the bucket's whole tag set. Calls: PutBucketTagging.
+async fn put_tag_set(
+    aws: &Aws,
+    name: &str,
+    tag_set: Vec<aws_sdk_s3::types::Tag>,
+) -> Result<(), AwsError> {
     aws.s3
         .put_bucket_tagging()
         .bucket(name)
         .tagging(
-            t::Tagging::builder()
+            aws_sdk_s3::types::Tagging::builder()
                 .set_tag_set(Some(tag_set))
                 .build()
                 .map_err(|e| other("PutBucketTagging", e.to_string()))?,
@@ -427,6 +446,16 @@ pub async fn published_files(
     bucket: &str,
     known: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, AwsError> {
+    published_files_once_known(aws, bucket, async { Ok(known.clone()) }).await
+}
+
+/// [`published_files`], with `known` still being worked out: the manifests are read
+/// meanwhile, and only the choice of which files to download waits for it.
+async fn published_files_once_known(
+    aws: &Aws,
+    bucket: &str,
+    known: impl std::future::Future<Output = Result<BTreeMap<String, String>, AwsError>>,
+) -> Result<BTreeMap<String, String>, AwsError> {
     let out = aws
         .s3
         .list_objects_v2()
@@ -435,12 +464,17 @@ pub async fn published_files(
         .send()
         .await
         .map_err(err(SERVICE, "ListObjectsV2"))?;
+    let families: Vec<&str> = (out.contents().iter())
+        .filter_map(|o| o.key().and_then(|k| k.strip_prefix("manifest/")))
+        .collect();
+    let manifests = futures::future::try_join_all(
+        (families.iter()).map(|family| read_manifest(aws, bucket, family)),
+    )
+    .await?;
+    let known = known.await?;
     let mut files = BTreeMap::new();
-    for object in out.contents() {
-        let Some(family) = object.key().and_then(|k| k.strip_prefix("manifest/")) else {
-            continue;
-        };
-        let Some((manifest, _)) = read_manifest(aws, bucket, family).await? else {
+    for (family, manifest) in families.iter().zip(manifests) {
+        let Some((manifest, _)) = manifest else {
             continue;
         };
         for (path, entry) in &manifest.files {
@@ -466,10 +500,7 @@ pub async fn published_files(
                 .await
                 .map_err(|e| other("GetObject", format!("reading {path}: {e}")))?
                 .into_bytes();
-            files.insert(
-                format!("{family}/{path}"),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            );
+            files.insert(key, String::from_utf8_lossy(&bytes).into_owned());
         }
     }
     Ok(files)
@@ -490,19 +521,20 @@ pub fn files_by_family(
     out
 }
 
-/// The config bucket as the kind sees it; `None` when no bucket has that name.
+/// The config bucket as the kind sees it; `None` when no bucket has that name. `known`: the
+/// stack's files for it (see [`published_files`]), awaited only once the manifests are read.
 pub async fn observe_bucket(
     aws: &Aws,
     name: &str,
     address: &crate::model::Address,
-    known: &BTreeMap<String, String>,
+    known: impl std::future::Future<Output = Result<BTreeMap<String, String>, AwsError>>,
 ) -> Result<Option<crate::model::Observed>, AwsError> {
     let Some(settings) = read_config_bucket(aws, name).await? else {
         return Ok(None);
     };
     let (versioning, files) = tokio::try_join!(
         bucket_versioning(aws, name),
-        published_files(aws, name, known)
+        published_files_once_known(aws, name, known)
     )?;
     Ok(Some(crate::model::Observed {
         address: address.clone(),
@@ -657,7 +689,6 @@ async fn settle_settings(
 /// Adds `tags` to the bucket's tag set (S3 replaces the whole set: read, merge, write).
 /// Calls: GetBucketTagging, PutBucketTagging.
 pub async fn merge_tags(aws: &Aws, name: &str, tags: &crate::model::Tags) -> Result<(), AwsError> {
-    use aws_sdk_s3::types as t;
     let mut all: crate::model::Tags = unless_absent(
         aws.s3.get_bucket_tagging().bucket(name).send().await,
         "GetBucketTagging",
@@ -671,23 +702,7 @@ pub async fn merge_tags(aws: &Aws, name: &str, tags: &crate::model::Tags) -> Res
     })
     .unwrap_or_default();
     all.extend(tags.clone());
-    let tag_set: Vec<t::Tag> = all
-        .iter()
-        .filter_map(|(k, v)| t::Tag::builder().key(k).value(v).build().ok())
-        .collect();
-    aws.s3
-        .put_bucket_tagging()
-        .bucket(name)
-        .tagging(
-            t::Tagging::builder()
-                .set_tag_set(Some(tag_set))
-                .build()
-                .map_err(|e| other("PutBucketTagging", e.to_string()))?,
-        )
-        .send()
-        .await
-        .map_err(err(SERVICE, "PutBucketTagging"))?;
-    Ok(())
+    put_tag_set(aws, name, s3_tags(&all)).await
 }
 
 /// Deletes the bucket with every object version and delete marker in it (S3 deletes only an
