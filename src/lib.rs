@@ -21,6 +21,7 @@ pub mod policy;
 pub mod printer;
 pub mod priorities;
 pub mod protection;
+pub mod reloads;
 pub mod render;
 pub mod report;
 pub mod rollout;

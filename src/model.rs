@@ -40,6 +40,9 @@ pub const TAG_ADDRESS: &str = "deploy:address";
 /// Tag on a task definition revision: when a rollout of it completed (RFC 3339), written by
 /// `apply` and `rollback` once they saw it complete; `rollback` returns to such revisions.
 pub const TAG_ROLLOUT_COMPLETED: &str = "deploy:rollout-completed";
+/// On a task definition revision: the config bucket's manifest version its tasks ran when
+/// deploy last saw them (what `deploy rollback` restores with that revision).
+pub const TAG_CONFIG_MANIFEST: &str = "deploy:config-manifest";
 /// Tag on a service `rollback` moved off the stack's revision: `from REVISION at TIME`, so the
 /// next plan can warn that it re-deploys the newer revision.
 pub const TAG_ROLLED_BACK: &str = "deploy:rolled-back";
@@ -74,10 +77,12 @@ pub enum Kind {
     EfsFileSystem,
     EfsMountTargets,
     EfsAccessPoint,
+    S3Bucket,
+    AmpWorkspace,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Secret,
         Kind::LogGroup,
         Kind::IamRole,
@@ -92,6 +97,8 @@ impl Kind {
         Kind::EfsFileSystem,
         Kind::EfsMountTargets,
         Kind::EfsAccessPoint,
+        Kind::S3Bucket,
+        Kind::AmpWorkspace,
     ];
 
     /// The address prefix (`log_group`), from the kind's descriptor ([`kinds::KINDS`]).
@@ -135,6 +142,8 @@ impl Kind {
             Kind::EfsFileSystem => shape::fields_of::<EfsFileSystemAttrs>(),
             Kind::EfsMountTargets => shape::fields_of::<EfsMountTargetsAttrs>(),
             Kind::EfsAccessPoint => shape::fields_of::<EfsAccessPointAttrs>(),
+            Kind::S3Bucket => shape::fields_of::<S3BucketAttrs>(),
+            Kind::AmpWorkspace => shape::fields_of::<AmpWorkspaceAttrs>(),
         }
     }
 }
@@ -214,6 +223,25 @@ pub struct LogGroupAttrs {
     pub name: String,
     pub retention_days: Option<i32>,
     pub tags: Tags,
+}
+
+/// The stack's config bucket: the rendered files that reach running tasks without a restart
+/// (fetched by each task's config sidecar, see `render::reload`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3BucketAttrs {
+    pub name: String,
+    /// Object versioning on (each apply's file set stays readable for rollbacks).
+    pub versioning: bool,
+    /// Default encryption (`AES256`: SSE-S3).
+    pub encryption: Option<String>,
+    /// All four settings of S3's public access block on.
+    pub public_access_blocked: bool,
+    /// Canonical JSON (see [`canonical_policy`]).
+    pub policy: Value,
+    pub tags: Tags,
+    /// The files the tasks' sidecars load: `FAMILY/CONTAINER/PATH` → content (never secrets:
+    /// a file with a secret in it travels in the task definition).
+    pub files: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +414,10 @@ pub struct Container {
     /// when empty, like `mount_points`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities_drop: Vec<String>,
+    /// Containers of the task this one starts after: name → condition (`START`, `COMPLETE`,
+    /// `SUCCESS`, `HEALTHY`). Left out when empty (unchanged hashes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, String>,
 }
 
 /// A task volume mounted into a container.
@@ -425,6 +457,10 @@ pub struct TaskDefinitionAttrs {
     /// Volume name → the EFS file system behind it. Left out when empty (unchanged hashes).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, EfsVolume>,
+    /// Names of task-scoped volumes (Fargate bind mounts without a host path): storage the
+    /// task's containers share, gone with the task. Left out when empty (unchanged hashes).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub shared_volumes: BTreeSet<String>,
 }
 
 impl TaskDefinitionAttrs {
@@ -597,6 +633,19 @@ pub struct EfsAccessPointAttrs {
     pub tags: Tags,
 }
 
+/// An Amazon Managed Service for Prometheus workspace: where Prometheus remote-writes the
+/// history that outlives its task (the stack's `history:` section, `spec::history`). Its id
+/// (`ws-…`) is AWS's pick, so it is found by its `Name` tag, like an access point; the alias
+/// is only a label and may change in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmpWorkspaceAttrs {
+    /// The `Name` tag: `STACK-ENVIRONMENT-KEY`, the identity.
+    pub name: String,
+    /// The alias AWS shows (UpdateWorkspaceAlias changes it in place).
+    pub alias: String,
+    pub tags: Tags,
+}
+
 /// No tags: what [`Attrs::tags`] answers for kinds that cannot carry any.
 static NO_TAGS: Tags = Tags::new();
 
@@ -618,6 +667,8 @@ pub enum Attrs {
     EfsFileSystem(EfsFileSystemAttrs),
     EfsMountTargets(EfsMountTargetsAttrs),
     EfsAccessPoint(EfsAccessPointAttrs),
+    S3Bucket(S3BucketAttrs),
+    AmpWorkspace(AmpWorkspaceAttrs),
 }
 
 impl Attrs {
@@ -637,6 +688,8 @@ impl Attrs {
             Attrs::EfsFileSystem(_) => Kind::EfsFileSystem,
             Attrs::EfsMountTargets(_) => Kind::EfsMountTargets,
             Attrs::EfsAccessPoint(_) => Kind::EfsAccessPoint,
+            Attrs::S3Bucket(_) => Kind::S3Bucket,
+            Attrs::AmpWorkspace(_) => Kind::AmpWorkspace,
         }
     }
 
@@ -657,6 +710,8 @@ impl Attrs {
             Attrs::EfsFileSystem(a) => serde_json::to_value(a),
             Attrs::EfsMountTargets(a) => serde_json::to_value(a),
             Attrs::EfsAccessPoint(a) => serde_json::to_value(a),
+            Attrs::S3Bucket(a) => serde_json::to_value(a),
+            Attrs::AmpWorkspace(a) => serde_json::to_value(a),
         }
         .expect("attributes serialize to JSON");
         match value {
@@ -695,6 +750,8 @@ impl Attrs {
             Attrs::EfsFileSystem(a) => &a.tags,
             Attrs::EfsMountTargets(_) => &NO_TAGS,
             Attrs::EfsAccessPoint(a) => &a.tags,
+            Attrs::S3Bucket(a) => &a.tags,
+            Attrs::AmpWorkspace(a) => &a.tags,
         }
     }
 
@@ -736,6 +793,9 @@ impl Attrs {
                     }
                     for s in c.secrets.values() {
                         add(&s.from);
+                    }
+                    for v in c.environment.values() {
+                        for_each_endpoint_reference(v, |r| add(r));
                     }
                 }
                 for v in a.volumes.values() {
@@ -783,7 +843,12 @@ impl Attrs {
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
-            Attrs::EfsFileSystem(_) => {}
+            Attrs::S3Bucket(a) => {
+                for content in a.files.values() {
+                    for_each_endpoint_reference(content, |r| add(r));
+                }
+            }
+            Attrs::EfsFileSystem(_) | Attrs::AmpWorkspace(_) => {}
         }
         refs
     }
@@ -825,6 +890,9 @@ impl Attrs {
                     }
                     for s in c.secrets.values_mut() {
                         map(&mut s.from);
+                    }
+                    for v in c.environment.values_mut() {
+                        map_endpoint_references(v, f);
                     }
                 }
                 for v in a.volumes.values_mut() {
@@ -894,7 +962,12 @@ impl Attrs {
             | Attrs::Secret(_)
             | Attrs::TargetGroup(_)
             | Attrs::ServiceDiscoveryNamespace(_) => {}
-            Attrs::EfsFileSystem(_) => {}
+            Attrs::S3Bucket(a) => {
+                for content in a.files.values_mut() {
+                    map_endpoint_references(content, f);
+                }
+            }
+            Attrs::EfsFileSystem(_) | Attrs::AmpWorkspace(_) => {}
         }
     }
 
@@ -924,6 +997,8 @@ impl Attrs {
             Attrs::EfsFileSystem(a) => &a.creation_token,
             Attrs::EfsMountTargets(a) => &a.file_system,
             Attrs::EfsAccessPoint(a) => &a.name,
+            Attrs::S3Bucket(a) => &a.name,
+            Attrs::AmpWorkspace(a) => &a.name,
         }
     }
 }
@@ -1108,12 +1183,22 @@ impl PartialEq for LoadBalancer {
 
 impl Eq for LoadBalancer {}
 
+/// The stand-in for the account id in names built before the lookups are made (see
+/// [`Lookups::placeholders`]); [`with_account`] puts the account in.
+pub const ACCOUNT_ID_PLACEHOLDER: &str = "<lookup:account_id>";
+
+/// `name` (built from placeholder lookups) with the real account id in it: the config
+/// bucket's name holds the account, and the live state is read before the lookups end.
+pub fn with_account(name: &str, account_id: &str) -> String {
+    name.replace(ACCOUNT_ID_PLACEHOLDER, account_id)
+}
+
 impl Lookups {
     /// Clearly marked stand-ins used by `validate`, which makes no AWS call.
     pub fn placeholders(region: &str) -> Lookups {
         let p = |what: &str| format!("<lookup:{what}>");
         Lookups {
-            account_id: p("account_id"),
+            account_id: ACCOUNT_ID_PLACEHOLDER.to_string(),
             region: region.to_string(),
             vpc_id: p("vpc_id"),
             vpc_cidr: p("vpc_cidr"),
@@ -1177,7 +1262,72 @@ fn sort_keys(v: &Value) -> Value {
 pub const ARN_REFERENCES: &[(&str, &str)] = &[
     ("elasticfilesystem", "file-system/"),
     ("elasticfilesystem", "access-point/"),
+    ("aps", "workspace/"),
 ];
+
+/// Endpoints of this stack's resources whose ids AWS picks at creation, as rendered config
+/// files and environment values name them: `(host start, path before the id)`. A rendered
+/// file writes such a URL with the resource's address in place of its id
+/// (`https://aps-workspaces.REGION.amazonaws.com/workspaces/amp_workspace.history/api/v1/…`):
+/// a reference like an ARN's, so the file waits for the workspace, reaches AWS with its id
+/// (the executor's `resolve`) and is read back with the address (the diff's id map), and a
+/// plan after an apply shows no change.
+pub const ENDPOINT_REFERENCES: &[(&str, &str)] = &[("://aps-workspaces.", "/workspaces/")];
+
+/// The byte ranges of the ids (or addresses) in the [`ENDPOINT_REFERENCES`] URLs of `text`.
+fn endpoint_reference_spans(text: &str) -> Vec<(usize, usize)> {
+    let id_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut spans = Vec::new();
+    for (host, path) in ENDPOINT_REFERENCES {
+        let mut from = 0;
+        while let Some(h) = text[from..].find(host).map(|i| from + i) {
+            let after_host = h + host.len();
+            // The path must follow within the same URL (no blank or quote in between).
+            let url_end = text[after_host..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+                .map_or(text.len(), |i| after_host + i);
+            from = url_end.max(after_host);
+            let Some(p) = text[after_host..url_end].find(path) else {
+                continue;
+            };
+            let start = after_host + p + path.len();
+            let end = text[start..url_end]
+                .find(|c: char| !id_char(c))
+                .map_or(url_end, |i| start + i);
+            if end > start {
+                spans.push((start, end));
+            }
+        }
+    }
+    spans.sort();
+    spans
+}
+
+fn for_each_endpoint_reference(text: &str, mut f: impl FnMut(&str)) {
+    for (start, end) in endpoint_reference_spans(text) {
+        f(&text[start..end]);
+    }
+}
+
+/// Rewrites the id (or address) of every [`ENDPOINT_REFERENCES`] URL in `text` with `f`.
+fn map_endpoint_references(text: &mut String, f: &dyn Fn(&str) -> Option<String>) {
+    let spans = endpoint_reference_spans(text);
+    if spans.is_empty() {
+        return;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        out.push_str(&text[at..start]);
+        match f(&text[start..end]) {
+            Some(n) => out.push_str(&n),
+            None => out.push_str(&text[start..end]),
+        }
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    *text = out;
+}
 
 /// An ARN of an [`ARN_REFERENCES`] type split into everything up to the id, and the id (or
 /// the address standing for it).
@@ -1284,6 +1434,53 @@ fn string_set(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_file_names_a_workspace_by_reference_until_its_id_is_known() {
+        let url = |ws: &str| {
+            format!("  - url: https://aps-workspaces.us-west-2.amazonaws.com/workspaces/{ws}/api/v1/remote_write\n")
+        };
+        let bucket = |ws: &str| {
+            Attrs::S3Bucket(S3BucketAttrs {
+                name: "b".into(),
+                versioning: true,
+                encryption: None,
+                public_access_blocked: true,
+                policy: Value::Null,
+                tags: Tags::new(),
+                files: [
+                    ("prom-task/prometheus/prometheus.yml".to_string(), url(ws)),
+                    // Not an AMP URL: never a reference.
+                    (
+                        "prom-task/prometheus/other.yml".to_string(),
+                        "https://example.com/workspaces/amp_workspace.x/".to_string(),
+                    ),
+                ]
+                .into(),
+            })
+        };
+        let ws = Address::new(Kind::AmpWorkspace, "history");
+        let desired = bucket("amp_workspace.history");
+        assert_eq!(desired.references(), [ws.clone()].into());
+        // Applied: the id replaces the address; read back: the address replaces the id.
+        let ids = BTreeMap::from([(ws.clone(), "ws-0abc-1".to_string())]);
+        let applied = desired.with_known_ids(&ids);
+        assert_eq!(applied, bucket("ws-0abc-1"));
+        assert!(applied.references().is_empty());
+        let mut read_back = applied.clone();
+        read_back.map_references(&|raw| (raw == "ws-0abc-1").then(|| ws.to_string()));
+        assert_eq!(read_back, desired);
+    }
+
+    #[test]
+    fn endpoint_references_end_where_the_url_or_the_id_ends() {
+        let text = "url: \"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1\"\n\
+                    q: https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/amp_workspace.h\n\
+                    not: https://aps-workspaces.eu-west-1.amazonaws.com/ other/workspaces/x";
+        let mut seen = Vec::new();
+        for_each_endpoint_reference(text, |r| seen.push(r.to_string()));
+        assert_eq!(seen, ["ws-1", "amp_workspace.h"]);
+    }
 
     #[test]
     fn a_role_names_a_file_system_by_reference_until_its_id_is_known() {

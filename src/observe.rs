@@ -12,7 +12,8 @@
 //! cluster, log groups, ELB tags); the rest is read per resource, concurrently.
 
 use crate::aws::{
-    cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, secrets, tagging, Aws, AwsError,
+    amp, cloudmap, ec2, ecs, efs, elbv2, elbv2_targets, iam, logs, s3, secrets, tagging, Aws,
+    AwsError,
 };
 use crate::diff::World;
 use crate::model::{
@@ -38,10 +39,29 @@ fn shared<'a, T: Clone + Send + Sync + 'a>(
 /// The lookups, each part a read of its own, so that what needs only one part waits only for
 /// it.
 struct LookupReads<'a> {
+    /// The account (the config bucket's name holds it).
+    account: Read<'a, String>,
     vpc: Read<'a, (String, String)>,
     /// The HTTPS listener the stack's rules go on (`None` when it has no rules).
     https_listener: Read<'a, Option<String>>,
     lookups: Read<'a, Lookups>,
+    /// The config buckets' files as the real lookups render them, when the stack was named
+    /// with placeholders (a prefetch): a bucket's read compares the live objects with these,
+    /// so an unchanged file costs no GetObject.
+    bucket_files: Option<Read<'a, BucketFiles>>,
+}
+
+/// Files of each config bucket by the bucket's address.
+type BucketFiles = BTreeMap<Address, BTreeMap<String, String>>;
+
+fn bucket_files(desired: &[Desired]) -> BucketFiles {
+    desired
+        .iter()
+        .filter_map(|d| match &d.attrs {
+            Attrs::S3Bucket(b) => Some((d.address.clone(), b.files.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The account of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:…`).
@@ -56,7 +76,11 @@ impl<'a> LookupReads<'a> {
     /// known; the listeners when the load balancer is, then the targets behind them. The
     /// account is the load balancer's (DescribeLoadBalancers lists only the caller's own), so
     /// it costs no call of its own.
-    fn start(aws: &'a Aws, stack: &'a Stack) -> LookupReads<'a> {
+    fn start(
+        aws: &'a Aws,
+        stack: &'a Stack,
+        rendered: Option<(&'a LoadedStack, &'a Templates)>,
+    ) -> LookupReads<'a> {
         let load_balancer: Read<'a, LoadBalancer> = shared(elbv2::lookup_load_balancer(
             aws,
             &stack.lookups.load_balancer.name,
@@ -116,6 +140,7 @@ impl<'a> LookupReads<'a> {
                 .and_then(move |l| async move { elbv2::targets_by_port(aws, &l).await }),
         );
         let namespaces = shared(existing_namespaces(aws, stack));
+        let account_read = account.clone();
         let lookups = {
             let (vpc, https_listener) = (vpc.clone(), https_listener.clone());
             shared(async move {
@@ -169,10 +194,21 @@ impl<'a> LookupReads<'a> {
                 })
             })
         };
+        let bucket_files = rendered.map(|(loaded, templates)| {
+            shared(lookups.clone().map_ok(move |l| {
+                // A stack that does not build with the real lookups fails later, with its
+                // errors; meanwhile its buckets are read against the placeholder files.
+                crate::spec::build_desired(loaded, &l, templates)
+                    .map(|b| bucket_files(&b.desired))
+                    .unwrap_or_default()
+            }))
+        });
         LookupReads {
+            account: account_read,
             vpc,
             https_listener,
             lookups,
+            bucket_files,
         }
     }
 
@@ -180,9 +216,11 @@ impl<'a> LookupReads<'a> {
     fn ready(lookups: &Lookups) -> LookupReads<'a> {
         let l = lookups.clone();
         LookupReads {
+            account: shared(future::ok(l.account_id.clone())),
             vpc: shared(future::ok((l.vpc_id.clone(), l.vpc_cidr.clone()))),
             https_listener: shared(future::ok(l.load_balancer.https_listener_arn.clone())),
             lookups: shared(future::ok(l)),
+            bucket_files: None,
         }
     }
 }
@@ -241,18 +279,20 @@ fn namespace_name_of(
 
 /// Finds the VPC, the private subnets and the backend ALB, and the account.
 pub async fn lookups(aws: &Aws, stack: &Stack) -> Result<Lookups, AwsError> {
-    LookupReads::start(aws, stack).lookups.await
+    LookupReads::start(aws, stack, None).lookups.await
 }
 
 /// The lookups and the live state of `desired`, read together: reads of the live state do not
 /// wait for lookups they do not need. `desired` may be built from placeholder lookups
 /// ([`Lookups::placeholders`]): only names are read from it (see [`Prefetched`]).
-pub async fn lookups_and_world(
+async fn lookups_and_world(
     aws: &Aws,
-    stack: &Stack,
+    loaded: &LoadedStack,
+    templates: &Templates,
     desired: &[Desired],
 ) -> Result<(Lookups, World), AwsError> {
-    let reads = LookupReads::start(aws, stack);
+    let stack = &loaded.stack;
+    let reads = LookupReads::start(aws, stack, Some((loaded, templates)));
     tokio::try_join!(
         reads.lookups.clone(),
         read_world(aws, stack, &reads, desired)
@@ -288,10 +328,11 @@ impl Prefetched {
     /// The lookups, and the live state of `names`, read together.
     pub async fn read(
         aws: &Aws,
-        stack: &Stack,
+        loaded: &LoadedStack,
+        templates: &Templates,
         names: Vec<Desired>,
     ) -> Result<(Lookups, Prefetched), AwsError> {
-        let (lookups, world) = lookups_and_world(aws, stack, &names).await?;
+        let (lookups, world) = lookups_and_world(aws, loaded, templates, &names).await?;
         let keys = names
             .iter()
             .map(|d| (d.address.clone(), find_key(d, &names)))
@@ -324,9 +365,13 @@ impl Prefetched {
             mut owned_elsewhere,
             revisions,
         } = self.world.clone();
+        let key_of = |address: &Address| {
+            let key = self.keys.get(address)?;
+            Some(crate::model::with_account(key, &lookups.account_id))
+        };
         let stale: Vec<Desired> = desired
             .iter()
-            .filter(|d| self.keys.get(&d.address) != Some(&find_key(d, desired)))
+            .filter(|d| key_of(&d.address) != Some(find_key(d, desired)))
             .cloned()
             .collect();
         let wanted: BTreeSet<&Address> = desired.iter().map(|d| &d.address).collect();
@@ -344,6 +389,12 @@ impl Prefetched {
         }
         if !stale.is_empty() {
             let again = observe(aws, stack, lookups, &stale).await?;
+            // Found again by its real name, a resource the read ahead met only by its tags
+            // is the desired one, not one owned elsewhere.
+            let ids: BTreeSet<(Kind, &str)> = (again.found.values().flatten())
+                .map(|o| (o.attrs.kind(), o.id.as_str()))
+                .collect();
+            owned_elsewhere.retain(|o| !ids.contains(&(o.attrs.kind(), o.id.as_str())));
             found.extend(again.found);
         }
         Ok(World {
@@ -553,9 +604,48 @@ async fn read_world(
         Ok::<Found, AwsError>(found)
     };
     let file_storage = read_file_storage(aws, desired);
+    let buckets = each(of_kind(Kind::S3Bucket), |d| async move {
+        // The files to compare the live ones with: as the real lookups render them when the
+        // stack was named with placeholders (awaited only once the manifests are read).
+        let known = async {
+            let rendered = match &reads.bucket_files {
+                Some(files) => files.clone().await?.remove(&d.address),
+                None => None,
+            };
+            Ok(match (rendered, &d.attrs) {
+                (Some(files), _) => files,
+                (None, Attrs::S3Bucket(b)) => b.files.clone(),
+                _ => Default::default(),
+            })
+        };
+        // Named before the lookups ended (a prefetch), the name waits for the account.
+        let name = crate::model::with_account(d.attrs.aws_name(), &reads.account.clone().await?);
+        let o = s3::observe_bucket(aws, &name, &d.address, known).await?;
+        Ok(one(&d.address, o))
+    });
+
+    // One ListWorkspaces (every page) serves every workspace of the stack.
+    let workspaces = async {
+        let wanted: Vec<&Desired> = of_kind(Kind::AmpWorkspace).collect();
+        if wanted.is_empty() {
+            return Ok::<Found, AwsError>(vec![]);
+        }
+        let listed = amp::list_workspaces(aws, &wanted[0].address).await?;
+        Ok(wanted
+            .into_iter()
+            .map(|d| {
+                let named = listed
+                    .iter()
+                    .filter(|o| o.attrs.aws_name() == d.attrs.aws_name())
+                    .cloned()
+                    .collect();
+                (d.address.clone(), named)
+            })
+            .collect())
+    };
 
     let role_path = format!("/deploy/{}/", stack.stack);
-    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, owned_arns, role_names) = tokio::try_join!(
+    let (lg, ro, sg, cl, td, sv, se, lb, di, fs, bu, ws, owned_arns, role_names) = tokio::try_join!(
         log_groups,
         roles,
         security_groups,
@@ -566,6 +656,8 @@ async fn read_world(
         load_balancing,
         discovery,
         file_storage,
+        buckets,
+        workspaces,
         tagging::owned_arns(aws, &stack.stack, &stack.environment),
         iam::list_roles_under_path(aws, &role_path),
     )?;
@@ -573,7 +665,7 @@ async fn read_world(
         .iter()
         .map(|d| (d.address.clone(), Vec::new()))
         .collect();
-    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs]
+    for (address, list) in [lg, ro, sg, cl, td, sv, se, lb, di, fs, bu, ws]
         .into_iter()
         .flatten()
     {
@@ -783,12 +875,15 @@ pub async fn owned_without_stack(
     environment: &str,
 ) -> Result<World, AwsError> {
     let role_path = format!("/deploy/{stack}/");
-    let (arns, roles, rules, namespaces, services) = tokio::try_join!(
+    let listed = Address::new(Kind::AmpWorkspace, "listed");
+    let (arns, roles, rules, namespaces, services, workspaces) = tokio::try_join!(
         tagging::owned_arns(aws, stack, environment),
         iam::list_roles_under_path(aws, &role_path),
         elbv2_targets::tagged_rules_everywhere(aws),
         cloudmap::private_namespaces(aws),
         cloudmap::all_service_arns(aws),
+        // moto's tagging API does not list workspaces (kinds.rs): ListWorkspaces has the tags.
+        amp::list_workspaces(aws, &listed),
     )?;
     // Task definitions are read per family (the latest revision; every revision is
     // deregistered with it).
@@ -832,6 +927,12 @@ pub async fn owned_without_stack(
     let mut owned: Vec<Observed> = read
         .into_iter()
         .flatten()
+        .chain(workspaces.into_iter().map(|mut o| {
+            if let Some(a) = o.all_tags.get(TAG_ADDRESS).and_then(|a| a.parse().ok()) {
+                o.address = a;
+            }
+            o
+        }))
         .filter(|o| o.ownership(stack, environment) == Ownership::Owned)
         .collect();
     owned.extend(
@@ -1029,6 +1130,10 @@ async fn observe_by_id(
         Kind::EfsFileSystem => efs::observe_file_system_by_id(aws, id, &placeholder).await?,
         Kind::EfsMountTargets => efs::find_mount_targets(aws, id, &placeholder).await?,
         Kind::EfsAccessPoint => efs::observe_access_point(aws, id, &placeholder).await?,
+        Kind::S3Bucket => {
+            s3::observe_bucket(aws, id, &placeholder, future::ok(Default::default())).await?
+        }
+        Kind::AmpWorkspace => amp::observe_workspace(aws, id, &placeholder).await?,
     };
     Ok(found.map(|mut o| {
         o.address = o

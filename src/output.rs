@@ -210,6 +210,39 @@ fn containers_diff(before: Option<&Value>, after: Option<&Value>) -> String {
     out
 }
 
+/// A config bucket's changed `files` (`FAMILY/CONTAINER/PATH` → content): one line per file
+/// that is added, changed or removed, saying it reloads, and the unified diff of each.
+fn reloaded_files_diff(before: Option<&Value>, after: Option<&Value>) -> String {
+    let files = |v: Option<&Value>| -> BTreeMap<String, String> {
+        v.and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let (old, new) = (files(before), files(after));
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out = String::new();
+    for name in names {
+        let (a, b) = (old.get(name), new.get(name));
+        let mark = match (a, b) {
+            (None, Some(_)) => "+",
+            (Some(_), None) => "-",
+            (Some(a), Some(b)) if a != b => "~",
+            _ => continue,
+        };
+        let _ = writeln!(out, "{mark} file {name} (reload, no restart)");
+        let shown = |c: Option<&String>| c.map(|c| reviewable(name, c)).unwrap_or_default();
+        out.push_str(&indent(
+            &unified(
+                &shown(a),
+                &shown(b),
+                &format!("{name} (live)"),
+                &format!("{name} (stack)"),
+            ),
+            2,
+        ));
+    }
+    out
+}
+
 fn head_line(c: &Change, style: Style) -> String {
     let what = if c.new_revision && c.observed.is_none() {
         "  (first revision)".to_string()
@@ -250,6 +283,18 @@ fn change_body(c: &Change, style: Style) -> String {
     };
     if c.action == Action::Create && c.observed.is_none() {
         for a in &c.attrs {
+            if kind == crate::model::Kind::S3Bucket && a.name == "files" {
+                let files: BTreeMap<String, String> = a
+                    .after
+                    .as_ref()
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                let _ = writeln!(out, "files: loaded by the tasks' config sidecars");
+                for (name, content) in &files {
+                    let _ = writeln!(out, "  {name} ({} bytes)", content.len());
+                }
+                continue;
+            }
             if a.name == "containers" {
                 let _ = writeln!(out, "containers:");
                 let lines = (!style.full)
@@ -284,6 +329,10 @@ fn change_body(c: &Change, style: Style) -> String {
             } else {
                 String::new()
             };
+            if kind == crate::model::Kind::S3Bucket && a.name == "files" {
+                out.push_str(&reloaded_files_diff(a.before.as_ref(), a.after.as_ref()));
+                continue;
+            }
             if a.name == "containers" {
                 let _ = writeln!(out, "~ containers:{forces}");
                 let changed = (!style.full)

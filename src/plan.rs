@@ -143,6 +143,10 @@ pub struct Plan {
     /// stack's `keep_revisions`), newest first.
     #[serde(default)]
     pub deregister_revisions: Vec<String>,
+    /// The services whose tasks load files from the config bucket, by family: when the plan
+    /// publishes files, apply waits for their tasks to report them loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reload_services: Vec<crate::reloads::ReloadService>,
 }
 
 /// A data-bearing resource a destroy or removal leaves alone.

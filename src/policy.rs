@@ -353,13 +353,16 @@ fn own(
 }
 
 fn fill(template: &str, input: &Input, name: &str, path: &str, cluster: &str) -> String {
+    // A name that carries the account (the config bucket's) gets the policy's account: the
+    // offline build names it with the lookup's placeholder.
+    let name = crate::model::with_account(name, input.account);
     template
         .replace("{region}", input.region)
         .replace("{account}", input.account)
         .replace("{alb}", input.load_balancer)
         .replace("{path}", path)
         .replace("{cluster}", cluster)
-        .replace("{name}", name)
+        .replace("{name}", &name)
 }
 
 fn secret_arn(input: &Input, name: &str) -> String {

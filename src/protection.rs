@@ -102,6 +102,7 @@ mod tests {
             steps: vec![],
             kept: vec![],
             deregister_revisions: vec![],
+            reload_services: vec![],
         }
     }
 

@@ -84,6 +84,9 @@ pub struct ApplyReport {
     pub steps: Vec<StepReport>,
     /// How each service change's rollout ended (`not_waited` with `--no-wait`).
     pub rollouts: Vec<crate::apply::wait::RolloutResult>,
+    /// How each reload of published config files ended (left out when none was published).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reloads: Vec<crate::reloads::ReloadResult>,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +177,7 @@ pub fn apply_report(
     plan: &Plan,
     report: &Report,
     rollouts: &[crate::apply::wait::RolloutResult],
+    reloads: &[crate::reloads::ReloadResult],
 ) -> ApplyReport {
     ApplyReport {
         format_version: FORMAT_VERSION,
@@ -191,9 +195,13 @@ pub fn apply_report(
                     crate::rollout::Outcome::Completed | crate::rollout::Outcome::NotWaited
                 )
             })
-            && !rollouts.iter().any(|r| r.reason.starts_with("interrupted")),
+            && !rollouts.iter().any(|r| r.reason.starts_with("interrupted"))
+            && reloads
+                .iter()
+                .all(|r| matches!(r.outcome.as_str(), "completed" | "not_waited")),
         interrupted: report.interrupted,
         rollouts: rollouts.to_vec(),
+        reloads: reloads.to_vec(),
         steps: report
             .outcomes
             .iter()
@@ -268,6 +276,9 @@ pub struct StatusReport<'a> {
     pub services: Vec<ServiceStatusReport<'a>>,
     pub urls: Vec<String>,
     pub log_groups: Vec<String>,
+    /// The config files each family's tasks run (left out without a config bucket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_files: Vec<crate::reloads::FamilyFiles>,
 }
 
 #[derive(Debug, Serialize)]
@@ -284,6 +295,7 @@ pub fn status_report<'a>(
     region: &str,
     states: &'a [crate::rollout::ServiceState],
     look: &crate::commands::status::WhereToLook,
+    files: &[crate::reloads::FamilyFiles],
 ) -> StatusReport<'a> {
     let services: Vec<ServiceStatusReport> = states
         .iter()
@@ -303,10 +315,12 @@ pub fn status_report<'a>(
         stack: stack.to_string(),
         environment: environment.to_string(),
         region: region.to_string(),
-        healthy: services.iter().all(|s| s.healthy),
+        healthy: services.iter().all(|s| s.healthy)
+            && files.iter().all(|f| f.problems().is_empty()),
         services,
         urls: look.urls.clone(),
         log_groups: look.log_groups.clone(),
+        config_files: files.to_vec(),
     }
 }
 

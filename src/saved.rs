@@ -290,6 +290,7 @@ mod tests {
             steps: vec![],
             kept: vec![],
             deregister_revisions: vec![],
+            reload_services: vec![],
         };
         let live = live_fingerprints(&plan, world);
         SavedPlan {

@@ -216,11 +216,20 @@ fn prometheus_task(execution_role: &str, task_role: &str, image: &str) -> TaskDe
             }),
             // An EFS volume mounted read-write: volumes and mount points must survive the
             // round trip and be sent exactly as register_request_json writes them.
-            mount_points: vec![MountPoint {
-                volume: "data".into(),
-                path: "/var/lib/data".into(),
-                read_only: false,
-            }],
+            // ... and a task-scoped volume shared with a sidecar it starts after.
+            mount_points: vec![
+                MountPoint {
+                    volume: "data".into(),
+                    path: "/var/lib/data".into(),
+                    read_only: false,
+                },
+                MountPoint {
+                    volume: "config-prometheus".into(),
+                    path: "/etc/prometheus".into(),
+                    read_only: false,
+                },
+            ],
+            depends_on: BTreeMap::from([("config".to_string(), "HEALTHY".to_string())]),
         }],
         tags: user_tags(&[("team", "platform")]),
         volumes: BTreeMap::from([(
@@ -230,6 +239,7 @@ fn prometheus_task(execution_role: &str, task_role: &str, image: &str) -> TaskDe
                 access_point: Some("fsap-0123456789abcdef0".into()),
             },
         )]),
+        shared_volumes: BTreeSet::from(["config-prometheus".to_string()]),
     }
 }
 

@@ -126,7 +126,7 @@ async fn first_apply_creates_everything_and_the_next_plan_is_empty() {
         "{text}"
     );
     assert!(
-        text.contains("Plan: 24 to add, 0 to change, 0 to replace, 0 to destroy."),
+        text.contains("Plan: 25 to add, 0 to change, 0 to replace, 0 to destroy."),
         "{text}"
     );
     let calls = env.proxy.calls();
@@ -425,8 +425,12 @@ async fn a_stack_edit_is_not_called_drift_and_ignored_attributes_are_left_alone(
             "    enable_execute_command: true\n    ignore_changes: [desired_count]\n",
         )
         .replace("retention_days: 30", "retention_days: 60")
-        // A new prometheus.yml: a new revision, so the service is updated.
-        .replace("scrape_interval: 15s", "scrape_interval: 30s")
+        // A new argument: a new revision, so the service is updated (a prometheus.yml change
+        // would reload through the config bucket instead).
+        .replace(
+            "--storage.tsdb.retention.time=15d",
+            "--storage.tsdb.retention.time=14d",
+        )
     });
     let out = env.deploy(&["plan", "-f", &edited]);
     assert_success(&out);
@@ -1048,12 +1052,14 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
     // What the container then writes and runs is checked, for every container, by
     // tests/rendered_containers.rs; here: the program gets the stack's arguments.
     let script = &command[0];
+    assert!(script.contains("exec '/bin/prometheus'"), "{script}");
+    // prometheus.yml is not in the task definition: it reloads, so it travels through the
+    // config bucket (its sidecar fetches it into /etc/prometheus); checked after the apply.
     assert!(
-        script.contains("'/etc/prometheus/prometheus.yml'")
-            && script.contains("exec '/bin/prometheus'"),
+        !script.contains("'/etc/prometheus/prometheus.yml'"),
         "{script}"
     );
-    assert!(environment
+    assert!(!environment
         .iter()
         .any(|(_, v)| v.as_bytes() == config.as_slice()));
     for arg in [
@@ -1069,6 +1075,23 @@ fn render_writes_what_apply_sends_and_the_container_writes_what_promtool_checked
     let rt = tokio::runtime::Runtime::new().unwrap();
     let out = env.deploy(&["apply", "-f", STACK, "--auto-approve"]);
     assert_success(&out);
+    // The prometheus.yml promtool checked is the one the bucket holds for the container.
+    let bucket =
+        deploy::render::reload::bucket_name("monitoring", "production", "123456789012", REGION);
+    let published = rt
+        .block_on(async {
+            let aws = env.moto.aws().await;
+            deploy::aws::s3::published_files(&aws, &bucket, &Default::default()).await
+        })
+        .unwrap();
+    assert_eq!(
+        published
+            .get("prom-task/prometheus/prometheus.yml")
+            .map(String::as_bytes),
+        Some(config.as_slice()),
+        "{:?}",
+        published.keys().collect::<Vec<_>>()
+    );
     let conf = rt.block_on(env.sdk_config(REGION));
     let ecsc = ecs::Client::new(&conf);
     let smc = aws_sdk_secretsmanager::Client::new(&conf);
@@ -1822,7 +1845,7 @@ async fn a_saved_plan_is_applied_exactly_and_refused_when_stale() {
         destroy.to_str().unwrap(),
     ]);
     assert_success(&out);
-    assert!(stdout(&out).contains("19 to destroy."), "{}", stdout(&out));
+    assert!(stdout(&out).contains("20 to destroy."), "{}", stdout(&out));
     // (The new subnet changed the lookups since the update plan, not since this one.)
     assert_success(&env.deploy(&["apply", destroy.to_str().unwrap()]));
     assert!(groups_named(&ec2c, "monitoring-prometheus")
@@ -1918,7 +1941,7 @@ async fn json_output_follows_its_versioned_schema() {
     schema_check(&plan).unwrap();
     assert_eq!(plan["format_version"], "1.0");
     assert_eq!(plan["kind"], "plan");
-    assert_eq!(plan["summary"]["add"], 24);
+    assert_eq!(plan["summary"]["add"], 25);
     assert!(plan["changes"]
         .as_array()
         .unwrap()
@@ -1937,7 +1960,7 @@ async fn json_output_follows_its_versioned_schema() {
         .iter()
         .all(|s| s["outcome"] == "done"));
     assert!(
-        stderr(&out).contains("Plan: 24 to add"),
+        stderr(&out).contains("Plan: 25 to add"),
         "human text goes to stderr"
     );
 
@@ -1971,7 +1994,7 @@ async fn json_output_follows_its_versioned_schema() {
     let destroyed = json_of(&out);
     schema_check(&destroyed).unwrap();
     assert_eq!(destroyed["kind"], "destroy_result");
-    assert_eq!(destroyed["plan"]["summary"]["destroy"], 19);
+    assert_eq!(destroyed["plan"]["summary"]["destroy"], 20);
 
     // The schema really constrains: malformed documents fail it, each for its own fault.
     let fails_for = |doc: &serde_json::Value, words: &[&str]| {

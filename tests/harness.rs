@@ -488,6 +488,7 @@ fn operations_called_by_the_adapters() -> std::collections::BTreeSet<(String, St
         "tagging",
         "servicediscovery",
         "dynamodb",
+        "s3",
     ];
     let mut out = std::collections::BTreeSet::new();
     let mut files = vec![common::repo_root().join("src/aws")];

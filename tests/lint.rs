@@ -36,12 +36,12 @@ fn offline_lint_makes_no_aws_call_and_the_reference_stack_is_clean() {
     assert_success(&out);
     let text = stdout(&out);
     assert!(
-        text.contains("lint: 0 error(s), 0 warning(s), 4 suppressed"),
+        text.contains("lint: 0 error(s), 0 warning(s), 8 suppressed"),
         "{text}"
     );
     // What it accepts is shown with the reason; what cannot happen on Fargate is said so.
     assert!(
-        text.contains("Suppressed (4):") && text.contains("plain HTTP on :3000"),
+        text.contains("Suppressed (8):") && text.contains("plain HTTP on :3000"),
         "{text}"
     );
     assert!(
@@ -52,7 +52,7 @@ fn offline_lint_makes_no_aws_call_and_the_reference_stack_is_clean() {
     assert_success(&json);
     let doc: Value = serde_json::from_str(&stdout(&json)).unwrap();
     schema_check(&doc).unwrap();
-    assert_eq!(doc["summary"]["suppressed"], 4);
+    assert_eq!(doc["summary"]["suppressed"], 8);
     let calls = env.proxy.calls();
     assert!(calls.is_empty(), "offline lint called AWS: {calls:?}");
 }

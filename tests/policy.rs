@@ -34,7 +34,20 @@ fn iam_action(call: &Call) -> Option<String> {
         "tagging" => "tag",
         other => other,
     };
-    let action = format!("{prefix}:{}", call.action);
+    // S3 names some IAM actions apart from the API operation (the Service Authorization
+    // Reference's table for Amazon S3): these are the ones deploy calls.
+    let operation = match (prefix, call.action.as_str()) {
+        ("s3", "GetBucketEncryption") => "GetEncryptionConfiguration",
+        ("s3", "PutBucketEncryption") => "PutEncryptionConfiguration",
+        ("s3", "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
+        ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
+        ("s3", "ListObjectsV2" | "HeadBucket") => "ListBucket",
+        ("s3", "ListObjectVersions") => "ListBucketVersions",
+        ("s3", "HeadObject") => "GetObject",
+        ("s3", "DeleteObjects") => "DeleteObject",
+        (_, other) => other,
+    };
+    let action = format!("{prefix}:{operation}");
     (action != "sts:GetCallerIdentity").then_some(action)
 }
 
@@ -397,28 +410,89 @@ async fn moto_enforcing_iam_lets_the_generated_actions_plan_and_apply() {
 #[test]
 fn the_reference_stacks_role_policies_pass_iams_own_definition_data() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = repo_root().join("stacks/monitoring.yaml");
-    let mut loaded = deploy::spec::load(&stack).expect("the reference stack loads");
-    deploy::spec::environments::select(&mut loaded, None).expect("its own environment");
-    let templates = deploy::render::Templates::new(repo_root().join("templates"));
-    // The external secrets as their lookup finds them (Secrets Manager appends 6 characters).
-    let mut lookups = render::lookups();
-    for (store, name) in loaded.stack.external_secrets() {
-        let arn = format!("arn:aws:secretsmanager:us-west-2:123456789012:secret:{name}-AbCdEf");
-        lookups
-            .secrets
-            .insert(deploy::model::external_secret_key(store, &name), arn);
-    }
-    let built = deploy::spec::build_desired(&loaded, &lookups, &templates)
-        .unwrap_or_else(|_| panic!("the reference stack builds"));
-    let mut checked = 0;
-    for d in &built.desired {
-        if let deploy::model::Attrs::IamRole(role) = &d.attrs {
-            for (name, doc) in &role.inline_policies {
-                iam_check(doc, dir.path(), &format!("{}-{name}", d.address.name));
-                checked += 1;
+    // As it is, and with its `history:` section on (the task roles' deploy-history policies,
+    // naming the workspace by its address until it exists).
+    let reference = repo_root().join("stacks/monitoring.yaml");
+    let with_history = dir.path().join("history.yaml");
+    std::fs::write(
+        &with_history,
+        format!(
+            "{}\nhistory: {{}}\n",
+            std::fs::read_to_string(&reference).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut history_policies = 0;
+    for stack in [reference, with_history] {
+        let mut loaded = deploy::spec::load(&stack).expect("the reference stack loads");
+        deploy::spec::environments::select(&mut loaded, None).expect("its own environment");
+        let templates = deploy::render::Templates::new(repo_root().join("templates"));
+        // The external secrets as their lookup finds them (Secrets Manager appends 6 characters).
+        let mut lookups = render::lookups();
+        for (store, name) in loaded.stack.external_secrets() {
+            let arn = format!("arn:aws:secretsmanager:us-west-2:123456789012:secret:{name}-AbCdEf");
+            lookups
+                .secrets
+                .insert(deploy::model::external_secret_key(store, &name), arn);
+        }
+        let built = deploy::spec::build_desired(&loaded, &lookups, &templates)
+            .unwrap_or_else(|_| panic!("the reference stack builds"));
+        let mut checked = 0;
+        for d in &built.desired {
+            if let deploy::model::Attrs::IamRole(role) = &d.attrs {
+                for (name, doc) in &role.inline_policies {
+                    iam_check(doc, dir.path(), &format!("{}-{name}", d.address.name));
+                    checked += 1;
+                    if name == deploy::spec::history::POLICY {
+                        history_policies += 1;
+                    }
+                }
             }
         }
+        assert!(checked >= 4, "only {checked} policies checked");
     }
-    assert!(checked >= 4, "only {checked} policies checked");
+    assert_eq!(history_policies, 2, "Prometheus's and Grafana's task roles");
+}
+
+#[test]
+fn a_history_stacks_workspace_calls_are_granted_to_their_role() {
+    let env = TestEnv::new();
+    env.seed(false);
+    let file = env.stack_copy("history.yaml", |t| {
+        format!("{}\nhistory: {{}}\n", common::unprotected(t))
+    });
+    let ci = policy_report(&env, "ci", &file);
+    let operator = policy_report(&env, "operator", &file);
+    for (role, report) in [("ci", &ci), ("operator", &operator)] {
+        iam_check(&report["policy"], env.path(), role);
+    }
+    let (ci, operator) = (granted(&ci), granted(&operator));
+    // The workspace's calls (the other services' are proven by the test above).
+    let aps_calls = |what: &str| -> BTreeSet<String> {
+        let calls: BTreeSet<String> = env
+            .proxy
+            .calls()
+            .iter()
+            .filter(|c| c.service == "aps")
+            .filter_map(iam_action)
+            .collect();
+        assert!(!calls.is_empty(), "{what}: no call to the workspace");
+        env.proxy.clear();
+        calls
+    };
+    env.proxy.clear();
+    let _ = env.deploy(&["plan", "-f", &file]);
+    let called = aps_calls("plan");
+    assert!(
+        called.is_subset(&ci),
+        "plan: {called:?} not all in CI's policy"
+    );
+    assert_success(&env.deploy(&["apply", "-f", &file, "--auto-approve"]));
+    let called = aps_calls("apply");
+    assert!(called.contains("aps:CreateWorkspace"), "{called:?}");
+    assert!(called.is_subset(&operator), "apply: {called:?}");
+    assert_success(&env.deploy(&["destroy", "-f", &file, "--auto-approve", "--delete-data"]));
+    let called = aps_calls("destroy");
+    assert!(called.contains("aps:DeleteWorkspace"), "{called:?}");
+    assert!(called.is_subset(&operator), "destroy: {called:?}");
 }

@@ -53,7 +53,13 @@ async fn plan_output_for_every_action() {
 
     let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")
+            // A reload (the file travels in the config bucket) ...
             .replace("scrape_interval: 15s", "scrape_interval: 30s")
+            // ... and a new revision with its restart (an argument).
+            .replace(
+                "--storage.tsdb.retention.time=15d",
+                "--storage.tsdb.retention.time=14d",
+            )
     });
     insta::assert_snapshot!("update", plan(&env, &["plan", "-f", &edited], 0));
     let replaced = env.stack_copy("replaced.yaml", |t| {

@@ -51,15 +51,21 @@ fn blocks(text: &str) -> BTreeMap<String, String> {
     blocks
 }
 
-/// Every file `deploy render` wrote under `dir/files`: (task key, container path, bytes).
-fn rendered_files(dir: &Path) -> Vec<(String, String, Vec<u8>)> {
+/// Every file `deploy render` wrote under `dir/files`: (task key, container, container path,
+/// bytes).
+fn rendered_files(dir: &Path) -> Vec<(String, String, String, Vec<u8>)> {
     files_under(&dir.join("files"))
         .into_iter()
         .map(|(rel, bytes)| {
             let mut parts = rel.splitn(3, '/');
             let task = parts.next().unwrap().to_string();
-            let _container = parts.next().unwrap();
-            (task, format!("/{}", parts.next().unwrap()), bytes)
+            let container = parts.next().unwrap().to_string();
+            (
+                task,
+                container,
+                format!("/{}", parts.next().unwrap()),
+                bytes,
+            )
         })
         .collect()
 }
@@ -83,7 +89,7 @@ fn the_first_plan_of_the_reference_stack_fits_a_review_and_omits_nothing() {
         serde_json::from_str(&run(&env, &["plan", "-f", STACK, "--format", "json"])).unwrap();
     let by_address = blocks(&compact);
     let changes = report["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 24);
+    assert_eq!(changes.len(), 25);
     assert_eq!(by_address.len(), changes.len(), "{compact}");
     for c in changes {
         let address = c["address"].as_str().unwrap();
@@ -103,7 +109,7 @@ fn the_first_plan_of_the_reference_stack_fits_a_review_and_omits_nothing() {
     for w in report["warnings"].as_array().unwrap() {
         assert!(compact.contains(w.as_str().unwrap()), "{w}");
     }
-    assert!(compact.contains("Plan: 24 to add, 0 to change, 0 to replace, 0 to destroy."));
+    assert!(compact.contains("Plan: 25 to add, 0 to change, 0 to replace, 0 to destroy."));
 
     // Each delivered file is one line whose size and sha256 are those of the file `deploy
     // render` writes; `--full` shows the files themselves.
@@ -115,12 +121,30 @@ fn the_first_plan_of_the_reference_stack_fits_a_review_and_omits_nothing() {
     // (Files that are one secret's value, `secret_files`, are named as such and not rendered.)
     let files = rendered_files(&out);
     let digests = compact.matches(" bytes, sha256 ").count();
-    assert_eq!(
-        files.len(),
-        digests,
-        "one line per rendered file:\n{compact}"
-    );
-    for (task, path, bytes) in &files {
+    // Files that reload travel in the config bucket: one line each in its block, its key
+    // (FAMILY/CONTAINER/PATH, PATH under the container's reload dir) and size.
+    let bucket = &by_address["s3_bucket.config"];
+    let in_bucket: Vec<(String, usize)> = bucket
+        .lines()
+        .filter_map(|l| {
+            let (key, size) = l.trim().rsplit_once(" (")?;
+            let n = size.strip_suffix(" bytes)")?.parse().ok()?;
+            Some((key.to_string(), n))
+        })
+        .collect();
+    let mut shown_in_bucket = 0;
+    for (task, container, path, bytes) in &files {
+        let reloads = in_bucket.iter().any(|(key, n)| {
+            let mut p = key.splitn(3, '/');
+            let (_family, c, rel) = (p.next(), p.next(), p.next());
+            c == Some(container.as_str())
+                && rel.is_some_and(|rel| path.ends_with(&format!("/{rel}")))
+                && *n == bytes.len()
+        });
+        if reloads {
+            shown_in_bucket += 1;
+            continue;
+        }
         let block = &by_address[&format!("task_definition.{task}")];
         let sha: String = Sha256::digest(bytes)
             .iter()
@@ -137,6 +161,13 @@ fn the_first_plan_of_the_reference_stack_fits_a_review_and_omits_nothing() {
             }
         }
     }
+    assert_eq!(
+        files.len(),
+        digests + shown_in_bucket,
+        "one line per rendered file:\n{compact}"
+    );
+    assert_eq!(shown_in_bucket, in_bucket.len(), "{bucket}");
+    assert!(shown_in_bucket > 0, "{bucket}");
     assert_eq!(
         compact.matches(": the value of secret ").count(),
         full.matches(" +<secret:").count(),
@@ -164,41 +195,63 @@ async fn markdown_of_a_first_plan_and_of_an_update() {
     assert!(length <= COMMENT_LIMIT);
     insta::assert_snapshot!("markdown_create", redact(&create));
 
-    // Too long in full: whole blocks are cut, the comment says how many and how to see them.
+    // In full it fits too, now that the dashboards travel in the config bucket, not in the
+    // Grafana task definition.
     let full = run(
         &env,
         &["plan", "-f", STACK, "--format", "markdown", "--full"],
     );
     let length = full.chars().count();
+    let kept = full.matches("\n<details>").count();
+    println!("first plan as markdown with --full: {length} characters, {kept} of 25 blocks kept");
+    assert!(length <= COMMENT_LIMIT, "{length} characters");
+    assert_eq!(kept, 25);
+
+    // Too long in full (a 40,000-character argument): whole blocks are cut, the comment says
+    // how many and how to see them.
+    let big = env.stack_copy("big.yaml", |t| {
+        t.replacen(
+            "          - --storage.tsdb.path=/prometheus\n",
+            &format!(
+                "          - --storage.tsdb.path=/prometheus\n          - --web.page-title={}\n",
+                "x".repeat(40_000)
+            ),
+            1,
+        )
+    });
+    let full = run(
+        &env,
+        &["plan", "-f", &big, "--format", "markdown", "--full"],
+    );
+    let length = full.chars().count();
     assert!(length <= COMMENT_LIMIT, "{length} characters");
     let kept = full.matches("\n<details>").count();
-    println!("first plan as markdown with --full: {length} characters, {kept} of 24 blocks kept");
     assert_eq!(
         kept,
         full.matches("\n</details>\n").count(),
         "whole blocks only"
     );
     assert!(
-        kept < 24,
-        "the full first plan does not fit a comment: {kept} blocks"
+        kept < 25,
+        "the big plan does not fit a comment: {kept} blocks"
     );
     assert!(
         full.contains(&format!(
-            "{} of 24 resource blocks left out. `deploy plan -f {STACK} --full` prints the whole plan.",
-            24 - kept
+            "{} of 25 resource blocks left out. `deploy plan -f {big} --full` prints the whole plan.",
+            25 - kept
         )),
         "{}",
         &full[..1000]
     );
     assert_eq!(
         full.matches("\n| `+` | `").count(),
-        24,
+        25,
         "the table names every change"
     );
     // `show` of the saved plan cuts the same and names itself.
     let first = env.path().join("first.plan");
     let first = first.to_str().unwrap();
-    run(&env, &["plan", "-f", STACK, "--out", first]);
+    run(&env, &["plan", "-f", &big, "--out", first]);
     let shown = run(&env, &["show", first, "--format", "markdown", "--full"]);
     assert!(
         shown.contains(&format!(
@@ -210,7 +263,8 @@ async fn markdown_of_a_first_plan_and_of_an_update() {
     assert_eq!(shown.matches("\n<details>").count(), kept);
 
     assert_success(&env.deploy(&["apply", "-f", STACK, "--auto-approve"]));
-    // Drift, an edit of the stack, and a config change that restarts both services.
+    // Drift, an edit of the stack, and a scrape interval change: Prometheus reloads it,
+    // Grafana restarts (its data source, provisioned at start, carries the interval).
     env.set_log_retention("/ecs/prom-task", 7).await;
     let edited = env.stack_copy("edited.yaml", |t| {
         t.replace("retention_days: 30", "retention_days: 60")

@@ -284,6 +284,7 @@ mod tests {
             steps,
             kept: vec![],
             deregister_revisions: vec![],
+            reload_services: vec![],
         }
     }
 

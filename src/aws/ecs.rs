@@ -296,6 +296,14 @@ pub fn register_request_json(attrs: &TaskDefinitionAttrs, tags: &Tags) -> Value 
             .collect();
         body.insert("volumes".into(), Value::Array(volumes));
     }
+    if !attrs.shared_volumes.is_empty() {
+        let list = body
+            .entry("volumes")
+            .or_insert_with(|| Value::Array(vec![]));
+        if let Value::Array(list) = list {
+            list.extend(attrs.shared_volumes.iter().map(|n| json!({ "name": n })));
+        }
+    }
     if !attrs.cpu_architecture.is_empty() {
         body.insert(
             "runtimePlatform".into(),
@@ -371,6 +379,14 @@ fn container_json(c: &Container, network_mode: &str) -> Value {
             .map(|p| json!({"sourceVolume": p.volume, "containerPath": p.path, "readOnly": p.read_only}))
             .collect();
         m.insert("mountPoints".into(), Value::Array(mounts));
+    }
+    if !c.depends_on.is_empty() {
+        let list: Vec<Value> = c
+            .depends_on
+            .iter()
+            .map(|(name, condition)| json!({"containerName": name, "condition": condition}))
+            .collect();
+        m.insert("dependsOn".into(), Value::Array(list));
     }
     if let Some(log) = &c.log {
         let mut l = Map::new();
@@ -458,6 +474,14 @@ fn sdk_containers(
                         .container_path(&p.path)
                         .read_only(p.read_only)
                         .build(),
+                );
+            }
+            for (name, condition) in &c.depends_on {
+                b = b.depends_on(
+                    ecs::ContainerDependency::builder()
+                        .container_name(name)
+                        .condition(ecs::ContainerCondition::from(condition.as_str()))
+                        .build()?,
                 );
             }
             if let Some(log) = &c.log {
@@ -562,6 +586,16 @@ fn task_definition_attrs(td: &ecs::TaskDefinition, all_tags: &Tags) -> TaskDefin
                     read_only: p.read_only().unwrap_or(false),
                 })
                 .collect(),
+            depends_on: c
+                .depends_on()
+                .iter()
+                .map(|d| {
+                    (
+                        d.container_name().to_string(),
+                        d.condition().as_str().to_string(),
+                    )
+                })
+                .collect(),
         })
         .collect();
     TaskDefinitionAttrs {
@@ -605,6 +639,13 @@ fn task_definition_attrs(td: &ecs::TaskDefinition, all_tags: &Tags) -> TaskDefin
                     },
                 ))
             })
+            .collect(),
+        // Task-scoped volumes: neither EFS nor a host path (none the stack makes).
+        shared_volumes: td
+            .volumes()
+            .iter()
+            .filter(|v| v.efs_volume_configuration().is_none() && v.host().is_none())
+            .filter_map(|v| v.name().map(str::to_string))
             .collect(),
     }
 }
@@ -857,6 +898,9 @@ pub async fn register_task_definition(
                 .efs_volume_configuration(efs)
                 .build(),
         );
+    }
+    for name in &attrs.shared_volumes {
+        req = req.volumes(ecs::Volume::builder().name(name).build());
     }
     if !attrs.cpu_architecture.is_empty() {
         req = req.runtime_platform(
@@ -1502,6 +1546,7 @@ mod tests {
             log: None,
             health_check: None,
             mount_points: vec![],
+            depends_on: BTreeMap::new(),
         }
     }
 
@@ -1519,6 +1564,7 @@ mod tests {
             containers: vec![container()],
             tags: Tags::new(),
             volumes: BTreeMap::new(),
+            shared_volumes: Default::default(),
         }
     }
 

@@ -463,6 +463,30 @@ pub async fn record_completed(aws: &Aws, task_definition: &str) -> Result<(), Aw
     super::ecs::set_tags(aws, task_definition, &tag, &[]).await
 }
 
+/// Records on revision `task_definition` the config manifest version its tasks run
+/// ([`TAG_CONFIG_MANIFEST`]). Calls: TagResource.
+pub async fn record_config_manifest(
+    aws: &Aws,
+    task_definition: &str,
+    version: &str,
+) -> Result<(), AwsError> {
+    let tag = Tags::from([(
+        crate::model::TAG_CONFIG_MANIFEST.to_string(),
+        version.to_string(),
+    )]);
+    super::ecs::set_tags(aws, task_definition, &tag, &[]).await
+}
+
+/// The config manifest version recorded on a revision, if any. Calls: DescribeTaskDefinition.
+pub async fn recorded_config_manifest(
+    aws: &Aws,
+    task_definition: &str,
+) -> Result<Option<String>, AwsError> {
+    Ok(super::ecs::describe_task_definition(aws, task_definition)
+        .await?
+        .and_then(|(_, _, tags)| tags.get(crate::model::TAG_CONFIG_MANIFEST).cloned()))
+}
+
 /// What a revision refers to that no longer exists: its IAM roles, EFS access points, awslogs
 /// log groups and Secrets Manager secrets. Calls: GetRole per role, DescribeAccessPoints per
 /// access point, DescribeLogGroups per log group, DescribeSecret per secret.

@@ -4,6 +4,7 @@
 //! Adapters take and return raw AWS ids (group ids, ARNs, names). Turning ids into stack
 //! addresses and back is the planner's and the executor's business, not theirs.
 
+pub mod amp;
 pub mod budget;
 pub mod certificates;
 pub mod cloudmap;
@@ -17,6 +18,7 @@ pub mod iam;
 pub mod logs;
 pub mod network_audit;
 pub mod provider;
+pub mod s3;
 pub mod secrets;
 pub mod setup;
 pub mod state_table;
@@ -45,6 +47,8 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     /// The table of locks and environment records ([`state_table`]).
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub amp: aws_sdk_amp::Client,
 }
 
 /// How many attempts a throttled or 5xx call gets (exponential backoff with jitter; access
@@ -146,6 +150,14 @@ impl Aws {
             servicediscovery: client!(aws_sdk_servicediscovery, config, http("servicediscovery")),
             acm: client!(aws_sdk_acm, config, http("acm")),
             dynamodb: client!(aws_sdk_dynamodb, config, http("dynamodb")),
+            amp: client!(aws_sdk_amp, config, http("aps")),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .http_client(http("s3"))
+                    // A local endpoint (moto) has no per-bucket host names.
+                    .force_path_style(config.endpoint_url().is_some() || custom_s3_endpoint())
+                    .build(),
+            ),
         }
     }
 
@@ -175,6 +187,15 @@ impl Aws {
             .await
             .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))
     }
+}
+
+/// True when S3 is pointed at an endpoint of the operator's choosing by `AWS_ENDPOINT_URL` or
+/// `AWS_ENDPOINT_URL_S3` (or the configuration's endpoint), where bucket names are not host
+/// names.
+fn custom_s3_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
 /// An AWS call that failed, with everything an operator needs to act on it.

@@ -2,7 +2,8 @@
 //! attributes to the ids known so far, then calls the adapter for that kind.
 
 use super::{
-    cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, secrets, Aws, AwsError,
+    amp, cloudmap, ec2, ecs, ecs_rollouts, efs, elbv2_targets, iam, logs, s3, secrets, Aws,
+    AwsError,
 };
 use crate::apply::wait::Watcher;
 use crate::apply::{Provider, Refs};
@@ -21,6 +22,8 @@ pub struct AwsProvider {
     /// The service changes made so far, with the deployments they started (apply waits for
     /// them once the steps are done).
     pub started: std::sync::Mutex<Vec<Followed>>,
+    /// The config files published so far, by family (apply waits for the tasks to load them).
+    pub published: std::sync::Mutex<Vec<(String, s3::Published)>>,
     /// The environment's lock, checked before each step's first write (a holder that lost
     /// it makes no further change).
     pub lock: Option<std::sync::Arc<crate::lock::Held>>,
@@ -47,6 +50,12 @@ impl AwsProvider {
         }
     }
 
+    fn note_published(&self, published: Vec<(String, s3::Published)>) {
+        if let Ok(mut list) = self.published.lock() {
+            list.extend(published);
+        }
+    }
+
     async fn set_managed_tags(&self, o: &Observed, d: &Desired) -> Result<(), AwsError> {
         let tags = d.managed_tags(&self.ownership);
         let aws = &self.aws;
@@ -70,6 +79,11 @@ impl AwsProvider {
                 efs::set_tags(aws, &o.id, &tags, &[]).await
             }
             Attrs::EfsMountTargets(_) => efs::set_mount_targets_applied(aws, &o.id, &tags).await,
+            Attrs::S3Bucket(a) => s3::merge_tags(aws, &a.name, &tags).await,
+            Attrs::AmpWorkspace(_) => {
+                let arn = o.handles.get("arn").cloned().unwrap_or_default();
+                amp::set_tags(aws, &arn, &tags, &[]).await
+            }
         }
     }
 }
@@ -189,6 +203,12 @@ impl Provider for AwsProvider {
                     Attrs::EfsFileSystem(a) => efs::create_file_system(aws, a, &tags).await?,
                     Attrs::EfsMountTargets(a) => efs::create_mount_targets(aws, a, &tags).await?,
                     Attrs::EfsAccessPoint(a) => efs::create_access_point(aws, a, &tags).await?,
+                    Attrs::S3Bucket(a) => {
+                        let (name, published) = s3::create_bucket(aws, a, &tags).await?;
+                        self.note_published(published);
+                        name
+                    }
+                    Attrs::AmpWorkspace(a) => amp::create_workspace(aws, a, &tags).await?,
                 };
                 Ok(Some(id))
             }
@@ -256,6 +276,14 @@ impl Provider for AwsProvider {
                     (Attrs::EfsAccessPoint(b), Attrs::EfsAccessPoint(a)) => {
                         efs::update_access_point(aws, &o.id, b, a).await?
                     }
+                    (Attrs::S3Bucket(b), Attrs::S3Bucket(a)) => {
+                        let published = s3::update_bucket(aws, b, a).await?;
+                        self.note_published(published);
+                    }
+                    (Attrs::AmpWorkspace(b), Attrs::AmpWorkspace(a)) => {
+                        let arn = o.handles.get("arn").cloned().unwrap_or_default();
+                        amp::update_workspace(aws, &o.id, &arn, b, a).await?
+                    }
                     _ => {
                         return Err(AwsError::other(
                             "deploy",
@@ -313,6 +341,8 @@ impl Provider for AwsProvider {
                     Attrs::EfsFileSystem(_) => efs::delete_file_system(aws, &o.id).await?,
                     Attrs::EfsMountTargets(_) => efs::delete_mount_targets(aws, &o.id).await?,
                     Attrs::EfsAccessPoint(_) => efs::delete_access_point(aws, &o.id).await?,
+                    Attrs::S3Bucket(a) => s3::delete_bucket(aws, &a.name).await?,
+                    Attrs::AmpWorkspace(_) => amp::delete_workspace(aws, &o.id).await?,
                 }
                 Ok(None)
             }

@@ -270,7 +270,10 @@ pub(crate) async fn execute_plan(
                 outcomes: vec![],
                 interrupted: false,
             };
-            println!("{}", to_json(&report::apply_report(plan, &report, &[])));
+            println!(
+                "{}",
+                to_json(&report::apply_report(plan, &report, &[], &[]))
+            );
         }
         return Ok(());
     }
@@ -281,6 +284,7 @@ pub(crate) async fn execute_plan(
         environment: owner.environment.clone(),
         ownership: owner.ownership.clone(),
         started: Default::default(),
+        published: Default::default(),
         lock: Some(held.clone()),
     };
     let report = apply::execute(plan, &provider, &StderrReporter, refs, stop.clone())
@@ -295,10 +299,16 @@ pub(crate) async fn execute_plan(
     followed.sort_by(|a, b| a.address.cmp(&b.address));
     let why_not = (!report.succeeded()).then_some("the apply did not complete");
     let rollouts = follow_rollouts(&followed, &provider, wait, stop.clone(), why_not).await;
+    let rolled: Vec<String> = rollouts
+        .iter()
+        .filter(|r| r.outcome == Outcome::Completed)
+        .map(|r| r.address.clone())
+        .collect();
+    let reloads = follow_reloads(plan, &provider, wait, stop.clone(), why_not, &rolled).await;
     if json_output() {
         println!(
             "{}",
-            to_json(&report::apply_report(plan, &report, &rollouts))
+            to_json(&report::apply_report(plan, &report, &rollouts, &reloads))
         );
     }
     if !report.succeeded() {
@@ -307,6 +317,16 @@ pub(crate) async fn execute_plan(
         });
     }
     rollouts_outcome(&rollouts, wait, &stop, "Apply")?;
+    let unloaded = reloads
+        .iter()
+        .filter(|r| !matches!(r.outcome.as_str(), "completed" | "not_waited"))
+        .count();
+    if unloaded > 0 {
+        eprintln!("Apply not complete: {unloaded} reload(s) of config files did not complete.");
+        return Err(Failure::Rollouts {
+            interrupted: stop.load(Ordering::SeqCst),
+        });
+    }
     if !plan.deregister_revisions.is_empty() {
         if wait.no_wait {
             eprintln!(
@@ -316,12 +336,44 @@ pub(crate) async fn execute_plan(
             deregister_old_revisions(plan, aws).await;
         }
     }
+    if !wait.no_wait {
+        record_config_manifests(plan, aws).await;
+    }
     if wait.no_wait && !rollouts.is_empty() {
         eprintln!("Apply done; its rollouts were not followed (--no-wait): see deploy status.");
     } else {
         eprintln!("Apply complete: the services run what was applied.");
     }
     Ok(())
+}
+
+/// After a complete apply: records on the revision each reloading service runs the config
+/// manifest version its tasks loaded, so `deploy rollback` to that revision brings its files
+/// back too. A failure is reported, not fatal (a rollback then keeps the current files).
+async fn record_config_manifests(plan: &Plan, aws: &Aws) {
+    let Some(bucket) = plan.reload_services.first().map(|s| s.bucket.clone()) else {
+        return;
+    };
+    let services: Vec<(String, String, String)> = plan
+        .reload_services
+        .iter()
+        .map(|s| (s.address.clone(), s.cluster.clone(), s.service.clone()))
+        .collect();
+    let result = async {
+        let states = ecs_rollouts::poll_clusters(aws, &services).await?;
+        for (service, state) in plan.reload_services.iter().zip(&states) {
+            let Some((_, version)) =
+                crate::aws::s3::read_manifest(aws, &bucket, &service.family).await?
+            else {
+                continue;
+            };
+            ecs_rollouts::record_config_manifest(aws, &state.task_definition, &version).await?;
+        }
+        Ok::<(), crate::aws::AwsError>(())
+    };
+    if let Err(e) = result.await {
+        eprintln!("warning: could not record which config files the revisions run ({e}); a rollback keeps the current files");
+    }
 }
 
 /// Revision hygiene, after every rollout completed: deregisters the plan's old revisions,
@@ -432,6 +484,175 @@ pub(crate) async fn follow_rollouts(
     }
     eprint!("\n{}", output::rollouts_text(&rollouts));
     rollouts
+}
+
+/// Follows the reloads of the config files this apply published (the families whose files
+/// changed): until every running task of the services using them reports the new set loaded
+/// (its sidecar's status object), a task's server refuses it, `--wait-timeout` passes or
+/// Ctrl-C. A refused set is taken back: the previous manifest version is made current again,
+/// so no task starts on files a server refused. A family whose services this apply rolled to
+/// completion is not waited for: their tasks started after their sidecar's first fetch
+/// (dependsOn HEALTHY), on the files current then.
+pub(crate) async fn follow_reloads(
+    plan: &Plan,
+    provider: &AwsProvider,
+    wait: &WaitArgs,
+    stop: Arc<AtomicBool>,
+    why_not: Option<&str>,
+    rolled: &[String],
+) -> Vec<crate::reloads::ReloadResult> {
+    use crate::reloads::{judge, Judgement, ReloadResult};
+    let published: Vec<(String, crate::aws::s3::Published)> = provider
+        .published
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, p)| p.changed)
+        .collect();
+    if published.is_empty() {
+        return vec![];
+    }
+    let bucket = plan
+        .reload_services
+        .first()
+        .map(|s| s.bucket.clone())
+        .unwrap_or_default();
+    let services_of = |family: &str| -> Vec<&crate::reloads::ReloadService> {
+        plan.reload_services
+            .iter()
+            .filter(|s| s.family == family)
+            .collect()
+    };
+    let mut results: Vec<ReloadResult> = published
+        .iter()
+        .map(|(family, p)| ReloadResult {
+            family: family.clone(),
+            services: services_of(family)
+                .iter()
+                .map(|s| s.address.clone())
+                .collect(),
+            manifest_version: p.manifest_version.clone().unwrap_or_default(),
+            uploaded: p.uploaded.clone(),
+            outcome: String::new(),
+            reported: 0,
+            running: 0,
+            reason: String::new(),
+            restored_version: None,
+        })
+        .collect();
+    if let Some(why) = why_not.or(wait.no_wait.then_some("--no-wait")) {
+        for r in &mut results {
+            r.outcome = "not_waited".into();
+            r.reason = why.to_string();
+        }
+        return results;
+    }
+    for r in &mut results {
+        if !r.services.is_empty() && r.services.iter().all(|s| rolled.contains(s)) {
+            r.outcome = "completed".into();
+            r.reason = "its tasks were started by this apply's rollout, each after its sidecar fetched the files".into();
+        }
+    }
+    let open = results.iter().filter(|r| r.outcome.is_empty()).count();
+    if open == 0 {
+        return results;
+    }
+    eprintln!(
+        "\nFollowing {open} reload(s) of config files until every task loaded them (--wait-timeout {}s):",
+        wait.wait_timeout.as_secs()
+    );
+    let aws = &provider.aws;
+    let started = std::time::Instant::now();
+    let interval = wait.poll_interval.max(Duration::from_secs(1));
+    loop {
+        for (r, (family, p)) in results.iter_mut().zip(&published) {
+            if !r.outcome.is_empty() {
+                continue;
+            }
+            let services: Vec<(String, String, String)> = services_of(family)
+                .iter()
+                .map(|s| (s.address.clone(), s.cluster.clone(), s.service.clone()))
+                .collect();
+            let running = match ecs_rollouts::poll_clusters(aws, &services).await {
+                Ok(states) => states.iter().map(|s| s.running.max(0) as usize).sum(),
+                Err(e) => {
+                    eprintln!("warning: {e}");
+                    continue;
+                }
+            };
+            r.running = running;
+            if running == 0 {
+                r.outcome = "completed".into();
+                r.reason = "no task runs: the next task starts on these files".into();
+                eprintln!("{family}: {}", r.reason);
+                continue;
+            }
+            let statuses = match crate::aws::s3::reload_statuses(aws, &bucket, family).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("warning: {e}");
+                    continue;
+                }
+            };
+            match judge(&statuses, &r.manifest_version, running) {
+                Judgement::Waiting { reported } => {
+                    if reported != r.reported {
+                        eprintln!("{family}: {reported} of {running} task(s) loaded the new files");
+                    }
+                    r.reported = reported;
+                }
+                Judgement::Completed { reported } => {
+                    r.reported = reported;
+                    r.outcome = "completed".into();
+                    eprintln!(
+                        "{family}: reloaded — {reported} of {running} task(s) run the new files"
+                    );
+                }
+                Judgement::Failed { task, error } => {
+                    r.outcome = "failed".into();
+                    r.reason = format!("task {task}: {error}");
+                    eprintln!("{family}: reload FAILED on task {task}: {error}; the servers keep the previous files");
+                    if let Some(previous) = &p.previous_version {
+                        match crate::aws::s3::restore_manifest(aws, &bucket, family, previous).await
+                        {
+                            Ok(v) => {
+                                eprintln!("{family}: the previous files (manifest version {previous}) are current again");
+                                r.restored_version = Some(v);
+                            }
+                            Err(e) => eprintln!(
+                                "warning: could not restore the previous files of {family}: {e}"
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        if results.iter().all(|r| !r.outcome.is_empty()) {
+            break;
+        }
+        let (outcome, reason) = if stop.load(Ordering::SeqCst) {
+            ("interrupted", "interrupted (Ctrl-C)".to_string())
+        } else if started.elapsed() >= wait.wait_timeout {
+            (
+                "timed_out",
+                format!(
+                    "not every task reported the new files within --wait-timeout {}s (see deploy status)",
+                    wait.wait_timeout.as_secs()
+                ),
+            )
+        } else {
+            tokio::time::sleep(interval).await;
+            continue;
+        };
+        for r in results.iter_mut().filter(|r| r.outcome.is_empty()) {
+            r.outcome = outcome.into();
+            r.reason = reason.clone();
+            eprintln!("{}: {reason}", r.family);
+        }
+        break;
+    }
+    results
 }
 
 /// Exit status of followed rollouts: an error (exit 1, or 130 when interrupted) unless every

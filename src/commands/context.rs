@@ -177,7 +177,7 @@ impl Context {
         };
         let (lookups, prefetched) = if will_plan {
             let names = observe::names(&loaded, &offline, offline_built, &aws.region, &templates)?;
-            let (l, p) = observe::Prefetched::read(&aws, &loaded.stack, names).await?;
+            let (l, p) = observe::Prefetched::read(&aws, &loaded, &templates, names).await?;
             (l, Some(p))
         } else {
             (observe::lookups(&aws, &loaded.stack).await?, None)
@@ -303,6 +303,9 @@ impl Context {
         }
         if !destroy && self.targeted.is_none() && plan.has_changes() {
             plan.deregister_revisions = self.revisions_to_deregister(&plan).await?;
+        }
+        if !destroy {
+            plan.reload_services = crate::reloads::services_of_families(&self.built.desired);
         }
         // Ids of what exists and will be kept, for the executor to start from.
         let mut refs = spec::deterministic_ids(&self.loaded.stack, &self.lookups);

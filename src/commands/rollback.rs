@@ -115,6 +115,7 @@ pub async fn run(
         environment: stack.environment.clone(),
         ownership: spec::ownership_tags(stack),
         started: Default::default(),
+        published: Default::default(),
         lock: Some(guard.held()),
     };
     let mut followed = Vec::new();
@@ -122,6 +123,7 @@ pub async fn run(
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
+        restore_config_files(&aws, stack, t).await?;
         followed.push(
             ecs_rollouts::roll_service_back(&aws, state, &t.to)
                 .await
@@ -154,6 +156,50 @@ pub async fn run(
             "complete"
         },
         newer.join(", ")
+    );
+    Ok(())
+}
+
+/// Before a service returns to revision `t.to`: the config files recorded with that revision
+/// (its `deploy:config-manifest` tag) become current again, so its tasks (old and new) load
+/// the files that went with it. Without a record the current files stay, and it says so.
+/// Calls: GetCallerIdentity, DescribeTaskDefinition, CopyObject.
+async fn restore_config_files(
+    aws: &Aws,
+    stack: &crate::spec::Stack,
+    t: &RollbackTarget,
+) -> Result<(), Failure> {
+    if stack.config_bucket.is_none() {
+        return Ok(());
+    }
+    let family = family_of(&t.to);
+    let Some(version) = ecs_rollouts::recorded_config_manifest(aws, &t.to).await? else {
+        eprintln!(
+            "{}: no config files are recorded with {}: the current ones stay",
+            t.address,
+            revision_of(&t.to)
+        );
+        return Ok(());
+    };
+    let bucket = crate::render::reload::bucket_name(
+        &stack.stack,
+        &stack.environment,
+        &aws.account_id().await?,
+        &aws.region,
+    );
+    let current = crate::aws::s3::read_manifest(aws, &bucket, family)
+        .await?
+        .map(|(_, v)| v);
+    if current.as_deref() == Some(version.as_str()) {
+        return Ok(());
+    }
+    crate::aws::s3::restore_manifest(aws, &bucket, family, &version)
+        .await
+        .map_err(|e| e.at(&t.address))?;
+    eprintln!(
+        "{}: the config files of {} are current again (manifest version {version}); its tasks reload them",
+        t.address,
+        revision_of(&t.to)
     );
     Ok(())
 }

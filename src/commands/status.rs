@@ -7,6 +7,7 @@ use crate::aws::{ecs_rollouts, Aws};
 use crate::cli::{AwsArgs, StackArgs};
 use crate::model::{aws_name_of, Attrs, Desired};
 use crate::printer::{json_output, to_json};
+use crate::reloads::FamilyFiles;
 use crate::render::Templates;
 use crate::report;
 use crate::rollout::{revision_of, target_group_name, ServiceState, EVENTS_SHOWN};
@@ -55,7 +56,9 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
             })
             .collect(),
     };
-    let healthy = states.iter().all(|s| s.problems().is_empty());
+    let files = config_files(stack, &built.desired, &aws).await?;
+    let healthy = states.iter().all(|s| s.problems().is_empty())
+        && files.iter().all(|f| f.problems().is_empty());
     if json_output() {
         println!(
             "{}",
@@ -64,7 +67,8 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
                 &stack.environment,
                 &aws.region,
                 &states,
-                &look
+                &look,
+                &files
             ))
         );
     } else {
@@ -75,11 +79,55 @@ pub async fn run(stack_args: &StackArgs, aws_args: &AwsArgs) -> Result<i32, Fail
                 &stack.environment,
                 &aws.region,
                 &states,
-                &look
+                &look,
+                &files
             )
         );
     }
     Ok(if healthy { 0 } else { 2 })
+}
+
+/// What each task's config sidecar last reported, per family with files in the config bucket
+/// (none without a `config_bucket`, or before the bucket exists). Calls: GetCallerIdentity,
+/// then per family GetObject (the manifest), ListObjectsV2 and GetObject (status objects).
+async fn config_files(
+    stack: &crate::spec::Stack,
+    desired: &[Desired],
+    aws: &Aws,
+) -> Result<Vec<FamilyFiles>, Failure> {
+    if stack.config_bucket.is_none() {
+        return Ok(vec![]);
+    }
+    let bucket = crate::render::reload::bucket_name(
+        &stack.stack,
+        &stack.environment,
+        &aws.account_id().await?,
+        &aws.region,
+    );
+    if crate::aws::s3::read_config_bucket(aws, &bucket)
+        .await?
+        .is_none()
+    {
+        return Ok(vec![]);
+    }
+    let families: std::collections::BTreeSet<String> =
+        crate::reloads::services_of_families(desired)
+            .into_iter()
+            .map(|s| s.family)
+            .collect();
+    let mut out = Vec::new();
+    for family in families {
+        let manifest_version = crate::aws::s3::read_manifest(aws, &bucket, &family)
+            .await?
+            .map(|(_, v)| v);
+        let tasks = crate::aws::s3::reload_statuses(aws, &bucket, &family).await?;
+        out.push(FamilyFiles {
+            family,
+            manifest_version,
+            tasks,
+        });
+    }
+    Ok(out)
 }
 
 /// The stack's ECS services as (address, cluster name, service name), named from the stack
@@ -114,6 +162,7 @@ pub fn status_text(
     region: &str,
     states: &[ServiceState],
     look: &WhereToLook,
+    files: &[FamilyFiles],
 ) -> String {
     let mut out = String::new();
     let unhealthy = states.iter().filter(|s| !s.problems().is_empty()).count();
@@ -215,6 +264,58 @@ pub fn status_text(
                 let _ = writeln!(out, "    {}  {}", when(e.at), e.message);
             }
         }
+        out.push('\n');
+    }
+    if !files.is_empty() {
+        let _ = writeln!(out, "Config files (reloaded without a restart):");
+    }
+    for f in files {
+        let _ = writeln!(
+            out,
+            "  {}: manifest version {}",
+            f.family,
+            f.manifest_version.as_deref().unwrap_or("(none published)")
+        );
+        for p in f.problems() {
+            let _ = writeln!(out, "  ! {p}");
+        }
+        for t in &f.tasks {
+            let current = Some(t.manifest_version.as_str()) == f.manifest_version.as_deref();
+            let servers: Vec<String> = t
+                .reload_successful
+                .iter()
+                .map(|(name, v)| match v {
+                    Some(v) if *v == 1.0 => format!("{name} reload ok"),
+                    Some(_) => format!("{name} last reload FAILED"),
+                    None => format!("{name} not readable"),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "    task {}: {} {}{} at {}{}{}",
+                t.task,
+                t.result,
+                t.manifest_version,
+                if current {
+                    ""
+                } else {
+                    " (not the current version)"
+                },
+                t.at,
+                if servers.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", servers.join(", "))
+                },
+                if t.error.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", t.error)
+                }
+            );
+        }
+    }
+    if !files.is_empty() {
         out.push('\n');
     }
     let _ = writeln!(out, "Where to look:");

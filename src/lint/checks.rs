@@ -56,6 +56,7 @@ fn is_world(cidr: &str) -> bool {
 pub fn stack(i: &Input<'_>) -> Vec<Finding> {
     let mut out = refused_at_load(i.loaded);
     task_definitions(i, &mut out);
+    config_sidecar(i, &mut out);
     services_and_clusters(i, &mut out);
     security_groups(i, &mut out);
     iam(i, &mut out);
@@ -153,6 +154,52 @@ fn task_definitions(i: &Input<'_>, out: &mut Vec<Finding>) {
                 ));
             }
         }
+    }
+}
+
+/// The `config` sidecar deploy adds to each task with reloading containers: one finding per
+/// rule it breaks, at the stack's `config_bucket` section (address `config_bucket`), naming the
+/// tasks that run it. It is what the container is built as (src/spec/reload.rs), not a spec.
+fn config_sidecar(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let s = &i.loaded.stack;
+    let Some(config) = &s.config_bucket else {
+        return;
+    };
+    let tasks: Vec<&str> = (s.task_definitions.iter())
+        .filter(|(_, td)| crate::spec::reload::reloads(td))
+        .map(|(t, _)| t.as_str())
+        .collect();
+    if tasks.is_empty() {
+        return;
+    }
+    let who = format!(
+        "the config sidecar (container `{}` of task {})",
+        crate::spec::reload::SIDECAR,
+        tasks.join(", ")
+    );
+    let at =
+        |rule, path: &str, message: String| i.at_stack(rule, "config_bucket".into(), path, message);
+    out.push(at(
+        "DL002",
+        "config_bucket",
+        format!("{who} has a writable root file system (it writes /tmp and its volumes)"),
+    ));
+    out.push(at(
+        "DL003",
+        "config_bucket",
+        format!("{who} runs as root, to hand each shared volume to its server's user"),
+    ));
+    out.push(at(
+        "DL004",
+        "config_bucket",
+        format!("{who} keeps Linux capabilities CHOWN and DAC_OVERRIDE (drops the rest of Docker's default set)"),
+    ));
+    if let Some(why) = unpinned(&config.sidecar_image) {
+        out.push(at(
+            "DL006",
+            "config_bucket.sidecar_image",
+            format!("image {} of {who} {why}", config.sidecar_image),
+        ));
     }
 }
 

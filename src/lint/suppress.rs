@@ -44,9 +44,15 @@ pub fn check_spec(loaded: &LoadedStack) -> Vec<SpecError> {
                 )),
             Some(_) => {}
         }
-        // `lint`: the stack's own lint settings; the lookups: what the `--live` rules read.
-        let known = ["lint", "lookups.load_balancer", "lookups.subnets"]
-            .contains(&ig.address.as_str())
+        // `lint`: the stack's own lint settings; the lookups: what the `--live` rules read;
+        // `config_bucket`: the config sidecar deploy adds to reloading tasks.
+        let known = [
+            "lint",
+            "lookups.load_balancer",
+            "lookups.subnets",
+            "config_bucket",
+        ]
+        .contains(&ig.address.as_str())
             || ig
                 .address
                 .parse::<crate::model::Address>()
@@ -54,7 +60,7 @@ pub fn check_spec(loaded: &LoadedStack) -> Vec<SpecError> {
         if !known {
             errors.push(loaded.error_at(
                 &format!("{p}.address"),
-                format!("`{}` is not an address of this stack (e.g. task_definition.grafana), nor `lint`, `lookups.load_balancer` or `lookups.subnets`", ig.address),
+                format!("`{}` is not an address of this stack (e.g. task_definition.grafana), nor `lint`, `config_bucket`, `lookups.load_balancer` or `lookups.subnets`", ig.address),
             ));
         }
         if let Some(e) = &ig.expires {

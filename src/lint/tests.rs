@@ -190,9 +190,9 @@ fn each_stack_rule_is_found_where_the_stack_says_it() {
             0,
         ),
         (
-            "DL031",
-            &[("          - --storage.tsdb.path=/prometheus\n", "          - --storage.tsdb.path=/prometheus\n          - --web.enable-admin-api\n")],
-            "--web.enable-admin-api",
+            "DL026",
+            &[("resources: [efs_file_system.grafana]", "resources: [\"arn:aws:elasticfilesystem:us-west-2:123456789012:file-system/*\"]")],
+            "file-system/*",
             0,
         ),
         (
@@ -234,6 +234,13 @@ fn each_stack_rule_is_found_where_the_stack_says_it() {
             "backend_port: 3000",
             0,
         ),
+        // The config sidecar's image, unpinned.
+        (
+            "DL006",
+            &[("sidecar_image: public.ecr.aws/aws-cli/aws-cli:2.15.0", "sidecar_image: public.ecr.aws/aws-cli/aws-cli")],
+            "sidecar_image:",
+            0,
+        ),
         (
             "DL062",
             &[("          - --storage.tsdb.retention.size=25GB\n", "")],
@@ -270,6 +277,18 @@ fn suppressed_rules_are_found_without_their_suppression() {
             "DL002",
             "task_definition.grafana",
             "image: grafana/grafana:12.2.0",
+            0,
+        ),
+        // The config sidecar deploy adds, found at the stack's `config_bucket` section (its
+        // first line).
+        ("DL002", "config_bucket", "sidecar_image:", 0),
+        ("DL003", "config_bucket", "sidecar_image:", 0),
+        ("DL004", "config_bucket", "sidecar_image:", 0),
+        // The sidecar reloads Prometheus through /-/reload: --web.enable-lifecycle.
+        (
+            "DL031",
+            "task_definition.prometheus",
+            "- --web.enable-lifecycle",
             0,
         ),
     ] {
@@ -428,13 +447,13 @@ fn a_suppression_needs_a_reason_a_known_rule_and_address() {
         (
             "    - rule: DL035\n",
             "    - rule: DL999\n",
-            "lint.ignore.2.rule",
+            "lint.ignore.6.rule",
             "not a lint rule",
         ),
         (
             "    - rule: DL035\n",
             "    - rule: DL009\n",
-            "lint.ignore.2.rule",
+            "lint.ignore.6.rule",
             "never a finding",
         ),
         (
@@ -463,7 +482,7 @@ fn a_suppression_needs_a_reason_a_known_rule_and_address() {
     );
     let loaded = crate::spec::parse(Path::new("s.yaml"), &text).unwrap();
     let e = &loaded.validate().unwrap_err().0[0];
-    assert_eq!(e.path, "lint.ignore.2.reason", "{e}");
+    assert_eq!(e.path, "lint.ignore.6.reason", "{e}");
     assert_eq!(e.line, line_of(&text, "    - rule: DL035", 0), "{e}");
     assert!(e.message.contains("needs a reason"), "{e}");
     // ... and it hides nothing.

@@ -253,7 +253,7 @@ pub const EXTERNAL_SECRET_READS: &[&str] =
     &["secretsmanager:DescribeSecret", "ssm:DescribeParameters"];
 
 /// The descriptors, in [`Kind::ALL`] order (a test holds them to it).
-pub static KINDS: [KindInfo; 14] = [
+pub static KINDS: [KindInfo; 16] = [
     KindInfo {
         kind: Kind::Secret,
         prefix: "secret",
@@ -1185,6 +1185,134 @@ pub static KINDS: [KindInfo; 14] = [
                     "elasticfilesystem:CreateAccessPoint",
                     On::Kind(Kind::EfsFileSystem),
                 ),
+            ],
+        },
+    },
+    KindInfo {
+        kind: Kind::S3Bucket,
+        prefix: "s3_bucket",
+        display_name: "S3 bucket",
+        service: "s3",
+        identity: &["name"],
+        forces_replacement: &[],
+        sensitive: &[],
+        // Rendered files only, published again from templates/ by the next apply.
+        data: None,
+        replacement: Replacement::DeleteFirst,
+        import: Import {
+            hint: "the bucket name, e.g. monitoring-production-config-123456789012-us-west-2",
+            by: ImportBy::Name,
+        },
+        tagging: Tagging {
+            resource_type: Some("s3:bucket"),
+            arn_service: "s3",
+            arn_prefix: "",
+            arn_id: ArnId::AfterPrefix,
+            listed_on_aws: true,
+            listed_on_moto: true,
+            found_otherwise: "GetBucketTagging by its name (STACK-ENVIRONMENT-config-ACCOUNT-REGION)",
+        },
+        reads_need: &[],
+        // Before the task definitions whose sidecars read it: a new task's first fetch finds
+        // its files.
+        create_rank: 0,
+        iam: IamActions {
+            read: &[
+                // ListObjectsV2 (and the sidecars' status objects).
+                "s3:ListBucket",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPolicy",
+                "s3:GetBucketTagging",
+                "s3:GetBucketVersioning",
+                // The manifests and the files they name, by version; the sidecars' status.
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+            ],
+            create: &[
+                "s3:CreateBucket",
+                // The tags CreateBucket carries.
+                "s3:TagResource",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketTagging",
+                "s3:PutObject",
+            ],
+            update: &[
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPolicy",
+                "s3:DeleteBucketPolicy",
+                "s3:PutBucketTagging",
+                "s3:PutObject",
+            ],
+            delete: &[
+                "s3:ListBucketVersions",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+                "s3:DeleteBucket",
+            ],
+            implied: &[],
+        },
+        iam_scope: IamScope {
+            arns: &["arn:aws:s3:::{name}", "arn:aws:s3:::{name}/*"],
+            by: ScopeBy::Name,
+            creates: &[],
+            on: &[],
+        },
+    },
+    KindInfo {
+        kind: Kind::AmpWorkspace,
+        prefix: "amp_workspace",
+        display_name: "Amazon Managed Service for Prometheus workspace",
+        service: "aps",
+        identity: &["name"],
+        forces_replacement: &[],
+        sensitive: &[],
+        data: Some("every sample Prometheus remote-wrote to the workspace (the stack's long-term history)"),
+        replacement: Replacement::DeleteFirst,
+        import: Import {
+            hint: "the workspace id (ws-…)",
+            by: ImportBy::Id,
+        },
+        tagging: Tagging {
+            // AWS lists `aps:workspace`; moto 5.2.5's GetResources does not know the service,
+            // so deploy finds workspaces through ListWorkspaces on both.
+            resource_type: None,
+            arn_service: "aps",
+            arn_prefix: "workspace/",
+            arn_id: ArnId::AfterPrefix,
+            listed_on_aws: true,
+            listed_on_moto: false,
+            found_otherwise: "ListWorkspaces (every page), by its Name tag STACK-ENVIRONMENT-KEY",
+        },
+        reads_need: &[],
+        // Before the config files and task definitions whose URLs name it (they wait on
+        // those references) and the roles whose policies name its ARN.
+        create_rank: 0,
+        iam: IamActions {
+            // ListWorkspaces answers each workspace's tags; DescribeWorkspace reads one by id
+            // (destroy without the stack file, import) and polls a new one until ACTIVE.
+            read: &["aps:ListWorkspaces", "aps:DescribeWorkspace"],
+            create: &["aps:CreateWorkspace"],
+            update: &[
+                "aps:UpdateWorkspaceAlias",
+                "aps:TagResource",
+                "aps:UntagResource",
+            ],
+            delete: &["aps:DeleteWorkspace"],
+            implied: &[implied(Operation::Create, "aps:TagResource", TAG_ON_CREATE)],
+        },
+        iam_scope: IamScope {
+            arns: &["arn:aws:aps:{region}:{account}:workspace/*"],
+            by: ScopeBy::Tag,
+            creates: &["aps:CreateWorkspace", "aps:TagResource"],
+            on: &[
+                ("aps:ListWorkspaces", On::Any),
+                ("aps:CreateWorkspace", On::AnyTaggedByRequest),
             ],
         },
     },

@@ -159,7 +159,7 @@ fn file_line(content: &str, secrets: &[String]) -> String {
 struct ContainerView {
     name: String,
     /// `(what, text)` in reading order: image, essential, size, ports, user, runs, log,
-    /// health check, mounts.
+    /// health check, mounts, start order.
     facts: Vec<(&'static str, String)>,
     /// Environment names → values (compared, never shown); delivered files' variables aside.
     environment: BTreeMap<String, String>,
@@ -190,6 +190,7 @@ impl ContainerView {
             mount_points,
             readonly_root_filesystem,
             capabilities_drop,
+            depends_on,
         } = c;
         let script = command.first().map(String::as_str).unwrap_or("");
         let program = crate::render::delivered_program(script);
@@ -285,6 +286,13 @@ impl ContainerView {
                 })
                 .collect();
             facts.push(("mounts", mounts.join(", ")));
+        }
+        if !depends_on.is_empty() {
+            let after: Vec<String> = depends_on
+                .iter()
+                .map(|(name, condition)| format!("{name} is {}", condition.to_lowercase()))
+                .collect();
+            facts.push(("starts when", after.join(", ")));
         }
         let file_vars = |k: &String| delivers && k.starts_with("DEPLOY_FILE_");
         ContainerView {

@@ -7,6 +7,7 @@
 //! files then reach a stock image lives in [`delivery`].
 
 mod delivery;
+pub mod reload;
 pub mod requests;
 
 pub use delivery::{
@@ -31,6 +32,8 @@ pub struct RenderContext {
     pub vars: BTreeMap<String, Value>,
     /// Looked-up infrastructure (or [`Lookups::placeholders`] under `validate`).
     pub lookups: Lookups,
+    /// The stack's `history:` workspace URLs (`None` when the section is off).
+    pub history: Option<crate::spec::history::HistoryScope>,
 }
 
 /// The names a template sees (the account id is lifted to the top level for convenience).
@@ -42,6 +45,7 @@ struct TemplateScope<'a> {
     account_id: &'a str,
     vars: &'a BTreeMap<String, Value>,
     lookups: &'a Lookups,
+    history: &'a Option<crate::spec::history::HistoryScope>,
 }
 
 /// A failed render or delivery, located for the user: `templates/prometheus.yml:12: …`.
@@ -98,6 +102,7 @@ impl Templates {
             account_id: &ctx.lookups.account_id,
             vars: &ctx.vars,
             lookups: &ctx.lookups,
+            history: &ctx.history,
         };
         self.env
             .get_template(name)
@@ -175,6 +180,7 @@ mod tests {
             region: "us-west-2".into(),
             vars: [("backend_port".to_string(), json!(3000))].into(),
             lookups: Lookups::placeholders("us-west-2"),
+            history: None,
         }
     }
 

@@ -127,6 +127,8 @@ fn resource_arn(stack: &Stack, lookups: &Lookups, a: &Address) -> Option<String>
         Kind::EfsFileSystem | Kind::EfsMountTargets | Kind::EfsAccessPoint => {
             return super::efs::resource_arn(stack, lookups, a)
         }
+        Kind::S3Bucket => format!("arn:aws:s3:::{}", super::reload::bucket_of(stack, lookups)?),
+        Kind::AmpWorkspace => return super::history::resource_arn(stack, lookups, a),
     })
 }
 
@@ -344,6 +346,12 @@ pub fn build_desired(
         if let Some(doc) = secrets_policy(s, lookups, key) {
             inline.insert(SECRETS_POLICY.to_string(), doc);
         }
+        if let Some(doc) = super::reload::task_role_policy(s, lookups, key) {
+            inline.insert(super::reload::RELOAD_POLICY.to_string(), doc);
+        }
+        if let Some(doc) = super::history::task_role_policy(s, lookups, key) {
+            inline.insert(super::history::POLICY.to_string(), doc);
+        }
         out.push(plain(
             Kind::IamRole,
             key,
@@ -402,10 +410,14 @@ pub fn build_desired(
         region: region.to_string(),
         vars: s.vars.clone(),
         lookups: lookups.clone(),
+        history: super::history::scope(s, region),
     };
     let mut fingerprints = BTreeMap::new();
+    let config_bucket = super::reload::bucket_of(s, lookups);
+    let mut bucket_files = BTreeMap::new();
     for (key, td) in &s.task_definitions {
         let mut containers = Vec::new();
+        let mut shared_volumes = BTreeSet::new();
         for (cname, c) in &td.containers {
             let cpath = format!("task_definitions.{key}.containers.{cname}");
             let mut files = BTreeMap::new();
@@ -459,6 +471,12 @@ pub fn build_desired(
                 }
                 files.insert(path.clone(), crate::render::secret_marker(var));
             }
+            if let Some(r) = &c.reload {
+                bucket_files.extend(super::reload::take_reloaded(
+                    &td.family, cname, &r.dir, &mut files,
+                ));
+                shared_volumes.insert(super::reload::volume_name(cname));
+            }
             let (entry_point, command, mut environment) = if files.is_empty() {
                 (
                     c.entry_point.iter().cloned().collect(),
@@ -476,6 +494,7 @@ pub fn build_desired(
                 }
             };
             environment.extend(c.environment.clone());
+            environment.extend(super::history::container_environment(s, c));
             containers.push(Container {
                 name: cname.clone(),
                 image: c.image.clone(),
@@ -524,7 +543,38 @@ pub fn build_desired(
                     start_period: h.start_period as i32,
                 }),
                 mount_points: super::efs::mount_points(c),
+                depends_on: BTreeMap::new(),
             });
+            if let (Some(r), Some(container)) = (&c.reload, containers.last_mut()) {
+                super::reload::wire_container(container, &r.dir);
+            }
+        }
+        if let (Some(bucket), true) = (&config_bucket, super::reload::reloads(td)) {
+            let log = containers.iter().find_map(|c| c.log.clone()).map(|mut l| {
+                l.options.insert(
+                    "awslogs-stream-prefix".into(),
+                    super::reload::SIDECAR.into(),
+                );
+                l
+            });
+            let source = |r: &SecretRefSpec| secret_source(r, lookups);
+            match super::reload::sidecar(s, td, bucket, templates, &ctx, &source, log) {
+                Ok((sidecar, (path, script))) => {
+                    // Its script is a rendered file like the others (`deploy render` writes it).
+                    rendered.push(RenderedFile {
+                        task: key.clone(),
+                        container: sidecar.name.clone(),
+                        path,
+                        template: super::reload::SIDECAR_TEMPLATE.to_string(),
+                        content: script,
+                    });
+                    containers.push(sidecar)
+                }
+                Err(e) => errors.push(loaded.error_at(
+                    &format!("task_definitions.{key}.containers"),
+                    format!("the config sidecar: {e}"),
+                )),
+            }
         }
         let attrs = TaskDefinitionAttrs {
             family: td.family.clone(),
@@ -542,6 +592,7 @@ pub fn build_desired(
             containers,
             tags: tags.clone(),
             volumes: super::efs::task_volumes(td),
+            shared_volumes,
         };
         fingerprints.insert(
             key.clone(),
@@ -558,6 +609,14 @@ pub fn build_desired(
             restart_loses: td.restart_loses.clone(),
         });
     }
+
+    out.extend(super::history::desired(s, &tags));
+    out.extend(super::reload::bucket_desired(
+        s,
+        lookups,
+        &tags,
+        bucket_files,
+    ));
 
     for (key, svc) in &s.services {
         let cluster = match s.clusters.get(&svc.cluster) {

@@ -7,8 +7,10 @@
 mod build;
 mod efs;
 pub mod environments;
+pub mod history;
 mod lb_discovery;
 mod locate;
+pub mod reload;
 mod validate;
 
 pub use build::{
@@ -47,6 +49,10 @@ pub struct Stack {
     pub vars: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub log_groups: BTreeMap<String, LogGroupSpec>,
+    /// The bucket containers' `reload` files live in, and the sidecar that fetches them.
+    pub config_bucket: Option<ConfigBucketSpec>,
+    /// Prometheus's samples also remote-written to a workspace the stack owns ([`history`]).
+    pub history: Option<history::HistorySpec>,
     #[serde(default)]
     pub iam_roles: BTreeMap<String, RoleSpec>,
     #[serde(default)]
@@ -486,6 +492,9 @@ pub struct ContainerSpec {
     /// Kernel-level settings of the container: only the capabilities dropped.
     #[serde(default)]
     pub linux_parameters: LinuxParametersSpec,
+    /// Files under `dir` reach the running container through the config bucket: a change is
+    /// a reload, not a new revision and a restart.
+    pub reload: Option<ReloadSpec>,
 }
 
 /// `linux_parameters` of a container.
@@ -502,6 +511,36 @@ pub struct LinuxParametersSpec {
 pub struct CapabilitiesSpec {
     #[serde(default)]
     pub drop: Vec<String>,
+}
+
+/// The stack's config bucket and the sidecar each task with `reload` containers runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigBucketSpec {
+    /// A stock image with `sh`, `curl`, `sha256sum` and the AWS CLI, pinned by tag or digest.
+    pub sidecar_image: String,
+    /// Seconds between the sidecar's checks of the bucket (one HeadObject each).
+    #[serde(default = "thirty")]
+    pub poll_seconds: i64,
+}
+
+/// Which of a container's files reload, and how its server is told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSpec {
+    /// The directory (a volume shared with the sidecar) whose files come from the bucket; files
+    /// under it with a secret in them still travel in the task definition.
+    pub dir: String,
+    /// `prometheus` or `alertmanager`: reloaded by `POST https://localhost:PORT/-/reload` (the
+    /// container's first port) and checked by its `NAME_config_last_reload_successful` metric.
+    /// Absent: the server re-reads the files itself (Grafana's dashboard provider).
+    pub server: Option<String>,
+    /// Basic-auth user of the reload call.
+    pub user: Option<String>,
+    /// Variable of this container's `secrets` holding the basic-auth password.
+    pub password: Option<String>,
+    /// Variable of this container's `secrets` holding the CA certificate (PEM) of the server.
+    pub ca_cert: Option<String>,
 }
 
 fn yes() -> bool {

@@ -555,6 +555,8 @@ pub fn check(loaded: &LoadedStack) -> Vec<SpecError> {
     }
     errs.extend(super::efs::check(loaded));
     errs.extend(crate::lint::check_suppressions_spec(loaded));
+    super::reload::check(loaded, &mut errs);
+    super::history::check(loaded, &mut errs);
     errs
 }
 
@@ -773,6 +775,7 @@ pub fn stack_defines(loaded: &LoadedStack, a: &Address) -> bool {
         Kind::EfsFileSystem | Kind::EfsMountTargets | Kind::EfsAccessPoint => {
             super::efs::defines(s, a)
         }
+        Kind::AmpWorkspace => super::history::defines(s, a),
         _ => super::lb_discovery::defines(s, a).unwrap_or(false),
     }
 }

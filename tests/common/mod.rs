@@ -3,6 +3,7 @@
 // runs the real `deploy` binary against the proxy and checks AWS state with the SDK directly.
 #![allow(dead_code)]
 
+pub mod prometheus;
 pub mod redact;
 pub mod render;
 pub mod web;

@@ -48,14 +48,19 @@ pub fn context() -> RenderContext {
 }
 
 /// A stack's (as JSON) vars with [`lookups`]: tests that change vars pass their own copy.
+/// With a `history:` section, the templates see its workspace URLs as `deploy` renders them
+/// (the workspace's address in place of its id).
 pub fn context_for(stack: &Value) -> RenderContext {
     let vars: BTreeMap<String, Value> = serde_json::from_value(stack["vars"].clone()).unwrap();
+    let parsed: deploy::spec::Stack = serde_json::from_value(stack.clone()).unwrap();
+    let history = deploy::spec::history::scope(&parsed, "us-west-2");
     RenderContext {
         stack: stack["stack"].as_str().unwrap().into(),
         environment: stack["environment"].as_str().unwrap().into(),
         region: "us-west-2".into(),
         vars,
         lookups: lookups(),
+        history,
     }
 }
 
