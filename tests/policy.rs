@@ -41,7 +41,7 @@ fn iam_action(call: &Call) -> Option<String> {
         ("s3", "PutBucketEncryption") => "PutEncryptionConfiguration",
         ("s3", "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
         ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
-        ("s3", "ListObjectsV2" | "HeadBucket") => "ListBucket",
+        ("s3", "ListObjectsV2") => "ListBucket",
         ("s3", "ListObjectVersions") => "ListBucketVersions",
         ("s3", "HeadObject") => "GetObject",
         ("s3", "DeleteObjects") => "DeleteObject",
